@@ -1,0 +1,288 @@
+// The labelling screen: one item at a time, keyboard first, the next item fetched ahead.
+// All text from the server goes through textContent, never innerHTML.
+(function () {
+  "use strict";
+  const config = JSON.parse(document.getElementById("label-config").textContent);
+  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const api = `/api/projects/${config.projectId}`;
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    current: null,      // the item on screen
+    ahead: null,        // the next item, already held for this expert
+    editing: null,      // an earlier annotation being edited (undo), or null
+    selected: new Set(),
+    shownAt: performance.now(),
+    history: [],
+    highlighted: -1,    // index into the visible labels while filtering
+    done: config.progress.done,
+    total: config.progress.total,
+  };
+
+  async function call(method, path, body) {
+    const response = await fetch(api + path, {
+      method,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const problem = Object.entries(data).map(([field, msg]) => `${field}: ${[].concat(msg).join(" ")}`).join("; ");
+      throw new Error(problem || `HTTP ${response.status}`);
+    }
+    return data;
+  }
+
+  const claim = (exclude) => call("POST", "/queue/next", { exclude });
+
+  function say(text, isError) {
+    $("status").textContent = text;
+    $("status").classList.toggle("error", !!isError);
+  }
+
+  // --- labels -------------------------------------------------------------------------------
+  const buttons = config.labels.map((label) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "label";
+    button.dataset.key = label.key;
+    button.style.setProperty("--label-color", label.color);
+    const name = document.createElement("span");
+    name.textContent = label.name;
+    button.appendChild(name);
+    if (label.shortcut) {
+      const kbd = document.createElement("kbd");
+      kbd.textContent = label.shortcut;
+      button.appendChild(kbd);
+    }
+    button.addEventListener("click", () => choose(label.key));
+    $("labels").appendChild(button);
+    return button;
+  });
+  const byShortcut = new Map(config.labels.filter((l) => l.shortcut).map((l) => [l.shortcut.toLowerCase(), l.key]));
+
+  function choose(key) {
+    if (config.multiLabel) {
+      state.selected.has(key) ? state.selected.delete(key) : state.selected.add(key);
+    } else {
+      state.selected = new Set([key]);
+    }
+    paintLabels();
+  }
+
+  function paintLabels() {
+    buttons.forEach((b) => b.setAttribute("aria-pressed", state.selected.has(b.dataset.key) ? "true" : "false"));
+    $("submit").disabled = !state.current && !state.editing;
+  }
+
+  function visibleButtons() {
+    return buttons.filter((b) => !b.hidden);
+  }
+
+  function filterLabels() {
+    const words = $("label-filter").value.toLowerCase().trim();
+    buttons.forEach((b) => {
+      b.hidden = words !== "" && !(b.textContent.toLowerCase().includes(words) || b.dataset.key.toLowerCase().includes(words));
+    });
+    state.highlighted = words ? 0 : -1;
+    paintHighlight();
+  }
+
+  function paintHighlight() {
+    const visible = visibleButtons();
+    buttons.forEach((b) => b.classList.remove("highlighted"));
+    if (state.highlighted >= 0 && visible[state.highlighted]) visible[state.highlighted].classList.add("highlighted");
+  }
+
+  // --- items --------------------------------------------------------------------------------
+  function show(item) {
+    state.current = item;
+    state.editing = null;
+    state.selected = new Set();
+    state.shownAt = performance.now();
+    $("item").classList.remove("editing");
+    if (item) {
+      $("item-text").textContent = item.text;
+      $("item-meta").textContent = item.external_id ? `#${item.external_id}` : `item ${item.id}`;
+      $("item").dataset.itemId = item.id;
+    } else {
+      $("item-text").textContent = "No more items need your label in this project.";
+      $("item-meta").textContent = "";
+      delete $("item").dataset.itemId;
+    }
+    paintLabels();
+    paintProgress();
+  }
+
+  function paintProgress() {
+    $("progress").textContent = `${state.done} / ${state.total} done`;
+  }
+
+  async function fetchAhead() {
+    if (!state.current || state.ahead) return;
+    try {
+      state.ahead = await claim([state.current.id]);
+    } catch (err) {
+      state.ahead = null;
+    }
+  }
+
+  async function advance() {
+    if (state.ahead) {
+      show(state.ahead);
+      state.ahead = null;
+    } else {
+      show(await claim(state.current ? [state.current.id] : []));
+    }
+    fetchAhead(); // in the background while the expert reads
+  }
+
+  function leadTime() {
+    return Math.round((performance.now() - state.shownAt)) / 1000;
+  }
+
+  async function submit() {
+    if (state.selected.size === 0 && !config.multiLabel) {
+      say("Choose a label first.", true);
+      return;
+    }
+    const labels = [...state.selected];
+    if (state.editing) {
+      const edited = state.editing;
+      try {
+        const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels, lead_time: leadTime() });
+        remember(annotation);
+        say(`Changed item ${edited.item} to ${labels.join(", ")}.`);
+        show(state.current);
+      } catch (err) {
+        say(err.message, true);
+      }
+      return;
+    }
+    if (!state.current) return;
+    const item = state.current;
+    try {
+      const annotation = await call("POST", `/items/${item.id}/annotations`, { labels, lead_time: leadTime() });
+      annotation.item_text = item.text;
+      remember(annotation);
+      state.done += annotation.item_done ? 1 : 0;
+      say(`Labelled: ${labels.join(", ") || "(none)"}`);
+      await advance();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  async function skip() {
+    if (!state.current || state.editing) return;
+    try {
+      await call("POST", `/items/${state.current.id}/skip`, { lead_time: leadTime() });
+      say("Skipped.");
+      await advance();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  // --- history, undo and edit ---------------------------------------------------------------
+  function remember(annotation) {
+    state.history = [annotation, ...state.history.filter((a) => a.id !== annotation.id)].slice(0, 10);
+    paintHistory();
+  }
+
+  function paintHistory() {
+    const list = $("history");
+    list.replaceChildren();
+    state.history.forEach((annotation) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "link";
+      button.textContent = `${annotation.skipped ? "(skipped)" : annotation.labels.join(", ")} — ${annotation.item_text || "item " + annotation.item}`;
+      button.addEventListener("click", () => edit(annotation));
+      li.appendChild(button);
+      list.appendChild(li);
+    });
+  }
+
+  function edit(annotation) {
+    state.editing = annotation;
+    state.selected = new Set(annotation.labels);
+    state.shownAt = performance.now();
+    $("item").classList.add("editing");
+    $("item-text").textContent = annotation.item_text || `item ${annotation.item}`;
+    $("item-meta").textContent = "Editing an earlier label: Enter saves, Escape goes back.";
+    paintLabels();
+  }
+
+  // --- keyboard -----------------------------------------------------------------------------
+  document.addEventListener("keydown", (event) => {
+    const inFilter = event.target === $("label-filter");
+    if (event.ctrlKey && event.code === "Space") {
+      event.preventDefault();
+      skip();
+      return;
+    }
+    if (event.ctrlKey && event.key.toLowerCase() === "z") {
+      event.preventDefault();
+      if (state.history.length) edit(state.history[0]);
+      return;
+    }
+    if (inFilter) {
+      const visible = visibleButtons();
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        const step = event.key === "ArrowDown" ? 1 : -1;
+        state.highlighted = Math.max(0, Math.min(visible.length - 1, state.highlighted + step));
+        paintHighlight();
+      } else if (event.key === "Enter") {
+        event.preventDefault();
+        const target = visible[Math.max(0, state.highlighted)];
+        if (target) choose(target.dataset.key);
+        $("label-filter").value = "";
+        filterLabels();
+        $("label-filter").blur();
+      } else if (event.key === "Escape") {
+        $("label-filter").value = "";
+        filterLabels();
+        $("label-filter").blur();
+      }
+      return;
+    }
+    if (event.target.tagName === "INPUT" || event.target.tagName === "TEXTAREA") return;
+    if (event.key === "Enter") {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "Escape" && state.editing) {
+      show(state.current);
+    } else if (event.key === "/") {
+      event.preventDefault();
+      $("label-filter").focus();
+    } else if (!event.ctrlKey && !event.metaKey && !event.altKey && byShortcut.has(event.key.toLowerCase())) {
+      event.preventDefault();
+      choose(byShortcut.get(event.key.toLowerCase()));
+    }
+  });
+  $("label-filter").addEventListener("input", filterLabels);
+  $("submit").addEventListener("click", submit);
+  $("skip").addEventListener("click", skip);
+  $("undo").addEventListener("click", () => state.history.length && edit(state.history[0]));
+  setInterval(() => {
+    if (state.current || state.editing) $("timer").textContent = `${Math.floor(leadTime())} s on this item`;
+  }, 1000);
+
+  // --- start --------------------------------------------------------------------------------
+  (async function start() {
+    try {
+      const history = await call("GET", "/annotations/?mine=true");
+      state.history = history.results.slice(0, 10);
+      paintHistory();
+      show(await claim([]));
+      fetchAhead();
+    } catch (err) {
+      say(err.message, true);
+    }
+  })();
+})();

@@ -1,0 +1,20 @@
+import bleach
+import markdown as md
+from django import template
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+ALLOWED_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "code", "pre", "blockquote", "h1", "h2", "h3", "h4", "a", "hr", "table", "thead", "tbody", "tr", "th", "td"}
+
+
+@register.filter
+def markdown(text: str) -> str:
+    """Guidelines are Markdown written by project admins; sanitise the HTML all the same."""
+    html = md.markdown(text or "", extensions=["tables"])
+    return mark_safe(bleach.clean(html, tags=ALLOWED_TAGS, attributes={"a": ["href", "title"]}, protocols={"http", "https", "mailto"}))
+
+
+@register.filter
+def percent(part, whole) -> int:
+    return round(100 * (part or 0) / whole) if whole else 0

@@ -1,0 +1,89 @@
+"""Server-rendered pages. Each page reads through selectors and writes through services."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from labeller import exporting, importing, selectors
+from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, LabelSerializer
+from labeller.import_formats import UnsupportedFile
+from labeller.models import ExportFormat, Role
+
+
+@login_required
+def project_list(request):
+    projects = selectors.projects_with_progress_for(user=request.user).order_by("id")
+    return render(request, "frontend/project_list.html", {"projects": projects})
+
+
+@login_required
+def project_detail(request, project_id):
+    project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
+    return render(request, "frontend/project_detail.html", {
+        "project": project,
+        "membership": membership,
+        "is_admin": membership.can(Role.ADMIN),
+        "is_expert": membership.can(Role.EXPERT),
+        "progress": selectors.project_progress(project=project),
+        "agreement": selectors.project_agreement(project=project) if project.labels_per_item > 1 else None,
+        "exports": project.exports.all()[:10],
+        "export_formats": ExportFormat.choices,
+        "export_statuses": exporting.ExportStatusFilter.CHOICES,
+        "import_result": request.session.pop(f"import_result_{project.id}", None),
+    })
+
+
+@login_required
+@require_POST
+def project_import(request, project_id):
+    project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.ADMIN)
+    form = ImportSerializer(data={"file": request.FILES.get("file"), "mode": request.POST.get("mode", "atomic")})
+    if not form.is_valid():
+        for field, problems in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(problems)}")
+        return redirect("project-detail", project_id=project.id)
+    upload = form.validated_data["file"]
+    try:
+        result = importing.items_import(
+            project=project, stream=upload.file, filename=upload.name, mode=form.validated_data["mode"]
+        )
+    except UnsupportedFile as exc:
+        messages.error(request, str(exc))
+        return redirect("project-detail", project_id=project.id)
+    report = result.as_dict()
+    report["errors"] = report["errors"][:50]  # the page shows the first few; the API returns them all
+    report["duplicates"] = report["duplicates"][:50]
+    request.session[f"import_result_{project.id}"] = report
+    return redirect("project-detail", project_id=project.id)
+
+
+@login_required
+@require_POST
+def project_export(request, project_id):
+    project, _ = selectors.project_get_for(user=request.user, project_id=project_id)
+    form = ExportCreateSerializer(data={
+        "format": request.POST.get("format"),
+        "status": request.POST.get("status", "all"),
+        "min_agreement": request.POST.get("min_agreement") or None,
+    })
+    if not form.is_valid():
+        for field, problems in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(problems)}")
+    else:
+        exporting.export_create(project=project, user=request.user, **form.validated_data)
+        messages.success(request, "Export queued; it appears below when a worker has written it.")
+    return redirect("project-detail", project_id=project.id)
+
+
+@login_required
+def label_screen(request, project_id):
+    project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.EXPERT)
+    return render(request, "frontend/label.html", {
+        "project": project,
+        "config": {
+            "projectId": project.id,
+            "multiLabel": project.is_multi_label,
+            "labels": LabelSerializer(project.labels.all(), many=True).data,
+            "progress": selectors.project_progress(project=project),
+        },
+    })

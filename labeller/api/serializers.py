@@ -1,0 +1,185 @@
+"""Explicit input and output shapes of the labelling API."""
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from ..exporting import ExportStatusFilter
+from ..importing import ImportMode
+from ..models import Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, TaskType
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Label
+        fields = ["key", "name", "color", "shortcut"]
+
+
+class LabelCreateSerializer(serializers.Serializer):
+    key = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,100}$", error_messages={"invalid": "use 1-100 letters, digits, _ . : -"})
+    name = serializers.CharField(max_length=200)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False, error_messages={"invalid": "use #rrggbb"})
+    shortcut = serializers.CharField(max_length=1, required=False, allow_blank=True, trim_whitespace=False)
+
+    def validate_shortcut(self, value):
+        if value and (not value.isprintable() or value.isspace()):
+            raise serializers.ValidationError("must be one printable, non-space character")
+        return value
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    labels = LabelSerializer(many=True, read_only=True)
+    role = serializers.SerializerMethodField()
+    item_total = serializers.IntegerField(read_only=True, default=None)
+    item_done = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id", "name", "description", "guidelines", "task_type", "text_field", "required_fields",
+            "labels_per_item", "hold_seconds", "labels", "role", "item_total", "item_done", "created_at",
+        ]
+
+    def get_role(self, project) -> str | None:
+        return self.context.get("roles", {}).get(project.id)
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    guidelines = serializers.CharField(required=False, allow_blank=True, default="")
+    task_type = serializers.ChoiceField(choices=TaskType.choices, default=TaskType.SINGLE_LABEL)
+    text_field = serializers.RegexField(r"^[A-Za-z0-9_]{1,100}$", default="text")
+    required_fields = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z0-9_]{1,100}$"), required=False, default=list
+    )
+    labels_per_item = serializers.IntegerField(min_value=1, max_value=20, default=1)
+    hold_seconds = serializers.IntegerField(min_value=10, max_value=86400, default=settings.LABELLOOP_DEFAULT_HOLD_SECONDS)
+    labels = LabelCreateSerializer(many=True, allow_empty=False)
+
+    def validate_labels(self, labels):
+        keys = [label["key"] for label in labels]
+        if len(set(keys)) != len(keys):
+            raise serializers.ValidationError("label keys must be unique")
+        shortcuts = [label["shortcut"] for label in labels if label.get("shortcut")]
+        if len(set(shortcuts)) != len(shortcuts):
+            raise serializers.ValidationError("label shortcuts must be unique")
+        return labels
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    guidelines = serializers.CharField(required=False, allow_blank=True)
+    labels_per_item = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    hold_seconds = serializers.IntegerField(min_value=10, max_value=86400, required=False)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role"]
+
+
+class MembershipSetSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate_username(self, value):
+        user = get_user_model().objects.filter(username=value).first()
+        if user is None:
+            raise serializers.ValidationError(f"no user named '{value}'")
+        return user
+
+
+class ImportSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    mode = serializers.ChoiceField(choices=ImportMode.CHOICES, default=ImportMode.ATOMIC)
+
+    def validate_file(self, upload):
+        limit = settings.LABELLOOP_MAX_UPLOAD_BYTES
+        if upload.size > limit:
+            raise serializers.ValidationError(f"is {upload.size} bytes; the limit is {limit} bytes")
+        return upload
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Item
+        fields = ["id", "external_id", "data", "priority", "annotation_count", "is_done", "created_at"]
+
+
+class ItemQuerySerializer(serializers.Serializer):
+    """The only filters and orderings the item list accepts (no free-form lookups)."""
+
+    ORDERINGS = ["id", "-id", "priority", "-priority", "created_at", "-created_at"]
+    status = serializers.ChoiceField(choices=["all", "done", "not_done", "labelled", "unlabelled"], default="all")
+    external_id = serializers.CharField(required=False, max_length=255)
+    ordering = serializers.ChoiceField(choices=ORDERINGS, default="id")
+    page = serializers.IntegerField(required=False, min_value=1)
+
+
+class QueueNextSerializer(serializers.Serializer):
+    exclude = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=10)
+
+
+class QueueItemSerializer(serializers.ModelSerializer):
+    text = serializers.SerializerMethodField()
+    held_until = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = Item
+        fields = ["id", "external_id", "text", "data", "priority", "annotation_count", "held_until"]
+
+    def get_text(self, item) -> str:
+        return item.text()
+
+
+class AnnotationSubmitSerializer(serializers.Serializer):
+    labels = serializers.ListField(child=serializers.CharField(max_length=100), max_length=1000)
+    lead_time = serializers.FloatField(required=False, min_value=0, max_value=86400, allow_null=True)
+
+
+class SkipSerializer(serializers.Serializer):
+    lead_time = serializers.FloatField(required=False, min_value=0, max_value=86400, allow_null=True)
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username", read_only=True, default=None)
+    item_text = serializers.SerializerMethodField()
+    item_done = serializers.BooleanField(source="item.is_done", read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "item", "item_text", "item_done", "annotator", "labels", "skipped", "source", "lead_time", "created_at", "updated_at"]
+
+    def get_item_text(self, annotation) -> str:
+        return annotation.item.text() if self.context.get("with_text") else ""
+
+
+class AnnotationQuerySerializer(serializers.Serializer):
+    mine = serializers.BooleanField(default=False)
+    item = serializers.IntegerField(required=False, min_value=1)
+    page = serializers.IntegerField(required=False, min_value=1)
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=ExportFormat.choices)
+    status = serializers.ChoiceField(choices=ExportStatusFilter.CHOICES, default=ExportStatusFilter.ALL)
+    min_agreement = serializers.FloatField(required=False, min_value=0, max_value=1, allow_null=True, default=None)
+
+
+class ExportJobSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = ["id", "format", "filters", "status", "total", "written", "progress", "error",
+                  "created_at", "finished_at", "download_url"]
+
+    def get_download_url(self, job) -> str | None:
+        if job.status != "done":
+            return None
+        return f"/api/projects/{job.project_id}/exports/{job.id}/download"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LabellerConfig(AppConfig):
+    name = "labeller"
+    verbose_name = "Labelling"

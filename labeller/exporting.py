@@ -1,0 +1,189 @@
+"""Export a project's items and labels to JSONL, CSV or Label Studio JSON, streamed to a file."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Callable, Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from . import agreement
+from .models import ExportFormat, ExportJob, ExportStatus, Item, Project
+from .selectors import items_with_annotations
+
+
+class ExportStatusFilter:
+    ALL = "all"
+    DONE = "done"  # has every label it needs
+    LABELLED = "labelled"  # at least one label
+    NOT_DONE = "not_done"
+    CHOICES = (ALL, DONE, LABELLED, NOT_DONE)
+
+
+CHUNK = 2000
+
+
+def export_create(*, project: Project, user, format: str, status: str = ExportStatusFilter.ALL,
+                  min_agreement: float | None = None) -> ExportJob:
+    """Record an export job and queue it for a worker once the row is committed."""
+    from .tasks import export_run
+
+    job = ExportJob.objects.create(
+        project=project,
+        created_by=user,
+        format=format,
+        filters={"status": status, "min_agreement": min_agreement},
+    )
+    transaction.on_commit(lambda: export_run.delay(str(job.id)))
+    return job
+
+
+def _filtered_items(project: Project, filters: dict) -> QuerySet[Item]:
+    items = items_with_annotations(project=project)
+    status = filters.get("status", ExportStatusFilter.ALL)
+    if status == ExportStatusFilter.DONE:
+        items = items.filter(is_done=True)
+    elif status == ExportStatusFilter.LABELLED:
+        items = items.filter(annotation_count__gt=0)
+    elif status == ExportStatusFilter.NOT_DONE:
+        items = items.filter(is_done=False)
+    return items
+
+
+def _records(job: ExportJob, on_progress: Callable[[int], None]) -> Iterator[tuple[Item, list[str], float | None]]:
+    project = job.project
+    min_agreement = job.filters.get("min_agreement")
+    for n, item in enumerate(_filtered_items(project, job.filters).iterator(chunk_size=CHUNK), start=1):
+        majority, item_agreement = agreement.item_majority(
+            [a.labels for a in item.submitted], multi_label=project.is_multi_label
+        )
+        if n % CHUNK == 0:
+            on_progress(n)
+        if min_agreement is not None and (item_agreement is None or item_agreement < min_agreement):
+            continue
+        yield item, majority, item_agreement
+
+
+def _annotation_dict(annotation) -> dict:
+    return {
+        "id": annotation.id,
+        "annotator": annotation.annotator.username if annotation.annotator else None,
+        "source": annotation.source,
+        "labels": annotation.labels,
+        "lead_time": annotation.lead_time,
+        "created_at": annotation.created_at.isoformat(),
+        "updated_at": annotation.updated_at.isoformat(),
+    }
+
+
+def _write_jsonl(out, records) -> int:
+    written = 0
+    for item, majority, item_agreement in records:
+        row = {
+            "id": item.id,
+            "external_id": item.external_id,
+            "data": item.data,
+            "majority": majority,
+            "agreement": item_agreement,
+            "done": item.is_done,
+            "annotations": [_annotation_dict(a) for a in item.submitted],
+        }
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        written += 1
+    return written
+
+
+CSV_COLUMNS = ["item_id", "external_id", "text", "majority", "agreement", "done",
+               "annotation_id", "annotator", "labels", "lead_time", "created_at", "updated_at", "data"]
+
+
+def _write_csv(out, records, project: Project) -> int:
+    """One row per annotation (items with none get one row with empty annotation columns)."""
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    written = 0
+    for item, majority, item_agreement in records:
+        common = [item.id, item.external_id or "", item.data.get(project.text_field, ""), "|".join(majority),
+                  "" if item_agreement is None else f"{item_agreement:.3f}", item.is_done]
+        data = json.dumps(item.data, ensure_ascii=False)
+        for a in item.submitted or [None]:
+            if a is None:
+                writer.writerow(common + ["", "", "", "", "", "", data])
+            else:
+                d = _annotation_dict(a)
+                writer.writerow(common + [d["id"], d["annotator"] or "", "|".join(d["labels"]), d["lead_time"] or "",
+                                          d["created_at"], d["updated_at"], data])
+        written += 1
+    return written
+
+
+def _write_label_studio(out, records, project: Project) -> int:
+    """Label Studio's task list: `data`, and each annotation as a `choices` result."""
+    out.write("[\n")
+    written = 0
+    for item, majority, item_agreement in records:
+        task = {
+            "id": item.id,
+            "external_id": item.external_id,
+            "data": item.data,
+            "annotations": [
+                {
+                    "id": a.id,
+                    "completed_by": a.annotator.username if a.annotator else None,
+                    "result": [{
+                        "from_name": "label", "to_name": project.text_field, "type": "choices",
+                        "value": {"choices": a.labels},
+                    }],
+                    "was_cancelled": False,
+                    "lead_time": a.lead_time,
+                    "created_at": a.created_at.isoformat(),
+                    "updated_at": a.updated_at.isoformat(),
+                }
+                for a in item.submitted
+            ],
+            "meta": {"majority": majority, "agreement": item_agreement},
+        }
+        out.write((",\n" if written else "") + json.dumps(task, ensure_ascii=False))
+        written += 1
+    out.write("\n]\n")
+    return written
+
+
+def export_write(*, job: ExportJob) -> None:
+    """Write the export file for `job`, recording progress; the file appears whole or not at all."""
+    project = job.project
+    total = _filtered_items(project, job.filters).count()
+    ExportJob.objects.filter(id=job.id).update(total=total)
+
+    def on_progress(n: int) -> None:
+        ExportJob.objects.filter(id=job.id).update(written=n)
+
+    settings.LABELLOOP_EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+    final = job.file_path
+    partial = final.with_suffix(final.suffix + ".part")
+    records = _records(job, on_progress)
+    with open(partial, "w", encoding="utf-8", newline="") as out:
+        if job.format == ExportFormat.JSONL:
+            _write_jsonl(out, records)
+        elif job.format == ExportFormat.CSV:
+            _write_csv(out, records, project)
+        else:
+            _write_label_studio(out, records, project)
+    os.replace(partial, final)
+    ExportJob.objects.filter(id=job.id).update(
+        status=ExportStatus.DONE, written=total, finished_at=timezone.now()
+    )
+
+
+def export_claim(*, job_id) -> ExportJob | None:
+    """Move a queued job to running; None if another worker (or an earlier delivery) has it."""
+    claimed = ExportJob.objects.filter(id=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING)
+    return ExportJob.objects.select_related("project").get(id=job_id) if claimed == 1 else None
+
+
+def export_fail(*, job_id, error: str) -> None:
+    ExportJob.objects.filter(id=job_id).update(status=ExportStatus.FAILED, error=error[:2000], finished_at=timezone.now())

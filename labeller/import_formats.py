@@ -1,0 +1,187 @@
+"""Streaming readers for import files: CSV, JSON Lines and Label Studio JSON.
+
+Plain Python, no Django: each reader yields one `ParsedRow` or `RowError` per record, reading the
+file incrementally so memory stays flat whatever the file size. Checking rows against a project's
+schema and labels happens in `labeller.importing`.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+import ijson
+
+SUPPORTED_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+EXTERNAL_ID = "external_id"
+# csv's default field limit is 128 KiB; a long document is a legitimate item.
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+class UnsupportedFile(ValueError):
+    """The file as a whole cannot be read as an import (wrong type, not text)."""
+
+
+@dataclass
+class ParsedRow:
+    row: int  # 1-based record number
+    line: int | None  # physical line where the record ends; None for JSON arrays
+    data: dict
+    external_id: str | None = None
+    # Label sets from annotations already on the item (Label Studio JSON), as given in the file.
+    annotations: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
+class RowError:
+    row: int | None
+    line: int | None
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "line": self.line, "field": self.field, "message": self.message}
+
+
+def format_for(filename: str) -> str:
+    """The import format named by a file's extension, or UnsupportedFile."""
+    name = (filename or "").lower()
+    for extension, fmt in SUPPORTED_EXTENSIONS.items():
+        if name.endswith(extension):
+            return fmt
+    shown = name.rsplit(".", 1)[-1] if "." in name else "(none)"
+    raise UnsupportedFile(f"file: unsupported file type '.{shown}'; upload a .csv, .jsonl or .json file")
+
+
+def sniff(stream: BinaryIO) -> None:
+    """Refuse markup (HTML, SVG, XML) and binary files early, whatever their extension says."""
+    head = stream.read(4096)
+    stream.seek(0)
+    stripped = head.lstrip(codecs.BOM_UTF8).lstrip()
+    if stripped.startswith(b"<"):
+        raise UnsupportedFile("file: looks like HTML, SVG or XML markup, not CSV or JSON")
+    if b"\x00" in head:
+        raise UnsupportedFile("file: contains NUL bytes; it looks binary or UTF-16, upload UTF-8 text")
+
+
+def read_rows(stream: BinaryIO, fmt: str) -> Iterator[ParsedRow | RowError]:
+    sniff(stream)
+    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_label_studio_json}
+    yield from readers[fmt](stream)
+
+
+def _split_external_id(record: dict) -> tuple[dict, str | None]:
+    external_id = record.pop(EXTERNAL_ID, None)
+    if external_id is not None and external_id != "":
+        return record, str(external_id)
+    return record, None
+
+
+def _read_csv(stream: BinaryIO) -> Iterator[ParsedRow | RowError]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except UnicodeDecodeError:
+        yield RowError(None, 1, None, "file: not valid UTF-8 text (line 1); save the file as UTF-8")
+        return
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header) or "" in header:
+        yield RowError(None, 1, None, "header: column names must be unique and non-empty")
+        return
+    row = 0
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            yield RowError(row + 1, reader.line_num + 1, None, "file: not valid UTF-8 text; save the file as UTF-8")
+            return
+        except csv.Error as exc:
+            yield RowError(row + 1, reader.line_num, None, f"malformed CSV: {exc}")
+            return
+        row += 1
+        if not values:  # a blank line
+            continue
+        if len(values) != len(header):
+            yield RowError(row, reader.line_num, None, f"expected {len(header)} columns, found {len(values)}")
+            continue
+        data, external_id = _split_external_id(dict(zip(header, values)))
+        yield ParsedRow(row=row, line=reader.line_num, data=data, external_id=external_id)
+
+
+def _read_jsonl(stream: BinaryIO) -> Iterator[ParsedRow | RowError]:
+    row = 0
+    for line_no, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+        except UnicodeDecodeError:
+            yield RowError(row + 1, line_no, None, "file: not valid UTF-8 text; save the file as UTF-8")
+            return
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield RowError(row, line_no, None, f"malformed JSON: {exc.msg} (column {exc.colno})")
+            continue
+        yield _from_record(record, row=row, line=line_no)
+
+
+def _read_label_studio_json(stream: BinaryIO) -> Iterator[ParsedRow | RowError]:
+    row = 0
+    try:
+        for record in ijson.items(stream, "item", use_float=True):
+            row += 1
+            yield _from_record(record, row=row, line=None)
+    except ijson.JSONError as exc:
+        yield RowError(row + 1, None, None, f"malformed JSON: {exc}; expected a list of tasks [{{\"data\": {{...}}}}, ...]")
+    except UnicodeDecodeError:
+        yield RowError(row + 1, None, None, "file: not valid UTF-8 text; save the file as UTF-8")
+
+
+def _from_record(record, *, row: int, line: int | None) -> ParsedRow | RowError:
+    """A JSON object is either a flat item or a Label Studio task with `data` and `annotations`."""
+    if not isinstance(record, dict):
+        return RowError(row, line, None, f"expected a JSON object, found {type(record).__name__}")
+    if isinstance(record.get("data"), dict):
+        try:
+            annotations = list(_label_studio_choices(record.get("annotations") or []))
+        except ValueError as exc:
+            return RowError(row, line, "annotations", str(exc))
+        external_id = record.get(EXTERNAL_ID)
+        return ParsedRow(
+            row=row,
+            line=line,
+            data=dict(record["data"]),
+            external_id=None if external_id in (None, "") else str(external_id),
+            annotations=annotations,
+        )
+    data, external_id = _split_external_id(dict(record))
+    return ParsedRow(row=row, line=line, data=data, external_id=external_id)
+
+
+def _label_studio_choices(annotations) -> Iterator[list[str]]:
+    """The chosen values of each non-cancelled Label Studio annotation (its `choices` results)."""
+    if not isinstance(annotations, list):
+        raise ValueError("must be a list of annotations")
+    for annotation in annotations:
+        if not isinstance(annotation, dict):
+            raise ValueError("each annotation must be an object")
+        if annotation.get("was_cancelled"):
+            continue
+        chosen: list[str] = []
+        for result in annotation.get("result") or []:
+            value = result.get("value") if isinstance(result, dict) else None
+            choices = value.get("choices") if isinstance(value, dict) else None
+            if isinstance(choices, list):
+                chosen.extend(str(choice) for choice in choices)
+        if chosen:
+            yield chosen

@@ -1,0 +1,161 @@
+"""Import items (and any annotations they carry) into a project, streamed and all-or-nothing.
+
+One pass over the file inside one transaction: rows are checked against the project's schema and
+labels and written in batches. In `atomic` mode a file with any bad row is rolled back whole and
+every bad row is reported; in `partial` mode the good rows stay and the rejected ones are returned.
+A row is never dropped silently: duplicates of an `external_id` are reported as skipped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+
+from .import_formats import ParsedRow, RowError, format_for, read_rows
+from .models import Annotation, AnnotationSource, Item, Project
+
+
+class ImportMode:
+    ATOMIC = "atomic"
+    PARTIAL = "partial"
+    CHOICES = (ATOMIC, PARTIAL)
+
+
+@dataclass
+class ImportResult:
+    mode: str
+    rows: int = 0
+    created: int = 0
+    annotations_created: int = 0
+    duplicates: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    error_count: int = 0
+
+    @property
+    def committed(self) -> bool:
+        return self.mode == ImportMode.PARTIAL or self.error_count == 0
+
+    def as_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "committed": self.committed,
+            "rows": self.rows,
+            "created": self.created if self.committed else 0,
+            "annotations_created": self.annotations_created if self.committed else 0,
+            "duplicates": self.duplicates,
+            "duplicate_count": len(self.duplicates),
+            "errors": self.errors,
+            "error_count": self.error_count,
+            "errors_truncated": self.error_count > len(self.errors),
+        }
+
+
+class _RowChecker:
+    """Checks a parsed row against the project's item schema and label set."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.fields = project.schema_fields()
+        labels = list(project.labels.values_list("key", "name"))
+        self.label_by_value = {name: key for key, name in labels}
+        self.label_by_value.update({key: key for key, _ in labels})
+
+    def check(self, parsed: ParsedRow) -> RowError | list[list[str]]:
+        """The row's annotations as label keys, or the first problem found."""
+        for name in self.fields:
+            value = parsed.data.get(name)
+            if value is None or value == "":
+                return RowError(parsed.row, parsed.line, name, f"required field '{name}' is missing or empty")
+        if not isinstance(parsed.data[self.project.text_field], str):
+            return RowError(parsed.row, parsed.line, self.project.text_field, "the text field must be a string")
+        if parsed.external_id is not None and len(parsed.external_id) > 255:
+            return RowError(parsed.row, parsed.line, "external_id", "longer than 255 characters")
+        label_sets = []
+        for chosen in parsed.annotations:
+            unknown = [value for value in chosen if value not in self.label_by_value]
+            if unknown:
+                return RowError(parsed.row, parsed.line, "annotations", f"unknown label '{unknown[0]}'")
+            if not self.project.is_multi_label and len(chosen) != 1:
+                return RowError(
+                    parsed.row, parsed.line, "annotations", f"single-label project: expected 1 label, found {len(chosen)}"
+                )
+            label_sets.append(sorted({self.label_by_value[value] for value in chosen}))
+        return label_sets
+
+
+def items_import(*, project: Project, stream: BinaryIO, filename: str, mode: str = ImportMode.ATOMIC) -> ImportResult:
+    """Import every row of `stream` into `project`; see the module docstring for the rules."""
+    fmt = format_for(filename)
+    checker = _RowChecker(project)
+    result = ImportResult(mode=mode)
+    batch: list[tuple[ParsedRow, list[list[str]]]] = []
+    max_errors = settings.LABELLOOP_IMPORT_MAX_REPORTED_ERRORS
+
+    def reject(error: RowError) -> None:
+        result.error_count += 1
+        if len(result.errors) < max_errors:
+            result.errors.append(error.as_dict())
+
+    with transaction.atomic():
+        for parsed in read_rows(stream, fmt):
+            if isinstance(parsed, RowError):
+                result.rows += parsed.row is not None
+                reject(parsed)
+                continue
+            result.rows += 1
+            checked = checker.check(parsed)
+            if isinstance(checked, RowError):
+                reject(checked)
+                continue
+            batch.append((parsed, checked))
+            if len(batch) >= settings.LABELLOOP_IMPORT_BATCH_SIZE:
+                _write_batch(project, batch, result)
+                batch = []
+        if batch:
+            _write_batch(project, batch, result)
+        if not result.committed:
+            transaction.set_rollback(True)
+    return result
+
+
+def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]], result: ImportResult) -> None:
+    """Insert one batch; rows whose external_id is already taken are reported, not inserted."""
+    wanted = {parsed.external_id for parsed, _ in batch if parsed.external_id is not None}
+    # Earlier batches of this import are visible here: same transaction.
+    taken = dict.fromkeys(
+        Item.objects.filter(project=project, external_id__in=wanted).values_list("external_id", flat=True)
+    )
+    items, label_sets = [], []
+    for parsed, annotations in batch:
+        if parsed.external_id is not None:
+            if parsed.external_id in taken:
+                first = taken[parsed.external_id]
+                where = f"row {first}" if first else "an item already in the project"
+                result.duplicates.append(
+                    {"row": parsed.row, "line": parsed.line, "external_id": parsed.external_id, "duplicate_of": where}
+                )
+                continue
+            taken[parsed.external_id] = parsed.row
+        done = len(annotations) >= project.labels_per_item
+        items.append(
+            Item(
+                project=project,
+                external_id=parsed.external_id,
+                data=parsed.data,
+                annotation_count=len(annotations),
+                is_done=done,
+            )
+        )
+        label_sets.append(annotations)
+    Item.objects.bulk_create(items)
+    result.created += len(items)
+    imported = [
+        Annotation(item=item, project=project, labels=labels, source=AnnotationSource.IMPORT)
+        for item, annotations in zip(items, label_sets)
+        for labels in annotations
+    ]
+    if imported:
+        Annotation.objects.bulk_create(imported)
+        result.annotations_created += len(imported)

@@ -1,0 +1,212 @@
+"""Projects, their labels and members, items, annotations and export jobs."""
+import uuid
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+
+class TaskType(models.TextChoices):
+    SINGLE_LABEL = "single_label", "Single-label classification"
+    MULTI_LABEL = "multi_label", "Multi-label classification"
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    EXPERT = "expert", "Expert"
+    VIEWER = "viewer", "Viewer"
+
+
+# What each role may do, lowest first: a role can do everything the roles before it can.
+ROLE_RANK = {Role.VIEWER: 0, Role.EXPERT: 1, Role.ADMIN: 2}
+
+
+def _default_hold_seconds() -> int:
+    return settings.LABELLOOP_DEFAULT_HOLD_SECONDS
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown, shown beside each item.")
+    task_type = models.CharField(max_length=20, choices=TaskType.choices, default=TaskType.SINGLE_LABEL)
+    # The item schema: the payload fields every item must carry, and the one the model reads.
+    text_field = models.CharField(max_length=100, default="text")
+    required_fields = models.JSONField(default=list, blank=True)
+    # How many different experts must label an item before it is done (overlap for agreement).
+    labels_per_item = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    hold_seconds = models.PositiveIntegerField(default=_default_hold_seconds, validators=[MinValueValidator(10)])
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.task_type == TaskType.MULTI_LABEL
+
+    def schema_fields(self) -> list[str]:
+        """Every field an item must have: the text field first, then the other required ones."""
+        return [self.text_field] + [f for f in self.required_fields if f != self.text_field]
+
+
+class Label(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    key = models.CharField(
+        max_length=100,
+        validators=[RegexValidator(r"^[A-Za-z0-9_.:-]+$", "Use letters, digits and _ . : - only.")],
+        help_text="Stable identifier used in annotations, exports and the API.",
+    )
+    name = models.CharField(max_length=200)
+    color = models.CharField(max_length=7, default="#4f46e5", validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$")])
+    shortcut = models.CharField(max_length=1, blank=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="label_unique_key_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "shortcut"], condition=~Q(shortcut=""), name="label_unique_shortcut_per_project"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.EXPERT)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user_per_project")]
+
+    def can(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+class Item(models.Model):
+    """One thing to label. `data` can be large, so the queue's hot queries never select it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    data = models.JSONField()
+    # Filled by active learning later; until then every item is 0 and the queue is import order.
+    priority = models.FloatField(default=0.0)
+    annotation_count = models.PositiveSmallIntegerField(default=0)  # submitted, not skipped
+    is_done = models.BooleanField(default=False)
+    held_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    held_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="item_unique_external_id_per_project",
+            ),
+        ]
+        indexes = [
+            # The expert queue: open items of a project, highest priority first, then import order.
+            models.Index(
+                "project",
+                models.F("priority").desc(),
+                "id",
+                condition=Q(is_done=False),
+                name="item_queue_idx",
+            ),
+            # "Which items does this expert hold right now?"
+            models.Index(fields=["held_by", "project"], condition=Q(held_by__isnull=False), name="item_held_idx"),
+        ]
+
+    def text(self) -> str:
+        return str(self.data.get(self.project.text_field, ""))
+
+
+class AnnotationSource(models.TextChoices):
+    EXPERT = "expert", "Expert in the labelling screen or API"
+    IMPORT = "import", "Imported with the item"
+
+
+class Annotation(models.Model):
+    """An expert's labels for an item (or a skip). One per expert and item; edits update it."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    labels = models.JSONField(default=list, blank=True)  # label keys
+    skipped = models.BooleanField(default=False)
+    source = models.CharField(max_length=10, choices=AnnotationSource.choices, default=AnnotationSource.EXPERT)
+    lead_time = models.FloatField(null=True, blank=True, help_text="Seconds the expert spent on the item.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="annotation_unique_per_expert_and_item"),
+        ]
+        indexes = [
+            # An expert's recent history (undo / edit) in the labelling screen.
+            models.Index(fields=["annotator", "project", "-updated_at"], name="annotation_history_idx"),
+        ]
+
+
+class ExportFormat(models.TextChoices):
+    JSONL = "jsonl", "JSON Lines"
+    CSV = "csv", "CSV"
+    LABEL_STUDIO = "label_studio", "Label Studio JSON"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ExportJob(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    format = models.CharField(max_length=20, choices=ExportFormat.choices)
+    # Validated filters: {"status": "done"|"labelled"|"all", "min_agreement": float|None}
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    written = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def file_name(self) -> str:
+        """Server-chosen, never from user input: the job id and the format's extension."""
+        extension = {ExportFormat.JSONL: "jsonl", ExportFormat.CSV: "csv", ExportFormat.LABEL_STUDIO: "json"}
+        return f"{self.id}.{extension[self.format]}"
+
+    @property
+    def file_path(self):
+        return settings.LABELLOOP_EXPORT_DIR / self.file_name
+
+    @property
+    def progress(self) -> float:
+        if self.status == ExportStatus.DONE:
+            return 1.0
+        return self.written / self.total if self.total else 0.0

@@ -1,0 +1,135 @@
+"""Writes of the labelling application: projects, members, the expert queue and annotations."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from .models import Annotation, Item, Label, Membership, Project, Role
+
+# An expert holds the item on screen plus one fetched ahead, so submitting feels instant.
+MAX_HELD_PER_EXPERT = 2
+
+
+class QueueConflict(Exception):
+    """The item cannot take this expert's annotation now (held by another, already complete)."""
+
+
+class InvalidLabels(ValueError):
+    """Label keys that the project does not have, or the wrong number for its task type."""
+
+
+@transaction.atomic
+def project_create(*, user: AbstractBaseUser, labels: list[dict], **fields) -> Project:
+    project = Project.objects.create(created_by=user, **fields)
+    Label.objects.bulk_create(Label(project=project, order=i, **label) for i, label in enumerate(labels))
+    Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+    return project
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[int] | None = None) -> Item | None:
+    """Hold and return the most useful item that still needs this expert's label.
+
+    An item the expert already holds (other than those in `exclude`, which the caller has on
+    screen) comes back first, so a reload does not lose it. Otherwise the highest-priority open
+    item that nobody else holds and that this expert has not labelled or skipped is claimed. On
+    PostgreSQL concurrent experts skip each other's locked rows; SQLite serialises writers.
+    """
+    now = timezone.now()
+    exclude = exclude or []
+    with transaction.atomic():
+        held = list(
+            Item.objects.filter(project=project, held_by=user, held_until__gt=now, is_done=False)
+            .order_by("held_until")
+            .values_list("id", flat=True)
+        )
+        mine = [item_id for item_id in held if item_id not in exclude]
+        if mine:
+            return _item_for_screen(mine[0])
+        if len(held) >= MAX_HELD_PER_EXPERT:
+            return None
+        candidates = (
+            Item.objects.filter(project=project, is_done=False)
+            .filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
+            .exclude(id__in=exclude)
+            .exclude(Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user)))
+            .order_by("-priority", "id")
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        item_id = candidates.values_list("id", flat=True).first()
+        if item_id is None:
+            return None
+        Item.objects.filter(id=item_id).update(held_by=user, held_until=now + timedelta(seconds=project.hold_seconds))
+    return _item_for_screen(item_id)
+
+
+def _item_for_screen(item_id: int) -> Item:
+    return Item.objects.select_related("project").get(id=item_id)
+
+
+def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[int] | None = None) -> int:
+    """Give back held items (the expert left the screen)."""
+    held = Item.objects.filter(project=project, held_by=user)
+    if item_ids is not None:
+        held = held.filter(id__in=item_ids)
+    return held.update(held_by=None, held_until=None)
+
+
+def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
+    known = set(project.labels.values_list("key", flat=True))
+    unknown = [key for key in labels if key not in known]
+    if unknown:
+        raise InvalidLabels(f"labels: unknown label key '{unknown[0]}'")
+    unique = sorted(set(labels))
+    if not project.is_multi_label and len(unique) != 1:
+        raise InvalidLabels(f"labels: this single-label project needs exactly 1 label, got {len(unique)}")
+    return unique
+
+
+def annotation_submit(
+    *,
+    item: Item,
+    user: AbstractBaseUser,
+    labels: list[str],
+    lead_time: float | None = None,
+    skipped: bool = False,
+) -> Annotation:
+    """Record (or edit) this expert's labels for the item, or a skip, and release their hold.
+
+    A first annotation needs the item to be held by this expert, or free and still open. Editing
+    one's own earlier annotation (undo in the labelling screen) is always allowed.
+    """
+    project = item.project
+    labels = [] if skipped else labels_validate(project=project, labels=labels)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Item.objects.select_for_update().only("id", "held_by_id", "held_until", "is_done").get(id=item.id)
+        annotation = Annotation.objects.filter(item=locked, annotator=user).first()
+        if annotation is None:
+            held_by_other = locked.held_by_id not in (None, user.pk) and locked.held_until and locked.held_until > now
+            if held_by_other:
+                raise QueueConflict("item: held by another expert")
+            if locked.is_done:
+                raise QueueConflict("item: already has all the labels it needs")
+            annotation = Annotation(item=locked, project=project, annotator=user)
+        annotation.labels = labels
+        annotation.skipped = skipped
+        if lead_time is not None:
+            annotation.lead_time = (annotation.lead_time or 0.0) + lead_time if annotation.pk else lead_time
+        annotation.save()
+        count = Annotation.objects.filter(item=locked, skipped=False).count()
+        changes = {"annotation_count": count, "is_done": count >= project.labels_per_item}
+        if locked.held_by_id == user.pk:
+            changes.update(held_by=None, held_until=None)
+        Item.objects.filter(id=locked.id).update(**changes)
+        locked.is_done = changes["is_done"]
+    return annotation
