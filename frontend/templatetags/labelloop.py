@@ -12,7 +12,7 @@ ALLOWED_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "code", "pre", "blo
 def markdown(text: str) -> str:
     """Guidelines are Markdown written by project admins; sanitise the HTML all the same."""
     html = md.markdown(text or "", extensions=["tables"])
-    return mark_safe(bleach.clean(html, tags=ALLOWED_TAGS, attributes={"a": ["href", "title"]}, protocols={"http", "https", "mailto"}))
+    return mark_safe(bleach.clean(html, tags=ALLOWED_TAGS, attributes={"a": ["href", "title"]}, protocols={"http", "https", "mailto"}, strip=True))
 
 
 @register.filter

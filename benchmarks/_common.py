@@ -1,0 +1,155 @@
+"""Helpers shared by the benchmark scripts: Django set-up against a benchmark database,
+the banking77 texts, percentiles and fast removal of earlier benchmark projects.
+
+Not a benchmark itself. The scripts import it as `benchmarks._common` after putting the
+repository root (not benchmarks/) on sys.path, because benchmarks/queue.py would otherwise
+shadow the standard library's `queue` module.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/labelloop_bench"
+BANKING77_DIR = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+BENCH_PROJECT_PREFIX = "bench-"
+
+
+def ensure_postgres_database(url: str) -> bool:
+    """Create the database named in a postgres:// URL if it does not exist. True if created."""
+    import psycopg
+
+    parsed = urlparse(url)
+    name = unquote(parsed.path.lstrip("/"))
+    conninfo = {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": unquote(parsed.username or "postgres"),
+        "dbname": "postgres",
+    }
+    if parsed.password:
+        conninfo["password"] = unquote(parsed.password)
+    with psycopg.connect(**conninfo, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return False
+        conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+
+
+def setup_django(database_url: str | None) -> str:
+    """Point Django at the benchmark database, create it if needed, migrate, and return its URL."""
+    url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    os.environ["DATABASE_URL"] = url
+    # Keep the benchmark's secret key, broker and export folders out of the project's data/.
+    os.environ.setdefault("LABELLOOP_DATA_DIR", str(Path(tempfile.gettempdir()) / "labelloop_bench_data"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if urlparse(url).scheme.startswith("postgres"):
+        if ensure_postgres_database(url):
+            print(f"created database {urlparse(url).path.lstrip('/')}")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return url
+
+
+def describe_database() -> str:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            version = cursor.fetchone()[0].split(" on ")[0]
+            settings = {}
+            for name in ("shared_buffers", "autovacuum", "synchronous_commit", "max_connections"):
+                cursor.execute(f"SHOW {name}")
+                settings[name] = cursor.fetchone()[0]
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+        return f"{version} ({connection.settings_dict['NAME']}; {shown})"
+    return f"{connection.vendor} {connection.settings_dict['NAME']}"
+
+
+def banking77_texts(limit: int | None = None) -> list[str]:
+    """The banking77 training texts; synthetic sentences if the data set is not there."""
+    path = BANKING77_DIR / "train.csv"
+    texts: list[str] = []
+    if path.exists():
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                texts.append(row["text"])
+                if limit and len(texts) >= limit:
+                    break
+    if not texts:
+        print(f"warning: {path} not found; using synthetic texts", file=sys.stderr)
+        texts = [f"synthetic banking question number {i} about my card" for i in range(1000)]
+    return texts
+
+
+def banking77_labels() -> list[dict]:
+    """Label definitions for a project: the 77 banking77 intents (a few if the file is missing)."""
+    import json
+
+    path = BANKING77_DIR / "categories.json"
+    keys = json.loads(path.read_text()) if path.exists() else ["card_arrival", "exchange_rate", "lost_or_stolen_card"]
+    return [{"key": key, "name": key.replace("_", " ").capitalize()} for key in keys]
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list (0 if empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), int(-(-fraction * len(sorted_values) // 1))))
+    return sorted_values[rank - 1]
+
+
+def latency_line(name: str, seconds: list[float]) -> str:
+    values = sorted(seconds)
+    if not values:
+        return f"{name:<12} n=0"
+    ms = [v * 1000 for v in values]
+    mean = sum(ms) / len(ms)
+    return (
+        f"{name:<12} n={len(ms):<7} mean={mean:7.2f} ms  p50={percentile(ms, .50):7.2f}  p95={percentile(ms, .95):7.2f}"
+        f"  p99={percentile(ms, .99):7.2f}  max={ms[-1]:8.2f} ms"
+    )
+
+
+def delete_bench_projects(prefix: str) -> int:
+    """Remove projects left by earlier benchmark runs (name starts with `prefix`).
+
+    Items and annotations go with plain DELETEs: Django's cascade would load a million ids.
+    """
+    from django.db import connection, transaction
+
+    from labeller.models import Annotation, Item, Project
+
+    ids = list(Project.objects.filter(name__startswith=prefix).values_list("id", flat=True))
+    if not ids:
+        return 0
+    marks = ", ".join(["%s"] * len(ids))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Annotation._meta.db_table} WHERE project_id IN ({marks})", ids)
+        cursor.execute(f"DELETE FROM {Item._meta.db_table} WHERE project_id IN ({marks})", ids)
+        Project.objects.filter(id__in=ids).delete()
+    return len(ids)
+
+
+def vacuum_analyze(*tables: str) -> None:
+    """VACUUM ANALYZE (PostgreSQL) or ANALYZE (SQLite) the given tables."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in tables:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"VACUUM ANALYZE {table}")  # autocommit mode: allowed outside a transaction
+            else:
+                cursor.execute(f"ANALYZE {table}")

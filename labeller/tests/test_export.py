@@ -1,0 +1,103 @@
+"""Exports: formats, filters and a round trip through Label Studio JSON."""
+import csv
+import io
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from config.celery import app as celery_app
+from labeller.models import Annotation, ExportJob
+from labeller.services import annotation_submit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager_celery():
+    """Run tasks in-process for these unit tests; tests/test_worker_integration.py uses a real worker."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def labelled(make_project, add_items, expert, expert2):
+    project = make_project(labels_per_item=2)
+    agreed, split, open_ = add_items(project, ["where is my card", "rate?", "untouched"])
+    for user in (expert, expert2):
+        annotation_submit(item=agreed, user=user, labels=["card_arrival"], lead_time=2.0)
+    annotation_submit(item=split, user=expert, labels=["exchange_rate"], lead_time=1.0)
+    annotation_submit(item=split, user=expert2, labels=["lost_card"], lead_time=3.0)
+    return project
+
+
+def export(client, project, django_capture_on_commit_callbacks, **body):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/projects/{project.id}/exports/", body, format="json")
+    assert response.status_code == 202, response.json()
+    job = client.get(f"/api/projects/{project.id}/exports/{response.json()['id']}/").json()
+    assert job["status"] == "done", job
+    download = client.get(job["download_url"])
+    assert download.status_code == 200
+    return b"".join(download.streaming_content).decode()
+
+
+def test_jsonl_export_carries_annotators_timestamps_lead_times_and_majority(
+        eager_celery, client_for, owner, labelled, django_capture_on_commit_callbacks):
+    rows = [json.loads(line) for line in export(client_for(owner), labelled, django_capture_on_commit_callbacks, format="jsonl").splitlines()]
+    assert [r["data"]["text"] for r in rows] == ["where is my card", "rate?", "untouched"]
+    first = rows[0]
+    assert first["majority"] == ["card_arrival"] and first["agreement"] == 1.0 and first["done"] is True
+    assert [(a["annotator"], a["labels"], a["lead_time"]) for a in first["annotations"]] == [
+        ("expert", ["card_arrival"], 2.0), ("expert2", ["card_arrival"], 2.0)]
+    assert first["annotations"][0]["created_at"] and first["annotations"][0]["updated_at"]
+    assert rows[1]["agreement"] == 0.5 and rows[2]["annotations"] == []
+
+
+def test_export_filters_by_status_and_agreement(eager_celery, client_for, owner, labelled, django_capture_on_commit_callbacks):
+    client = client_for(owner)
+    done = export(client, labelled, django_capture_on_commit_callbacks, format="jsonl", status="done")
+    assert [json.loads(line)["data"]["text"] for line in done.splitlines()] == ["where is my card", "rate?"]
+    agreed = export(client, labelled, django_capture_on_commit_callbacks, format="jsonl", min_agreement=0.9)
+    assert [json.loads(line)["data"]["text"] for line in agreed.splitlines()] == ["where is my card"]
+
+
+def test_csv_export_has_one_row_per_annotation(eager_celery, client_for, owner, labelled, django_capture_on_commit_callbacks):
+    rows = list(csv.DictReader(io.StringIO(export(client_for(owner), labelled, django_capture_on_commit_callbacks, format="csv"))))
+    assert [(r["text"], r["annotator"], r["labels"]) for r in rows] == [
+        ("where is my card", "expert", "card_arrival"), ("where is my card", "expert2", "card_arrival"),
+        ("rate?", "expert", "exchange_rate"), ("rate?", "expert2", "lost_card"), ("untouched", "", "")]
+    assert rows[0]["lead_time"] == "2.0" and rows[0]["majority"] == "card_arrival"
+
+
+def test_label_studio_export_imports_back_with_its_annotations(
+        eager_celery, client_for, owner, labelled, make_project, django_capture_on_commit_callbacks):
+    client = client_for(owner)
+    content = export(client, labelled, django_capture_on_commit_callbacks, format="label_studio")
+    tasks = json.loads(content)
+    assert tasks[0]["annotations"][0]["result"][0]["value"]["choices"] == ["card_arrival"]
+    copy = make_project(name="Copy", labels_per_item=2)
+    response = client.post(f"/api/projects/{copy.id}/imports", {"file": SimpleUploadedFile("export.json", content.encode())}, format="multipart")
+    assert response.status_code == 201, response.json()
+    assert response.json()["created"] == 3 and response.json()["annotations_created"] == 4
+    assert Annotation.objects.filter(project=copy).count() == 4
+
+
+def test_an_unknown_export_format_is_refused(client_for, owner, project):
+    response = client_for(owner).post(f"/api/projects/{project.id}/exports/", {"format": "xml"}, format="json")
+    assert response.status_code == 400 and "format" in response.json()
+    response = client_for(owner).post(f"/api/projects/{project.id}/exports/", {"format": "csv", "min_agreement": 2}, format="json")
+    assert response.status_code == 400 and "min_agreement" in response.json()
+
+
+def test_a_delivered_twice_export_runs_once(eager_celery, project, owner):
+    from labeller.tasks import export_run
+
+    job = ExportJob.objects.create(project=project, created_by=owner, format="jsonl")
+    export_run(str(job.id))
+    job.refresh_from_db()
+    finished = job.finished_at
+    export_run(str(job.id))  # a redelivery after acks_late, say
+    job.refresh_from_db()
+    assert job.status == "done" and job.finished_at == finished

@@ -1,0 +1,32 @@
+"""Settings come from the environment; the secret key is generated once and kept."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def secret_key(data_dir: Path, **env) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    environment.update(LABELLOOP_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings", **env)
+    code = "from django.conf import settings; print(settings.SECRET_KEY)"
+    return subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_a_secret_key_is_generated_on_first_run_and_kept(tmp_path):
+    first = secret_key(tmp_path / "a")
+    assert len(first) >= 50
+    assert secret_key(tmp_path / "a") == first
+    assert (tmp_path / "a" / "secret_key").stat().st_mode & 0o077 == 0
+    assert secret_key(tmp_path / "b") != first
+
+
+def test_the_environment_can_set_the_secret_key(tmp_path):
+    assert secret_key(tmp_path, SECRET_KEY="from-the-environment") == "from-the-environment"
+
+
+def test_no_secret_key_is_written_in_the_code():
+    settings_source = (ROOT / "config" / "settings.py").read_text()
+    assert "SECRET_KEY = \"" not in settings_source and "SECRET_KEY = '" not in settings_source
