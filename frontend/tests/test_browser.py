@@ -1,0 +1,241 @@
+"""The whole expert journey in a real browser (headless Chromium through Playwright):
+
+log in -> project list with progress -> label three items with the keyboard only -> undo/edit
+the last label -> the labels are in the database -> export JSON Lines from the project page (a
+real Celery worker writes the file) -> download it and find the three labels in it.
+"""
+import json
+import os
+import re
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from labeller.models import Annotation
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls made here are plain
+# blocking calls all the same.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+WAIT_MS = 10_000  # every wait for the page, unless a step says otherwise
+EXPORT_WAIT_MS = 45_000  # the worker picks the job up, writes it, the page polls the API
+
+XSS_TEXT = "<script>window.__xss=1</script><b>bold</b>"
+TEXTS = [
+    "My new card still has not arrived, where is it?",
+    XSS_TEXT,
+    "Which exchange rate do you use for payments abroad?",
+    "Someone stole my wallet with the card in it.",
+    "Can I choose when my card is delivered?",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+# --- browser fixtures -----------------------------------------------------------------------
+
+@pytest.fixture
+def chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium, live_server):
+    """A fresh browser tab on the live server; JavaScript errors are collected in `page.js_errors`."""
+    context = chromium.new_context(base_url=live_server.url, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
+    context.set_default_navigation_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    tab = context.new_page()
+    tab.js_errors = []
+    tab.on("pageerror", lambda error: tab.js_errors.append(str(error)))
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+# --- steps ----------------------------------------------------------------------------------
+
+def log_in(page: Page, username: str) -> None:
+    page.goto("/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(f"{username}-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    expect(page.get_by_role("button", name=f"Log out {username}")).to_be_visible()
+
+
+def log_out(page: Page, username: str) -> None:
+    page.get_by_role("button", name=f"Log out {username}").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+def project_card(page: Page, project):
+    return page.locator("ul.projects li.card").filter(has=page.get_by_role("link", name=project.name))
+
+
+def expect_project_progress(page: Page, project, done: int, total: int) -> None:
+    card = project_card(page, project)
+    expect(card).to_contain_text(f"{done} / {total} items done")
+    expect(card.locator(".bar")).to_have_attribute("title", f"{done} of {total} done")
+
+
+def open_labelling_screen(page: Page, project) -> None:
+    project_card(page, project).get_by_role("link", name=project.name).click()
+    expect(page.get_by_role("heading", name=project.name)).to_be_visible()
+    page.get_by_role("link", name="Start labelling").click()
+    expect(page.locator("#labels button.label")).to_have_count(project.labels.count())
+
+
+def item_text(page: Page) -> str:
+    return page.locator("#item-text").text_content()
+
+
+def wait_for_new_item(page: Page, previous_text: str) -> str:
+    """Wait until the screen shows an item other than `previous_text`; return its text."""
+    expect(page.locator("#item-text")).not_to_have_text(previous_text)
+    expect(page.locator("#item")).to_have_attribute("data-item-id", re.compile(r"^\d+$"))
+    return item_text(page)
+
+
+def expect_text_shown_literally(page: Page, text: str) -> None:
+    """The item's text is on screen character for character, and none of it ran as HTML."""
+    expect(page.locator("#item-text")).to_have_text(text, use_inner_text=True)
+    expect(page.locator("#item-text *")).to_have_count(0)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+
+def label_button(page: Page, key: str):
+    return page.locator(f'#labels button.label[data-key="{key}"]')
+
+
+def label_with_keyboard(page: Page, shortcut: str, key: str) -> str:
+    """Choose a label by its shortcut and submit with Enter; return the text of the next item."""
+    labelled_text = item_text(page)
+    page.wait_for_timeout(150)  # the expert reads the item: a measurable lead time
+    page.keyboard.press(shortcut)
+    expect(label_button(page, key)).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("Enter")
+    next_text = wait_for_new_item(page, labelled_text)
+    expect(page.locator("#status")).to_have_text(f"Labelled: {key}")
+    expect(page.locator("#history li").first).to_have_text(f"{key} — {labelled_text}", use_inner_text=True)
+    return next_text
+
+
+def edit_last_label_with_keyboard(page: Page, *, old_key: str, shortcut: str, key: str, text: str) -> None:
+    """Ctrl+Z brings back the last labelled item; a shortcut and Enter change its label."""
+    current_text = item_text(page)
+    page.keyboard.press("Control+z")
+    expect(page.locator("#item")).to_have_class(re.compile(r"\bediting\b"))
+    expect_text_shown_literally(page, text)
+    expect(label_button(page, old_key)).to_have_attribute("aria-pressed", "true")
+    page.wait_for_timeout(100)
+    page.keyboard.press(shortcut)
+    expect(label_button(page, key)).to_have_attribute("aria-pressed", "true")
+    expect(label_button(page, old_key)).to_have_attribute("aria-pressed", "false")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text(re.compile(rf"^Changed item \d+ to {key}\.$"))
+    expect(page.locator("#item")).not_to_have_class(re.compile(r"\bediting\b"))
+    expect(page.locator("#item-text")).to_have_text(current_text, use_inner_text=True)
+    expect(page.locator("#history li").first).to_have_text(f"{key} — {text}", use_inner_text=True)
+
+
+def export_jsonl_from_project_page(page: Page, project) -> list[dict]:
+    """Submit the export form, wait for the polled list to offer the file, download it, parse it."""
+    project_card(page, project).get_by_role("link", name=project.name).click()
+    form = page.locator("#export-form")
+    form.locator("select[name=format]").select_option("jsonl")
+    form.locator("select[name=status]").select_option("all")
+    form.get_by_role("button", name="Export").click()
+    expect(page.locator("p.message.success")).to_contain_text("Export queued")
+    newest = page.locator("ul.exports li[data-export]").first
+    expect(newest).to_contain_text("JSON Lines")
+    download = newest.locator("a.download")
+    expect(download).to_have_text(f"Download ({len(TEXTS)} items)", timeout=EXPORT_WAIT_MS)
+    expect(newest.locator(".status")).to_have_text("done")
+    response = page.request.get(download.get_attribute("href"), timeout=WAIT_MS)
+    assert response.ok, f"download answered HTTP {response.status}"
+    assert response.headers["content-disposition"].startswith("attachment;")
+    return [json.loads(line) for line in response.text().splitlines() if line.strip()]
+
+
+# --- the journey ----------------------------------------------------------------------------
+
+def test_expert_labels_with_the_keyboard_and_the_owner_downloads_the_export(
+    page, make_project, add_items, expert, owner, celery_worker_process
+):
+    project = make_project(name="Banking intents")
+    add_items(project, TEXTS)
+    shortcut_of = dict(project.labels.values_list("key", "shortcut"))
+    assert shortcut_of == {"card_arrival": "a", "exchange_rate": "b", "lost_card": "c"}
+
+    # The expert logs in through the form and sees the project with its progress.
+    log_in(page, "expert")
+    expect_project_progress(page, project, done=0, total=len(TEXTS))
+
+    # The labelling screen serves items in import order; label three with the keyboard only.
+    open_labelling_screen(page, project)
+    expect(page.locator("#item-text")).not_to_have_text("Loading…")
+    expect(page.locator("#progress")).to_have_text(f"0 / {len(TEXTS)} done")
+    plan = ["card_arrival", "exchange_rate", "lost_card"]  # for the first three items
+    labelled = {}  # item text -> label key submitted
+    shown = item_text(page)
+    for key in plan:
+        assert shown in TEXTS and shown not in labelled, f"unexpected item on screen: {shown!r}"
+        expect_text_shown_literally(page, shown)
+        next_text = label_with_keyboard(page, shortcut_of[key], key)
+        labelled[shown] = key
+        shown = next_text
+    assert list(labelled) == TEXTS[:3]  # import order; the second one is the script tag
+    expect_text_shown_literally(page, shown)
+    assert shown == TEXTS[3]
+    expect(page.locator("#progress")).to_have_text(f"3 / {len(TEXTS)} done")
+    # The history shows the script-tag item as text too.
+    expect(page.locator("#history")).to_contain_text(f"exchange_rate — {XSS_TEXT}", use_inner_text=True)
+    expect(page.locator("#history b, #history script")).to_have_count(0)
+
+    # Ctrl+Z: change the last label (lost_card) to card_arrival.
+    last_text = TEXTS[2]
+    edit_last_label_with_keyboard(page, old_key=labelled[last_text], shortcut=shortcut_of["card_arrival"],
+                                  key="card_arrival", text=last_text)
+    labelled[last_text] = "card_arrival"
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.js_errors == []
+
+    # The database holds exactly these three labels, each with a lead time.
+    annotations = Annotation.objects.filter(project=project).select_related("item", "annotator")
+    recorded = {a.item.data["text"]: a for a in annotations}
+    assert {text: a.labels for text, a in recorded.items()} == {text: [key] for text, key in labelled.items()}
+    for text, annotation in recorded.items():
+        assert annotation.annotator == expert and not annotation.skipped
+        assert annotation.lead_time is not None and annotation.lead_time > 0, (text, annotation.lead_time)
+    assert recorded[last_text].updated_at > recorded[last_text].created_at  # edited, not re-created
+
+    # The owner (project admin) exports JSON Lines; a real worker writes the file.
+    log_out(page, "expert")
+    log_in(page, "owner")
+    expect_project_progress(page, project, done=3, total=len(TEXTS))
+    rows = export_jsonl_from_project_page(page, project)
+    assert [row["data"]["text"] for row in rows] == TEXTS
+    exported = {row["data"]["text"]: row for row in rows}
+    for text in TEXTS:
+        row = exported[text]
+        if text in labelled:
+            assert [a["labels"] for a in row["annotations"]] == [[labelled[text]]], text
+            assert row["annotations"][0]["annotator"] == "expert"
+            assert row["annotations"][0]["lead_time"] > 0
+            assert row["majority"] == [labelled[text]] and row["done"] is True
+        else:
+            assert row["annotations"] == [] and row["done"] is False
+    assert page.js_errors == []
