@@ -111,9 +111,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     root = Path(__file__).resolve().parent
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        subprocess.run(celery + ["purge", "-f", "-Q", "default,exports"], env=env, cwd=root, check=True, capture_output=True)
+        subprocess.run(celery + ["purge", "-f", "-Q", settings.LABELLOOP_WORKER_QUEUES], env=env, cwd=root, check=True, capture_output=True)
     worker = subprocess.Popen(
-        celery + ["worker", "-Q", "default,exports", "--pool=solo", "-l", "INFO",
+        celery + ["worker", "-Q", settings.LABELLOOP_WORKER_QUEUES, "--pool=solo", "-l", "INFO",
                   "--without-gossip", "--without-mingle", "--without-heartbeat"],
         env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

@@ -163,6 +163,40 @@ def explain_claim(project, user) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# CPU accounting (Linux /proc): where the machine's 2 cores went during the run
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process on this machine (0 if it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores)."""
+    try:
+        with open("/proc/stat") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values[:8]) - idle) / _TICK
+
+
+# --------------------------------------------------------------------------------------------
 # The experts
 
 
@@ -177,24 +211,41 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
         user = get_user_model().objects.get(id=user_id)
         project = Project.objects.get(id=project_id)
         label_keys = list(project.labels.values_list("key", flat=True))
-        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend_pid = cursor.fetchone()[0]
         rng = random.Random(index)
         claim_lat, submit_lat, intervals = [], [], []
+        claim_db, submit_db = [], []  # seconds spent in database round trips inside each call
         empty = conflicts = 0
         think = args.think_ms / 1000.0
+        db_time = [0.0]
+
+        def timed(execute, sql, params, many, context):
+            t = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                db_time[0] += time.perf_counter() - t
+
         barrier.wait()
+        cpu0, backend0 = _own_cpu(), _proc_cpu(backend_pid)
         started = time.monotonic()
         deadline = started + args.seconds
+        wrapper = connection.execute_wrapper(timed)
+        wrapper.__enter__()
         while True:
             if args.rounds:
                 if len(claim_lat) >= args.rounds:
                     break
             elif time.monotonic() >= deadline:
                 break
+            db_time[0] = 0.0
             t0 = time.monotonic()
             item = queue_claim_next(project=project, user=user)
             t1 = time.monotonic()
             claim_lat.append(t1 - t0)
+            claim_db.append(db_time[0])
             if item is None:
                 empty += 1
                 if empty > 50:
@@ -203,6 +254,7 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
                 continue
             if think:
                 time.sleep(think)
+            db_time[0] = 0.0
             t2 = time.monotonic()
             try:
                 annotation_submit(item=item, user=user, labels=[rng.choice(label_keys)], lead_time=t2 - t1)
@@ -210,18 +262,25 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
                 conflicts += 1
             t3 = time.monotonic()
             submit_lat.append(t3 - t2)
+            submit_db.append(db_time[0])
             intervals.append((item.id, t1, t2))
+        ended = time.monotonic()
+        wrapper.__exit__(None, None, None)
         results.put(
             {
                 "index": index,
                 "user_id": user_id,
                 "claim": claim_lat,
                 "submit": submit_lat,
+                "claim_db": claim_db,
+                "submit_db": submit_db,
                 "intervals": intervals,
                 "empty": empty,
                 "conflicts": conflicts,
                 "started": started,
-                "ended": time.monotonic(),
+                "ended": ended,
+                "cpu": _own_cpu() - cpu0,
+                "backend_cpu": _proc_cpu(backend_pid) - backend0,
             }
         )
     except BaseException:  # report, never hang the parent
@@ -245,13 +304,15 @@ def run_experts(project, experts, args) -> list[dict]:
         barrier.wait(timeout=120)
     except Exception:
         pass
+    busy0, load0 = _machine_busy(), os.getloadavg()[0]
     out = []
     budget = (args.seconds if not args.rounds else 3600) + 300
     for _ in procs:
         out.append(results.get(timeout=budget))
+    busy = _machine_busy() - busy0
     for proc in procs:
         proc.join(timeout=30)
-    return out
+    return out, busy, load0
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +430,7 @@ def main() -> int:
     explain_claim(project, experts[0])
 
     print(f"\n-- run: {args.experts} experts, claim -> submit loop --")
-    results = run_experts(project, experts, args)
+    results, machine_busy, load_before = run_experts(project, experts, args)
     errors = [r for r in results if "error" in r]
     for r in errors:
         print(f"expert {r['index']} FAILED:\n{r['error']}")
@@ -386,6 +447,20 @@ def main() -> int:
           f"({len(claim) / wall:,.1f} claims/s); per expert min/max {min(cycles)}/{max(cycles)}")
     print(f"empty claims (queue gave nothing): {sum(r['empty'] for r in results)}; "
           f"QueueConflict on submit: {sum(r['conflicts'] for r in results)}; worker errors: {len(errors)}")
+    print("time inside the calls spent in database round trips (rest is Python/Django CPU and waiting for a core):")
+    print(_common.latency_line("  next db", [x for r in results for x in r["claim_db"]]))
+    print(_common.latency_line("  submit db", [x for r in results for x in r["submit_db"]]))
+    experts_cpu = sum(r["cpu"] for r in results)
+    backends_cpu = sum(r["backend_cpu"] for r in results)
+    cores = os.cpu_count() or 1
+    n = max(1, sum(cycles))
+    print(f"CPU over the run ({cores} cores x {wall:.1f} s = {cores * wall:.1f} core-s): machine busy {machine_busy:.1f}, "
+          f"expert processes {experts_cpu:.1f}, their PostgreSQL backends {backends_cpu:.1f}, "
+          f"everything else {max(0.0, machine_busy - experts_cpu - backends_cpu):.1f} core-s "
+          f"(1-min load average at start {load_before:.2f})")
+    print(f"CPU per claim+submit cycle: experts {experts_cpu / n * 1000:.2f} ms + backends {backends_cpu / n * 1000:.2f} ms "
+          f"= {(experts_cpu + backends_cpu) / n * 1000:.2f} ms -> CPU-bound ceiling on {cores} idle cores "
+          f"~{cores / max(1e-9, (experts_cpu + backends_cpu) / n):,.0f} items/s")
 
     print("\n-- double-assignment checks --")
     db = check_database(project)

@@ -154,7 +154,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 CELERY_TASK_IGNORE_RESULT = True  # progress and results live in our own tables
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"labeller.tasks.export_run": {"queue": "exports"}}
+# Long jobs get their own queues, so an export or a big encode never delays a queue refresh.
+CELERY_TASK_ROUTES = {
+    "labeller.tasks.export_run": {"queue": "exports"},
+    "labeller.tasks.encode_items": {"queue": "encode"},
+    "labeller.tasks.explain_suggestions": {"queue": "encode"},
+    "labeller.tasks.refresh_priorities": {"queue": "refresh"},
+}
+LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
+from .active_learning import encode_request, is_eval_draw
 from .import_formats import ParsedRow, RowError, format_for, read_rows
 from .models import Annotation, AnnotationSource, Item, Project
 
@@ -117,6 +118,8 @@ def items_import(*, project: Project, stream: BinaryIO, filename: str, mode: str
             _write_batch(project, batch, result)
         if not result.committed:
             transaction.set_rollback(True)
+        elif result.created:
+            encode_request(project_id=project.id)  # runs once this transaction commits
     return result
 
 
@@ -146,6 +149,7 @@ def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]
                 data=parsed.data,
                 annotation_count=len(annotations),
                 is_done=done,
+                is_eval=is_eval_draw(project.id, parsed.external_id or f"row-{parsed.row}", project.eval_share),
             )
         )
         label_sets.append(annotations)

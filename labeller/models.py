@@ -12,6 +12,19 @@ class TaskType(models.TextChoices):
     MULTI_LABEL = "multi_label", "Multi-label classification"
 
 
+class Strategy(models.TextChoices):
+    RANDOM = "random", "Random"
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    ENTROPY = "entropy", "Prediction entropy"
+    MARGIN = "margin", "Breaking ties (margin)"
+
+
+class SuggestionMode(models.TextChoices):
+    PRESELECT = "preselect", "Pre-select the suggested label"
+    HIGHLIGHT = "highlight", "Highlight the suggested label"
+    OFF = "off", "Show no suggestion"
+
+
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
     EXPERT = "expert", "Expert"
@@ -37,6 +50,15 @@ class Project(models.Model):
     # How many different experts must label an item before it is done (overlap for agreement).
     labels_per_item = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     hold_seconds = models.PositiveIntegerField(default=_default_hold_seconds, validators=[MinValueValidator(10)])
+    # Active learning: how the queue is ordered and what the expert is shown.
+    strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.MARGIN)
+    diversity = models.BooleanField(default=True, help_text="Cluster each batch so it holds no near-copies.")
+    refresh_every = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)],
+                                                help_text="Refit the head and re-rank the pool every this many new labels.")
+    eval_share = models.FloatField(default=0.1, help_text="Share of served items drawn at random as the evaluation set.")
+    suggestion_mode = models.CharField(max_length=10, choices=SuggestionMode.choices, default=SuggestionMode.HIGHLIGHT)
+    base_model_path = models.CharField(max_length=500, blank=True,
+                                       help_text="Local path of a Hugging Face encoder; blank for all-MiniLM-L6-v2.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -106,6 +128,10 @@ class Item(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     held_until = models.DateTimeField(null=True, blank=True)
+    # Drawn at random at import: served at `eval_share` of the queue, never used to fit the model.
+    is_eval = models.BooleanField(default=False)
+    # The model's suggestion and its explanation, precomputed by the refresh for the top of the queue.
+    suggestion = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -151,6 +177,9 @@ class Annotation(models.Model):
     skipped = models.BooleanField(default=False)
     source = models.CharField(max_length=10, choices=AnnotationSource.choices, default=AnnotationSource.EXPERT)
     lead_time = models.FloatField(null=True, blank=True, help_text="Seconds the expert spent on the item.")
+    # What the model suggested on the expert's screen, and whether the expert's labels equal it.
+    suggested_labels = models.JSONField(null=True, blank=True)
+    suggestion_accepted = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -210,3 +239,52 @@ class ExportJob(models.Model):
         if self.status == ExportStatus.DONE:
             return 1.0
         return self.written / self.total if self.total else 0.0
+
+
+class ItemVector(models.Model):
+    """An item's embedding under one encoder version, stored as float16 bytes."""
+
+    item = models.OneToOneField(Item, primary_key=True, on_delete=models.CASCADE, related_name="vector")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    encoder_version = models.CharField(max_length=200)
+    vector = models.BinaryField()
+
+    class Meta:
+        indexes = [
+            # The refresh reads every vector of a project under its current encoder.
+            models.Index(fields=["project", "encoder_version"], name="itemvector_project_idx"),
+        ]
+
+
+class JobStatus(models.TextChoices):
+    IDLE = "idle", "Idle"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    FAILED = "failed", "Failed"
+
+
+class ActiveLearningState(models.Model):
+    """Per project: encoding progress, the refresh lock and the light head it last fitted."""
+
+    project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="al_state")
+    encoder_version = models.CharField(max_length=200, blank=True)
+    encode_status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.IDLE)
+    encode_total = models.PositiveIntegerField(default=0)
+    encode_done = models.PositiveIntegerField(default=0)
+    encode_error = models.TextField(blank=True)
+    # A refresh is requested by setting `refresh_requested`; a worker claims it by flipping
+    # `refresh_running`. Requests made while one runs collapse into a single follow-up run.
+    refresh_requested = models.BooleanField(default=False)
+    refresh_running = models.BooleanField(default=False)
+    refresh_started_at = models.DateTimeField(null=True, blank=True)
+    labels_since_refresh = models.PositiveIntegerField(default=0)
+    last_refresh_at = models.DateTimeField(null=True, blank=True)
+    last_refresh_seconds = models.FloatField(null=True, blank=True)
+    refresh_error = models.TextField(blank=True)
+    head = models.BinaryField(null=True, blank=True)  # ml.heads.LinearHead.to_bytes(): numpy arrays, no pickle
+    head_version = models.PositiveIntegerField(default=0)
+    head_trained_on = models.PositiveIntegerField(default=0)
+
+    @property
+    def encode_progress(self) -> float:
+        return self.encode_done / self.encode_total if self.encode_total else 0.0

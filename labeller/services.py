@@ -8,7 +8,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .models import Annotation, Item, Label, Membership, Project, Role
+from . import active_learning
+from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
 
 # An expert holds the item on screen plus one fetched ahead, so submitting feels instant.
 MAX_HELD_PER_EXPERT = 2
@@ -27,6 +28,7 @@ def project_create(*, user: AbstractBaseUser, labels: list[dict], **fields) -> P
     project = Project.objects.create(created_by=user, **fields)
     Label.objects.bulk_create(Label(project=project, order=i, **label) for i, label in enumerate(labels))
     Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+    ActiveLearningState.objects.create(project=project)
     return project
 
 
@@ -102,11 +104,13 @@ def annotation_submit(
     labels: list[str],
     lead_time: float | None = None,
     skipped: bool = False,
+    suggested_labels: list[str] | None = None,
 ) -> Annotation:
     """Record (or edit) this expert's labels for the item, or a skip, and release their hold.
 
     A first annotation needs the item to be held by this expert, or free and still open. Editing
-    one's own earlier annotation (undo in the labelling screen) is always allowed.
+    one's own earlier annotation (undo in the labelling screen) is always allowed. Every new label
+    counts towards the project's next active-learning refresh.
     """
     project = item.project
     labels = [] if skipped else labels_validate(project=project, labels=labels)
@@ -121,6 +125,11 @@ def annotation_submit(
             if locked.is_done:
                 raise QueueConflict("item: already has all the labels it needs")
             annotation = Annotation(item=locked, project=project, annotator=user)
+        is_new_label = annotation.pk is None and not skipped
+        if suggested_labels is not None and annotation.pk is None:
+            annotation.suggested_labels = sorted(set(suggested_labels))
+        if annotation.suggested_labels is not None and not skipped:
+            annotation.suggestion_accepted = annotation.suggested_labels == labels
         annotation.labels = labels
         annotation.skipped = skipped
         if lead_time is not None:
@@ -132,4 +141,6 @@ def annotation_submit(
             changes.update(held_by=None, held_until=None)
         Item.objects.filter(id=locked.id).update(**changes)
         locked.is_done = changes["is_done"]
+    if is_new_label:
+        active_learning.refresh_after_label(project=project)
     return annotation

@@ -1,6 +1,8 @@
 from celery import shared_task
 
+from . import active_learning
 from .exporting import export_claim, export_fail, export_write
+from .models import Project
 
 
 @shared_task(acks_late=True)
@@ -14,3 +16,30 @@ def export_run(export_id: str) -> None:
     except Exception as exc:
         export_fail(job_id=export_id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+@shared_task(acks_late=True)
+def encode_items(project_id: int) -> int:
+    """Encode the project's new items (own queue: it is the slow part of active learning)."""
+    return active_learning.encode_pending(project_id=project_id)
+
+
+@shared_task(acks_late=True)
+def refresh_priorities(project_id: int) -> None:
+    """Refit the head and re-rank the queue; at most one per project runs at a time."""
+    if not active_learning.refresh_claim(project_id=project_id):
+        return
+    report = None
+    try:
+        report = active_learning.refresh_run(project=Project.objects.get(id=project_id))
+    except Exception as exc:
+        active_learning.refresh_release(project_id=project_id, report=None, error=f"{type(exc).__name__}: {exc}")
+        raise
+    active_learning.refresh_release(project_id=project_id, report=report)
+    explain_suggestions.delay(project_id)
+
+
+@shared_task
+def explain_suggestions(project_id: int) -> int:
+    """Word attributions for the suggestions at the head of the queue (needs the encoder)."""
+    return active_learning.explain_top(project_id=project_id)

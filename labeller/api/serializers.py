@@ -5,7 +5,11 @@ from rest_framework import serializers
 
 from ..exporting import ExportStatusFilter
 from ..importing import ImportMode
-from ..models import Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, TaskType
+from .. import active_learning
+from ..models import (
+    ActiveLearningState, Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, Strategy,
+    SuggestionMode, TaskType,
+)
 
 
 class LabelSerializer(serializers.ModelSerializer):
@@ -36,7 +40,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "id", "name", "description", "guidelines", "task_type", "text_field", "required_fields",
-            "labels_per_item", "hold_seconds", "labels", "role", "item_total", "item_done", "created_at",
+            "labels_per_item", "hold_seconds", "strategy", "diversity", "refresh_every", "eval_share",
+            "suggestion_mode", "base_model_path", "labels", "role", "item_total", "item_done", "created_at",
         ]
 
     def get_role(self, project) -> str | None:
@@ -54,7 +59,16 @@ class ProjectCreateSerializer(serializers.Serializer):
     )
     labels_per_item = serializers.IntegerField(min_value=1, max_value=20, default=1)
     hold_seconds = serializers.IntegerField(min_value=10, max_value=86400, default=settings.LABELLOOP_DEFAULT_HOLD_SECONDS)
+    strategy = serializers.ChoiceField(choices=Strategy.choices, default=Strategy.MARGIN)
+    diversity = serializers.BooleanField(default=True)
+    refresh_every = serializers.IntegerField(min_value=1, max_value=10000, default=10)
+    eval_share = serializers.FloatField(min_value=0, max_value=0.5, default=0.1)
+    suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, default=SuggestionMode.HIGHLIGHT)
+    base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     labels = LabelCreateSerializer(many=True, allow_empty=False)
+
+    def validate_base_model_path(self, value):
+        return validate_model_path(value)
 
     def validate_labels(self, labels):
         keys = [label["key"] for label in labels]
@@ -72,6 +86,29 @@ class ProjectUpdateSerializer(serializers.Serializer):
     guidelines = serializers.CharField(required=False, allow_blank=True)
     labels_per_item = serializers.IntegerField(min_value=1, max_value=20, required=False)
     hold_seconds = serializers.IntegerField(min_value=10, max_value=86400, required=False)
+    strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
+    diversity = serializers.BooleanField(required=False)
+    refresh_every = serializers.IntegerField(min_value=1, max_value=10000, required=False)
+    eval_share = serializers.FloatField(min_value=0, max_value=0.5, required=False)
+    suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, required=False)
+    base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+    def validate_base_model_path(self, value):
+        return validate_model_path(value)
+
+
+def validate_model_path(value: str) -> str:
+    """A local Hugging Face model folder with safetensors weights (never a pickle), or blank."""
+    from pathlib import Path
+
+    if not value:
+        return ""
+    path = Path(value)
+    if not path.is_absolute() or ".." in path.parts:
+        raise serializers.ValidationError("must be an absolute path without '..'")
+    if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
+        raise serializers.ValidationError("must be a folder with config.json and .safetensors weights")
+    return str(path)
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -127,18 +164,27 @@ class QueueNextSerializer(serializers.Serializer):
 class QueueItemSerializer(serializers.ModelSerializer):
     text = serializers.SerializerMethodField()
     held_until = serializers.DateTimeField(read_only=True)
+    suggestion = serializers.SerializerMethodField()
 
     class Meta:
         model = Item
-        fields = ["id", "external_id", "text", "data", "priority", "annotation_count", "held_until"]
+        fields = ["id", "external_id", "text", "data", "priority", "annotation_count", "held_until", "suggestion"]
 
     def get_text(self, item) -> str:
         return item.text()
+
+    def get_suggestion(self, item) -> dict | None:
+        """Label(s), confidence, top 3, nearest labelled items and the words that pushed it."""
+        return active_learning.suggestion_for_item(item=item)
 
 
 class AnnotationSubmitSerializer(serializers.Serializer):
     labels = serializers.ListField(child=serializers.CharField(max_length=100), max_length=1000)
     lead_time = serializers.FloatField(required=False, min_value=0, max_value=86400, allow_null=True)
+    suggested_labels = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=1000, required=False, allow_null=True,
+        help_text="The model's suggestion as shown to the expert; recorded with whether it was accepted.",
+    )
 
 
 class SkipSerializer(serializers.Serializer):
@@ -152,7 +198,8 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Annotation
-        fields = ["id", "item", "item_text", "item_done", "annotator", "labels", "skipped", "source", "lead_time", "created_at", "updated_at"]
+        fields = ["id", "item", "item_text", "item_done", "annotator", "labels", "skipped", "source", "lead_time",
+                  "suggested_labels", "suggestion_accepted", "created_at", "updated_at"]
 
     def get_item_text(self, annotation) -> str:
         return annotation.item.text() if self.context.get("with_text") else ""
@@ -183,3 +230,13 @@ class ExportJobSerializer(serializers.ModelSerializer):
         if job.status != "done":
             return None
         return f"/api/projects/{job.project_id}/exports/{job.id}/download"
+
+
+class ActiveLearningStateSerializer(serializers.ModelSerializer):
+    encode_progress = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = ActiveLearningState
+        fields = ["encoder_version", "encode_status", "encode_total", "encode_done", "encode_progress", "encode_error",
+                  "refresh_requested", "refresh_running", "labels_since_refresh", "last_refresh_at",
+                  "last_refresh_seconds", "refresh_error", "head_version", "head_trained_on"]

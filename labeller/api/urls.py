@@ -22,6 +22,7 @@ urlpatterns = [
     path("projects/<int:project_id>/annotations/", views.AnnotationList.as_view(), name="api-annotations"),
     path("projects/<int:project_id>/annotations/<int:annotation_id>/", views.AnnotationDetail.as_view(), name="api-annotation"),
     path("projects/<int:project_id>/agreement", views.AgreementView.as_view(), name="api-agreement"),
+    path("projects/<int:project_id>/active-learning", views.ActiveLearningStatus.as_view(), name="api-active-learning"),
     path("projects/<int:project_id>/exports/", views.ExportListCreate.as_view(), name="api-exports"),
     path("projects/<int:project_id>/exports/<uuid:export_id>/", views.ExportDetail.as_view(), name="api-export"),
     path("projects/<int:project_id>/exports/<uuid:export_id>/download", views.ExportDownload.as_view(), name="api-export-download"),

@@ -10,6 +10,8 @@
   const state = {
     current: null,      // the item on screen
     ahead: null,        // the next item, already held for this expert
+    aheadRequest: null, // the claim for `ahead` while it is in flight
+    busy: false,        // a submit or skip is in flight: a second Enter must not send it again
     editing: null,      // an earlier annotation being edited (undo), or null
     selected: new Set(),
     shownAt: performance.now(),
@@ -120,16 +122,18 @@
     $("progress").textContent = `${state.done} / ${state.total} done`;
   }
 
-  async function fetchAhead() {
-    if (!state.current || state.ahead) return;
-    try {
-      state.ahead = await claim([state.current.id]);
-    } catch (err) {
-      state.ahead = null;
-    }
+  function fetchAhead() {
+    if (!state.current || state.ahead || state.aheadRequest) return state.aheadRequest;
+    state.aheadRequest = claim([state.current.id])
+      .then((item) => { state.ahead = item; }, () => { state.ahead = null; })
+      .finally(() => { state.aheadRequest = null; });
+    return state.aheadRequest;
   }
 
   async function advance() {
+    // A claim still in flight may be holding the next item: wait for it rather than claim
+    // again, or it lands later as `ahead` and the item on screen comes round a second time.
+    if (state.aheadRequest) await state.aheadRequest;
     if (state.ahead) {
       show(state.ahead);
       state.ahead = null;
@@ -144,6 +148,16 @@
   }
 
   async function submit() {
+    if (state.busy) return;
+    state.busy = true;
+    try {
+      await submitSelected();
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  async function submitSelected() {
     if (state.selected.size === 0 && !config.multiLabel) {
       say("Choose a label first.", true);
       return;
@@ -176,13 +190,16 @@
   }
 
   async function skip() {
-    if (!state.current || state.editing) return;
+    if (!state.current || state.editing || state.busy) return;
+    state.busy = true;
     try {
       await call("POST", `/items/${state.current.id}/skip`, { lead_time: leadTime() });
       say("Skipped.");
       await advance();
     } catch (err) {
       say(err.message, true);
+    } finally {
+      state.busy = false;
     }
   }
 

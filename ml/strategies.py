@@ -1,0 +1,119 @@
+"""Query strategies: which unlabelled items an expert should see next.
+
+Every function returns a score per pool item, higher = sooner. `rank_pool` turns one into the
+full serving order, with an optional batch-aware diversity step and a cold start for a project
+with no labels yet. Plain numpy and scikit-learn; no Django.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+RANDOM = "random"
+LEAST_CONFIDENCE = "least_confidence"
+ENTROPY = "entropy"
+MARGIN = "margin"
+STRATEGIES = (RANDOM, LEAST_CONFIDENCE, ENTROPY, MARGIN)
+_EPS = 1e-12
+
+
+def uncertainty(probs: np.ndarray, strategy: str, *, multi_label: bool = False,
+                rng: np.random.Generator | None = None) -> np.ndarray:
+    """How unsure the model is about each row of `probs` (n_items, n_classes); higher = more unsure.
+
+    Single-label rows are a distribution over classes. Multi-label rows are independent per-label
+    probabilities: each label is a yes/no question and the item's score averages them (least
+    confidence, entropy) or takes the closest call (margin).
+    """
+    if strategy == RANDOM:
+        return (rng or np.random.default_rng()).random(len(probs))
+    if multi_label:
+        p = np.clip(probs, _EPS, 1 - _EPS)
+        if strategy == LEAST_CONFIDENCE:
+            return 1.0 - np.maximum(p, 1 - p).mean(axis=1)
+        if strategy == ENTROPY:
+            return (-(p * np.log(p) + (1 - p) * np.log(1 - p))).mean(axis=1)
+        if strategy == MARGIN:
+            return 1.0 - np.abs(2 * p - 1).min(axis=1)
+    else:
+        if strategy == LEAST_CONFIDENCE:
+            return 1.0 - probs.max(axis=1)
+        if strategy == ENTROPY:
+            p = np.clip(probs, _EPS, 1.0)
+            return -(p * np.log(p)).sum(axis=1)
+        if strategy == MARGIN:
+            top2 = np.partition(probs, -2, axis=1)[:, -2:] if probs.shape[1] > 1 else np.hstack([np.zeros_like(probs), probs])
+            return 1.0 - (top2[:, 1] - top2[:, 0])
+    raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def diverse_batch(scores: np.ndarray, vectors: np.ndarray, *, batch_size: int, candidates_per_slot: int = 10,
+                  seed: int = 0) -> np.ndarray:
+    """Indices of one batch: cluster the most uncertain candidates on their embeddings and take
+    the most uncertain item of each cluster, so a batch holds no near-copies."""
+    from sklearn.cluster import KMeans
+
+    n = len(scores)
+    if n <= batch_size:
+        return np.argsort(-scores, kind="stable")
+    pool = np.argsort(-scores, kind="stable")[: min(n, batch_size * candidates_per_slot)]
+    clusters = KMeans(n_clusters=batch_size, n_init=1, max_iter=50, random_state=seed).fit_predict(vectors[pool])
+    chosen = []
+    for cluster in range(batch_size):
+        members = pool[clusters == cluster]
+        if len(members):
+            chosen.append(members[np.argmax(scores[members])])
+    chosen = np.array(sorted(chosen, key=lambda i: -scores[i]), dtype=int)
+    return chosen
+
+
+def cold_start(vectors: np.ndarray, *, batch_size: int, seed: int = 0, sample: int = 20000) -> np.ndarray:
+    """Scores for a project with no labels: the items nearest to k-means centres of the pool come
+    first (diverse and representative), then every item by how typical it is of its cluster."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    n = len(vectors)
+    if n == 0:
+        return np.zeros(0)
+    k = min(batch_size, n)
+    rng = np.random.default_rng(seed)
+    fit_on = vectors if n <= sample else vectors[rng.choice(n, sample, replace=False)]
+    km = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=2048).fit(fit_on)
+    similarity = vectors @ km.cluster_centers_.T  # unit vectors: cosine up to the centre's norm
+    nearest = similarity.argmax(axis=1)
+    scores = similarity[np.arange(n), nearest]  # typicality in [-1, 1]
+    for centre in range(k):
+        members = np.flatnonzero(nearest == centre)
+        if len(members):
+            scores[members[np.argmax(similarity[members, centre])]] = 2.0 + similarity[members, centre].max()
+    return scores
+
+
+def rank_pool(scores: np.ndarray, vectors: np.ndarray | None = None, *, batch_size: int = 10,
+              diverse: bool = True, seed: int = 0) -> np.ndarray:
+    """Pool indices in serving order: the diverse batch first (if asked), then by score."""
+    order = np.argsort(-scores, kind="stable")
+    if not diverse or vectors is None or len(scores) <= batch_size:
+        return order
+    head = diverse_batch(scores, vectors, batch_size=batch_size, seed=seed)
+    rest = np.setdiff1d(order, head, assume_unique=True)
+    rest = rest[np.argsort(-scores[rest], kind="stable")]
+    return np.concatenate([head, rest])
+
+
+def interleave_evaluation(strategy_order: np.ndarray, evaluation_order: np.ndarray, *, share: float) -> np.ndarray:
+    """Merge two orders so that, at any point of the queue, `share` of the items served come from
+    `evaluation_order` (drawn uniformly at random) and the rest from the strategy."""
+    if share <= 0 or len(evaluation_order) == 0:
+        return np.concatenate([strategy_order, evaluation_order])
+    total = len(strategy_order) + len(evaluation_order)
+    merged = np.empty(total, dtype=np.asarray(strategy_order).dtype if len(strategy_order) else int)
+    s = e = 0
+    for position in range(total):
+        take_eval = int((position + 1) * share) > int(position * share)
+        if (take_eval and e < len(evaluation_order)) or s >= len(strategy_order):
+            merged[position] = evaluation_order[e]
+            e += 1
+        else:
+            merged[position] = strategy_order[s]
+            s += 1
+    return merged
