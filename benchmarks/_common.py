@@ -20,8 +20,9 @@ BANKING77_DIR = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
 BENCH_PROJECT_PREFIX = "bench-"
 
 
-def ensure_postgres_database(url: str) -> bool:
-    """Create the database named in a postgres:// URL if it does not exist. True if created."""
+def ensure_postgres_database(url: str, recreate: bool = False) -> bool:
+    """Create the database named in a postgres:// URL if it does not exist (dropping it first
+    if `recreate`). True if created."""
     import psycopg
 
     parsed = urlparse(url)
@@ -36,23 +37,32 @@ def ensure_postgres_database(url: str) -> bool:
         conninfo["password"] = unquote(parsed.password)
     with psycopg.connect(**conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and recreate:
+            conn.execute(f'DROP DATABASE "{name}"')
+            exists = None
         if exists:
             return False
         conn.execute(f'CREATE DATABASE "{name}"')
         return True
 
 
-def setup_django(database_url: str | None) -> str:
-    """Point Django at the benchmark database, create it if needed, migrate, and return its URL."""
+def setup_django(database_url: str | None, recreate: bool = False) -> str:
+    """Point Django at the benchmark database, create it if needed (drop and create it again if
+    `recreate`), migrate, and return its URL."""
     url = database_url or os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     os.environ["DATABASE_URL"] = url
     # Keep the benchmark's secret key, broker and export folders out of the project's data/.
     os.environ.setdefault("LABELLOOP_DATA_DIR", str(Path(tempfile.gettempdir()) / "labelloop_bench_data"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    if urlparse(url).scheme.startswith("postgres"):
-        if ensure_postgres_database(url):
-            print(f"created database {urlparse(url).path.lstrip('/')}")
+    parsed = urlparse(url)
+    if parsed.scheme.startswith("postgres"):
+        if ensure_postgres_database(url, recreate=recreate):
+            print(f"created database {parsed.path.lstrip('/')}")
+    elif parsed.scheme == "sqlite" and recreate:
+        path = Path(parsed.path[1:])  # sqlite:////abs/path and sqlite:///relative/path
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
     import django
 
     django.setup()
@@ -60,6 +70,20 @@ def setup_django(database_url: str | None) -> str:
 
     call_command("migrate", verbosity=0, interactive=False)
     return url
+
+
+def describe_code() -> str:
+    """The git commit the project is at, and whether labeller/ has uncommitted changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "labeller", "config"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"git {head or '?'}{' + uncommitted changes in labeller/ or config/' if dirty else ''}"
 
 
 def describe_database() -> str:

@@ -60,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="override LABELLOOP_IMPORT_BATCH_SIZE")
     parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc runs")
     parser.add_argument("--profile", action="store_true", help="also cProfile one import of the big file")
+    parser.add_argument("--recreate-db", action="store_true",
+                        help="drop and re-create the benchmark database first (e.g. after a migration was edited)")
     parser.add_argument("--keep", action="store_true", help="keep earlier bench-import projects")
     return parser.parse_args()
 
@@ -173,13 +175,14 @@ def run_in_child(path: Path, rows: int, args, how: str) -> dict:
 
 def main() -> int:
     args = parse_args()
-    _common.setup_django(args.database_url)
+    _common.setup_django(args.database_url, recreate=args.recreate_db)
     from django.conf import settings
 
     print("== Labelloop import benchmark ==")
     print(f"machine: {os.cpu_count()} CPU cores; python {sys.version.split()[0]}; "
           f"1-min load average {os.getloadavg()[0]:.2f}")
     print(f"database: {_common.describe_database()}")
+    print(f"code: {_common.describe_code()} at {_common.REPO_ROOT}")
     print(f"rows={args.rows:,} mode={args.mode} batch_size={args.batch_size or settings.LABELLOOP_IMPORT_BATCH_SIZE}")
     if not args.keep:
         t = time.perf_counter()

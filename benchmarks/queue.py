@@ -66,6 +66,8 @@ def parse_args() -> argparse.Namespace:
         help="item priorities: all 0 (import order, the default) or random in [0,1)",
     )
     parser.add_argument("--database-url", default=None, help=f"default {_common.DEFAULT_DATABASE_URL}")
+    parser.add_argument("--recreate-db", action="store_true",
+                        help="drop and re-create the benchmark database first (e.g. after a migration was edited)")
     parser.add_argument("--keep", action="store_true", help="keep earlier bench-queue projects")
     parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM ANALYZE after the load")
     return parser.parse_args()
@@ -101,7 +103,11 @@ def create_project(owner, experts, labels_per_item: int):
 
 
 def load_items(project, count: int, priorities: str) -> float:
-    """COPY `count` items into the project; returns seconds."""
+    """COPY `count` items into the project; returns seconds.
+
+    The column list comes from the Item model, so columns added later are filled with their
+    model defaults (the COPY bypasses Django, which is what makes a million rows take seconds).
+    """
     from django.db import connection, transaction
 
     from labeller.models import Item
@@ -109,18 +115,28 @@ def load_items(project, count: int, priorities: str) -> float:
     texts = [json.dumps({"text": t}) for t in _common.banking77_texts()]
     rng = random.Random(7)
     now = datetime.now(dt_timezone.utc)
+    own = ["project_id", "external_id", "data", "priority", "created_at"]
+    constant = {}
+    for field in Item._meta.concrete_fields:
+        if field.primary_key or field.column in own:
+            continue
+        value = field.get_db_prep_save(field.get_default(), connection)
+        if value is None and not field.null:
+            raise RuntimeError(f"load_items: no value for NOT NULL column {field.column}")
+        constant[field.column] = value
+    columns = own + list(constant)
+    tail = tuple(constant.values())
     table = Item._meta.db_table
-    columns = "project_id, external_id, data, priority, annotation_count, is_done, created_at"
     started = time.perf_counter()
     with transaction.atomic():
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 n_texts = len(texts)
                 pid = project.id
                 for i in range(count):
                     priority = rng.random() if priorities == "random" else 0.0
-                    copy.write_row((pid, f"q{i}", texts[i % n_texts], priority, 0, False, now))
+                    copy.write_row((pid, f"q{i}", texts[i % n_texts], priority, now) + tail)
     return time.perf_counter() - started
 
 
@@ -395,7 +411,7 @@ def check_logs(results: list[dict], labels_per_item: int) -> dict:
 
 def main() -> int:
     args = parse_args()
-    url = _common.setup_django(args.database_url)
+    url = _common.setup_django(args.database_url, recreate=args.recreate_db)
     from django.db import connection
 
     from labeller.models import Annotation, Item
@@ -406,6 +422,7 @@ def main() -> int:
     print("== Labelloop expert-queue benchmark ==")
     print(f"machine: {os.cpu_count()} CPU cores; python {sys.version.split()[0]}")
     print(f"database: {_common.describe_database()}")
+    print(f"code: {_common.describe_code()} at {_common.REPO_ROOT}")
     print(f"items={args.items:,} experts={args.experts} "
           f"{'rounds=' + str(args.rounds) if args.rounds else 'seconds=' + str(args.seconds)} "
           f"labels_per_item={args.labels_per_item} think_ms={args.think_ms} priorities={args.priorities}")

