@@ -39,6 +39,9 @@ _ROOT = os.path.dirname(_HERE)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, _ROOT)
 
+import queue as _stdlib_queue  # noqa: E402,F401  cache the real one before anything can shadow it
+import multiprocessing.queues  # noqa: E402,F401
+
 import argparse  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402

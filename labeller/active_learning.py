@@ -23,7 +23,7 @@ from ml.encoder import Encoder, from_float16_bytes, to_float16_bytes
 from ml.heads import LinearHead, fit_head
 
 from .agreement import item_majority
-from .models import ActiveLearningState, Annotation, Item, ItemVector, JobStatus, Project
+from .models import ActiveLearningState, Annotation, Item, ItemVector, JobStatus, Project, SuggestionMode
 
 log = logging.getLogger(__name__)
 ENCODE_CHUNK = 1024
@@ -252,7 +252,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     priorities = 1.0 - np.arange(n, dtype=np.float64) / max(n, 1)
     with transaction.atomic():
         write_priorities(final, priorities)
-        if head is not None:
+        if head is not None and project.suggestion_mode != SuggestionMode.OFF:
             top = final[:SUGGESTED_TOP]
             suggestions = suggestions_for(project, head, top, ids, vectors, labelled, position, state.head_version + 1)
             Item.objects.bulk_update(
@@ -326,7 +326,7 @@ def explain_top(*, project_id: int, limit: int = 20) -> int:
     head of the queue. Runs after a refresh on the encode queue, where the encoder is loaded."""
     project = Project.objects.get(id=project_id)
     state = state_for(project_id)
-    if not state.head:
+    if not state.head or project.suggestion_mode == SuggestionMode.OFF:
         return 0
     head = LinearHead.from_bytes(bytes(state.head))
     encoder = encoder_for(project)
@@ -352,7 +352,7 @@ def suggestion_for_item(*, item: Item) -> dict | None:
     """What to show beside `item`: the precomputed suggestion if current, else one computed now
     from the stored head and the item's vector (without word attributions)."""
     project = item.project
-    if project.suggestion_mode == "off":
+    if project.suggestion_mode == SuggestionMode.OFF:
         return None
     state = ActiveLearningState.objects.filter(project=project).first()
     if state is None or not state.head:

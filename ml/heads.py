@@ -48,7 +48,13 @@ def fit_head(vectors: np.ndarray, label_sets: Sequence[Sequence[str]], *, classe
              multi_label: bool = False, c: float = 10.0, seed: int = 0) -> LinearHead:
     """Fit a logistic-regression head. Classes never labelled yet get a very negative bias, so
     they are predicted with probability ~0 instead of breaking the fit."""
+    import warnings
+
     from sklearn.linear_model import LogisticRegression
+
+    # Early in a project most classes have one or two examples; sklearn warns that this "could be
+    # regression". It is not: silence that one warning.
+    warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
 
     classes = list(classes)
     dim = vectors.shape[1]
