@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from labeller import exporting, importing, selectors
+from labeller import active_learning, exporting, importing, selectors
 from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, LabelSerializer
 from labeller.import_formats import UnsupportedFile
 from labeller.models import ExportFormat, Role
@@ -27,6 +27,7 @@ def project_detail(request, project_id):
         "progress": selectors.project_progress(project=project),
         "agreement": selectors.project_agreement(project=project) if project.labels_per_item > 1 else None,
         "exports": project.exports.all()[:10],
+        "al": active_learning.state_for(project.id),
         "export_formats": ExportFormat.choices,
         "export_statuses": exporting.ExportStatusFilter.CHOICES,
         "import_result": request.session.pop(f"import_result_{project.id}", None),
@@ -83,6 +84,7 @@ def label_screen(request, project_id):
         "config": {
             "projectId": project.id,
             "multiLabel": project.is_multi_label,
+            "suggestionMode": project.suggestion_mode,
             "labels": LabelSerializer(project.labels.all(), many=True).data,
             "progress": selectors.project_progress(project=project),
         },

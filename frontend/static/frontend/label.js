@@ -109,13 +109,50 @@
       $("item-text").textContent = item.text;
       $("item-meta").textContent = item.external_id ? `#${item.external_id}` : `item ${item.id}`;
       $("item").dataset.itemId = item.id;
+      if (item.suggestion && config.suggestionMode === "preselect") state.selected = new Set(item.suggestion.labels);
     } else {
       $("item-text").textContent = "No more items need your label in this project.";
       $("item-meta").textContent = "";
       delete $("item").dataset.itemId;
     }
+    paintSuggestion(item && item.suggestion);
     paintLabels();
     paintProgress();
+  }
+
+  // --- the model's suggestion and why -------------------------------------------------------
+  const labelName = new Map(config.labels.map((l) => [l.key, l.name]));
+
+  function paintSuggestion(suggestion) {
+    const box = $("suggestion");
+    box.hidden = !suggestion;
+    buttons.forEach((b) => b.classList.toggle("suggested", !!suggestion && suggestion.labels.includes(b.dataset.key)));
+    if (!suggestion) return;
+    $("suggestion-label").textContent = suggestion.labels.map((k) => labelName.get(k) || k).join(", ");
+    $("suggestion-confidence").textContent = `${Math.round(suggestion.confidence * 100)}% confident`;
+    const others = suggestion.top.filter((t) => !suggestion.labels.includes(t.label));
+    $("suggestion-alternatives").textContent = others.length
+      ? "then " + others.map((t) => `${labelName.get(t.label) || t.label} ${Math.round(t.p * 100)}%`).join(", ")
+      : "";
+    const words = $("suggestion-words");
+    words.replaceChildren();
+    suggestion.words.forEach((w) => {
+      const chip = document.createElement("mark");
+      chip.textContent = w.word;
+      chip.title = `removing it lowers the confidence by ${Math.round(w.weight * 100)} points`;
+      words.appendChild(chip);
+    });
+    $("suggestion-words-row").hidden = suggestion.words.length === 0;
+    const list = $("suggestion-neighbours");
+    list.replaceChildren();
+    suggestion.neighbours.forEach((n) => {
+      const li = document.createElement("li");
+      const label = document.createElement("strong");
+      label.textContent = n.labels.map((k) => labelName.get(k) || k).join(", ");
+      li.append(label, ` — ${n.text} (similarity ${n.similarity.toFixed(2)})`);
+      list.appendChild(li);
+    });
+    $("suggestion-neighbours-row").hidden = suggestion.neighbours.length === 0;
   }
 
   function paintProgress() {
@@ -178,7 +215,9 @@
     if (!state.current) return;
     const item = state.current;
     try {
-      const annotation = await call("POST", `/items/${item.id}/annotations`, { labels, lead_time: leadTime() });
+      const body = { labels, lead_time: leadTime() };
+      if (item.suggestion) body.suggested_labels = item.suggestion.labels;  // records whether it was accepted
+      const annotation = await call("POST", `/items/${item.id}/annotations`, body);
       annotation.item_text = item.text;
       remember(annotation);
       state.done += annotation.item_done ? 1 : 0;

@@ -33,3 +33,42 @@
   }
   refresh();
 })();
+
+// Active learning: show encoding progress while a worker encodes; ask for a refresh on demand.
+(function () {
+  "use strict";
+  const card = document.getElementById("active-learning");
+  if (!card) return;
+  const url = `/api/projects/${card.dataset.project}/active-learning`;
+  const csrf = document.querySelector("[name=csrfmiddlewaretoken]");
+
+  function paint(state) {
+    document.getElementById("encode-bar").style.width = `${Math.round(state.encode_progress * 100)}%`;
+    document.getElementById("encode-count").textContent = `${state.encode_done} / ${state.encode_total}`;
+    document.getElementById("encode-status").textContent = state.encode_status;
+    if (state.last_refresh_at) {
+      document.getElementById("refresh-line").textContent =
+        `Last refresh: ${state.last_refresh_at.replace("T", " ").slice(0, 19)}, ${(state.last_refresh_seconds || 0).toFixed(2)} s, ` +
+        `head fitted on ${state.head_trained_on} labels${state.refresh_requested || state.refresh_running ? " (another is on its way)" : ""}.`;
+    }
+    return state;
+  }
+
+  async function poll() {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const state = paint(await response.json());
+    if (["queued", "running"].includes(state.encode_status) || state.refresh_requested || state.refresh_running) {
+      setTimeout(poll, 1000);
+    }
+  }
+
+  const button = document.getElementById("refresh-now");
+  if (button && csrf) {
+    button.addEventListener("click", async () => {
+      const response = await fetch(url, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf.value } });
+      if (response.ok) poll();
+    });
+  }
+  if (["queued", "running"].includes(card.dataset.encoding)) poll();
+})();
