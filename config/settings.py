@@ -161,8 +161,13 @@ CELERY_TASK_ROUTES = {
     "labeller.tasks.encode_items": {"queue": "encode"},
     "labeller.tasks.explain_suggestions": {"queue": "encode"},
     "labeller.tasks.refresh_priorities": {"queue": "refresh"},
+    "models_registry.tasks.train_version": {"queue": "training"},
 }
-LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh"
+LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh,training"
+CELERY_BEAT_SCHEDULE = {
+    # A worker killed mid-training never leaves its version stuck in `training`.
+    "reap-dead-training": {"task": "models_registry.tasks.reap_dead_training", "schedule": 60.0},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -175,6 +180,9 @@ LABELLOOP_IMPORT_BATCH_SIZE = env_int("LABELLOOP_IMPORT_BATCH_SIZE", 2000)
 LABELLOOP_IMPORT_MAX_REPORTED_ERRORS = env_int("LABELLOOP_IMPORT_MAX_REPORTED_ERRORS", 1000)
 LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)
 LABELLOOP_EXPORT_DIR = Path(env_str("LABELLOOP_EXPORT_DIR", str(DATA_DIR / "exports")))
+# Dataset snapshots and model versions (safetensors, tokenizer, label map, manifest with checksum).
+LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "artefacts")))
+LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT", 300)
 
 LOGGING = {
     "version": 1,

@@ -32,12 +32,41 @@ STALE_REFRESH = timedelta(minutes=10)
 _encoders: dict[str, Encoder] = {}
 
 
-def encoder_for(project: Project) -> Encoder:
-    """One encoder per model path per process: loading it costs seconds, encoding milliseconds."""
+def encoder_for(project: Project):
+    """The encoder the pool is ranked with: the champion's own embeddings when the champion is a
+    fine-tuned version, else the project's base encoder. One instance per model per process:
+    loading costs seconds, encoding milliseconds."""
+    champion = _fine_tuned_champion(project)
+    if champion is not None:
+        key = f"version:{champion.id}:{champion.checksum}"
+        if key not in _encoders:
+            from models_registry.artefacts import FineTunedEncoder
+
+            _encoders[key] = FineTunedEncoder(champion)
+        return _encoders[key]
     path = project.base_model_path or ""
     if path not in _encoders:
         _encoders[path] = Encoder(path or None)
     return _encoders[path]
+
+
+def _fine_tuned_champion(project: Project):
+    from models_registry.models import Alias
+
+    alias = Alias.objects.filter(project=project, name="champion", version__kind="finetuned",
+                                 version__status="ready").select_related("version").first()
+    return alias.version if alias else None
+
+
+def champion_head(project: Project, encoder_version: str) -> LinearHead | None:
+    """The fine-tuned champion's classifier, if the stored vectors are its embeddings: then its
+    own probabilities rank the pool instead of a light head refitted on base embeddings."""
+    champion = _fine_tuned_champion(project)
+    if champion is None or not encoder_version.startswith(f"model-v{champion.number}@"):
+        return None
+    from models_registry.artefacts import load_head
+
+    return load_head(champion)
 
 
 def state_for(project_id: int) -> ActiveLearningState:
@@ -222,10 +251,10 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     pool_vectors = vectors[pool_rows] if len(pool_rows) else np.zeros((0, vectors.shape[1]), np.float32)
     batch_size = max(project.refresh_every, 10)
 
-    head = None
+    head = champion_head(project, state.encoder_version)
     distinct = {label for labels in labelled.values() for label in labels}
     t = time.perf_counter()
-    if len(labelled) >= 2 and len(distinct) >= 2:
+    if head is None and len(labelled) >= 2 and len(distinct) >= 2:
         label_rows = np.array([position[i] for i in labelled], dtype=np.int64)
         head = fit_head(vectors[label_rows], list(labelled.values()), classes=classes,
                         multi_label=project.is_multi_label, seed=seed)

@@ -37,6 +37,9 @@ def refresh_priorities(project_id: int) -> None:
         raise
     active_learning.refresh_release(project_id=project_id, report=report)
     explain_suggestions.delay(project_id)
+    from models_registry.training import retrain_if_due
+
+    retrain_if_due(project=Project.objects.get(id=project_id))  # the "retrain after N labels" trigger
 
 
 @shared_task

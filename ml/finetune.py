@@ -1,0 +1,295 @@
+"""Fine-tune a sentence encoder with a classification head: linear probe first, then the whole
+transformer. Plain PyTorch and transformers, no Django; artefacts are safetensors only.
+
+Why probe first: with ~13 examples per class a randomly initialised head drags the encoder
+around for the first epochs (0.39 test accuracy on Banking77 with 1,000 labels in our runs);
+initialising it from a logistic regression on frozen embeddings starts fine-tuning from 0.83.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+HEAD_FILE = "head.safetensors"
+LABELS_FILE = "labels.json"
+MANIFEST_FILE = "manifest.json"
+
+
+class Cancelled(Exception):
+    """The run was cancelled from outside (the registry's Cancel button)."""
+
+
+@dataclass
+class FineTuneConfig:
+    epochs: int = 4
+    batch_size: int = 16
+    encoder_lr: float = 5e-5
+    head_lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 64
+    class_weighting: bool = True
+    patience: int = 1  # epochs without validation improvement before stopping
+    time_limit_s: float = 1800.0
+    seed: int = 0
+    probe_c: float = 10.0
+    logit_scale: float = 1.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    eta_s: float
+    val_accuracy: float | None = None
+
+
+@dataclass
+class FineTuneResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped: str = "completed"  # completed | early_stopping | time_limit
+    seconds: float = 0.0
+    examples_per_second: float = 0.0
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class SentenceClassifier:
+    """An encoder, mean pooling over tokens, L2 normalisation and a linear head."""
+
+    def __init__(self, encoder, tokenizer, n_classes: int, *, max_length: int = 64):
+        import torch
+
+        self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
+        self.head = torch.nn.Linear(encoder.config.hidden_size, n_classes)
+
+    def parameters(self):
+        return list(self.encoder.parameters()) + list(self.head.parameters())
+
+    def train(self, mode: bool = True):
+        self.encoder.train(mode)
+        self.head.train(mode)
+
+    def tokenize(self, texts: Sequence[str]):
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+
+    def embed(self, batch):
+        import torch
+
+        hidden = self.encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def logits(self, batch):
+        return self.head(self.embed(batch))
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, embeddings) for `texts`, in order; length-sorted batches, no autograd."""
+        import torch
+
+        self.train(False)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        probs = np.zeros((len(texts), self.head.out_features), dtype=np.float32)
+        vectors = np.zeros((len(texts), self.head.in_features), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                idx = order[start:start + batch_size]
+                batch = self.tokenize([texts[i] for i in idx])
+                embedded = self.embed(batch)
+                probs[idx] = torch.softmax(self.head(embedded), dim=-1).numpy()
+                vectors[idx] = embedded.numpy()
+        return probs, vectors
+
+
+def load_base(model_path: str, n_classes: int, *, max_length: int = 64) -> SentenceClassifier:
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    encoder = AutoModel.from_pretrained(model_path, local_files_only=True, use_safetensors=True)
+    return SentenceClassifier(encoder, tokenizer, n_classes, max_length=max_length)
+
+
+def probe_init(model: SentenceClassifier, texts, label_ids: np.ndarray, n_classes: int, *, c: float, seed: int) -> None:
+    """Initialise the head from a logistic regression on the frozen encoder's embeddings."""
+    import torch
+
+    from .heads import fit_head
+
+    _, vectors = model.predict(texts)
+    classes = [str(i) for i in range(n_classes)]
+    head = fit_head(vectors, [[str(i)] for i in label_ids], classes=classes, c=c, seed=seed)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(head.coef))
+        model.head.bias.copy_(torch.from_numpy(head.intercept))
+
+
+def fine_tune(
+    model: SentenceClassifier,
+    train_texts: Sequence[str],
+    train_ids: Sequence[int],
+    val_texts: Sequence[str],
+    val_ids: Sequence[int],
+    *,
+    config: FineTuneConfig,
+    on_progress: Callable[[Progress], None] = lambda p: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> FineTuneResult:
+    """Train in place, keeping the weights of the best validation epoch."""
+    import copy
+
+    import torch
+
+    set_seed(config.seed)
+    n_classes = model.head.out_features
+    train_ids = np.asarray(train_ids)
+    started = time.perf_counter()
+    if config.class_weighting:
+        counts = np.bincount(train_ids, minlength=n_classes).astype(np.float64)
+        weights = np.where(counts > 0, len(train_ids) / (n_classes * np.maximum(counts, 1)), 0.0)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+    else:
+        loss_fn = torch.nn.CrossEntropyLoss()
+    head_params = list(model.head.parameters())
+    optimizer = torch.optim.AdamW(
+        [{"params": list(model.encoder.parameters()), "lr": config.encoder_lr},
+         {"params": head_params, "lr": config.head_lr}],
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(train_texts) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = max(1, int(total_steps * config.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    )
+    result = FineTuneResult()
+    best_accuracy, best_state, since_best, step = -1.0, None, 0, 0
+    rng = np.random.default_rng(config.seed)
+    seen = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train(True)
+        order = rng.permutation(len(train_texts))
+        # Length-bucketed batches: shuffle, then sort within chunks of 50 batches (less padding).
+        chunk = config.batch_size * 50
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = sorted(order[start:start + chunk], key=lambda i: len(train_texts[i]))
+            batches += [part[i:i + config.batch_size] for i in range(0, len(part), config.batch_size)]
+        rng.shuffle(batches)
+        running = 0.0
+        for n, idx in enumerate(batches, start=1):
+            if should_stop():
+                raise Cancelled()
+            batch = model.tokenize([train_texts[i] for i in idx])
+            loss = loss_fn(model.logits(batch) * config.logit_scale, torch.tensor(train_ids[idx]))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += len(idx)
+            running += float(loss)
+            if n % 10 == 0 or n == len(batches):
+                elapsed = time.perf_counter() - started
+                on_progress(Progress(epoch, config.epochs, step, total_steps, running / n,
+                                     elapsed / step * (total_steps - step)))
+            if time.perf_counter() - started > config.time_limit_s:
+                result.stopped = "time_limit"
+                break
+        val_accuracy = float((model.predict(val_texts)[0].argmax(axis=1) == np.asarray(val_ids)).mean()) if len(val_texts) else 0.0
+        result.history.append({"epoch": epoch, "loss": running / max(1, len(batches)), "val_accuracy": val_accuracy})
+        on_progress(Progress(epoch, config.epochs, step, total_steps, running / max(1, len(batches)),
+                             (time.perf_counter() - started) / step * (total_steps - step), val_accuracy))
+        if val_accuracy > best_accuracy or not len(val_texts):
+            best_accuracy, since_best, result.best_epoch = val_accuracy, 0, epoch
+            best_state = (copy.deepcopy(model.encoder.state_dict()), copy.deepcopy(model.head.state_dict()))
+        else:
+            since_best += 1
+            if since_best > config.patience:
+                result.stopped = "early_stopping"
+                break
+        if result.stopped == "time_limit":
+            break
+    if best_state is not None:
+        model.encoder.load_state_dict(best_state[0])
+        model.head.load_state_dict(best_state[1])
+    result.seconds = time.perf_counter() - started
+    result.examples_per_second = seen / result.seconds if result.seconds else 0.0
+    model.train(False)
+    return result
+
+
+# --- artefacts: safetensors only, checksummed ---------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(model: SentenceClassifier, folder: Path, classes: Sequence[str], extra: dict | None = None) -> str:
+    """Write encoder, tokenizer, head and label map; return the checksum over every file."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(folder, safe_serialization=True)
+    model.tokenizer.save_pretrained(folder)
+    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_FILE))
+    (folder / LABELS_FILE).write_text(json.dumps({"classes": list(classes), "max_length": model.max_length, **(extra or {})}))
+    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
+    checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    (folder / MANIFEST_FILE).write_text(json.dumps({"files": files, "checksum": checksum}, indent=1))
+    return checksum
+
+
+class ChecksumMismatch(Exception):
+    pass
+
+
+def verify(folder: Path, checksum: str) -> None:
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
+    actual = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    if files != manifest["files"] or actual != checksum:
+        raise ChecksumMismatch(f"model files in {folder} do not match checksum {checksum[:12]}")
+    if any(name.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) for name in files):
+        raise ChecksumMismatch("pickled weights are never loaded")
+
+
+def load(folder: Path, checksum: str) -> tuple[SentenceClassifier, list[str]]:
+    """Load a saved model after verifying its checksum; weights come only from safetensors."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    verify(folder, checksum)
+    meta = json.loads((folder / LABELS_FILE).read_text())
+    encoder = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = SentenceClassifier(encoder, tokenizer, len(meta["classes"]), max_length=meta["max_length"])
+    model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    model.train(False)
+    return model, meta["classes"]

@@ -1,0 +1,59 @@
+"""Where model versions live on disk, and loading them safely (safetensors, checksum verified)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from ml import finetune
+from ml.heads import LinearHead
+
+from .models import ModelKind, ModelVersion
+
+
+def version_folder(version: ModelVersion) -> Path:
+    return settings.LABELLOOP_ARTEFACT_DIR / "models" / str(version.project_id) / f"v{version.number}"
+
+
+def save_head(head: LinearHead, folder: Path, extra: dict) -> str:
+    """A head version: its weights as safetensors, the label map, and a manifest with the checksum."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"coef": np.ascontiguousarray(head.coef, dtype=np.float32),
+               "intercept": np.ascontiguousarray(head.intercept, dtype=np.float32)}, str(folder / finetune.HEAD_FILE))
+    (folder / finetune.LABELS_FILE).write_text(json.dumps({"classes": head.classes, "multi_label": head.multi_label, **extra}))
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+             if p.is_file() and p.name != finetune.MANIFEST_FILE}
+    checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    (folder / finetune.MANIFEST_FILE).write_text(json.dumps({"files": files, "checksum": checksum}, indent=1))
+    return checksum
+
+
+def load_head(version: ModelVersion) -> LinearHead:
+    """The linear head of any version: a head version's weights, or a fine-tuned model's classifier."""
+    from safetensors.numpy import load_file
+
+    folder = settings.LABELLOOP_ARTEFACT_DIR / version.artefact_path
+    finetune.verify(folder, version.checksum)
+    meta = json.loads((folder / finetune.LABELS_FILE).read_text())
+    tensors = load_file(str(folder / finetune.HEAD_FILE))
+    if version.kind == ModelKind.HEAD:
+        return LinearHead(meta["classes"], tensors["coef"], tensors["intercept"], multi_label=meta.get("multi_label", False))
+    return LinearHead(meta["classes"], tensors["weight"], tensors["bias"])
+
+
+class FineTunedEncoder:
+    """A fine-tuned version as the encoder active learning ranks with: its own embeddings."""
+
+    def __init__(self, version: ModelVersion):
+        folder = settings.LABELLOOP_ARTEFACT_DIR / version.artefact_path
+        self.model, self.classes = finetune.load(folder, version.checksum)
+        self.version = f"model-v{version.number}@{version.checksum[:12]}"
+        self.dim = self.model.head.in_features
+
+    def encode(self, texts, batch_size: int = 64) -> np.ndarray:
+        return self.model.predict(list(texts), batch_size=batch_size)[1]

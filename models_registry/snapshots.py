@@ -1,0 +1,109 @@
+"""Dataset snapshots: a project's labelled data frozen, split, hashed and written to the artefact store."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from labeller.agreement import item_majority
+from labeller.models import Annotation, Item, Project
+
+from .models import DatasetSnapshot, TrainingPolicy
+
+TRAIN, VALIDATION, EVALUATION = "train", "validation", "evaluation"
+
+
+@dataclass
+class Example:
+    item: int
+    text: str
+    labels: list[str]
+    split: str
+    sources: list[str]
+
+
+def _in_validation(project_id: int, item_id: int, share: float) -> bool:
+    digest = hashlib.blake2b(f"val:{project_id}:{item_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
+
+
+def snapshot_examples(*, project: Project) -> list[Example]:
+    """Every labelled item with its resolved label and split, sorted by item id.
+
+    The label is the majority of the item's labels (experts' and imported). Items labelled into
+    the active-learning evaluation set form the evaluation split and are never trained on; the
+    rest is split into train and validation by a stable hash of the item id.
+    """
+    policy, _ = TrainingPolicy.objects.get_or_create(project=project)
+    by_item: dict[int, list[tuple[list[str], str]]] = {}
+    rows = Annotation.objects.filter(project=project, skipped=False).order_by("item_id", "id")
+    for item_id, labels, source in rows.values_list("item_id", "labels", "source").iterator(chunk_size=5000):
+        by_item.setdefault(item_id, []).append((labels, source))
+    items = Item.objects.filter(id__in=list(by_item)).values_list("id", "data", "is_eval")
+    examples = []
+    for item_id, data, is_eval in items.iterator(chunk_size=5000):
+        label_sets = [labels for labels, _ in by_item[item_id]]
+        majority, _ = item_majority(label_sets, multi_label=project.is_multi_label)
+        if not majority:
+            continue
+        if is_eval:
+            split = EVALUATION
+        else:
+            split = VALIDATION if _in_validation(project.id, item_id, policy.validation_share) else TRAIN
+        examples.append(Example(item_id, str(data.get(project.text_field, "")), majority, split,
+                                sorted({source for _, source in by_item[item_id]})))
+    examples.sort(key=lambda e: e.item)
+    return examples
+
+
+def content_hash(examples: list[Example]) -> str:
+    """Same items, texts, labels and splits give the same hash, whatever order they came in."""
+    digest = hashlib.sha256()
+    for e in sorted(examples, key=lambda e: e.item):
+        text_hash = hashlib.sha256(e.text.encode()).hexdigest()
+        digest.update(json.dumps([e.item, text_hash, e.labels, e.split]).encode())
+    return digest.hexdigest()
+
+
+def snapshot_create(*, project: Project, user=None) -> DatasetSnapshot:
+    """Freeze the project's labelled data; an identical snapshot is reused, not written twice."""
+    examples = snapshot_examples(project=project)
+    digest = content_hash(examples)
+    existing = DatasetSnapshot.objects.filter(project=project, content_hash=digest).first()
+    if existing:
+        return existing
+    folder = settings.LABELLOOP_ARTEFACT_DIR / "snapshots" / str(project.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.jsonl"
+    partial = path.with_suffix(".part")
+    with open(partial, "w", encoding="utf-8") as out:
+        for e in examples:
+            out.write(json.dumps({"item": e.item, "text": e.text, "labels": e.labels, "split": e.split, "sources": e.sources},
+                                 ensure_ascii=False) + "\n")
+    partial.replace(path)
+    counts: dict[str, Counter] = {TRAIN: Counter(), VALIDATION: Counter(), EVALUATION: Counter()}
+    sources: Counter = Counter()
+    for e in examples:
+        counts[e.split].update(e.labels)
+        sources.update(e.sources)
+    try:
+        with transaction.atomic():
+            return DatasetSnapshot.objects.create(
+                project=project, content_hash=digest, path=str(path.relative_to(settings.LABELLOOP_ARTEFACT_DIR)),
+                n_train=sum(e.split == TRAIN for e in examples), n_validation=sum(e.split == VALIDATION for e in examples),
+                n_evaluation=sum(e.split == EVALUATION for e in examples),
+                label_counts={split: dict(sorted(c.items())) for split, c in counts.items()},
+                source_counts=dict(sorted(sources.items())), created_by=user,
+            )
+    except IntegrityError:  # the same snapshot written concurrently
+        return DatasetSnapshot.objects.get(project=project, content_hash=digest)
+
+
+def snapshot_read(snapshot: DatasetSnapshot) -> list[Example]:
+    path = settings.LABELLOOP_ARTEFACT_DIR / snapshot.path
+    with open(path, encoding="utf-8") as f:
+        return [Example(**{k: row[k] for k in ("item", "text", "labels", "split", "sources")}) for row in map(json.loads, f)]

