@@ -66,6 +66,11 @@ def setup_django(database_url: str | None, recreate: bool = False) -> str:
     import django
 
     django.setup()
+    import logging
+
+    # items_import and annotation_submit enqueue active-learning tasks on the (filesystem) broker
+    # in LABELLOOP_DATA_DIR; no worker runs here, and kombu's "No hostname was supplied" is noise.
+    logging.getLogger("kombu").setLevel(logging.ERROR)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)

@@ -63,10 +63,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0, help="run time per expert (default 30)")
     parser.add_argument("--rounds", type=int, default=0, help="claim+submit rounds per expert instead of --seconds")
     parser.add_argument("--labels-per-item", type=int, default=1, help="project's labels_per_item (default 1)")
-    parser.add_argument("--think-ms", type=float, default=0.0, help="pause between claim and submit (default 0)")
+    parser.add_argument(
+        "--think-ms", type=float, default=0.0,
+        help="mean pause between claim and submit, drawn uniformly from 0.5x..1.5x, start staggered (default 0)",
+    )
     parser.add_argument(
         "--priorities", choices=("zero", "random"), default="zero",
         help="item priorities: all 0 (import order, the default) or random in [0,1)",
+    )
+    parser.add_argument(
+        "--concurrent-refresh", action="store_true",
+        help="also run labeller.active_learning.write_priorities over the whole open pool in a loop, in its own "
+             "process, as the active-learning refresh does (off by default)",
     )
     parser.add_argument("--database-url", default=None, help=f"default {_common.DEFAULT_DATABASE_URL}")
     parser.add_argument("--recreate-db", action="store_true",
@@ -235,7 +243,7 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
             backend_pid = cursor.fetchone()[0]
         rng = random.Random(index)
         claim_lat, submit_lat, intervals = [], [], []
-        claim_db, submit_db = [], []  # seconds spent in database round trips inside each call
+        claim_db, submit_db, claim_start = [], [], []  # seconds spent in database round trips inside each call
         empty = conflicts = 0
         think = args.think_ms / 1000.0
         db_time = [0.0]
@@ -248,6 +256,8 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
                 db_time[0] += time.perf_counter() - t
 
         barrier.wait()
+        if think:
+            time.sleep(rng.uniform(0, think))  # staggered start
         cpu0, backend0 = _own_cpu(), _proc_cpu(backend_pid)
         started = time.monotonic()
         deadline = started + args.seconds
@@ -264,6 +274,7 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
             item = queue_claim_next(project=project, user=user)
             t1 = time.monotonic()
             claim_lat.append(t1 - t0)
+            claim_start.append(t0)
             claim_db.append(db_time[0])
             if item is None:
                 empty += 1
@@ -272,7 +283,7 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
                 time.sleep(0.01)
                 continue
             if think:
-                time.sleep(think)
+                time.sleep(rng.uniform(0.5, 1.5) * think)  # varied, so experts do not move in lockstep
             db_time[0] = 0.0
             t2 = time.monotonic()
             try:
@@ -292,6 +303,7 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
                 "claim": claim_lat,
                 "submit": submit_lat,
                 "claim_db": claim_db,
+                "claim_start": claim_start,
                 "submit_db": submit_db,
                 "intervals": intervals,
                 "empty": empty,
@@ -306,17 +318,49 @@ def expert_worker(index: int, user_id: int, project_id: int, args, barrier, resu
         results.put({"index": index, "error": traceback.format_exc()})
 
 
+def refresher_worker(project_id: int, args, barrier, results) -> None:
+    """Re-rank the whole open pool with the refresh's own writer, again and again, until the run ends."""
+    try:
+        import numpy as np
+        from django.db import transaction
+
+        from labeller.active_learning import write_priorities
+        from labeller.models import Item
+
+        windows = []
+        barrier.wait()
+        deadline = time.monotonic() + (args.seconds if not args.rounds else 60)
+        time.sleep(min(3.0, args.seconds / 5))
+        rng = np.random.default_rng(1)
+        while time.monotonic() < deadline:
+            t0 = time.monotonic()
+            ids = np.array(
+                Item.objects.filter(project_id=project_id, is_done=False).values_list("id", flat=True), dtype=np.int64
+            )
+            order = rng.permutation(len(ids))
+            priorities = 1.0 - np.arange(len(ids), dtype=np.float64) / max(len(ids), 1)
+            t1 = time.monotonic()
+            with transaction.atomic():
+                write_priorities(ids[order], priorities)
+            windows.append((t0, t1, time.monotonic(), len(ids)))
+        results.put({"refresher": True, "windows": windows})
+    except BaseException:
+        results.put({"refresher": True, "error": traceback.format_exc()})
+
+
 def run_experts(project, experts, args) -> list[dict]:
     from django.db import connections
 
     connections.close_all()  # children must not share the parent's socket
     ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(len(experts) + 1)
+    barrier = ctx.Barrier(len(experts) + 1 + bool(args.concurrent_refresh))
     results = ctx.Queue()
     procs = [
         ctx.Process(target=expert_worker, args=(i, user.id, project.id, args, barrier, results), daemon=True)
         for i, user in enumerate(experts)
     ]
+    if args.concurrent_refresh:
+        procs.append(ctx.Process(target=refresher_worker, args=(project.id, args, barrier, results), daemon=True))
     for proc in procs:
         proc.start()
     try:
@@ -451,6 +495,8 @@ def main() -> int:
 
     print(f"\n-- run: {args.experts} experts, claim -> submit loop --")
     results, machine_busy, load_before = run_experts(project, experts, args)
+    refresher = [r for r in results if r.get("refresher")]
+    results = [r for r in results if not r.get("refresher")]
     errors = [r for r in results if "error" in r]
     for r in errors:
         print(f"expert {r['index']} FAILED:\n{r['error']}")
@@ -481,6 +527,24 @@ def main() -> int:
     print(f"CPU per claim+submit cycle: experts {experts_cpu / n * 1000:.2f} ms + backends {backends_cpu / n * 1000:.2f} ms "
           f"= {(experts_cpu + backends_cpu) / n * 1000:.2f} ms -> CPU-bound ceiling on {cores} idle cores "
           f"~{cores / max(1e-9, (experts_cpu + backends_cpu) / n):,.0f} items/s")
+
+    for r in refresher:
+        if "error" in r:
+            print(f"refresher FAILED:\n{r['error']}")
+            continue
+        windows = r["windows"]
+        print(f"concurrent refresh: {len(windows)} write_priorities runs over the open pool; "
+              + "; ".join(f"{n:,} rows: read {t1 - t0:.1f} s + write {t2 - t1:.1f} s" for t0, t1, t2, n in windows))
+        during, outside = [], []
+        for res in results:
+            for lat, start in zip(res["claim"], res["claim_start"]):
+                hit = any(w1 <= start + lat and start <= w2 for _w0, w1, w2, _n in windows)
+                (during if hit else outside).append(lat)
+        print(_common.latency_line("  next, during a priority write", during))
+        print(_common.latency_line("  next, outside", outside))
+        submits = [x for res in results for x in res["submit"]]
+        print(_common.latency_line("  submit (all)", submits))
+        print(f"  submits that waited over 1 s (blocked on the refresh's row locks): {sum(x > 1.0 for x in submits)}")
 
     print("\n-- double-assignment checks --")
     db = check_database(project)

@@ -138,6 +138,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ModelKindEnum": "models_registry.models.ModelKind",
+        "VersionStatusEnum": "models_registry.models.VersionStatus",
+        "ExportStatusEnum": "labeller.models.ExportStatus",
+        "JobStatusEnum": "labeller.models.JobStatus",
+    },
 }
 
 # Celery. The embedded default is kombu's filesystem transport: no broker server to install.

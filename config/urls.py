@@ -4,5 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("labeller.api.urls")),
+    path("api/", include("models_registry.urls")),
     path("", include("frontend.urls")),
 ]

@@ -210,7 +210,7 @@ def fine_tune(
             scheduler.step()
             step += 1
             seen += len(idx)
-            running += float(loss)
+            running += float(loss.detach())
             if n % 10 == 0 or n == len(batches):
                 elapsed = time.perf_counter() - started
                 on_progress(Progress(epoch, config.epochs, step, total_steps, running / n,

@@ -3,17 +3,26 @@
 log in -> project list with progress -> label three items with the keyboard only -> undo/edit
 the last label -> the labels are in the database -> export JSON Lines from the project page (a
 real Celery worker writes the file) -> download it and find the three labels in it.
+
+And the model's side of it: on Banking77 texts encoded by all-MiniLM-L6-v2, the labelling screen
+shows the suggestion, its confidence and why (words, nearest labelled items), pre-selects it, and
+records whether the expert accepted it.
 """
+import csv
 import json
 import os
 import re
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from django.db import connections
 
-from labeller.models import Annotation
+from labeller import active_learning
+from labeller.models import ActiveLearningState, Annotation, Item, JobStatus
+from labeller.services import annotation_submit
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made here are plain
 # blocking calls all the same.
@@ -35,6 +44,13 @@ TEXTS = [
     "Someone stole my wallet with the card in it.",
     "Can I choose when my card is delivered?",
 ]
+
+# Label key (conftest's LABELS) -> its Banking77 intent, and a part of its name to type in the filter.
+BANKING77 = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "banking77" / "train.csv"
+INTENT_OF = {"card_arrival": "card_arrival", "exchange_rate": "exchange_rate", "lost_card": "lost_or_stolen_card"}
+FILTER_TYPED = {"card_arrival": "arrival", "exchange_rate": "exchange", "lost_card": "stolen"}
+TEXTS_PER_INTENT = 8
+SEEDS_PER_INTENT = 2  # labelled before the expert arrives, so the head has something to learn from
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -74,6 +90,63 @@ def page(chromium, live_server):
         yield tab
     finally:
         context.close()
+
+
+# --- a project whose model already suggests ---------------------------------------------------
+
+def banking77_texts(per_intent: int) -> dict[str, list[str]]:
+    """The first `per_intent` training texts of each intent in INTENT_OF, by label key."""
+    key_of = {intent: key for key, intent in INTENT_OF.items()}
+    texts = {key: [] for key in INTENT_OF}
+    with open(BANKING77, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            key = key_of.get(row["category"])
+            if key and len(texts[key]) < per_intent:
+                texts[key].append(row["text"])
+    return texts
+
+
+@pytest.fixture
+def tasks_sent(monkeypatch):
+    """Keep the active-learning tasks off the broker and list them instead: the test runs each
+    step itself, and a worker started for another test of the session must not run them too."""
+    from labeller import tasks
+
+    sent = []
+    for name in ("encode_items", "refresh_priorities", "explain_suggestions"):
+        monkeypatch.setattr(tasks, name, SimpleNamespace(delay=lambda *args, name=name: sent.append((name, *args))))
+    return sent
+
+
+@pytest.fixture
+def suggesting_project(make_project, add_items, owner, tasks_sent):
+    """24 Banking77 texts encoded by the real base model, two per intent labelled by the owner,
+    and the refresh and explanations a worker would run: the open items carry suggestions."""
+    if not BANKING77.exists():
+        pytest.skip(f"Banking77 is not at {BANKING77}")
+    project = make_project(name="Banking77 with suggestions", suggestion_mode="preselect", eval_share=0)
+    texts = banking77_texts(TEXTS_PER_INTENT)
+    keys = [key for key in texts for _ in texts[key]]
+    items = add_items(project, [text for key in texts for text in texts[key]])
+
+    ActiveLearningState.objects.filter(project=project).update(encode_status=JobStatus.QUEUED)
+    assert active_learning.encode_pending(project_id=project.id) == len(items)
+    assert tasks_sent == [("refresh_priorities", project.id)]  # what a worker would pick up next
+
+    for key in INTENT_OF:  # ground truth, like an earlier expert
+        for item in [item for item, k in zip(items, keys) if k == key][:SEEDS_PER_INTENT]:
+            annotation_submit(item=item, user=owner, labels=[key])
+
+    assert active_learning.refresh_claim(project_id=project.id)
+    report = active_learning.refresh_run(project=project)
+    active_learning.refresh_release(project_id=project.id, report=report)
+    seeds = len(INTENT_OF) * SEEDS_PER_INTENT
+    assert (report.labelled, report.pool, report.cold_start) == (seeds, len(items) - seeds, False)
+    # Word attributions for the two items the expert is served first (the worker does 20).
+    assert active_learning.explain_top(project_id=project.id, limit=2) == 2
+    for item in Item.objects.filter(project=project, is_done=False).order_by("-priority", "id")[:2]:
+        assert item.suggestion["words"] and len(item.suggestion["neighbours"]) == 3, item.suggestion
+    return project
 
 
 # --- steps ----------------------------------------------------------------------------------
@@ -147,6 +220,58 @@ def label_with_keyboard(page: Page, shortcut: str, key: str, *, enter_presses: i
         expect(page.locator("#status")).to_have_text(f"Labelled: {key}")
     expect(page.locator("#history li").first).to_have_text(f"{key} — {labelled_text}", use_inner_text=True)
     return next_text
+
+
+def submit_with_enter(page: Page, key: str) -> str:
+    """Enter submits what is selected; return the text of the next item."""
+    labelled_text = item_text(page)
+    page.keyboard.press("Enter")
+    next_text = wait_for_new_item(page, labelled_text)
+    expect(page.locator("#status")).to_have_text(f"Labelled: {key}")
+    return next_text
+
+
+def choose_with_label_filter(page: Page, typed: str, key: str) -> None:
+    """/ opens the label filter; typing narrows the labels and Enter chooses the highlighted one."""
+    page.keyboard.press("/")
+    expect(page.locator("#label-filter")).to_be_focused()
+    page.keyboard.type(typed)
+    expect(page.locator("#labels button.label:visible")).to_have_count(1)
+    expect(label_button(page, key)).to_have_class(re.compile(r"\bhighlighted\b"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#label-filter")).not_to_be_focused()
+    expect(page.locator("#labels button.label:visible")).to_have_count(len(INTENT_OF))  # filter cleared
+    expect(label_button(page, key)).to_have_attribute("aria-pressed", "true")
+
+
+def shown_item(page: Page) -> Item:
+    return Item.objects.get(id=int(page.locator("#item").get_attribute("data-item-id")))
+
+
+def expect_suggestion_and_why(page: Page, suggestion: dict, name_of: dict[str, str]) -> None:
+    """The panel under the item shows the suggested label, how sure the model is, the words that
+    pushed it and the three most similar labelled items, each with its label first."""
+    expect(page.locator("#suggestion")).to_be_visible()
+    expect(page.locator("#suggestion-label")).to_have_text(", ".join(name_of[k] for k in suggestion["labels"]))
+    confidence = page.locator("#suggestion-confidence")
+    expect(confidence).to_have_text(re.compile(r"^\d+% confident$"))
+    expect(confidence).to_have_text(f"{int(suggestion['confidence'] * 100 + 0.5)}% confident")  # Math.round
+    words = page.locator("#suggestion-words mark")
+    expect(words.first).to_be_visible()
+    expect(words).to_have_text([w["word"] for w in suggestion["words"]])
+    neighbours = page.locator("#suggestion-neighbours li")
+    expect(neighbours).to_have_count(3)
+    for li, neighbour in zip(neighbours.all(), suggestion["neighbours"]):
+        expect(li).to_have_text(re.compile(rf"^{re.escape(name_of[neighbour['labels'][0]])} — "))
+        expect(li).to_contain_text(neighbour["text"])
+
+
+def expect_preselected(page: Page, key: str) -> None:
+    """The suggested label's button is marked as suggested and already pressed; no other is."""
+    expect(label_button(page, key)).to_have_class(re.compile(r"\bsuggested\b"))
+    expect(label_button(page, key)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#labels button.label.suggested")).to_have_count(1)
+    expect(page.locator('#labels button.label[aria-pressed="true"]')).to_have_count(1)
 
 
 def edit_last_label_with_keyboard(page: Page, *, old_key: str, shortcut: str, key: str, text: str) -> None:
@@ -262,3 +387,52 @@ def test_expert_labels_with_the_keyboard_and_the_owner_downloads_the_export(
         else:
             assert row["annotations"] == [] and row["done"] is False
     assert page.js_errors == []
+
+
+def test_the_labelling_screen_shows_the_suggestion_and_why_and_records_acceptance(
+    suggesting_project, tasks_sent, page, expert
+):
+    project = suggesting_project
+    name_of = dict(project.labels.values_list("key", "name"))
+    log_in(page, "expert")
+    open_labelling_screen(page, project)
+    expect(page.locator("#item")).to_have_attribute("data-item-id", re.compile(r"^\d+$"))
+
+    # The first item: the suggestion, its confidence and why; pre-selected, Enter accepts it.
+    first = shown_item(page)
+    suggested = first.suggestion["labels"][0]
+    expect_suggestion_and_why(page, first.suggestion, name_of)
+    expect_preselected(page, suggested)
+    page.wait_for_timeout(150)  # the expert reads the item
+    submit_with_enter(page, suggested)
+    accepted = Annotation.objects.get(item=first, annotator=expert)
+    assert accepted.labels == accepted.suggested_labels == [suggested]
+    assert accepted.suggestion_accepted is True
+
+    # The next item: the expert overrides the suggestion through the label filter.
+    second = shown_item(page)
+    assert second.id != first.id
+    suggested = second.suggestion["labels"][0]
+    expect_suggestion_and_why(page, second.suggestion, name_of)
+    expect_preselected(page, suggested)
+    chosen = next(key for key in FILTER_TYPED if key != suggested)
+    choose_with_label_filter(page, FILTER_TYPED[chosen], chosen)
+    expect(label_button(page, suggested)).to_have_attribute("aria-pressed", "false")
+    expect(label_button(page, suggested)).to_have_class(re.compile(r"\bsuggested\b"))  # still marked
+    submit_with_enter(page, chosen)
+    overridden = Annotation.objects.get(item=second, annotator=expert)
+    assert (overridden.labels, overridden.suggested_labels) == ([chosen], [suggested])
+    assert overridden.suggestion_accepted is False
+
+    # Editing that label (Ctrl+Z) shows the earlier item: the panel, which explains the item
+    # underneath, steps aside until Escape brings that item back.
+    page.keyboard.press("Control+z")
+    expect(page.locator("#item")).to_have_class(re.compile(r"\bediting\b"))
+    expect(page.locator("#suggestion")).to_be_hidden()
+    expect(page.locator("#labels button.label.suggested")).to_have_count(0)
+    page.keyboard.press("Escape")
+    expect(page.locator("#item")).not_to_have_class(re.compile(r"\bediting\b"))
+    expect(page.locator("#suggestion")).to_be_visible()
+
+    assert page.js_errors == []
+    assert tasks_sent == [("refresh_priorities", project.id)]  # two new labels ask for no refresh yet

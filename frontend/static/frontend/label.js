@@ -270,6 +270,7 @@
     $("item").classList.add("editing");
     $("item-text").textContent = annotation.item_text || `item ${annotation.item}`;
     $("item-meta").textContent = "Editing an earlier label: Enter saves, Escape goes back.";
+    paintSuggestion(null); // the suggestion explains the item underneath, not the one being edited
     paintLabels();
   }
 

@@ -1,0 +1,150 @@
+"""Training versions in process, the gate, alias moves and their audit, and who may press what."""
+import pytest
+
+from models_registry import registry, training
+from models_registry.models import Alias, AliasMove, ModelVersion, TrainingPolicy, VersionStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def train(project, kind, **policy):
+    if policy:
+        TrainingPolicy.objects.update_or_create(project=project, defaults=policy)
+    (version,) = training.retrain_request(project=project, kinds=[kind])
+    claimed = training.version_claim(version_id=version.id)
+    return training.version_train(version=claimed)
+
+
+def test_a_head_version_is_trained_evaluated_and_stored_with_its_lineage(labelled_project, owner):
+    version = train(labelled_project, "head")
+    assert version.status == VersionStatus.READY and version.number == 1
+    assert version.metrics["n"] == 12 and version.metrics["accuracy"] > 0.5
+    assert set(version.metrics["per_label"]) == {"card_arrival", "exchange_rate", "lost_or_stolen_card"}
+    assert version.snapshot.content_hash and version.code_version and version.checksum
+    assert version.gate["passed"] is True
+
+
+def test_the_same_snapshot_settings_and_seed_give_the_same_metrics(labelled_project):
+    first, second = train(labelled_project, "head"), train(labelled_project, "head")
+    assert first.snapshot_id == second.snapshot_id
+    assert first.metrics == second.metrics
+
+
+def test_a_small_fine_tune_is_reproducible(labelled_project):
+    policy = {"finetune": {"epochs": 1, "batch_size": 8, "max_length": 32}}
+    first = train(labelled_project, "finetuned", **policy)
+    second = train(labelled_project, "finetuned", **policy)
+    assert first.status == second.status == VersionStatus.READY
+    assert first.metrics["accuracy"] == second.metrics["accuracy"]
+    assert first.metrics["per_label"] == second.metrics["per_label"]
+    assert first.progress["epoch"] == 1 and first.examples_per_second > 0
+
+
+def test_at_most_one_version_of_a_project_trains_at_a_time(labelled_project):
+    first, second = training.retrain_request(project=labelled_project, kinds=["head", "head"])
+    assert training.version_claim(version_id=first.id) is not None
+    with pytest.raises(training.TrainingBusy):
+        training.version_claim(version_id=second.id)
+
+
+def test_a_version_failing_a_guardrail_is_registered_but_not_promotable_without_override(labelled_project, owner):
+    version = train(labelled_project, "head", guardrails=[{"type": "min_primary", "value": 0.999}])
+    assert version.status == VersionStatus.READY and version.gate["passed"] is False
+    with pytest.raises(registry.PromotionRefused, match="fails the gate"):
+        registry.version_promote(version=version, user=owner, reason="")
+    with pytest.raises(registry.PromotionRefused, match="needs a reason"):
+        registry.version_promote(version=version, user=owner, reason=" ", override=True)
+    move = registry.version_promote(version=version, user=owner, reason="accepted risk: demo", override=True)
+    assert move.override is True and Alias.objects.get(project=labelled_project, name="champion").version == version
+
+
+def test_promotion_and_rollback_move_the_alias_and_record_who_when_and_why(labelled_project, owner):
+    v1, v2 = train(labelled_project, "head"), train(labelled_project, "head")
+    registry.version_promote(version=v1, user=owner, reason="first model")
+    registry.version_promote(version=v2, user=owner, reason="better")
+    registry.champion_rollback(project=labelled_project, user=owner, reason="v2 misbehaves in production")
+    assert Alias.objects.get(project=labelled_project, name="champion").version == v1
+    moves = [(m.from_version and m.from_version.number, m.to_version.number, m.moved_by.username, m.reason)
+             for m in AliasMove.objects.filter(project=labelled_project).order_by("id")]
+    assert moves == [(None, 1, "owner", "first model"), (1, 2, "owner", "better"), (2, 1, "owner", "v2 misbehaves in production")]
+
+
+def test_auto_promotion_when_the_gate_passes_is_a_project_setting(labelled_project):
+    version = train(labelled_project, "head", auto_promote=True)
+    assert Alias.objects.get(project=labelled_project, name="champion").version == version
+    assert AliasMove.objects.get(project=labelled_project).moved_by is None
+
+
+def test_a_queued_version_can_be_cancelled(labelled_project):
+    (version,) = training.retrain_request(project=labelled_project, kinds=["head"])
+    assert training.version_cancel(version=version)
+    assert ModelVersion.objects.get(id=version.id).status == VersionStatus.CANCELLED
+    assert training.version_claim(version_id=version.id) is None
+
+
+def test_a_training_version_without_heartbeat_is_failed_with_the_reason(labelled_project):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    (version,) = training.retrain_request(project=labelled_project, kinds=["head"])
+    training.version_claim(version_id=version.id)
+    ModelVersion.objects.filter(id=version.id).update(heartbeat_at=timezone.now() - timedelta(seconds=600))
+    assert training.training_reap(timeout_s=300) == 1
+    version.refresh_from_db()
+    assert version.status == VersionStatus.FAILED and "no heartbeat" in version.error
+
+
+def test_retrain_threshold_fires_after_n_new_labels(labelled_project):
+    TrainingPolicy.objects.update_or_create(project=labelled_project, defaults={"retrain_after_labels": 40})
+    assert training.retrain_if_due(project=labelled_project) is True  # 48 labelled, none trained on yet
+    assert training.retrain_if_due(project=labelled_project) is False  # versions queued: no pile-up
+
+
+def test_a_project_with_no_labels_has_nothing_to_train(project):
+    with pytest.raises(training.NothingToTrain):
+        training.retrain_request(project=project)
+
+
+# --- API permissions ---------------------------------------------------------------------------
+
+def test_only_project_admins_retrain_promote_roll_back_or_change_the_policy(labelled_project, client_for, expert, outsider, owner):
+    version = train(labelled_project, "head")
+    base = f"/api/projects/{labelled_project.id}"
+    calls = [("post", f"{base}/models/", {"kinds": ["head"]}), ("post", f"{base}/models/{version.number}/promote", {}),
+             ("post", f"{base}/models/rollback", {}), ("post", f"{base}/models/{version.number}/cancel", {}),
+             ("patch", f"{base}/training-policy", {"auto_promote": True})]
+    for method, url, body in calls:
+        assert getattr(client_for(expert), method)(url, body, format="json").status_code == 403, url
+        assert getattr(client_for(outsider), method)(url, body, format="json").status_code == 404, url
+    assert client_for(expert).get(f"{base}/models/").status_code == 200
+    assert client_for(outsider).get(f"{base}/models/{version.number}/").status_code == 404
+    response = client_for(owner).post(f"{base}/models/{version.number}/promote", {"reason": "ok"}, format="json")
+    assert response.status_code == 200 and response.json()["to_version"] == version.number
+
+
+def test_the_api_retrains_and_shows_versions_with_metrics(labelled_project, client_for, owner):
+    client = client_for(owner)
+    response = client.post(f"/api/projects/{labelled_project.id}/models/", {"kinds": ["head"]}, format="json")
+    assert response.status_code == 202 and response.json()[0]["status"] == "queued"
+    detail = client.get(f"/api/projects/{labelled_project.id}/models/{response.json()[0]['number']}/").json()
+    assert detail["snapshot"]["n_evaluation"] == 12
+
+
+def test_the_training_policy_validates_guardrails_and_sets_a_schedule(labelled_project, client_for, owner):
+    url = f"/api/projects/{labelled_project.id}/training-policy"
+    bad = client_for(owner).patch(url, {"guardrails": [{"type": "min_recall", "label": "nope", "value": 0.9}]}, format="json")
+    assert bad.status_code == 400 and "unknown label 'nope'" in bad.json()["guardrails"][0]
+    good = client_for(owner).patch(url, {"guardrails": [{"type": "max_recall_drop", "value": 0.02}], "schedule": "0 3 * * 1",
+                                         "primary_metric": "macro_f1"}, format="json")
+    assert good.status_code == 200 and good.json()["schedule"] == "0 3 * * 1"
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(name=f"retrain project {labelled_project.id}")
+    assert task.task == "models_registry.tasks.scheduled_retrain"
+
+
+def test_promoting_a_failed_gate_through_the_api_names_the_problem(labelled_project, client_for, owner):
+    version = train(labelled_project, "head", guardrails=[{"type": "min_primary", "value": 0.999}])
+    response = client_for(owner).post(f"/api/projects/{labelled_project.id}/models/{version.number}/promote", {}, format="json")
+    assert response.status_code == 400 and "fails the gate" in response.json()["version"][0]

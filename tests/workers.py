@@ -1,0 +1,59 @@
+"""Real Celery worker processes for the integration tests."""
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+
+def _database_url(settings_dict) -> str:
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+def start_celery_worker(queues: str, *, purge: bool = False) -> subprocess.Popen:
+    """Start a real `celery worker` process on the test database and broker; wait until ready.
+    Its output lines are kept in `.log` for failure messages."""
+    from django.conf import settings
+    from django.db import connection
+
+    env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict), "HF_HUB_OFFLINE": "1"}
+    root = Path(__file__).resolve().parents[1]
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    if purge and not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        subprocess.run(celery + ["purge", "-f", "-Q", queues], env=env, cwd=root, check=True, capture_output=True)
+    worker = subprocess.Popen(
+        celery + ["worker", "-Q", queues, "--pool=solo", "-l", "INFO", "-n", f"test-{os.getpid()}-{queues[:20]}@%h",
+                  "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def drain():
+        for line in worker.stdout:
+            lines.append(line)
+            if " ready." in line:
+                ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not ready.wait(90):
+        worker.kill()
+        pytest.fail("Celery worker did not start:\n" + "".join(lines[-40:]))
+    worker.log = lines
+    return worker
+
+
+def stop_celery_worker(worker: subprocess.Popen) -> None:
+    worker.terminate()
+    try:
+        worker.wait(15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
