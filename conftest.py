@@ -1,10 +1,13 @@
 """Shared fixtures: an owner (project admin), two experts, a viewer and an outsider; API clients;
 and a real Celery worker process for the integration tests."""
+import csv
+from pathlib import Path
+
 import pytest
 from rest_framework.test import APIClient
 
-from labeller.models import Role
-from labeller.services import membership_set, project_create
+from labeller.models import Item, Label, Role
+from labeller.services import annotation_submit, membership_set, project_create
 from tests.workers import start_celery_worker, stop_celery_worker
 
 LABELS = [
@@ -100,3 +103,33 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 def fast_password_hashing(settings):
     # The real hasher costs ~0.2 s a user; tests create many.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+BANKING77 = Path(__file__).resolve().parents[1] / "shared" / "datasets" / "banking77" / "train.csv"
+INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card"]
+
+
+def banking77(per_intent: int):
+    rows, counts = [], {}
+    with open(BANKING77, encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["category"] in INTENTS and counts.get(row["category"], 0) < per_intent:
+                counts[row["category"]] = counts.get(row["category"], 0) + 1
+                rows.append(row)
+    return rows
+
+
+@pytest.fixture
+def labelled_project(make_project, expert):
+    """Three Banking77 intents, 16 labelled queries each; every fourth item is in the evaluation set."""
+    project = make_project(eval_share=0.25)
+    Label.objects.filter(project=project).delete()
+    Label.objects.bulk_create(Label(project=project, key=k, name=k.replace("_", " "), order=i) for i, k in enumerate(INTENTS))
+    rows = banking77(16)
+    items = Item.objects.bulk_create(
+        Item(project=project, data={"text": row["text"]}, external_id=str(i), is_eval=i % 4 == 0) for i, row in enumerate(rows)
+    )
+    for item, row in zip(items, rows):
+        item.project = project
+        annotation_submit(item=item, user=expert, labels=[row["category"]])
+    return project

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import models_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -11,4 +11,9 @@ urlpatterns = [
     path("projects/<int:project_id>/import", views.project_import, name="project-import"),
     path("projects/<int:project_id>/export", views.project_export, name="project-export"),
     path("projects/<int:project_id>/label", views.label_screen, name="label-screen"),
+    path("projects/<int:project_id>/models", models_views.models_page, name="models-page"),
+    path("projects/<int:project_id>/models/retrain", models_views.retrain, name="models-retrain"),
+    path("projects/<int:project_id>/models/<int:number>/promote", models_views.promote, name="models-promote"),
+    path("projects/<int:project_id>/models/<int:number>/cancel", models_views.cancel, name="models-cancel"),
+    path("projects/<int:project_id>/models/rollback", models_views.rollback, name="models-rollback"),
 ]
