@@ -42,6 +42,11 @@ class FineTuneConfig:
     seed: int = 0
     probe_c: float = 10.0
     logit_scale: float = 1.0
+    # Supervised contrastive term on the embeddings (SetFit-like): pulls same-label texts together.
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.05
+    per_class: int = 0  # >0: class-balanced batches of batch_size // per_class labels x per_class texts
+    refit_head: bool = False  # refit the linear head by logistic regression on the tuned embeddings
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -145,6 +150,41 @@ def probe_init(model: SentenceClassifier, texts, label_ids: np.ndarray, n_classe
         model.head.bias.copy_(torch.from_numpy(head.intercept))
 
 
+def supervised_contrastive(embeddings, label_ids, temperature: float):
+    """SupCon (Khosla et al., 2020) over one batch of unit embeddings; 0 if no positive pairs."""
+    import torch
+
+    similarity = embeddings @ embeddings.T / temperature
+    n = len(label_ids)
+    eye = torch.eye(n, dtype=torch.bool)
+    positives = (label_ids[:, None] == label_ids[None, :]) & ~eye
+    if not positives.any():
+        return similarity.sum() * 0.0
+    similarity = similarity.masked_fill(eye, float("-inf"))
+    log_prob = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    has = positives.any(dim=1)
+    mean_positive = (log_prob.masked_fill(~positives, 0.0).sum(1)[has]) / positives.sum(1)[has]
+    return -mean_positive.mean()
+
+
+def _balanced_batches(label_ids: np.ndarray, batch_size: int, per_class: int, rng) -> list[list[int]]:
+    """Batches of `batch_size // per_class` labels with `per_class` examples each, covering every
+    example once per epoch (classes with fewer examples are topped up by resampling)."""
+    by_class: dict[int, list[int]] = {}
+    for i in rng.permutation(len(label_ids)):
+        by_class.setdefault(int(label_ids[i]), []).append(int(i))
+    groups = []
+    for members in by_class.values():
+        for start in range(0, len(members), per_class):
+            group = members[start:start + per_class]
+            while len(group) < per_class and len(members) > 1:
+                group.append(members[int(rng.integers(len(members)))])
+            groups.append(group)
+    order = rng.permutation(len(groups))
+    per_batch = max(1, batch_size // per_class)
+    return [sum((groups[g] for g in order[i:i + per_batch]), []) for i in range(0, len(order), per_batch)]
+
+
 def fine_tune(
     model: SentenceClassifier,
     train_texts: Sequence[str],
@@ -189,20 +229,28 @@ def fine_tune(
     seen = 0
     for epoch in range(1, config.epochs + 1):
         model.train(True)
-        order = rng.permutation(len(train_texts))
-        # Length-bucketed batches: shuffle, then sort within chunks of 50 batches (less padding).
-        chunk = config.batch_size * 50
-        batches = []
-        for start in range(0, len(order), chunk):
-            part = sorted(order[start:start + chunk], key=lambda i: len(train_texts[i]))
-            batches += [part[i:i + config.batch_size] for i in range(0, len(part), config.batch_size)]
-        rng.shuffle(batches)
+        if config.per_class:
+            batches = _balanced_batches(train_ids, config.batch_size, config.per_class, rng)
+        else:
+            order = rng.permutation(len(train_texts))
+            # Length-bucketed batches: shuffle, then sort within chunks of 50 batches (less padding).
+            chunk = config.batch_size * 50
+            batches = []
+            for start in range(0, len(order), chunk):
+                part = sorted(order[start:start + chunk], key=lambda i: len(train_texts[i]))
+                batches += [part[i:i + config.batch_size] for i in range(0, len(part), config.batch_size)]
+            rng.shuffle(batches)
         running = 0.0
         for n, idx in enumerate(batches, start=1):
             if should_stop():
                 raise Cancelled()
             batch = model.tokenize([train_texts[i] for i in idx])
-            loss = loss_fn(model.logits(batch) * config.logit_scale, torch.tensor(train_ids[idx]))
+            targets = torch.tensor(train_ids[idx])
+            embedded = model.embed(batch)
+            loss = loss_fn(model.head(embedded) * config.logit_scale, targets)
+            if config.contrastive_weight:
+                loss = loss + config.contrastive_weight * supervised_contrastive(
+                    embedded, targets, config.contrastive_temperature)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -235,6 +283,8 @@ def fine_tune(
     if best_state is not None:
         model.encoder.load_state_dict(best_state[0])
         model.head.load_state_dict(best_state[1])
+    if config.refit_head:
+        probe_init(model, train_texts, train_ids, n_classes, c=config.probe_c, seed=config.seed)
     result.seconds = time.perf_counter() - started
     result.examples_per_second = seen / result.seconds if result.seconds else 0.0
     model.train(False)
