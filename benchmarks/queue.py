@@ -17,12 +17,24 @@ What it measures
      from the moment queue_claim_next returned to the moment annotation_submit was called, which
      lies inside the real hold, so an overlap is a real double hold).
 
+  5. Where the time went: the part of each call spent in database round trips, and the CPU
+     used by the expert processes, their PostgreSQL backends and everything else on the machine
+     (from /proc), so a run on a busy shared machine can be told from a slow queue.
+
+Options worth knowing: --think-ms N makes each expert pause ~N ms (0.5x..1.5x) between claim
+and submit, i.e. a realistic pace instead of the default closed loop with no pause, which
+measures saturation; --concurrent-refresh also rewrites the priority of the whole open pool with
+labeller.active_learning.write_priorities in a loop, as the active-learning refresh does, and
+splits next-item latency into during/outside that write.
+
 Targets: next-item (claim) p95 <= 25 ms, zero double assignments.
 
 Run (from the repository root):
   .venv/bin/python benchmarks/queue.py                       # 1M items, 16 experts, 30 s
   .venv/bin/python benchmarks/queue.py --items 100000 --experts 4 --seconds 10
   .venv/bin/python benchmarks/queue.py --rounds 200 --labels-per-item 2
+  .venv/bin/python benchmarks/queue.py --think-ms 250               # ~55 items/s offered
+  .venv/bin/python benchmarks/queue.py --think-ms 250 --seconds 120 --concurrent-refresh
   .venv/bin/python benchmarks/queue.py --database-url postgres://postgres@127.0.0.1:5432/other
 
 The database defaults to postgres://postgres@127.0.0.1:5432/labelloop_bench (created and

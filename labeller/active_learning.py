@@ -158,14 +158,20 @@ def refresh_request(*, project_id: int) -> bool:
 
 def refresh_after_label(*, project: Project) -> None:
     """Called after each new label (outside its transaction, so experts never queue on this row):
-    count it, and request a refresh every `refresh_every` labels."""
-    counted = ActiveLearningState.objects.filter(project=project).update(labels_since_refresh=F("labels_since_refresh") + 1)
-    if not counted:
+    count it, and request a refresh every `refresh_every` labels. One statement: count and read."""
+    table = ActiveLearningState._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET labels_since_refresh = labels_since_refresh + 1 WHERE project_id = %s "
+            "RETURNING labels_since_refresh, refresh_requested",
+            [project.id],
+        )
+        row = cursor.fetchone()
+    if row is None:
         state_for(project.id)
-    due = ActiveLearningState.objects.filter(
-        project=project, labels_since_refresh__gte=project.refresh_every, refresh_requested=False
-    ).exists()
-    if due:
+        return
+    since, requested = row
+    if since >= project.refresh_every and not requested:
         refresh_request(project_id=project.id)
 
 
@@ -279,8 +285,8 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     t = time.perf_counter()
     n = len(final)
     priorities = 1.0 - np.arange(n, dtype=np.float64) / max(n, 1)
+    write_priorities(final, priorities)
     with transaction.atomic():
-        write_priorities(final, priorities)
         if head is not None and project.suggestion_mode != SuggestionMode.OFF:
             top = final[:SUGGESTED_TOP]
             suggestions = suggestions_for(project, head, top, ids, vectors, labelled, position, state.head_version + 1)
@@ -297,17 +303,29 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     return report
 
 
+WRITE_BATCH = 5000
+
+
 def write_priorities(item_ids: np.ndarray, priorities: np.ndarray) -> None:
-    """One statement on PostgreSQL (unnest of two arrays); batched executemany elsewhere."""
+    """Write new priorities, head of the queue first, in short transactions of WRITE_BATCH rows.
+
+    On PostgreSQL each batch skips rows an expert has locked at that moment (being claimed or
+    labelled): a refresh never makes an expert wait, and one long transaction over the whole pool
+    would (1M rows took minutes and blocked submits behind its row locks in benchmarks/queue.py).
+    """
     table = Item._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS i SET priority = d.p FROM unnest(%s::bigint[], %s::float8[]) AS d(id, p) WHERE i.id = d.id",
-                [item_ids.tolist(), priorities.tolist()],
-            )
-        else:
-            cursor.executemany(f"UPDATE {table} SET priority = %s WHERE id = %s", list(zip(priorities.tolist(), item_ids.tolist())))
+    for start in range(0, len(item_ids), WRITE_BATCH):
+        ids = item_ids[start:start + WRITE_BATCH].tolist()
+        values = priorities[start:start + WRITE_BATCH].tolist()
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"UPDATE {table} AS i SET priority = d.p FROM unnest(%s::bigint[], %s::float8[]) AS d(id, p) "
+                    f"WHERE i.id = d.id AND i.id IN (SELECT id FROM {table} WHERE id = ANY(%s) FOR UPDATE SKIP LOCKED)",
+                    [ids, values, ids],
+                )
+            else:
+                cursor.executemany(f"UPDATE {table} SET priority = %s WHERE id = %s", list(zip(values, ids)))
 
 
 # --- suggestions and explanations -----------------------------------------------------------------

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from . import active_learning
@@ -47,35 +47,52 @@ def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[
     """
     now = timezone.now()
     exclude = exclude or []
-    with transaction.atomic():
-        held = list(
-            Item.objects.filter(project=project, held_by=user, held_until__gt=now, is_done=False)
-            .order_by("held_until")
-            .values_list("id", flat=True)
+    held = list(
+        Item.objects.filter(project=project, held_by=user, held_until__gt=now, is_done=False)
+        .order_by("held_until")
+        .values_list("id", flat=True)
+    )
+    mine = [item_id for item_id in held if item_id not in exclude]
+    if mine:
+        return _item_for_screen(mine[0], project)
+    if len(held) >= MAX_HELD_PER_EXPERT:
+        return None
+    candidates = (
+        Item.objects.filter(project=project, is_done=False)
+        .filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
+        .exclude(id__in=exclude)
+        .exclude(Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user)))
+        .order_by("-priority", "id")
+    )
+    held_until = now + timedelta(seconds=project.hold_seconds)
+    if connection.vendor == "postgresql":
+        # One statement, one round trip: pick (skipping rows other experts are claiming) and hold.
+        table = Item._meta.db_table
+        pick_sql, pick_params = candidates.values("id")[:1].query.sql_with_params()
+        pick_sql += f' FOR UPDATE OF "{table}" SKIP LOCKED'
+        fields = ", ".join(f'"{f.column}"' for f in Item._meta.concrete_fields)
+        claimed = list(
+            Item.objects.raw(
+                f'UPDATE "{table}" SET "held_by_id" = %s, "held_until" = %s WHERE "id" = ({pick_sql}) RETURNING {fields}',
+                [user.pk, held_until, *pick_params],
+            )
         )
-        mine = [item_id for item_id in held if item_id not in exclude]
-        if mine:
-            return _item_for_screen(mine[0])
-        if len(held) >= MAX_HELD_PER_EXPERT:
+        if not claimed:
             return None
-        candidates = (
-            Item.objects.filter(project=project, is_done=False)
-            .filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
-            .exclude(id__in=exclude)
-            .exclude(Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user)))
-            .order_by("-priority", "id")
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        claimed[0].project = project
+        return claimed[0]
+    with transaction.atomic():
         item_id = candidates.values_list("id", flat=True).first()
         if item_id is None:
             return None
-        Item.objects.filter(id=item_id).update(held_by=user, held_until=now + timedelta(seconds=project.hold_seconds))
-    return _item_for_screen(item_id)
+        Item.objects.filter(id=item_id).update(held_by=user, held_until=held_until)
+    return _item_for_screen(item_id, project)
 
 
-def _item_for_screen(item_id: int) -> Item:
-    return Item.objects.select_related("project").get(id=item_id)
+def _item_for_screen(item_id: int, project: Project) -> Item:
+    item = Item.objects.get(id=item_id)
+    item.project = project
+    return item
 
 
 def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[int] | None = None) -> int:
@@ -116,8 +133,14 @@ def annotation_submit(
     labels = [] if skipped else labels_validate(project=project, labels=labels)
     now = timezone.now()
     with transaction.atomic():
-        locked = Item.objects.select_for_update().only("id", "held_by_id", "held_until", "is_done").get(id=item.id)
-        annotation = Annotation.objects.filter(item=locked, annotator=user).first()
+        # One round trip: lock the item and learn whether this expert already annotated it.
+        locked = (
+            Item.objects.select_for_update()
+            .only("id", "held_by_id", "held_until", "is_done")
+            .annotate(own_annotation=Subquery(Annotation.objects.filter(item=OuterRef("pk"), annotator=user).values("id")[:1]))
+            .get(id=item.id)
+        )
+        annotation = None if locked.own_annotation is None else Annotation.objects.get(id=locked.own_annotation)
         if annotation is None:
             held_by_other = locked.held_by_id not in (None, user.pk) and locked.held_until and locked.held_until > now
             if held_by_other:
