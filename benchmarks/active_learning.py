@@ -47,7 +47,10 @@ def parse_args():
     p.add_argument("--seed-size", type=int, default=100, help="random labels before the strategy takes over")
     p.add_argument("--batch", type=int, default=50, help="labels between refreshes (the project's refresh_every)")
     p.add_argument("--budget", type=int, default=1600)
+    p.add_argument("--eval-every", type=int, default=100, help="labels between points of the learning curve")
     p.add_argument("--refresh-pool", type=int, default=100_000, help="pool size of the fast-refresh timing (0: skip)")
+    p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke runs)")
+    p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke runs)")
     p.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     p.add_argument("--plot", default=str(ROOT / "benchmarks" / "out" / "active_learning.png"))
     return p.parse_args()
@@ -127,7 +130,7 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vect
         labelled.append(int(item_id))
     al.refresh_request(project_id=project.id)  # the refresh a worker would run now (eager)
     curve, refresh_seconds = [], []
-    checkpoints = sorted({args.seed_size, *range(args.batch * ((args.seed_size // args.batch) + 1), args.budget + 1, args.batch)})
+    checkpoints = sorted({args.seed_size, *range(args.eval_every, args.budget + 1, args.eval_every), args.budget} - set(range(args.seed_size)))
     for target in checkpoints:
         while len(labelled) < target:
             item = queue_claim_next(project=project, user=owner)
@@ -201,6 +204,10 @@ def main():
 
     train_texts, train_labels = read_csv(args.train, args.text_column, args.label_column)
     test_texts, test_labels = read_csv(args.test, args.text_column, args.label_column)
+    if args.limit_train:
+        train_texts, train_labels = train_texts[: args.limit_train], train_labels[: args.limit_train]
+    if args.limit_test:
+        test_texts, test_labels = test_texts[: args.limit_test], test_labels[: args.limit_test]
     classes = sorted(set(train_labels))
     owner = get_user_model().objects.create_user("simulated-expert")
     print(f"train {len(train_texts)}  test {len(test_texts)}  classes {len(classes)}  cores {os.cpu_count()}")
