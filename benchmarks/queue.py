@@ -334,7 +334,6 @@ def refresher_worker(project_id: int, args, barrier, results) -> None:
     """Re-rank the whole open pool with the refresh's own writer, again and again, until the run ends."""
     try:
         import numpy as np
-        from django.db import transaction
 
         from labeller.active_learning import write_priorities
         from labeller.models import Item
@@ -352,8 +351,7 @@ def refresher_worker(project_id: int, args, barrier, results) -> None:
             order = rng.permutation(len(ids))
             priorities = 1.0 - np.arange(len(ids), dtype=np.float64) / max(len(ids), 1)
             t1 = time.monotonic()
-            with transaction.atomic():
-                write_priorities(ids[order], priorities)
+            write_priorities(ids[order], priorities)  # commits batch by batch, as refresh_run calls it
             windows.append((t0, t1, time.monotonic(), len(ids)))
         results.put({"refresher": True, "windows": windows})
     except BaseException:
