@@ -29,9 +29,9 @@ class Cancelled(Exception):
 
 @dataclass
 class FineTuneConfig:
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 16
-    encoder_lr: float = 5e-5
+    encoder_lr: float = 2e-5
     head_lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
