@@ -40,7 +40,7 @@ def read(path):
 def run(n_labels, args, train, test, classes, encoder):
     rng = np.random.default_rng(args.seed)
     texts, labels = train
-    chosen = rng.permutation(len(texts))[:n_labels] if n_labels < len(texts) else np.arange(len(texts))
+    chosen = rng.permutation(len(texts))[:n_labels]  # train.csv is sorted by intent: always shuffle
     index = {c: i for i, c in enumerate(classes)}
     # The registry holds out a validation share for early stopping; do the same here.
     n_val = max(1, int(len(chosen) * args.validation_share))
@@ -79,6 +79,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", type=int, default=1000)
     p.add_argument("--all", action="store_true", help="also train on every training example")
+    p.add_argument("--only-all", action="store_true", help="train on every training example only")
     p.add_argument("--epochs", type=int, default=finetune.FineTuneConfig.epochs)
     p.add_argument("--batch-size", type=int, default=finetune.FineTuneConfig.batch_size)
     p.add_argument("--encoder-lr", type=float, default=finetune.FineTuneConfig.encoder_lr)
@@ -96,8 +97,9 @@ def main():
     classes = sorted(set(train[1]))
     print(f"Banking77: {len(train[0])} train, {len(test[0])} test, {len(classes)} intents; {os.cpu_count()} cores")
     encoder = Encoder()
-    run(args.labels, args, train, test, classes, encoder)
-    if args.all:
+    if not args.only_all:
+        run(args.labels, args, train, test, classes, encoder)
+    if args.all or args.only_all:
         run(len(train[0]), args, train, test, classes, encoder)
 
 

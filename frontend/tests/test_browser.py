@@ -122,8 +122,7 @@ def tasks_sent(monkeypatch):
 def suggesting_project(make_project, add_items, owner, tasks_sent):
     """24 Banking77 texts encoded by the real base model, two per intent labelled by the owner,
     and the refresh and explanations a worker would run: the open items carry suggestions."""
-    if not BANKING77.exists():
-        pytest.skip(f"Banking77 is not at {BANKING77}")
+    assert BANKING77.exists(), f"Banking77 is not at {BANKING77}: the suite runs with ../shared beside the clone"
     project = make_project(name="Banking77 with suggestions", suggestion_mode="preselect", eval_share=0)
     texts = banking77_texts(TEXTS_PER_INTENT)
     keys = [key for key in texts for _ in texts[key]]
