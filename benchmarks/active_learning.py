@@ -48,6 +48,7 @@ def parse_args():
     p.add_argument("--batch", type=int, default=50, help="labels between refreshes (the project's refresh_every)")
     p.add_argument("--budget", type=int, default=1600)
     p.add_argument("--eval-every", type=int, default=100, help="labels between points of the learning curve")
+    p.add_argument("--finetune", default="", help="also fine-tune on the labels these strategies chose (seed 0) and on random's")
     p.add_argument("--refresh-pool", type=int, default=100_000, help="pool size of the fast-refresh timing (0: skip)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke runs)")
     p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke runs)")
@@ -116,8 +117,8 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vect
     )
     body = "external_id,text\n" + "".join(f'{i},"{t.replace(chr(34), chr(39))}"\n' for i, t in enumerate(train_texts))
     items_import(project=project, stream=io.BytesIO(body.encode()), filename="train.csv")  # encodes (eager task)
-    truth = dict(Item.objects.filter(project=project).values_list("id", "external_id"))
-    truth = {item_id: train_labels[int(ext)] for item_id, ext in truth.items()}
+    row_of_item = {item_id: int(ext) for item_id, ext in Item.objects.filter(project=project).values_list("id", "external_id")}
+    truth = {item_id: train_labels[row] for item_id, row in row_of_item.items()}
     vectors_ids, vectors = al.project_vectors(project, al.state_for(project.id).encoder_version)
     row_of = {item_id: i for i, item_id in enumerate(vectors_ids.tolist())}
 
@@ -144,7 +145,29 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vect
         rows = [row_of[i] for i in labelled]
         acc, f1 = evaluate(vectors[rows], [truth[i] for i in labelled], test_vectors, test_labels, classes, seed)
         curve.append((len(labelled), acc, f1))
-    return curve, float(np.median(refresh_seconds)) if refresh_seconds else None
+    chosen_rows = [row_of_item[i] for i in labelled]
+    return curve, float(np.median(refresh_seconds)) if refresh_seconds else None, chosen_rows
+
+
+def finetune_accuracy(rows, train_texts, train_labels, test_texts, test_labels, classes, seed=0):
+    """Fine-tune the base model on these training rows as a fine-tuned version is trained (linear
+    probe, then the whole transformer; 10% held out for early stopping); test accuracy."""
+    from ml import finetune
+    from ml.encoder import default_model_path
+
+    index = {c: i for i, c in enumerate(classes)}
+    rows = list(np.random.default_rng(seed).permutation(rows))
+    n_val = max(1, len(rows) // 10)
+    val, train = rows[:n_val], rows[n_val:]
+    config = finetune.FineTuneConfig(seed=seed)
+    model = finetune.load_base(default_model_path(), len(classes), max_length=config.max_length)
+    finetune.set_seed(seed)
+    ids = np.array([index[train_labels[r]] for r in train])
+    finetune.probe_init(model, [train_texts[r] for r in train], ids, len(classes), c=config.probe_c, seed=seed)
+    finetune.fine_tune(model, [train_texts[r] for r in train], ids, [train_texts[r] for r in val],
+                       [index[train_labels[r]] for r in val], config=config)
+    predicted = model.predict(list(test_texts))[0].argmax(axis=1)
+    return float((predicted == np.array([index[l] for l in test_labels])).mean())
 
 
 def labels_to_reach(curve, accuracy):
@@ -235,12 +258,14 @@ def main():
     full_acc, full_f1 = evaluate(train_vectors, train_labels, test_vectors, test_labels, classes, 0)
     print(f"head on all {len(train_texts)} training labels: accuracy {full_acc:.4f}  macro-F1 {full_f1:.4f}")
 
-    results = {}
+    results, chosen = {}, {}
     for name in args.strategies.split(","):
         for seed in range(args.seeds):
             started = time.perf_counter()
-            curve, refresh = run_strategy(name, seed, args, train_texts, train_labels, classes, test_vectors, test_labels, owner)
+            curve, refresh, chosen_rows = run_strategy(name, seed, args, train_texts, train_labels, classes, test_vectors,
+                                                       test_labels, owner)
             results.setdefault(name, []).append(curve)
+            chosen.setdefault(name, chosen_rows)
             print(f"  {name:28s} seed {seed}: acc@{curve[-1][0]} {curve[-1][1]:.4f}  "
                   f"median refresh {refresh or 0:.2f} s  run {time.perf_counter() - started:.0f} s", flush=True)
 
@@ -276,6 +301,12 @@ def main():
     ax.grid(alpha=0.3)
     fig.savefig(args.plot, dpi=120, bbox_inches="tight")
     print(f"plot: {args.plot}")
+
+    if args.finetune:
+        print("\nfine-tuned on the labels each strategy chose (seed 0) vs the same number at random:")
+        for name in [n for n in ("random", *args.finetune.split(",")) if n in chosen]:
+            acc = finetune_accuracy(chosen[name], train_texts, train_labels, test_texts, test_labels, classes)
+            print(f"  {name:28s} {len(chosen[name])} labels: fine-tuned test accuracy {acc:.4f}", flush=True)
 
     if args.refresh_pool:
         report = fast_refresh_timing(args.refresh_pool, train_vectors, train_labels, classes, owner)
