@@ -232,7 +232,7 @@ def main():
     if args.limit_test:
         test_texts, test_labels = test_texts[: args.limit_test], test_labels[: args.limit_test]
     classes = sorted(set(train_labels))
-    owner = get_user_model().objects.create_user("simulated-expert")
+    owner, _ = get_user_model().objects.get_or_create(username="simulated-expert")
     print(f"train {len(train_texts)}  test {len(test_texts)}  classes {len(classes)}  cores {os.cpu_count()}")
 
     encoder = Encoder()

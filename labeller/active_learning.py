@@ -309,9 +309,10 @@ WRITE_BATCH = 5000
 def write_priorities(item_ids: np.ndarray, priorities: np.ndarray) -> None:
     """Write new priorities, head of the queue first, in short transactions of WRITE_BATCH rows.
 
-    On PostgreSQL each batch skips rows an expert has locked at that moment (being claimed or
-    labelled): a refresh never makes an expert wait, and one long transaction over the whole pool
-    would (1M rows took minutes and blocked submits behind its row locks in benchmarks/queue.py).
+    One transaction over the whole pool would hold its row locks for as long as the write takes
+    (1M rows: minutes), and every submit on those rows would wait behind it (seen in
+    benchmarks/queue.py). Short batches bound any wait to one batch; a submit or claim locks one
+    row, so there is no lock cycle to deadlock on.
     """
     table = Item._meta.db_table
     for start in range(0, len(item_ids), WRITE_BATCH):
@@ -321,8 +322,8 @@ def write_priorities(item_ids: np.ndarray, priorities: np.ndarray) -> None:
             if connection.vendor == "postgresql":
                 cursor.execute(
                     f"UPDATE {table} AS i SET priority = d.p FROM unnest(%s::bigint[], %s::float8[]) AS d(id, p) "
-                    f"WHERE i.id = d.id AND i.id IN (SELECT id FROM {table} WHERE id = ANY(%s) FOR UPDATE SKIP LOCKED)",
-                    [ids, values, ids],
+                    "WHERE i.id = d.id",
+                    [ids, values],
                 )
             else:
                 cursor.executemany(f"UPDATE {table} SET priority = %s WHERE id = %s", list(zip(values, ids)))
