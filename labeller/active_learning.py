@@ -44,6 +44,11 @@ def encoder_for(project: Project):
 
             _encoders[key] = FineTunedEncoder(champion)
         return _encoders[key]
+    return base_encoder(project)
+
+
+def base_encoder(project: Project) -> Encoder:
+    """The project's frozen base encoder (its configured path, else all-MiniLM-L6-v2)."""
     path = project.base_model_path or ""
     if path not in _encoders:
         _encoders[path] = Encoder(path or None)
@@ -245,8 +250,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
         return report
     position = {item_id: i for i, item_id in enumerate(ids.tolist())}
     labelled = {item_id: labels for item_id, labels in training_labels(project).items() if item_id in position}
-    status = Item.objects.filter(project=project, id__in=ids.tolist()) if len(ids) < 1000 else Item.objects.filter(project=project)
-    open_rows = status.filter(is_done=False).values_list("id", "is_eval")
+    open_rows = Item.objects.filter(project=project, is_done=False).values_list("id", "is_eval")
     pool_ids, eval_ids = [], []
     for item_id, is_eval in open_rows.iterator(chunk_size=10000):
         if item_id in position:

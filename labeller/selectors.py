@@ -48,7 +48,7 @@ def annotation_history_for(*, project: Project, user: AbstractBaseUser, limit: i
     """The expert's most recent labels in this project, newest first (undo and edit)."""
     return (
         Annotation.objects.filter(project=project, annotator=user)
-        .select_related("item")
+        .select_related("item__project", "annotator")
         .order_by("-updated_at", "-id")[:limit]
     )
 

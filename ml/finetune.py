@@ -310,8 +310,21 @@ def save(model: SentenceClassifier, folder: Path, classes: Sequence[str], extra:
     model.tokenizer.save_pretrained(folder)
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_FILE))
     (folder / LABELS_FILE).write_text(json.dumps({"classes": list(classes), "max_length": model.max_length, **(extra or {})}))
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
-    checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return write_manifest(folder)
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    return {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
+
+
+def _checksum(files: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def write_manifest(folder: Path) -> str:
+    """Record the SHA-256 of every file in `folder`; the hash of that list is the checksum."""
+    files = _file_hashes(folder)
+    checksum = _checksum(files)
     (folder / MANIFEST_FILE).write_text(json.dumps({"files": files, "checksum": checksum}, indent=1))
     return checksum
 
@@ -322,9 +335,8 @@ class ChecksumMismatch(Exception):
 
 def verify(folder: Path, checksum: str) -> None:
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
-    actual = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-    if files != manifest["files"] or actual != checksum:
+    files = _file_hashes(folder)
+    if files != manifest["files"] or _checksum(files) != checksum:
         raise ChecksumMismatch(f"model files in {folder} do not match checksum {checksum[:12]}")
     if any(name.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")) for name in files):
         raise ChecksumMismatch("pickled weights are never loaded")

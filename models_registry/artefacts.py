@@ -1,7 +1,6 @@
 """Where model versions live on disk, and loading them safely (safetensors, checksum verified)."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -26,11 +25,7 @@ def save_head(head: LinearHead, folder: Path, extra: dict) -> str:
     save_file({"coef": np.ascontiguousarray(head.coef, dtype=np.float32),
                "intercept": np.ascontiguousarray(head.intercept, dtype=np.float32)}, str(folder / finetune.HEAD_FILE))
     (folder / finetune.LABELS_FILE).write_text(json.dumps({"classes": head.classes, "multi_label": head.multi_label, **extra}))
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
-             if p.is_file() and p.name != finetune.MANIFEST_FILE}
-    checksum = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-    (folder / finetune.MANIFEST_FILE).write_text(json.dumps({"files": files, "checksum": checksum}, indent=1))
-    return checksum
+    return finetune.write_manifest(folder)
 
 
 def load_head(version: ModelVersion) -> LinearHead:

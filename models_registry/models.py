@@ -92,11 +92,6 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"v{self.number} ({self.kind})"
 
-    @property
-    def primary_score(self) -> float | None:
-        metric = self.project.training_policy.primary_metric if hasattr(self.project, "training_policy") else "accuracy"
-        return (self.metrics or {}).get(metric)
-
 
 class AliasName(models.TextChoices):
     CHAMPION = "champion", "Champion"

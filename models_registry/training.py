@@ -13,10 +13,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from labeller import active_learning
+from labeller.active_learning import base_encoder
 from labeller.models import ItemVector, Project
 from ml import finetune, gates
-from ml.encoder import Encoder, from_float16_bytes
+from ml.encoder import from_float16_bytes
 from ml.heads import fit_head
 from ml.metrics import evaluate_single_label
 
@@ -26,7 +26,6 @@ from .snapshots import EVALUATION, TRAIN, VALIDATION, snapshot_create, snapshot_
 
 log = logging.getLogger(__name__)
 CODE_VERSION = "labelloop-0.3"
-_base_encoders: dict[str, Encoder] = {}
 
 
 class TrainingBusy(Exception):
@@ -147,13 +146,6 @@ def _split(examples, classes):
         ids.append(index[e.labels[0]])
         items.append(e.item)
     return parts
-
-
-def base_encoder(project: Project) -> Encoder:
-    path = project.base_model_path or ""
-    if path not in _base_encoders:
-        _base_encoders[path] = Encoder(path or None)
-    return _base_encoders[path]
 
 
 def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.ndarray:

@@ -237,7 +237,7 @@ class AnnotationList(ProjectScopedMixin, generics.ListAPIView):
         query = validated_query(self.request, s.AnnotationQuerySerializer)
         if query["mine"]:
             return selectors.annotation_history_for(project=self.project, user=self.request.user, limit=50)
-        annotations = Annotation.objects.filter(project=self.project).select_related("annotator", "item")
+        annotations = Annotation.objects.filter(project=self.project).select_related("annotator", "item__project")
         if "item" in query:
             annotations = annotations.filter(item_id=query["item"])
         return annotations.order_by("id")
