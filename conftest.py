@@ -133,3 +133,15 @@ def labelled_project(make_project, expert):
         item.project = project
         annotation_submit(item=item, user=expert, labels=[row["category"]])
     return project
+
+
+@pytest.fixture(autouse=True)
+def fresh_serving_cache():
+    # Project ids are reused after each test's rollback; a cached view of another test's
+    # champion must not leak into this one.
+    from django.core.cache import cache
+
+    from models_registry import serving
+
+    serving.forget_aliases()
+    cache.clear()  # throttle counters are keyed by token id, which is reused too

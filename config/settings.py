@@ -130,6 +130,16 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeller.api.errors.exception_handler",
+    # Product backends' project tokens are throttled per token (feedback.tokens.ProjectTokenThrottle).
+    "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "1000/s")},
+}
+
+# The throttle and the feedback-routing debounce keep counters here: per process by default, shared
+# by every web process when LABELLOOP_CACHE_URL names a Redis server.
+_cache_url = env_str("LABELLOOP_CACHE_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
 SPECTACULAR_SETTINGS = {
@@ -168,11 +178,18 @@ CELERY_TASK_ROUTES = {
     "labeller.tasks.explain_suggestions": {"queue": "encode"},
     "labeller.tasks.refresh_priorities": {"queue": "refresh"},
     "models_registry.tasks.train_version": {"queue": "training"},
+    "feedback.tasks.monitor": {"queue": "monitoring"},
+    "feedback.tasks.monitor_one": {"queue": "monitoring"},
 }
-LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh,training"
+LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh,training,monitoring"
 CELERY_BEAT_SCHEDULE = {
     # A worker killed mid-training never leaves its version stuck in `training`.
     "reap-dead-training": {"task": "models_registry.tasks.reap_dead_training", "schedule": 60.0},
+    # Production health per model version: drift, disagreement, alerts.
+    "monitor-models": {"task": "feedback.tasks.monitor", "schedule": env_int("LABELLOOP_MONITOR_EVERY", 300)},
+    # Feedback whose routing message was lost (a broker restart) is still routed.
+    "route-pending-feedback": {"task": "feedback.tasks.route_all_pending", "schedule": 60.0},
+    "expire-idempotency-keys": {"task": "feedback.tasks.expire_idempotency_keys", "schedule": 3600.0},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -189,6 +206,13 @@ LABELLOOP_EXPORT_DIR = Path(env_str("LABELLOOP_EXPORT_DIR", str(DATA_DIR / "expo
 # Dataset snapshots and model versions (safetensors, tokenizer, label map, manifest with checksum).
 LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "artefacts")))
 LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT", 300)
+# Serving and feedback.
+LABELLOOP_PREDICT_MAX_ITEMS = env_int("LABELLOOP_PREDICT_MAX_ITEMS", 256)
+LABELLOOP_FEEDBACK_MAX_EVENTS = env_int("LABELLOOP_FEEDBACK_MAX_EVENTS", 1000)
+LABELLOOP_FEEDBACK_ROUTE_DELAY = float(env_str("LABELLOOP_FEEDBACK_ROUTE_DELAY", "1.0"))
+# Alerts are POSTed only to these hosts, and never to private addresses unless allowed.
+LABELLOOP_WEBHOOK_ALLOWED_HOSTS = [h.lower() for h in env_list("LABELLOOP_WEBHOOK_ALLOWED_HOSTS", [])]
+LABELLOOP_WEBHOOK_ALLOW_PRIVATE = env_bool("LABELLOOP_WEBHOOK_ALLOW_PRIVATE", False)
 
 LOGGING = {
     "version": 1,

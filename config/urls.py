@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("labeller.api.urls")),
     path("api/", include("models_registry.urls")),
+    path("api/", include("feedback.urls")),
     path("", include("frontend.urls")),
 ]

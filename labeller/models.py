@@ -47,6 +47,9 @@ class Project(models.Model):
     # The item schema: the payload fields every item must carry, and the one the model reads.
     text_field = models.CharField(max_length=100, default="text")
     required_fields = models.JSONField(default=list, blank=True)
+    # Other fields the predict and feedback APIs accept, with their JSON types:
+    # {"channel": "string", "amount": "number"}. A field outside the schema is refused.
+    field_types = models.JSONField(default=dict, blank=True)
     # How many different experts must label an item before it is done (overlap for agreement).
     labels_per_item = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     hold_seconds = models.PositiveIntegerField(default=_default_hold_seconds, validators=[MinValueValidator(10)])
@@ -130,6 +133,8 @@ class Item(models.Model):
     held_until = models.DateTimeField(null=True, blank=True)
     # Drawn at random at import: served at `eval_share` of the queue, never used to fit the model.
     is_eval = models.BooleanField(default=False)
+    # A product user said the model is wrong here: an expert's label settles it, ahead of the queue.
+    needs_review = models.BooleanField(default=False)
     # The model's suggestion and its explanation, precomputed by the refresh for the top of the queue.
     suggestion = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -144,9 +149,11 @@ class Item(models.Model):
             ),
         ]
         indexes = [
-            # The expert queue: open items of a project, highest priority first, then import order.
+            # The expert queue: open items of a project, items under review first, then highest
+            # priority, then import order.
             models.Index(
                 "project",
+                models.F("needs_review").desc(),
                 models.F("priority").desc(),
                 "id",
                 condition=Q(is_done=False),
@@ -163,6 +170,7 @@ class Item(models.Model):
 class AnnotationSource(models.TextChoices):
     EXPERT = "expert", "Expert in the labelling screen or API"
     IMPORT = "import", "Imported with the item"
+    FEEDBACK = "feedback", "Feedback from a trusted product source"
 
 
 class Annotation(models.Model):

@@ -9,6 +9,7 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from . import active_learning
+from .signals import annotation_recorded
 from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
 
 # An expert holds the item on screen plus one fetched ahead, so submitting feels instant.
@@ -62,7 +63,7 @@ def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[
         .filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
         .exclude(id__in=exclude)
         .exclude(Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user)))
-        .order_by("-priority", "id")
+        .order_by("-needs_review", "-priority", "id")
     )
     held_until = now + timedelta(seconds=project.hold_seconds)
     if connection.vendor == "postgresql":
@@ -136,7 +137,7 @@ def annotation_submit(
         # One round trip: lock the item and learn whether this expert already annotated it.
         locked = (
             Item.objects.select_for_update()
-            .only("id", "held_by_id", "held_until", "is_done")
+            .only("id", "held_by_id", "held_until", "is_done", "needs_review")
             .annotate(own_annotation=Subquery(Annotation.objects.filter(item=OuterRef("pk"), annotator=user).values("id")[:1]))
             .get(id=item.id)
         )
@@ -164,6 +165,8 @@ def annotation_submit(
             changes.update(held_by=None, held_until=None)
         Item.objects.filter(id=locked.id).update(**changes)
         locked.is_done = changes["is_done"]
+        if not skipped:
+            annotation_recorded.send(sender=Annotation, item=locked, annotation=annotation)
     if is_new_label:
         active_learning.refresh_after_label(project=project)
     return annotation

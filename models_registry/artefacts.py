@@ -17,6 +17,11 @@ def version_folder(version: ModelVersion) -> Path:
     return settings.LABELLOOP_ARTEFACT_DIR / "models" / str(version.project_id) / f"v{version.number}"
 
 
+def version_path(version: ModelVersion) -> Path:
+    """Where a trained version's files are (artefact_path is relative to the artefact store)."""
+    return settings.LABELLOOP_ARTEFACT_DIR / version.artefact_path
+
+
 def save_head(head: LinearHead, folder: Path, extra: dict) -> str:
     """A head version: its weights as safetensors, the label map, and a manifest with the checksum."""
     from safetensors.numpy import save_file
@@ -32,7 +37,7 @@ def load_head(version: ModelVersion) -> LinearHead:
     """The linear head of any version: a head version's weights, or a fine-tuned model's classifier."""
     from safetensors.numpy import load_file
 
-    folder = settings.LABELLOOP_ARTEFACT_DIR / version.artefact_path
+    folder = version_path(version)
     finetune.verify(folder, version.checksum)
     meta = json.loads((folder / finetune.LABELS_FILE).read_text())
     tensors = load_file(str(folder / finetune.HEAD_FILE))
@@ -45,7 +50,7 @@ class FineTunedEncoder:
     """A fine-tuned version as the encoder active learning ranks with: its own embeddings."""
 
     def __init__(self, version: ModelVersion):
-        folder = settings.LABELLOOP_ARTEFACT_DIR / version.artefact_path
+        folder = version_path(version)
         self.model, self.classes = finetune.load(folder, version.checksum)
         self.version = f"model-v{version.number}@{version.checksum[:12]}"
         self.dim = self.model.head.in_features

@@ -1,0 +1,245 @@
+"""The product-facing API (predict, feedback) and its admin side (tokens, serving policy,
+monitoring, the review queue).
+
+Product backends call predict and feedback with a project token (`Authorization: Bearer ll_…`),
+which needs the matching scope; project members may call them too (expert role or higher).
+Bodies are checked by hand rather than with nested serializers: a 1,000-event batch is checked in
+a few milliseconds, and every problem is reported by its path (`events[12].label`).
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import authentication, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeller import selectors
+from labeller.api.views import ProjectScopedMixin
+from labeller.models import Item, Role
+from models_registry.serving import NoModel
+
+from . import idempotency, ingest, monitoring, predicting, review, tokens
+from . import serializers as s
+from .models import Alert, ApiToken, MonitoringPoint, SchemaViolation, Scope
+from .schema import ItemSchema, check_item_data
+from .violations import violations_record
+
+
+def unprocessable(errors: dict) -> Response:
+    return Response(errors, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+class ProductEndpoint(APIView):
+    """Resolves the project for a project token (with `scope`) or a member (expert or higher)."""
+
+    scope: str
+    authentication_classes = [tokens.ProjectTokenAuthentication, authentication.SessionAuthentication,
+                              authentication.TokenAuthentication]
+    throttle_classes = [tokens.ProjectTokenThrottle]
+
+    def caller_project(self, project_id: int):
+        if isinstance(self.request.auth, ApiToken):
+            token = self.request.auth
+            if token.project_id != project_id:
+                raise Http404("No such project.")  # another project's token learns nothing
+            if not token.has_scope(self.scope):
+                raise PermissionDenied(f"scope: this token lacks the '{self.scope}' scope")
+            return token.project, token
+        project, _ = selectors.project_get_for(user=self.request.user, project_id=project_id, role=Role.EXPERT)
+        return project, self.request.user
+
+
+class Predict(ProductEndpoint):
+    scope = Scope.PREDICT
+
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        examples=[OpenApiExample("one item", value={"data": {"text": "my card has not arrived"}, "key": "user-42"}),
+                  OpenApiExample("many", value={"items": [{"data": {"text": "lost my card"}, "external_id": "t-1"}]})],
+        responses={200: {"type": "object"}},
+        description="Label(s), confidence, top-k, model version and a prediction_id per item; abstain when unsure.",
+    )
+    def post(self, request, project_id):
+        project, caller = self.caller_project(project_id)
+        body = request.data
+        if not isinstance(body, dict):
+            return unprocessable({"detail": ["the body must be a JSON object"]})
+        single = "items" not in body
+        raw_items = [body] if single else body["items"]
+        if not isinstance(raw_items, list) or not raw_items:
+            return unprocessable({"items": ["must be a non-empty list of items"]})
+        limit = settings.LABELLOOP_PREDICT_MAX_ITEMS
+        if len(raw_items) > limit:
+            return Response({"items": [f"at most {limit} items per request, got {len(raw_items)}"]},
+                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        top_k = body.get("top_k", 3)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 20:
+            return unprocessable({"top_k": ["must be an integer from 1 to 20"]})
+        schema = ItemSchema.for_project(project)
+        items, errors, violations = [], {}, []
+        allowed = {"data", "external_id", "key"} | ({"top_k"} if single else set())
+        for i, raw in enumerate(raw_items):
+            path = "" if single else f"items[{i}]."
+            if not isinstance(raw, dict):
+                errors[f"items[{i}]"] = ["must be an object"]
+                continue
+            for name in sorted(set(raw) - allowed):
+                errors[f"{path}{name}"] = [f"unknown field; allowed: {', '.join(sorted(allowed))}"]
+            found = check_item_data(schema, raw.get("data"), f"{path}data")
+            violations.extend(found)
+            for v in found:
+                errors.setdefault(v.field, []).append(v.message)
+            for name in ("external_id", "key"):
+                value = raw.get(name)
+                if value is not None and (not isinstance(value, str) or len(value) > 200):
+                    errors[f"{path}{name}"] = ["must be a string of at most 200 characters"]
+            items.append(raw)
+        if errors:
+            violations_record(project=project, caller=caller, endpoint="predict", violations=violations)
+            return unprocessable(errors)
+        try:
+            answers = predicting.predict(project=project, items=items, caller=caller, top_k=top_k)
+        except NoModel as exc:
+            return Response({"model": [str(exc).partition(": ")[2]]}, status=status.HTTP_409_CONFLICT)
+        return Response(answers[0] if single else {"predictions": answers})
+
+
+class Feedback(ProductEndpoint):
+    scope = Scope.FEEDBACK
+
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        parameters=[OpenApiParameter(idempotency.HEADER, str, OpenApiParameter.HEADER, required=False,
+                                     description="Retries with the same key get the first response back.")],
+        examples=[OpenApiExample("a correction", value={
+            "prediction_id": "…", "kind": "correction", "label": "lost_or_stolen_card",
+            "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z"})],
+        responses={201: {"type": "object"}},
+        description="One event, or {\"events\": [...]} up to 1,000. Stored before the answer; all or nothing.",
+    )
+    def post(self, request, project_id):
+        project, caller = self.caller_project(project_id)
+        body = request.data
+        single = isinstance(body, dict) and "events" not in body
+        events = [body] if single else body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list) or not events:
+            return unprocessable({"events": ["send one event object, or {\"events\": [...]} with at least one"]})
+        limit = settings.LABELLOOP_FEEDBACK_MAX_EVENTS
+        if len(events) > limit:
+            return Response({"events": [f"at most {limit} events per request, got {len(events)}"]},
+                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        checked = ingest.events_check(project=project, events=events, token=caller if isinstance(caller, ApiToken) else None)
+        if checked.errors:
+            violations_record(project=project, caller=caller, endpoint="feedback", violations=checked.violations)
+            return unprocessable(checked.errors)
+
+        def store() -> idempotency.Outcome:
+            stored = ingest.events_store(project=project, events=checked.events)
+            return idempotency.Outcome(status.HTTP_201_CREATED, {"accepted": len(stored), "event_ids": [e.id for e in stored]})
+
+        key = request.headers.get(idempotency.HEADER)
+        if key is None:
+            with transaction.atomic():
+                outcome = store()
+        else:
+            try:
+                outcome = idempotency.run_once(
+                    caller=caller, key=key, work=store,
+                    request_fingerprint=idempotency.fingerprint(request.method, request.path, request.body))
+            except idempotency.IdempotencyConflict as exc:
+                return Response({idempotency.HEADER: [str(exc).partition(": ")[2]]}, status=exc.status)
+        response = Response(outcome.body, status=outcome.status)
+        if outcome.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class AdminToChange(ProjectScopedMixin, APIView):
+    def required_role(self):
+        return Role.VIEWER if self.request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
+
+
+class TokenListCreate(ProjectScopedMixin, APIView):
+    project_role = Role.ADMIN
+
+    @extend_schema(responses=s.TokenSerializer(many=True))
+    def get(self, request, project_id):
+        return Response(s.TokenSerializer(self.project.api_tokens.all(), many=True).data)
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.TokenSerializer})
+    def post(self, request, project_id):
+        serializer = s.TokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, plain = tokens.token_create(project=self.project, user=request.user, **serializer.validated_data)
+        return Response({**s.TokenSerializer(token).data, "token": plain,
+                         "note": "Store this token now: only its hash is kept."}, status=status.HTTP_201_CREATED)
+
+
+class TokenRevoke(ProjectScopedMixin, APIView):
+    project_role = Role.ADMIN
+
+    def delete(self, request, project_id, prefix):
+        token = ApiToken.objects.filter(project=self.project, prefix=prefix).first()
+        if token is None:
+            raise Http404("No such token in this project.")
+        tokens.token_revoke(token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ServingPolicyView(AdminToChange):
+    @extend_schema(responses=s.ServingPolicySerializer)
+    def get(self, request, project_id):
+        return Response(s.ServingPolicySerializer(predicting.policy_for(self.project)).data)
+
+    @extend_schema(request=s.ServingPolicySerializer, responses=s.ServingPolicySerializer)
+    def patch(self, request, project_id):
+        policy = predicting.policy_for(self.project)
+        serializer = s.ServingPolicySerializer(policy, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+
+class Monitoring(AdminToChange):
+    @extend_schema(responses={200: {"type": "object"}})
+    def get(self, request, project_id):
+        project = self.project
+        period = request.query_params.get("period", "hour")
+        if period not in ("hour", "day"):
+            raise ValidationError({"period": ["must be hour or day"]})
+        points = MonitoringPoint.objects.filter(project=project, period=period).select_related("version").order_by("-start")[:500]
+        violations = SchemaViolation.objects.filter(project=project).select_related("token").order_by("-day", "-count")[:200]
+        return Response({
+            "points": s.MonitoringPointSerializer(reversed(list(points)), many=True).data,
+            "alerts": s.AlertSerializer(Alert.objects.filter(project=project).select_related("version")[:100], many=True).data,
+            "schema_violations": [{"day": v.day, "source": v.token.name if v.token else v.source, "endpoint": v.endpoint,
+                                   "field": v.field, "problem": v.problem, "count": v.count} for v in violations],
+            "source_reliability": review.source_reliability(project=project),
+            "thresholds": monitoring.thresholds_for(predicting.policy_for(project)),
+        })
+
+    @extend_schema(request=None, responses={202: {"type": "object"}})
+    def post(self, request, project_id):
+        """Recompute now (admins), instead of waiting for the periodic job."""
+        from .tasks import monitor_one
+
+        transaction.on_commit(lambda: monitor_one.delay(self.project.id))
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class ReviewQueue(ProjectScopedMixin, APIView):
+    project_role = Role.EXPERT
+
+    @extend_schema(responses={200: {"type": "object"}})
+    def get(self, request, project_id):
+        items = Item.objects.filter(project=self.project, needs_review=True, is_done=False).order_by("id")[:50]
+        return Response({
+            "count": Item.objects.filter(project=self.project, needs_review=True, is_done=False).count(),
+            "items": [{"id": item.id, "external_id": item.external_id, "text": item.text(),
+                       "review": review.review_summary(item=item)} for item in items],
+        })

@@ -1,0 +1,118 @@
+"""Feedback events from product backends: checked, then stored before the API answers.
+
+A bulk post is all or nothing: one bad event refuses the whole batch with every problem listed by
+its index, so a client never has to work out which half of a batch landed. Routing (review queue,
+training data) happens after the commit, in a worker: the answer waits only for the insert.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from labeller.models import Project
+
+from .models import ApiToken, FeedbackEvent, FeedbackKind, Prediction
+from .schema import ItemSchema, Violation, check_item_data
+
+EVENT_FIELDS = {"prediction_id", "kind", "label", "end_user", "occurred_at", "data", "external_id"}
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+@dataclass
+class Checked:
+    events: list[FeedbackEvent] = field(default_factory=list)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.setdefault(path, []).append(message)
+
+
+def events_check(*, project: Project, events: list, token: ApiToken | None) -> Checked:
+    """Turn raw event dicts into unsaved FeedbackEvents, or collect every problem by path."""
+    out = Checked()
+    schema = ItemSchema.for_project(project)
+    label_keys = set(project.labels.values_list("key", flat=True))
+    ids = {}
+    for i, raw in enumerate(events):
+        if isinstance(raw, dict) and isinstance(raw.get("prediction_id"), str):
+            try:
+                ids[i] = uuid.UUID(raw["prediction_id"])
+            except ValueError:
+                pass
+    # One query for the whole batch; a prediction of another project is simply not found.
+    predictions = {p.id: p for p in Prediction.objects.filter(project=project, id__in=set(ids.values()))
+                   .only("id", "version_id", "labels", "external_id")}
+    now = timezone.now()
+    for i, raw in enumerate(events):
+        path = f"events[{i}]"
+        if not isinstance(raw, dict):
+            out.error(path, "must be an object")
+            continue
+        for name in sorted(set(raw) - EVENT_FIELDS):
+            out.error(f"{path}.{name}", f"unknown field; allowed: {', '.join(sorted(EVENT_FIELDS))}")
+        kind = raw.get("kind")
+        if kind not in FeedbackKind.values:
+            out.error(f"{path}.kind", f"must be one of {', '.join(FeedbackKind.values)}")
+        label = raw.get("label")
+        if kind == FeedbackKind.CORRECTION:
+            if not isinstance(label, str) or label not in label_keys:
+                out.error(f"{path}.label", "a correction needs the right label, one of the project's label keys")
+        elif label not in (None, ""):
+            out.error(f"{path}.label", "only a correction carries a label")
+        end_user = raw.get("end_user")
+        if not isinstance(end_user, str) or not end_user.strip() or len(end_user) > 200:
+            out.error(f"{path}.end_user", "required: the pseudonymous id of the product's user (1-200 characters)")
+        occurred_at = parse_datetime(raw["occurred_at"]) if isinstance(raw.get("occurred_at"), str) else None
+        if occurred_at is None or occurred_at.tzinfo is None:
+            out.error(f"{path}.occurred_at", "required: an ISO 8601 date-time with a time zone")
+        elif occurred_at > now + FUTURE_SLACK:
+            out.error(f"{path}.occurred_at", "is in the future")
+        prediction = None
+        if "prediction_id" in raw:
+            prediction = predictions.get(ids.get(i))
+            if prediction is None:
+                out.error(f"{path}.prediction_id", "no prediction with this id in this project")
+        data = raw.get("data")
+        if data is not None:
+            found = check_item_data(schema, data, f"{path}.data")
+            out.violations.extend(found)
+            for v in found:
+                out.error(v.field, v.message)
+        elif prediction is None and "prediction_id" not in raw:
+            out.error(path, "needs a prediction_id, or the item's data")
+        external_id = raw.get("external_id") or ""
+        if not isinstance(external_id, str) or len(external_id) > 255:
+            out.error(f"{path}.external_id", "must be a string of at most 255 characters")
+            external_id = ""
+        if out.errors:
+            continue  # stop building events once the batch is refused; keep collecting errors
+        out.events.append(FeedbackEvent(
+            project=project, token=token, prediction=prediction, version_id=prediction.version_id if prediction else None,
+            kind=kind, label=label or "", predicted_labels=prediction.labels if prediction else [],
+            data=data, external_id=external_id or (prediction.external_id if prediction else ""),
+            end_user=end_user.strip(), occurred_at=occurred_at,
+        ))
+    return out
+
+
+def events_store(*, project: Project, events: list[FeedbackEvent]) -> list[FeedbackEvent]:
+    """Insert the batch; the caller's transaction commits it before the API answers. Routing
+    is asked for after the commit, at most once a second per project (it takes all pending)."""
+    stored = FeedbackEvent.objects.bulk_create(events, batch_size=1000)
+    transaction.on_commit(lambda: route_soon(project.id))
+    return stored
+
+
+def route_soon(project_id: int) -> None:
+    from .tasks import route_feedback
+
+    if cache.add(f"feedback-route:{project_id}", 1, timeout=1):
+        route_feedback.apply_async((project_id,), countdown=settings.LABELLOOP_FEEDBACK_ROUTE_DELAY)

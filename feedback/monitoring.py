@@ -1,0 +1,230 @@
+"""The monitoring job: per model version and per hour and day, how the model is doing in
+production, measured against the training snapshot it was trained on; and the alerts.
+
+Figures per bucket (MonitoringPoint.metrics):
+- predictions, traffic by how they were served, prediction distribution, mean confidence,
+  abstain rate;
+- live disagreement rate from feedback (share of events saying the model was wrong) with a 95%
+  Wilson interval, and the live accuracy it implies;
+- input drift against the snapshot's training texts: text length (Kolmogorov–Smirnov), the
+  out-of-vocabulary rate (against the baseline of the snapshot's held-out texts), and embedding
+  drift (a domain classifier's AUC and the MMD between base-encoder embeddings);
+- prediction drift: Jensen–Shannon divergence from the training label distribution.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from labeller.active_learning import base_encoder
+from labeller.models import Project
+from ml import drift
+from models_registry.models import ModelVersion
+from models_registry.snapshots import TRAIN, snapshot_read
+
+from .models import Alert, AlertStatus, FeedbackEvent, MonitoringPoint, Period, Prediction, SchemaViolation, ServedAs
+from .predicting import policy_for
+
+log = logging.getLogger(__name__)
+SAMPLE = 500  # texts per side for the embedding drift; enough for a stable AUC, cheap to encode
+DEFAULT_THRESHOLDS = {
+    "disagreement_rate": 0.3,  # alert when the interval's lower bound is above this
+    "prediction_js": 0.1,
+    "domain_auc": 0.8,
+    "oov_rate_increase": 0.1,
+    "abstain_rate": 0.5,
+    "schema_violations_per_day": 10,
+}
+_references: dict[int, dict] = {}
+
+
+def bucket_start(moment: datetime, period: str) -> datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if period == Period.DAY else moment
+
+
+def bucket_length(period: str) -> timedelta:
+    return timedelta(days=1) if period == Period.DAY else timedelta(hours=1)
+
+
+def reference_for(version: ModelVersion) -> dict | None:
+    """What a version's live traffic is compared with, from its training snapshot (cached)."""
+    if version.id in _references:
+        return _references[version.id]
+    if version.snapshot is None:
+        return None
+    examples = snapshot_read(version.snapshot)
+    train = [e.text for e in examples if e.split == TRAIN]
+    held_out = [e.text for e in examples if e.split != TRAIN]
+    vocab = drift.vocabulary(train)
+    sample = random.Random(0).sample(train, min(SAMPLE, len(train)))
+    reference = {
+        "vocab": vocab,
+        "oov_baseline": drift.oov_rate(held_out, vocab) if held_out else 0.0,
+        "lengths": [len(t) for t in train],
+        "labels": Counter(label for e in examples if e.split == TRAIN for label in e.labels),
+        "embeddings": base_encoder(version.project).encode(sample) if sample else None,
+    }
+    _references[version.id] = reference
+    return reference
+
+
+def point_metrics(*, project: Project, version: ModelVersion, start: datetime, end: datetime, min_predictions: int) -> tuple[int, dict]:
+    rows = list(Prediction.objects.filter(project=project, version=version, created_at__gte=start, created_at__lt=end)
+                .values_list("served_as", "labels", "confidence", "abstain", f"data__{project.text_field}"))
+    served = [r for r in rows if r[0] != ServedAs.SHADOW]
+    judged = served or rows  # a version only in shadow is judged on its shadow predictions
+    n = len(judged)
+    metrics: dict = {"traffic": dict(Counter(r[0] for r in rows))}
+    if n:
+        distribution = Counter(r[1][0] for r in judged if r[1])
+        metrics.update(
+            distribution=dict(distribution.most_common()),
+            mean_confidence=round(float(np.mean([r[2] for r in judged])), 4),
+            abstain_rate=round(sum(r[3] for r in judged) / n, 4),
+        )
+    metrics.update(_feedback_metrics(project, version, start, end))
+    reference = reference_for(version)
+    if reference is None or n < min_predictions:
+        return n, metrics
+    texts = [str(r[4] or "") for r in judged]
+    sample = random.Random(0).sample(texts, min(SAMPLE, len(texts)))
+    live = base_encoder(project).encode(sample)
+    oov = drift.oov_rate(texts, reference["vocab"])
+    metrics.update(
+        prediction_js=round(drift.js_divergence(metrics["distribution"], reference["labels"]), 4),
+        oov_rate=round(oov, 4),
+        oov_rate_increase=round(oov - reference["oov_baseline"], 4),
+        length=drift.length_shift(reference["lengths"], [len(t) for t in texts]),
+        domain_auc=_round(drift.domain_classifier_auc(reference["embeddings"], live)),
+        mmd=_round(drift.mmd_rbf(reference["embeddings"], live)),
+    )
+    return n, metrics
+
+
+def _round(value):
+    return None if value is None else round(value, 4)
+
+
+def _feedback_metrics(project, version, start, end) -> dict:
+    events = list(FeedbackEvent.objects.filter(project=project, version=version, occurred_at__gte=start, occurred_at__lt=end)
+                  .only("kind", "label", "predicted_labels", "expert_agrees"))
+    if not events:
+        return {"feedback": 0}
+    wrong = sum(e.disagrees for e in events)
+    low, high = drift.wilson_interval(wrong, len(events))
+    return {
+        "feedback": len(events),
+        "disagreement_rate": round(wrong / len(events), 4),
+        "disagreement_interval": [round(low, 4), round(high, 4)],
+        "live_accuracy": round(1 - wrong / len(events), 4),
+        "reviewed": sum(e.expert_agrees is not None for e in events),
+    }
+
+
+def monitor_project(*, project: Project, now: datetime | None = None) -> list[MonitoringPoint]:
+    """Recompute this hour's and today's points for every version that served, then check alerts."""
+    now = now or timezone.now()
+    policy = policy_for(project)
+    points = []
+    for period in (Period.HOUR, Period.DAY):
+        start = bucket_start(now, period)
+        end = start + bucket_length(period)
+        version_ids = set(Prediction.objects.filter(project=project, created_at__gte=start, created_at__lt=end)
+                          .values_list("version_id", flat=True).distinct())
+        for version in ModelVersion.objects.filter(id__in=version_ids).select_related("snapshot", "project"):
+            n, metrics = point_metrics(project=project, version=version, start=start, end=end,
+                                       min_predictions=policy.min_predictions)
+            point, _ = MonitoringPoint.objects.update_or_create(
+                project=project, version=version, period=period, start=start,
+                defaults={"predictions": n, "metrics": metrics})
+            points.append(point)
+    alerts_check(project=project, points=points, now=now)
+    return points
+
+
+def thresholds_for(policy) -> dict:
+    return {**DEFAULT_THRESHOLDS, **(policy.thresholds or {})}
+
+
+def alerts_check(*, project: Project, points: list[MonitoringPoint], now: datetime) -> list[Alert]:
+    """Open an alert for each figure over its threshold (once per version and figure); resolve
+    the open alerts whose figure is back under. Judged on the hour when it has enough traffic,
+    else on the day so far."""
+    policy = policy_for(project)
+    limits = thresholds_for(policy)
+    over: dict[str, tuple] = {}
+    judged: set[str] = set()
+    by_version: dict[int, MonitoringPoint] = {}
+    for point in sorted(points, key=lambda p: p.period != Period.HOUR):  # hour first
+        if point.version_id in by_version:
+            continue
+        if point.period == Period.HOUR and point.predictions < policy.min_predictions:
+            continue
+        by_version[point.version_id] = point
+    for point in by_version.values():
+        m, v = point.metrics, point.version
+        checks = {
+            "prediction_js": m.get("prediction_js"),
+            "domain_auc": m.get("domain_auc"),
+            "oov_rate_increase": m.get("oov_rate_increase"),
+            "abstain_rate": m.get("abstain_rate") if point.predictions >= policy.min_predictions else None,
+            "disagreement_rate": (m.get("disagreement_interval") or [None])[0],
+        }
+        for metric, value in checks.items():
+            key = f"{metric}:v{v.number}"
+            if value is None:
+                continue
+            judged.add(key)
+            if value > limits[metric]:
+                over[key] = (metric, v, value, limits[metric],
+                             f"v{v.number}: {metric.replace('_', ' ')} is {value:.3f}, over the threshold {limits[metric]} "
+                             f"({point.period} from {point.start:%Y-%m-%d %H:%M}, {point.predictions} predictions)")
+    violations = sum(SchemaViolation.objects.filter(project=project, day=now.date()).values_list("count", flat=True))
+    judged.add("schema_violations")
+    if violations > limits["schema_violations_per_day"]:
+        over["schema_violations"] = ("schema_violations_per_day", None, violations, limits["schema_violations_per_day"],
+                                     f"{violations} payloads broke the item schema today (threshold "
+                                     f"{limits['schema_violations_per_day']}): a client may have changed its fields")
+    opened = []
+    for key, (metric, version, value, limit, message) in over.items():
+        try:
+            with transaction.atomic():
+                alert, created = Alert.objects.get_or_create(
+                    project=project, key=key, status=AlertStatus.OPEN,
+                    defaults={"metric": metric, "version": version, "value": value, "threshold": limit, "message": message})
+        except IntegrityError:  # another monitor run opened it at the same moment
+            continue
+        if created:
+            opened.append(alert)
+            transaction.on_commit(lambda alert_id=alert.id: _notify(alert_id))
+        else:
+            Alert.objects.filter(id=alert.id).update(value=value, message=message)
+    Alert.objects.filter(project=project, status=AlertStatus.OPEN, key__in=judged - set(over)).update(
+        status=AlertStatus.RESOLVED, resolved_at=now)
+    return opened
+
+
+def _notify(alert_id: int) -> None:
+    from .tasks import send_alert_webhook
+
+    send_alert_webhook.delay(alert_id)
+
+
+def monitor_all(*, now: datetime | None = None) -> int:
+    """Every project that served a prediction in the last day."""
+    now = now or timezone.now()
+    project_ids = set(Prediction.objects.filter(created_at__gte=now - timedelta(days=1)).values_list("project_id", flat=True).distinct())
+    project_ids |= set(SchemaViolation.objects.filter(day=now.date()).values_list("project_id", flat=True))
+    for project in Project.objects.filter(id__in=project_ids):
+        try:
+            monitor_project(project=project, now=now)
+        except Exception:  # one project's failure must not silence the others
+            log.exception("monitoring project %s failed", project.id)
+    return len(project_ids)

@@ -1,0 +1,98 @@
+"""The predict service: route each item to the champion or the challenger, score, log every
+prediction with its version, and send what the model is unsure of to the expert queue."""
+from __future__ import annotations
+
+import secrets
+
+from django.db import transaction
+
+from labeller import active_learning
+from labeller.models import Item, Project
+from models_registry import serving
+
+from .models import ApiToken, Prediction, ServedAs, ServingPolicy
+
+
+def policy_for(project: Project) -> ServingPolicy:
+    policy, _ = ServingPolicy.objects.get_or_create(project=project)
+    return policy
+
+
+def predict(*, project: Project, items: list[dict], caller, top_k: int = 3) -> list[dict]:
+    """`items`: validated [{"data", "external_id", "key"}]. Answers in the same order."""
+    versions = serving.serving_versions(project)
+    champion, challenger = versions.get("champion"), versions.get("challenger")
+    if champion is None:
+        raise serving.NoModel("model: the project has no champion yet; train and promote a version first")
+    policy = policy_for(project)
+    token = caller if isinstance(caller, ApiToken) else None
+    texts = [str(item["data"][project.text_field]) for item in items]
+    keys = [item.get("key") or item.get("external_id") or secrets.token_hex(8) for item in items]
+
+    sides = {ServedAs.CHAMPION: [], ServedAs.CHALLENGER: []}
+    for i, key in enumerate(keys):
+        to_challenger = challenger is not None and goes_to(project, key, policy)
+        sides[ServedAs.CHALLENGER if to_challenger else ServedAs.CHAMPION].append(i)
+
+    rows: list[Prediction | None] = [None] * len(items)
+    shadow_rows = []
+    for served_as, version in ((ServedAs.CHAMPION, champion), (ServedAs.CHALLENGER, challenger)):
+        positions = sides[served_as]
+        if not positions:
+            continue
+        for i, answer in zip(positions, serving.answers(serving.predictor_for(version), [texts[i] for i in positions], top_k)):
+            rows[i] = _row(project, version, served_as, token, items[i], keys[i], answer, policy)
+    if policy.shadow and challenger is not None and sides[ServedAs.CHAMPION]:
+        positions = sides[ServedAs.CHAMPION]
+        for i, answer in zip(positions, serving.answers(serving.predictor_for(challenger), [texts[i] for i in positions], top_k)):
+            shadow_rows.append(_row(project, challenger, ServedAs.SHADOW, token, items[i], keys[i], answer, policy))
+
+    with transaction.atomic():
+        abstained = [row for row in rows if row.abstain]
+        if abstained:
+            _queue_for_experts(project, abstained)
+        Prediction.objects.bulk_create(rows + shadow_rows)
+    return [_public(row) for row in rows]
+
+
+def goes_to(project: Project, key: str, policy: ServingPolicy) -> bool:
+    return serving.goes_to_challenger(project.id, key, policy.challenger_percent)
+
+
+def _row(project, version, served_as, token, item, key, answer, policy) -> Prediction:
+    return Prediction(project=project, version=version, served_as=served_as, token=token,
+                      external_id=item.get("external_id") or "", caller_key=key[:200], data=item["data"],
+                      labels=answer.labels, confidence=answer.confidence, top=answer.top,
+                      abstain=answer.confidence < policy.abstain_below)
+
+
+def _public(row: Prediction) -> dict:
+    return {
+        "prediction_id": str(row.id),
+        "labels": row.labels,
+        "label": row.labels[0] if row.labels else None,
+        "confidence": row.confidence,
+        "top": row.top,
+        "abstain": row.abstain,
+        "model_version": row.version.number,
+        "served_as": row.served_as,
+        **({"external_id": row.external_id} if row.external_id else {}),
+    }
+
+
+def item_for(project: Project, data: dict, external_id: str) -> Item:
+    """The queue item for this product item: the existing one with its external id, else a new one.
+    Items from live traffic are never drawn into the evaluation set (it must stay unbiased)."""
+    if external_id:
+        item, created = Item.objects.get_or_create(project=project, external_id=external_id,
+                                                   defaults={"data": data, "priority": 1.0})
+    else:
+        item, created = Item.objects.create(project=project, data=data, priority=1.0), True
+    if created:
+        active_learning.encode_request(project_id=project.id)
+    return item
+
+
+def _queue_for_experts(project: Project, rows: list[Prediction]) -> None:
+    for row in rows:
+        row.item = item_for(project, row.data, row.external_id)

@@ -1,0 +1,12 @@
+"""Settle a review when an expert labels an item that product feedback put in review."""
+from django.dispatch import receiver
+
+from labeller.signals import annotation_recorded
+
+from .review import review_settle
+
+
+@receiver(annotation_recorded)
+def settle_review(sender, item, annotation, **kwargs):
+    if item.needs_review:
+        review_settle(item=item, labels=annotation.labels)

@@ -1,0 +1,42 @@
+"""Thin Celery tasks: ids in, one service call."""
+import requests
+from celery import shared_task
+
+from labeller.models import Project
+
+from . import idempotency, monitoring, review, webhooks
+from .models import Alert, FeedbackEvent, FeedbackStatus
+
+
+@shared_task(acks_late=True)
+def route_feedback(project_id: int) -> int:
+    return review.route_pending(project_id=project_id)
+
+
+@shared_task
+def route_all_pending() -> int:
+    """Beat's safety net: events whose routing message was lost are routed within a minute."""
+    project_ids = set(FeedbackEvent.objects.filter(status=FeedbackStatus.PENDING).values_list("project_id", flat=True).distinct())
+    for project_id in project_ids:
+        review.route_pending(project_id=project_id)
+    return len(project_ids)
+
+
+@shared_task
+def monitor() -> int:
+    return monitoring.monitor_all()
+
+
+@shared_task
+def monitor_one(project_id: int) -> int:
+    return len(monitoring.monitor_project(project=Project.objects.get(id=project_id)))
+
+
+@shared_task(autoretry_for=(requests.RequestException,), retry_backoff=True, max_retries=5)
+def send_alert_webhook(alert_id: int) -> str:
+    return webhooks.alert_send(alert=Alert.objects.select_related("project", "version").get(id=alert_id))
+
+
+@shared_task
+def expire_idempotency_keys() -> int:
+    return idempotency.expire_old()

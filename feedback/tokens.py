@@ -1,0 +1,96 @@
+"""Project API tokens for product backends: created once (the secret is shown once), stored
+hashed, scoped to predict and/or feedback, revocable, and throttled per token."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions, throttling
+
+from labeller.models import Project
+
+from .models import ApiToken, Scope
+
+PREFIX = "ll_"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_create(*, project: Project, name: str, scopes: list[str], trusted: bool = False, user=None) -> tuple[ApiToken, str]:
+    """A new token and its plain text, `ll_<prefix>_<secret>`; only the hash is kept."""
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown or not scopes:
+        raise ValueError(f"scopes: choose from {', '.join(Scope.values)}")
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(project=project, name=name, prefix=prefix, secret_hash=_hash(secret),
+                                    scopes=sorted(set(scopes)), trusted=trusted, created_by=user)
+    return token, f"{PREFIX}{prefix}_{secret}"
+
+
+def token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(id=token.id, revoked_at=None).update(revoked_at=timezone.now())
+
+
+def token_check(plain: str) -> ApiToken | None:
+    """The active token this text names, or None. Constant-time comparison of the hash."""
+    if not plain.startswith(PREFIX) or plain.count("_") < 2:
+        return None
+    prefix, _, secret = plain[len(PREFIX):].partition("_")
+    token = ApiToken.objects.select_related("project").filter(prefix=prefix, revoked_at=None).first()
+    if token is None or not hmac.compare_digest(token.secret_hash, _hash(secret)):
+        return None
+    return token
+
+
+class TokenCaller:
+    """The request.user of a call made with a project token: authenticated, member of nothing."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = is_superuser = False
+    pk = id = None
+
+    def __init__(self, token: ApiToken):
+        self.token = token
+
+    def __str__(self) -> str:
+        return f"token {self.token.prefix}"
+
+
+class ProjectTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer ll_…`. A bad or revoked token is a 401, never a fallback."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace")
+        scheme, _, plain = header.partition(" ")
+        if scheme != self.keyword or not plain.startswith(PREFIX):
+            return None
+        token = token_check(plain.strip())
+        if token is None:
+            raise exceptions.AuthenticationFailed("Authorization: unknown or revoked project token")
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            ApiToken.objects.filter(id=token.id).update(last_used_at=now)  # at most one write a minute
+        return TokenCaller(token), token
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class ProjectTokenThrottle(throttling.SimpleRateThrottle):
+    """Requests per project token (the rate is the LABELLOOP_TOKEN_RATE setting)."""
+
+    scope = "project_token"
+
+    def get_cache_key(self, request, view):
+        if isinstance(request.auth, ApiToken):
+            return self.cache_format % {"scope": self.scope, "ident": request.auth.id}
+        return None  # people are not throttled here

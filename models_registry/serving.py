@@ -1,0 +1,121 @@
+"""Serving: which version answers a caller, and the loaded models that answer.
+
+Each process loads a version once and keeps it while it is the champion or the challenger; a
+promotion is seen within ALIAS_TTL seconds and the new version loads on its first request, with
+no restart. A request's items are scored together, in length-sorted batches.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeller.active_learning import base_encoder
+from labeller.models import Project
+
+from . import artefacts
+from .models import Alias, ModelKind, ModelVersion, VersionStatus
+
+ALIAS_TTL = 2.0  # seconds a process trusts its cached view of the champion and challenger
+KEEP_LOADED = 3  # versions kept in memory per process: champion, challenger and one spare
+
+_lock = threading.Lock()
+_loaded: dict[tuple[int, str], "Predictor"] = {}
+_aliases: dict[int, tuple[float, dict[str, ModelVersion]]] = {}
+
+
+class NoModel(Exception):
+    """The project has no champion to serve yet."""
+
+
+class Predictor:
+    """A loaded version: `probabilities(texts)` in the version's class order."""
+
+    def __init__(self, version: ModelVersion):
+        self.version = version
+        if version.kind == ModelKind.HEAD:
+            self.head = artefacts.load_head(version)
+            self.encoder = base_encoder(version.project)
+            self.classes = self.head.classes
+            self.multi_label = self.head.multi_label
+            self._model = None
+        else:
+            from ml import finetune
+
+            self._model, self.classes = finetune.load(artefacts.version_path(version), version.checksum)
+            self.multi_label = False
+
+    def probabilities(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if self._model is not None:
+            return self._model.predict(texts, batch_size=batch_size)[0]
+        return self.head.predict_proba(self.encoder.encode(texts, batch_size=batch_size))
+
+
+def serving_versions(project: Project) -> dict[str, ModelVersion]:
+    """{"champion": v, "challenger": v} as this process last saw them (at most ALIAS_TTL old)."""
+    now = time.monotonic()
+    cached = _aliases.get(project.id)
+    if cached and now - cached[0] < ALIAS_TTL:
+        return cached[1]
+    rows = Alias.objects.filter(project=project, version__status=VersionStatus.READY).select_related("version", "version__project")
+    versions = {alias.name: alias.version for alias in rows}
+    _aliases[project.id] = (now, versions)
+    return versions
+
+
+def forget_aliases(project_id: int | None = None) -> None:
+    """Drop the cached view (tests, and a process that just moved an alias itself)."""
+    if project_id is None:
+        _aliases.clear()
+    else:
+        _aliases.pop(project_id, None)
+
+
+def predictor_for(version: ModelVersion) -> Predictor:
+    key = (version.id, version.checksum)
+    predictor = _loaded.get(key)
+    if predictor is not None:
+        return predictor
+    with _lock:  # one load per version, even with threaded workers
+        predictor = _loaded.get(key)
+        if predictor is None:
+            predictor = Predictor(version)
+            while len(_loaded) >= KEEP_LOADED:
+                _loaded.pop(next(iter(_loaded)))
+            _loaded[key] = predictor
+    return predictor
+
+
+def goes_to_challenger(project_id: int, caller_key: str, percent: int) -> bool:
+    """Sticky split: the same caller key always lands on the same side (for a given percent)."""
+    if percent <= 0:
+        return False
+    digest = hashlib.blake2b(f"split:{project_id}:{caller_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 100 < percent
+
+
+@dataclass
+class Answer:
+    labels: list[str]
+    confidence: float
+    top: list[dict]
+
+
+def answers(predictor: Predictor, texts: list[str], top_k: int) -> list[Answer]:
+    probs = predictor.probabilities(texts)
+    classes = predictor.classes
+    out = []
+    for p in probs:
+        order = np.argsort(-p)
+        if predictor.multi_label:
+            labels = [classes[i] for i in order if p[i] >= 0.5] or [classes[order[0]]]
+            confidence = float(min(max(x, 1 - x) for x in p))
+        else:
+            labels, confidence = [classes[order[0]]], float(p[order[0]])
+        out.append(Answer(labels, round(confidence, 4),
+                          [{"label": classes[i], "p": round(float(p[i]), 4)} for i in order[:top_k]]))
+    return out
+
