@@ -243,3 +243,16 @@ class ReviewQueue(ProjectScopedMixin, APIView):
             "items": [{"id": item.id, "external_id": item.external_id, "text": item.text(),
                        "review": review.review_summary(item=item)} for item in items],
         })
+
+
+class ReviewDetail(ProjectScopedMixin, APIView):
+    """The review panel beside an item: the model's answer and the users' feedback side by side."""
+
+    project_role = Role.EXPERT
+
+    @extend_schema(responses={200: {"type": "object"}})
+    def get(self, request, project_id, item_id):
+        item = Item.objects.filter(project=self.project, id=item_id).first()
+        if item is None:
+            raise Http404("No such item in this project.")
+        return Response({"item": item.id, "needs_review": item.needs_review, "review": review.review_summary(item=item)})

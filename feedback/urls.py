@@ -10,4 +10,5 @@ urlpatterns = [
     path("projects/<int:project_id>/serving-policy", api.ServingPolicyView.as_view(), name="api-serving-policy"),
     path("projects/<int:project_id>/monitoring", api.Monitoring.as_view(), name="api-monitoring"),
     path("projects/<int:project_id>/review", api.ReviewQueue.as_view(), name="api-review"),
+    path("projects/<int:project_id>/review/<int:item_id>", api.ReviewDetail.as_view(), name="api-review-item"),
 ]

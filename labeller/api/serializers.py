@@ -168,7 +168,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Item
-        fields = ["id", "external_id", "text", "data", "priority", "annotation_count", "held_until", "suggestion"]
+        fields = ["id", "external_id", "text", "data", "priority", "annotation_count", "held_until", "needs_review", "suggestion"]
 
     def get_text(self, item) -> str:
         return item.text()

@@ -1,0 +1,175 @@
+"""The feedback API: events stored before the answer, all-or-nothing batches, Idempotency-Key,
+scopes, and the routing of untrusted and trusted feedback (review queue, training data)."""
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from feedback.models import FeedbackEvent, FeedbackStatus, IdempotencyRecord
+from feedback.review import route_pending, source_reliability
+from labeller.models import Annotation, AnnotationSource, Item
+from labeller.services import annotation_submit, queue_claim_next
+from models_registry.snapshots import snapshot_create
+
+pytestmark = pytest.mark.django_db
+URL = "/api/projects/{}/feedback"
+NOW = "2026-11-25T10:00:00Z"
+
+
+def predict(project, client, text="I lost my card on the train", **extra):
+    response = client.post(f"/api/projects/{project.id}/predict", {"data": {"text": text}, **extra}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def correction(prediction_id, label, user="u-1", **extra):
+    return {"prediction_id": prediction_id, "kind": "correction", "label": label, "end_user": user, "occurred_at": NOW, **extra}
+
+
+@pytest.fixture
+def backend(served_project, token_client):
+    return token_client(served_project, ["predict", "feedback"])
+
+
+def test_an_event_is_stored_before_the_api_answers(served_project, backend):
+    answer = predict(served_project, backend)
+    response = backend.post(URL.format(served_project.id), correction(answer["prediction_id"], "card_arrival"), format="json")
+    assert response.status_code == 201, response.content
+    event = FeedbackEvent.objects.get(id=response.json()["event_ids"][0])
+    assert event.status == FeedbackStatus.PENDING and event.version.number == 1
+    assert event.predicted_labels == ["lost_or_stolen_card"] and event.token == backend.token
+
+
+def test_a_bulk_post_is_all_or_nothing_with_every_problem_named(served_project, backend):
+    answer = predict(served_project, backend)
+    events = [correction(answer["prediction_id"], "card_arrival"),
+              correction(answer["prediction_id"], "no_such_label"),
+              {"prediction_id": answer["prediction_id"], "kind": "like", "end_user": "", "occurred_at": "yesterday"}]
+    response = backend.post(URL.format(served_project.id), {"events": events}, format="json")
+    assert response.status_code == 422
+    errors = response.json()
+    assert set(errors) == {"events[1].label", "events[2].kind", "events[2].end_user", "events[2].occurred_at"}
+    assert not FeedbackEvent.objects.exists()
+
+
+def test_another_projects_prediction_id_is_not_found(served_project, make_project, backend, token_client):
+    other = make_project(name="Other")
+    answer = predict(served_project, backend)
+    other_backend = token_client(other, ["feedback"])
+    response = other_backend.post(URL.format(other.id), correction(answer["prediction_id"], "card_arrival"), format="json")
+    assert response.status_code == 422 and "no prediction with this id" in response.json()["events[0].prediction_id"][0]
+
+
+def test_events_carrying_item_data_are_checked_against_the_schema(served_project, backend):
+    event = {"data": {"txt": "lost card"}, "kind": "rejection", "end_user": "u", "occurred_at": NOW}
+    response = backend.post(URL.format(served_project.id), event, format="json")
+    assert response.status_code == 422 and "events[0].data.text" in response.json()
+
+
+def test_an_oversized_bulk_is_413_and_a_predict_only_token_is_403(served_project, backend, token_client):
+    answer = predict(served_project, backend)
+    with override_settings(LABELLOOP_FEEDBACK_MAX_EVENTS=2):
+        response = backend.post(URL.format(served_project.id), {"events": [correction(answer["prediction_id"], "card_arrival")] * 3},
+                                format="json")
+    assert response.status_code == 413 and "at most 2 events" in response.json()["events"][0]
+    predict_only = token_client(served_project, ["predict"])
+    assert predict_only.post(URL.format(served_project.id), correction(answer["prediction_id"], "card_arrival"),
+                             format="json").status_code == 403
+
+
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_response_and_stores_nothing_twice(served_project, backend):
+    answer = predict(served_project, backend)
+    body = {"events": [correction(answer["prediction_id"], "card_arrival")]}
+    first = backend.post(URL.format(served_project.id), body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    retry = backend.post(URL.format(served_project.id), body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json() and retry["Idempotent-Replayed"] == "true"
+    assert FeedbackEvent.objects.count() == 1
+
+
+def test_the_same_key_with_a_different_body_is_refused(served_project, backend):
+    answer = predict(served_project, backend)
+    backend.post(URL.format(served_project.id), correction(answer["prediction_id"], "card_arrival"), format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    other = backend.post(URL.format(served_project.id), correction(answer["prediction_id"], "exchange_rate"), format="json",
+                         HTTP_IDEMPOTENCY_KEY="k-2")
+    assert other.status_code == 422 and "different request" in other.json()["Idempotency-Key"][0]
+    assert FeedbackEvent.objects.count() == 1
+
+
+def test_a_key_whose_first_request_is_still_running_gets_409_and_a_dead_one_is_taken_over(served_project, backend):
+    answer = predict(served_project, backend)
+    body = correction(answer["prediction_id"], "card_arrival")
+    from feedback.idempotency import fingerprint
+
+    url = URL.format(served_project.id)
+    import json
+
+    record = IdempotencyRecord.objects.create(token=backend.token, key="k-3", completed=False,
+                                              fingerprint=fingerprint("POST", url, json.dumps(body).encode()))
+    response = backend.post(url, json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3")
+    assert response.status_code == 409 and "still in progress" in response.json()["Idempotency-Key"][0]
+    IdempotencyRecord.objects.filter(id=record.id).update(created_at=timezone.now() - timedelta(minutes=5))
+    response = backend.post(url, json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3")
+    assert response.status_code == 201 and FeedbackEvent.objects.count() == 1
+
+
+def test_a_refused_request_stores_no_key_so_a_fixed_retry_can_use_it(served_project, backend):
+    answer = predict(served_project, backend)
+    bad = backend.post(URL.format(served_project.id), correction(answer["prediction_id"], "nope"), format="json", HTTP_IDEMPOTENCY_KEY="k-4")
+    good = backend.post(URL.format(served_project.id), correction(answer["prediction_id"], "card_arrival"), format="json",
+                        HTTP_IDEMPOTENCY_KEY="k-4")
+    assert bad.status_code == 422 and good.status_code == 201
+
+
+def test_an_untrusted_correction_that_disagrees_goes_to_expert_review_first_in_the_queue(served_project, backend, expert, client_for):
+    answer = predict(served_project, backend, text="my card still has not come", external_id="chat-77")
+    backend.post(URL.format(served_project.id), {"events": [correction(answer["prediction_id"], "exchange_rate", user=u)
+                                                           for u in ("u-1", "u-2")]}, format="json")
+    confirm = {"prediction_id": predict(served_project, backend)["prediction_id"], "kind": "confirmation", "end_user": "u-3",
+               "occurred_at": NOW}
+    backend.post(URL.format(served_project.id), confirm, format="json")
+    assert route_pending(project_id=served_project.id) == 3
+    statuses = sorted(FeedbackEvent.objects.values_list("status", flat=True))
+    assert statuses == ["agrees", "review", "review"]
+    item = Item.objects.get(project=served_project, external_id="chat-77")
+    assert item.needs_review and not item.is_done and not item.is_eval
+    assert not Annotation.objects.filter(item=item).exists()  # untrusted feedback is not a label
+
+    client = client_for(expert)
+    panel = client.get(f"/api/projects/{served_project.id}/review/{item.id}").json()["review"]
+    assert panel["model"]["labels"] == [answer["label"]] and panel["model"]["version"] == 1
+    assert panel["users"] == [{"says": "exchange_rate", "users": 2}]
+
+    claimed = queue_claim_next(project=served_project, user=expert)
+    assert claimed.id == item.id  # review comes before the active-learning queue
+    annotation_submit(item=claimed, user=expert, labels=["card_arrival"])
+    item.refresh_from_db()
+    assert not item.needs_review
+    assert set(FeedbackEvent.objects.filter(item=item).values_list("status", "expert_agrees")) == {("reviewed", False)}
+    reliability = {r["name"]: r for r in source_reliability(project=served_project)}["checkout backend"]
+    assert reliability["reviewed"] == 2 and reliability["reliability"] == 0.0 and reliability["interval"][1] > 0
+
+
+def test_trusted_feedback_becomes_training_data_directly(served_project, token_client):
+    trusted = token_client(served_project, ["predict", "feedback"], trusted=True, name="support agents")
+    answer = predict(served_project, trusted, text="where is the card you sent me", external_id="t-5")
+    trusted.post(URL.format(served_project.id), correction(answer["prediction_id"], "card_arrival"), format="json")
+    route_pending(project_id=served_project.id)
+    event = FeedbackEvent.objects.get()
+    assert event.status == FeedbackStatus.TRAINING and not event.item.needs_review
+    annotation = Annotation.objects.get(item=event.item)
+    assert annotation.source == AnnotationSource.FEEDBACK and annotation.labels == ["card_arrival"]
+    snapshot = snapshot_create(project=served_project)
+    assert snapshot.source_counts.get("feedback") == 1
+
+
+def test_feedback_on_an_item_experts_already_labelled_is_judged_at_once(served_project, backend, expert):
+    item = Item.objects.filter(project=served_project, annotations__annotator=expert).first()
+    truth = item.annotations.get().labels
+    event = {"data": item.data, "external_id": item.external_id, "kind": "correction",
+             "label": next(k for k in ("card_arrival", "exchange_rate") if [k] != truth), "end_user": "u", "occurred_at": NOW}
+    backend.post(URL.format(served_project.id), event, format="json")
+    route_pending(project_id=served_project.id)
+    stored = FeedbackEvent.objects.get()
+    assert stored.status == FeedbackStatus.REVIEWED and stored.expert_agrees is False and stored.item_id == item.id
