@@ -105,18 +105,7 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-BANKING77 = Path(__file__).resolve().parents[1] / "shared" / "datasets" / "banking77" / "train.csv"
-INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card"]
-
-
-def banking77(per_intent: int):
-    rows, counts = [], {}
-    with open(BANKING77, encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["category"] in INTENTS and counts.get(row["category"], 0) < per_intent:
-                counts[row["category"]] = counts.get(row["category"], 0) + 1
-                rows.append(row)
-    return rows
+from tests.banking77 import INTENTS, banking77  # noqa: E402
 
 
 @pytest.fixture

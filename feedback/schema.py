@@ -50,7 +50,8 @@ def check_item_data(schema: ItemSchema, data, path: str) -> list[Violation]:
     unknown = sorted(set(data) - schema.known)
     missing = [f for f in schema.required if f not in data or data[f] is None]
     for name in missing:
-        hint = difflib.get_close_matches(name, unknown, n=1)
+        # A look-alike field, or the only unexpected one when only one is missing: likely a rename.
+        hint = difflib.get_close_matches(name, unknown, n=1) or (unknown if len(unknown) == 1 and len(missing) == 1 else [])
         renamed = f" (was it renamed to '{hint[0]}'?)" if hint else ""
         out.append(Violation(f"{path}.{name}", "missing", f"required field is missing{renamed}"))
     for name in unknown:
