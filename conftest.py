@@ -134,3 +134,42 @@ def fresh_serving_cache():
 
     serving.forget_aliases()
     cache.clear()  # throttle counters are keyed by token id, which is reused too
+
+
+@pytest.fixture
+def served_project(labelled_project, owner):
+    """labelled_project with a trained head version as its champion."""
+    from models_registry import registry, serving
+    from tests.helpers import train_head
+
+    version = train_head(labelled_project)
+    registry.version_promote(version=version, user=owner, reason="first model", override=True)
+    serving.forget_aliases()
+    return labelled_project
+
+
+@pytest.fixture
+def token_client():
+    """An API client calling with a new project token: token_client(project, ["predict"], trusted=False)."""
+    from feedback.tokens import token_create
+
+    def make(project, scopes, trusted=False, name="checkout backend"):
+        token, plain = token_create(project=project, name=name, scopes=scopes, trusted=trusted)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
+        client.token = token
+        return client
+
+    return make
+
+
+@pytest.fixture
+def webhook_receiver(settings):
+    """A local webhook receiver, allow-listed (private addresses allowed for it)."""
+    from tests.helpers import WebhookReceiver
+
+    settings.LABELLOOP_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.LABELLOOP_WEBHOOK_ALLOW_PRIVATE = True
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

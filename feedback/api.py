@@ -228,7 +228,8 @@ class Monitoring(AdminToChange):
         """Recompute now (admins), instead of waiting for the periodic job."""
         from .tasks import monitor_one
 
-        transaction.on_commit(lambda: monitor_one.delay(self.project.id))
+        project_id = self.project.id  # resolved (and the role checked) now, not in the callback
+        transaction.on_commit(lambda: monitor_one.delay(project_id))
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 

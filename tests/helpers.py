@@ -10,3 +10,38 @@ def wait_for(predicate, *, timeout=60.0, interval=0.2, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def train_head(project):
+    """Train a head version of `project` in this process; returns the ready version."""
+    from models_registry import training
+
+    (version,) = training.retrain_request(project=project, kinds=["head"])
+    return training.version_train(version=training.version_claim(version_id=version.id))
+
+
+class WebhookReceiver:
+    """A local HTTP server that records the JSON bodies POSTed to it (alert webhooks)."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/labelloop"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()

@@ -92,3 +92,31 @@ def test_encode_refresh_and_next_item_run_through_a_real_worker_with_the_base_mo
     assert len(suggestion["neighbours"]) == 3 and suggestion["neighbours"][0]["labels"][0] in intents
     priorities = list(Item.objects.filter(project=project, is_done=False).values_list("priority", flat=True))
     assert len(set(priorities)) == len(priorities)  # every open item has its own rank
+
+
+def test_feedback_is_routed_and_monitoring_alerts_through_a_real_worker(celery_worker_process, served_project, token_client,
+                                                                        client_for, owner, webhook_receiver):
+    """Feedback stored by the API is routed by the worker; an admin's "recompute" runs the
+    monitoring job in the worker, which opens the schema alert and POSTs it to the webhook."""
+    from feedback.models import Alert, FeedbackEvent, ServingPolicy
+
+    ServingPolicy.objects.update_or_create(project=served_project, defaults={
+        "webhook_url": webhook_receiver.url, "thresholds": {"schema_violations_per_day": 1}})
+    app = token_client(served_project, ["predict", "feedback"])
+    url = f"/api/projects/{served_project.id}"
+    answer = app.post(f"{url}/predict", {"data": {"text": "my card never came"}, "external_id": "chat-1"}, format="json").json()
+    wrong = "exchange_rate" if answer["label"] != "exchange_rate" else "card_arrival"
+    response = app.post(f"{url}/feedback", {"prediction_id": answer["prediction_id"], "kind": "correction", "label": wrong,
+                                            "end_user": "u-1", "occurred_at": "2026-11-25T10:00:00Z"}, format="json")
+    assert response.status_code == 201
+    event = wait_for(lambda: FeedbackEvent.objects.filter(status="review").first(), timeout=60, what="routing in the worker")
+    assert event.item.needs_review and event.item.external_id == "chat-1"
+
+    for _ in range(2):
+        assert app.post(f"{url}/predict", {"data": {"body": "renamed"}}, format="json").status_code == 422
+    assert client_for(owner).post(f"{url}/monitoring").status_code == 202
+    alert = wait_for(lambda: Alert.objects.filter(project=served_project, metric="schema_violations_per_day").first(),
+                     timeout=120, what="the monitoring job in the worker")
+    assert alert.value == 4.0
+    hook = wait_for(lambda: webhook_receiver.received, timeout=60, what="the webhook POST from the worker")
+    assert hook[0]["metric"] == "schema_violations_per_day" and hook[0]["project"] == served_project.id

@@ -18,3 +18,9 @@ def markdown(text: str) -> str:
 @register.filter
 def percent(part, whole) -> int:
     return round(100 * (part or 0) / whole) if whole else 0
+
+
+@register.inclusion_tag("frontend/chart.html")
+def svg_chart(chart: dict) -> dict:
+    """An inline SVG line chart from `frontend.charts.line_chart`."""
+    return {"chart": chart}
