@@ -96,8 +96,9 @@ def _agrees(event: FeedbackEvent, expert_labels: list[str]) -> bool:
 
 
 def review_settle(*, item: Item, labels: list[str]) -> int:
-    """An expert labelled an item: close its review and score every event on it against the label."""
-    events = list(FeedbackEvent.objects.filter(item=item, status=FeedbackStatus.REVIEW))
+    """An expert labelled an item: close its review and score every event on it against the label.
+    An edited label scores the item's reviewed events again: the expert's latest word is the one."""
+    events = list(FeedbackEvent.objects.filter(item=item, status__in=[FeedbackStatus.REVIEW, FeedbackStatus.REVIEWED]))
     for event in events:
         event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, labels)
     FeedbackEvent.objects.bulk_update(events, ["status", "expert_agrees"])

@@ -1,4 +1,4 @@
-"""Settle a review when an expert labels an item that product feedback put in review."""
+"""Settle a review when an expert labels (or relabels) an item that product feedback put in review."""
 from django.dispatch import receiver
 
 from labeller.signals import annotation_recorded
@@ -8,5 +8,4 @@ from .review import review_settle
 
 @receiver(annotation_recorded)
 def settle_review(sender, item, annotation, **kwargs):
-    if item.needs_review:
-        review_settle(item=item, labels=annotation.labels)
+    review_settle(item=item, labels=annotation.labels)  # also re-scores a review the expert edits

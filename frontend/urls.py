@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import models_views, views
+from . import models_views, monitoring_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -16,4 +16,10 @@ urlpatterns = [
     path("projects/<int:project_id>/models/<int:number>/promote", models_views.promote, name="models-promote"),
     path("projects/<int:project_id>/models/<int:number>/cancel", models_views.cancel, name="models-cancel"),
     path("projects/<int:project_id>/models/rollback", models_views.rollback, name="models-rollback"),
+    path("projects/<int:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
+    path("projects/<int:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
+    path("projects/<int:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),
+    path("projects/<int:project_id>/monitoring/tokens", monitoring_views.token_create, name="monitoring-token-create"),
+    path("projects/<int:project_id>/monitoring/tokens/<str:prefix>/revoke", monitoring_views.token_revoke,
+         name="monitoring-token-revoke"),
 ]

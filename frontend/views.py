@@ -9,6 +9,8 @@ from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, L
 from labeller.import_formats import UnsupportedFile
 from labeller.models import ExportFormat, Role
 
+from .monitoring_views import open_alert_count
+
 
 @login_required
 def project_list(request):
@@ -31,6 +33,7 @@ def project_detail(request, project_id):
         "export_formats": ExportFormat.choices,
         "export_statuses": exporting.ExportStatusFilter.CHOICES,
         "import_result": request.session.pop(f"import_result_{project.id}", None),
+        "open_alerts": open_alert_count(project),
     })
 
 

@@ -149,6 +149,8 @@ def test_an_untrusted_correction_that_disagrees_goes_to_expert_review_first_in_t
     assert set(FeedbackEvent.objects.filter(item=item).values_list("status", "expert_agrees")) == {("reviewed", False)}
     reliability = {r["name"]: r for r in source_reliability(project=served_project)}["checkout backend"]
     assert reliability["reviewed"] == 2 and reliability["reliability"] == 0.0 and reliability["interval"][1] > 0
+    annotation_submit(item=item, user=expert, labels=["exchange_rate"])  # the expert edits: the users were right
+    assert set(FeedbackEvent.objects.filter(item=item).values_list("status", "expert_agrees")) == {("reviewed", True)}
 
 
 def test_trusted_feedback_becomes_training_data_directly(served_project, token_client):

@@ -20,6 +20,12 @@ def percent(part, whole) -> int:
     return round(100 * (part or 0) / whole) if whole else 0
 
 
+@register.filter
+def complement(value):
+    """1 - value: live accuracy's interval from the disagreement rate's."""
+    return None if value is None else 1 - value
+
+
 @register.inclusion_tag("frontend/chart.html")
 def svg_chart(chart: dict) -> dict:
     """An inline SVG line chart from `frontend.charts.line_chart`."""

@@ -116,6 +116,7 @@
       delete $("item").dataset.itemId;
     }
     paintSuggestion(item && item.suggestion);
+    paintReview(item);
     paintLabels();
     paintProgress();
   }
@@ -153,6 +154,41 @@
       list.appendChild(li);
     });
     $("suggestion-neighbours-row").hidden = suggestion.neighbours.length === 0;
+  }
+
+  // --- the review panel: product users said the model is wrong here -----------------------------
+  const names = (keys) => keys.map((k) => labelName.get(k) || k).join(", ");
+  const percent = (x) => `${Math.round(x * 100)}%`;
+
+  function listItem(title, rest) {
+    const li = document.createElement("li");
+    const strong = document.createElement("strong");
+    strong.textContent = title;
+    li.append(strong, rest);
+    return li;
+  }
+
+  async function paintReview(item) {
+    $("review").hidden = true;
+    if (!item || !item.needs_review) return;
+    let detail;
+    try {
+      detail = await call("GET", `/review/${item.id}`);
+    } catch (err) {
+      say(`The review could not be loaded: ${err.message}`, true);
+      return;
+    }
+    // The expert may have moved on, or started an edit, while it loaded.
+    if (state.current !== item || state.editing || !detail.needs_review || !detail.review) return;
+    const { model, users, sources, source_reliability: reliability } = detail.review;
+    $("review-model-label").textContent = model ? names(model.labels) : "no logged prediction";
+    $("review-model-meta").textContent = model ? `${percent(model.confidence)} confident, version ${model.version}` : "";
+    $("review-users").replaceChildren(...users.map((u) => listItem(names([u.says]), ` — ${u.users} user${u.users === 1 ? "" : "s"}`)));
+    $("review-sources").replaceChildren(...sources.map((name) => {
+      const r = reliability[name];  // null until an expert has reviewed something from this source
+      return listItem(name, ` — ${r == null ? "not yet estimated" : percent(r) + " reliable"}`);
+    }));
+    $("review").hidden = false;
   }
 
   function paintProgress() {
@@ -271,6 +307,7 @@
     $("item-text").textContent = annotation.item_text || `item ${annotation.item}`;
     $("item-meta").textContent = "Editing an earlier label: Enter saves, Escape goes back.";
     paintSuggestion(null); // the suggestion explains the item underneath, not the one being edited
+    paintReview(null);
     paintLabels();
   }
 

@@ -1,0 +1,119 @@
+"""Small line charts over time, drawn as inline SVG on the server: no JavaScript, no library.
+
+`line_chart` does the arithmetic (scales, ticks, polyline points, interval bands, a threshold
+line) and returns plain data; the template `frontend/chart.html` draws it, so every name and
+label in a chart is escaped like any other template text. No Django imports: it can be tested
+on its own.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+# Distinct on white and for the common colour-vision deficiencies, roughly in that order.
+PALETTE = ["#4f46e5", "#d97706", "#0891b2", "#db2777", "#059669", "#7c3aed", "#65a30d", "#b91c1c"]
+
+WIDTH, HEIGHT = 560, 200
+LEFT, RIGHT, TOP, BOTTOM = 44, 12, 10, 26  # room for the y labels on the left, x labels below
+
+
+@dataclass
+class Series:
+    """One line: `points` are (time, value) with value None for a gap; `band` is an optional
+    interval (time, low, high) drawn as a shaded area behind the line."""
+
+    name: str
+    points: list[tuple[datetime, float | None]]
+    band: list[tuple[datetime, float, float]] = field(default_factory=list)
+    color: str | None = None
+
+
+def line_chart(series: list[Series], *, title: str, y_min: float | None = None, y_max: float | None = None,
+               threshold: float | None = None, threshold_label: str = "threshold", time_format: str = "%m-%d %H:%M",
+               value_format: str = "{:.3f}") -> dict:
+    """The geometry of a chart of `series` against time. Without `y_min`/`y_max` the value axis
+    runs from 0 (or the lowest value, if negative) to a round number above the highest."""
+    times = sorted({_moment(t) for s in series for t, v in s.points if v is not None}
+                   | {_moment(t) for s in series for t, _, _ in s.band})
+    values = [v for s in series for _, v in s.points if v is not None] + [x for s in series for _, lo, hi in s.band for x in (lo, hi)]
+    chart = {"title": title, "width": WIDTH, "height": HEIGHT, "left": LEFT, "right": WIDTH - RIGHT,
+             "top": TOP, "bottom": HEIGHT - BOTTOM, "empty": not times, "series": [], "x_ticks": [], "y_ticks": [],
+             "threshold": None}
+    if not times:
+        return chart
+    if threshold is not None:
+        values.append(threshold)
+    low = y_min if y_min is not None else min(0.0, -_nice_ceil(-min(values)) if min(values) < 0 else 0.0)
+    high = y_max if y_max is not None else _nice_ceil(max(values))
+    if high <= low:
+        high = low + 1
+    t0, t1 = times[0], times[-1]
+
+    def px(moment) -> float:
+        span = (t1 - t0).total_seconds()
+        share = 0.5 if span == 0 else (_moment(moment) - t0).total_seconds() / span
+        return round(LEFT + (WIDTH - LEFT - RIGHT) * share, 1)
+
+    def py(value: float) -> float:
+        share = (min(max(value, low), high) - low) / (high - low)
+        return round(HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * share, 1)
+
+    for i, s in enumerate(series):
+        present = sorted(((_moment(t), v) for t, v in s.points if v is not None), key=lambda p: p[0])
+        band = sorted(((_moment(t), lo, hi) for t, lo, hi in s.band), key=lambda p: p[0])
+        if not present and not band:
+            continue
+        chart["series"].append({
+            "name": s.name,
+            "color": s.color or PALETTE[i % len(PALETTE)],
+            "segments": [" ".join(f"{px(t)},{py(v)}" for t, v in segment) for segment in _segments(s.points)],
+            "dots": [{"x": px(t), "y": py(v), "title": f"{s.name} · {t.strftime(time_format)} · {value_format.format(v)}"}
+                     for t, v in present],
+            "band": " ".join([f"{px(t)},{py(hi)}" for t, _, hi in band] + [f"{px(t)},{py(lo)}" for t, lo, _ in reversed(band)]),
+        })
+    chart["y_ticks"] = [{"y": py(low + (high - low) * k / 4), "label": _tick(low + (high - low) * k / 4)} for k in range(5)]
+    shown = [times[0]] if t0 == t1 else [t0, times[len(times) // 2], t1] if len(times) > 2 else [t0, t1]
+    chart["x_ticks"] = [{"x": px(t), "label": t.strftime(time_format),
+                         "anchor": "start" if t == t0 and t0 != t1 else "end" if t == t1 and t0 != t1 else "middle"}
+                        for t in dict.fromkeys(shown)]
+    if threshold is not None:
+        chart["threshold"] = {"y": py(threshold), "label": f"{threshold_label} {_tick(threshold)}"}
+    return chart
+
+
+def _moment(value) -> datetime:
+    """Days (schema violations are counted per day) are drawn at their midnight."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    raise TypeError(f"a chart's x axis is time, not {type(value).__name__}")
+
+
+def _segments(points):
+    """Runs of consecutive present values: a missing value breaks the line rather than bridging it."""
+    run = []
+    for t, v in sorted(points, key=lambda p: _moment(p[0])):
+        if v is None:
+            if run:
+                yield run
+            run = []
+        else:
+            run.append((_moment(t), v))
+    if run:
+        yield run
+
+
+def _nice_ceil(value: float) -> float:
+    """The smallest of 1, 2, 2.5 and 5 times a power of ten that is at least `value`."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value - 1e-12)
+
+
+def _tick(value: float) -> str:
+    if float(value).is_integer() and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.3g}"

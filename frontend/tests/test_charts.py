@@ -1,0 +1,30 @@
+"""The SVG chart geometry: scales, gaps, bands and the threshold line."""
+from datetime import date, datetime
+
+from frontend.charts import HEIGHT, LEFT, Series, line_chart
+
+
+def at(hour):
+    return datetime(2026, 11, 25, hour)
+
+
+def test_values_map_onto_the_plot_area_and_a_missing_value_breaks_the_line():
+    chart = line_chart([Series("v1", [(at(0), 0.0), (at(1), None), (at(2), 1.0), (at(3), 0.5)])], title="t", y_min=0, y_max=1)
+    (series,) = chart["series"]
+    assert len(series["segments"]) == 2  # the gap at 01:00 is not bridged
+    first, *_ = series["segments"][0].split(" ")
+    assert first == f"{LEFT}.0,{HEIGHT - 26}.0"  # 0 at the bottom left
+    assert [d["y"] for d in series["dots"]] == [chart["bottom"], chart["top"], (chart["top"] + chart["bottom"]) / 2]
+    assert [t["label"] for t in chart["y_ticks"]] == ["0", "0.25", "0.5", "0.75", "1"]
+
+
+def test_the_axis_rounds_up_and_includes_the_threshold():
+    chart = line_chart([Series("a", [(at(0), 0.02), (at(1), 0.03)])], title="t", threshold=0.1)
+    assert chart["y_ticks"][-1]["label"] == "0.1" and chart["threshold"]["y"] == chart["top"]
+
+
+def test_bands_days_and_empty_charts():
+    chart = line_chart([Series("v1", [(date(2026, 11, 24), 0.6)], band=[(date(2026, 11, 24), 0.4, 0.8)])],
+                       title="t", y_min=0, y_max=1)
+    assert chart["series"][0]["band"].count(",") == 2 and len(chart["x_ticks"]) == 1
+    assert line_chart([Series("v1", [(at(0), None)])], title="t")["empty"]
