@@ -6,9 +6,12 @@
 - A retry while the first is still running gets 409; the client retries later.
 - A request refused before it ran (bad JSON, authentication) stores nothing, so it is safe to retry.
 
-The in-flight marker is committed before the work starts, so concurrent requests see it; the
-work and the stored response commit together, so a crash leaves no half-done request behind
-(the marker of a crashed request expires after STALE and the key can then be used again).
+The key's record, the work and the stored response commit in one transaction. A concurrent retry's
+insert of the same key waits on the first request's uncommitted row (PostgreSQL's unique index;
+SQLite's single writer): when the first commits, the retry replays its response; when it rolls
+back or its process dies (the database aborts a dead connection's transaction), the retry runs at
+once. So a crash never locks a key. On PostgreSQL the wait is capped at IN_FLIGHT_WAIT, after
+which the retry gets 409; SQLite waits for its lock like every other writer.
 """
 from __future__ import annotations
 
@@ -17,14 +20,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from .models import ApiToken, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
-STALE = timedelta(minutes=2)
+IN_FLIGHT_WAIT = "1s"  # PostgreSQL lock_timeout for a retry racing the first request
 KEEP = timedelta(hours=24)
+IN_PROGRESS = f"{HEADER}: a request with this key is still in progress; retry later"
 
 
 @dataclass
@@ -51,46 +55,51 @@ def _owner(caller) -> dict:
 
 
 def run_once(*, caller, key: str, request_fingerprint: str, work: Callable[[], Outcome]) -> Outcome:
-    """Run `work` at most once per (caller, key); `work` runs inside the transaction that stores
-    its response. A response with status >= 500 is not stored."""
+    """Run `work` at most once per (caller, key), in the transaction that stores its response.
+    A response with status >= 500 is not stored (the key stays free for a retry)."""
     if not key or len(key) > 255:
         raise IdempotencyConflict(422, f"{HEADER}: must be 1 to 255 characters")
     owner = _owner(caller)
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(key=key, fingerprint=request_fingerprint, **owner)
-    except IntegrityError:
-        record = _existing(owner, key, request_fingerprint)
-        if isinstance(record, Outcome):
-            return record
-    try:
-        with transaction.atomic():
-            outcome = work()
-            if outcome.status < 500:
-                IdempotencyRecord.objects.filter(id=record.id).update(
-                    completed=True, response_status=outcome.status, response_body=outcome.body)
-            else:
-                IdempotencyRecord.objects.filter(id=record.id).delete()
+    with transaction.atomic():
+        try:
+            record = _claim(owner, key, request_fingerprint)
+        except IntegrityError:  # the first request committed: answer as it did
+            return _replay(owner, key, request_fingerprint)
+        outcome = work()
+        if outcome.status < 500:
+            IdempotencyRecord.objects.filter(id=record.id).update(
+                completed=True, response_status=outcome.status, response_body=outcome.body)
+        else:
+            IdempotencyRecord.objects.filter(id=record.id).delete()
         return outcome
-    except BaseException:
-        IdempotencyRecord.objects.filter(id=record.id, completed=False).delete()
+
+
+def _claim(owner: dict, key: str, request_fingerprint: str) -> IdempotencyRecord:
+    postgres = connection.vendor == "postgresql"
+    try:
+        with transaction.atomic():  # a savepoint: a refused insert leaves the outer transaction usable
+            if postgres:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT}'")
+            record = IdempotencyRecord.objects.create(key=key, fingerprint=request_fingerprint, **owner)
+    except OperationalError as exc:  # still waiting on the first request's row: it is running
+        if postgres and getattr(exc.__cause__, "sqlstate", None) == "55P03":
+            raise IdempotencyConflict(409, IN_PROGRESS) from exc
         raise
+    finally:
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = 0")  # the work below waits as usual
+    return record
 
 
-def _existing(owner: dict, key: str, request_fingerprint: str) -> IdempotencyRecord | Outcome:
+def _replay(owner: dict, key: str, request_fingerprint: str) -> Outcome:
     record = IdempotencyRecord.objects.get(key=key, **owner)
     if record.fingerprint != request_fingerprint:
         raise IdempotencyConflict(422, f"{HEADER}: this key was used with a different request; use a new key")
-    if record.completed:
-        return Outcome(record.response_status, record.response_body, replayed=True)
-    if timezone.now() - record.created_at < STALE:
-        raise IdempotencyConflict(409, f"{HEADER}: a request with this key is still in progress; retry later")
-    # The first request died without answering (its work rolled back): this one takes the key over.
-    taken = IdempotencyRecord.objects.filter(id=record.id, completed=False, created_at=record.created_at).update(
-        created_at=timezone.now())
-    if not taken:
-        raise IdempotencyConflict(409, f"{HEADER}: a request with this key is still in progress; retry later")
-    return record
+    if not record.completed:  # not written by this code (it commits records completed); be safe
+        raise IdempotencyConflict(409, IN_PROGRESS)
+    return Outcome(record.response_status, record.response_body, replayed=True)
 
 
 def expire_old() -> int:

@@ -80,19 +80,26 @@ def _public(row: Prediction) -> dict:
     }
 
 
-def item_for(project: Project, data: dict, external_id: str) -> Item:
-    """The queue item for this product item: the existing one with its external id, else a new one.
-    Items from live traffic are never drawn into the evaluation set (it must stay unbiased)."""
-    if external_id:
-        item, created = Item.objects.get_or_create(project=project, external_id=external_id,
-                                                   defaults={"data": data, "priority": 1.0})
-    else:
-        item, created = Item.objects.create(project=project, data=data, priority=1.0), True
-    if created:
+def items_for(project: Project, wanted: list[tuple[dict, str]]) -> list[Item]:
+    """The queue item for each (data, external_id): the project's item with that external id, else
+    a new one; a few queries for the whole list. Items from live traffic are never drawn into the
+    evaluation set (it must stay unbiased)."""
+    external_ids = {external_id for _, external_id in wanted if external_id}
+    by_external_id = {item.external_id: item for item in Item.objects.filter(project=project, external_id__in=external_ids)}
+    missing = {external_id: data for data, external_id in wanted if external_id and external_id not in by_external_id}
+    if missing:
+        # A concurrent writer may create the same external id: skip it, then read what stands.
+        Item.objects.bulk_create([Item(project=project, external_id=e, data=d, priority=1.0) for e, d in missing.items()],
+                                 ignore_conflicts=True)
+        by_external_id.update((item.external_id, item) for item in Item.objects.filter(project=project, external_id__in=missing))
+    anonymous = Item.objects.bulk_create([Item(project=project, data=data, priority=1.0)
+                                          for data, external_id in wanted if not external_id])
+    if missing or anonymous:
         active_learning.encode_request(project_id=project.id)
-    return item
+    fresh = iter(anonymous)
+    return [by_external_id[external_id] if external_id else next(fresh) for _, external_id in wanted]
 
 
 def _queue_for_experts(project: Project, rows: list[Prediction]) -> None:
-    for row in rows:
-        row.item = item_for(project, row.data, row.external_id)
+    for row, item in zip(rows, items_for(project, [(row.data, row.external_id) for row in rows])):
+        row.item = item

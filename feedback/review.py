@@ -17,75 +17,117 @@ from labeller.agreement import item_majority
 from labeller.models import Annotation, AnnotationSource, Item, Project
 from ml.drift import wilson_interval
 
-from .models import ApiToken, FeedbackEvent, FeedbackKind, FeedbackStatus
-from .predicting import item_for
+from .models import ApiToken, FeedbackEvent, FeedbackKind, FeedbackStatus, Prediction
+from .predicting import items_for
 
 ROUTE_BATCH = 500
 
 
 def route_pending(*, project_id: int) -> int:
-    """Route the project's pending events in arrival order; returns how many were routed.
-    Concurrent runs skip each other's rows on PostgreSQL (SQLite runs one writer at a time)."""
+    """Route the project's pending events in arrival order, ROUTE_BATCH at a time, in a few
+    queries per batch; returns how many were routed. Concurrent runs skip each other's rows on
+    PostgreSQL (SQLite runs one writer at a time)."""
+    project = Project.objects.get(id=project_id)
     routed = 0
     while True:
         with transaction.atomic():
             pending = FeedbackEvent.objects.filter(project_id=project_id, status=FeedbackStatus.PENDING).order_by("id")
             if connection.vendor == "postgresql":
                 pending = pending.select_for_update(skip_locked=True, of=("self",))
-            batch = list(pending.select_related("token", "prediction", "project")[:ROUTE_BATCH])
+            batch = list(pending.select_related("token", "prediction")[:ROUTE_BATCH])
             if not batch:
                 return routed
-            for event in batch:
-                _route(event)
+            _route_batch(project, batch)
             FeedbackEvent.objects.bulk_update(batch, ["status", "item", "expert_agrees"])
             routed += len(batch)
 
 
-def _route(event: FeedbackEvent) -> None:
-    trusted = event.token is not None and event.token.trusted
-    if not event.disagrees and not trusted:
-        event.status = FeedbackStatus.AGREES
-        return
-    item = _item_of(event)
-    if item is None:
-        event.status = FeedbackStatus.NO_ITEM
-        return
-    event.item = item
-    expert_labels = _expert_labels(item)
-    if expert_labels is not None:  # an expert already labelled it: judge the event now
-        event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, expert_labels)
-        return
-    if trusted and event.kind != FeedbackKind.REJECTION:
-        labels = [event.label] if event.kind == FeedbackKind.CORRECTION else list(event.predicted_labels)
-        Annotation.objects.create(item=item, project=event.project, annotator=None, labels=labels,
-                                  source=AnnotationSource.FEEDBACK)
-        Item.objects.filter(id=item.id).update(is_done=True, annotation_count=F("annotation_count") + 1)
-        event.status = FeedbackStatus.TRAINING
-        return
-    Item.objects.filter(id=item.id).update(needs_review=True, is_done=False)
-    event.status = FeedbackStatus.REVIEW
+def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:
+    """Agreeing untrusted feedback is only a monitoring signal; the rest is judged against the
+    experts' label where there is one, becomes training data from a trusted source, and otherwise
+    puts the item under review."""
+    to_route = []
+    for event in events:
+        if event.disagrees or _trusted(event):
+            to_route.append(event)
+        else:
+            event.status = FeedbackStatus.AGREES
+    items = _items_of(project, to_route)
+    expert_labels = _expert_labels(project, {item.id for item in items.values()})
+    feedback_labels, review = [], set()
+    for event in to_route:
+        item = items.get(event.id)
+        if item is None:
+            event.status = FeedbackStatus.NO_ITEM
+            continue
+        event.item = item
+        if item.id in expert_labels:  # an expert already labelled it: judge the event now
+            event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, expert_labels[item.id])
+        elif _trusted(event) and event.kind != FeedbackKind.REJECTION:
+            labels = [event.label] if event.kind == FeedbackKind.CORRECTION else list(event.predicted_labels)
+            feedback_labels.append(Annotation(item=item, project=project, annotator=None, labels=labels,
+                                              source=AnnotationSource.FEEDBACK))
+            event.status = FeedbackStatus.TRAINING
+        else:
+            review.add(item.id)
+            event.status = FeedbackStatus.REVIEW
+    if feedback_labels:
+        Annotation.objects.bulk_create(feedback_labels)
+        for item_id, n in Counter(a.item_id for a in feedback_labels).items():
+            Item.objects.filter(id=item_id).update(is_done=True, annotation_count=F("annotation_count") + n)
+    if review:
+        Item.objects.filter(id__in=review).update(needs_review=True, is_done=False)
 
 
-def _item_of(event: FeedbackEvent) -> Item | None:
-    prediction = event.prediction
-    if prediction is not None and prediction.item_id:
-        return Item.objects.get(id=prediction.item_id)
-    data = event.data if event.data is not None else (prediction.data if prediction else None)
-    if data is None:
-        return None
-    item = item_for(event.project, data, event.external_id)
-    if prediction is not None:
-        type(prediction).objects.filter(id=prediction.id).update(item=item)
-    return item
+def _trusted(event: FeedbackEvent) -> bool:
+    return event.token is not None and event.token.trusted
 
 
-def _expert_labels(item: Item) -> list[str] | None:
-    label_sets = list(Annotation.objects.filter(item=item, skipped=False).exclude(source=AnnotationSource.FEEDBACK)
-                      .values_list("labels", flat=True))
-    if not label_sets:
-        return None
-    majority, _ = item_majority(label_sets, multi_label=item.project.is_multi_label)
-    return majority or None
+def _items_of(project: Project, events: list[FeedbackEvent]) -> dict[int, Item]:
+    """{event id: item}: the item its prediction already has, else one item per prediction (several
+    events on one prediction share it) or per event carrying data; None without any data."""
+    known_ids = {e.prediction.item_id for e in events if e.prediction is not None and e.prediction.item_id}
+    prediction_ids = {e.prediction_id for e in events if e.prediction is not None and not e.prediction.item_id}
+    if prediction_ids:
+        # Lock them so that a concurrent router waits, then sees the item this one gives them.
+        rows = Prediction.objects.select_for_update().filter(id__in=prediction_ids).values_list("id", "item_id")
+        claimed = {pid: item_id for pid, item_id in rows}
+        known_ids |= {item_id for item_id in claimed.values() if item_id}
+    else:
+        claimed = {}
+    known = Item.objects.in_bulk(known_ids)
+    wanted: dict[object, tuple[dict, str]] = {}  # one new item per prediction, or per event without one
+    for e in events:
+        if e.prediction is not None and (e.prediction.item_id or claimed.get(e.prediction_id)):
+            continue
+        data = e.data if e.data is not None else (e.prediction.data if e.prediction else None)
+        if data is not None:
+            wanted.setdefault(e.prediction_id or ("event", e.id), (data, e.external_id))
+    created = dict(zip(wanted, items_for(project, list(wanted.values()))))
+    for pid, item in created.items():
+        if not isinstance(pid, tuple):
+            Prediction.objects.filter(id=pid).update(item=item)
+    out = {}
+    for e in events:
+        item_id = (e.prediction.item_id or claimed.get(e.prediction_id)) if e.prediction is not None else None
+        item = known.get(item_id) if item_id else created.get(e.prediction_id or ("event", e.id))
+        if item is not None:
+            out[e.id] = item
+    return out
+
+
+def _expert_labels(project: Project, item_ids: set[int]) -> dict[int, list[str]]:
+    """{item id: the experts' majority label(s)} for the items experts labelled."""
+    label_sets = defaultdict(list)
+    for item_id, labels in (Annotation.objects.filter(item_id__in=item_ids, skipped=False)
+                            .exclude(source=AnnotationSource.FEEDBACK).values_list("item_id", "labels")):
+        label_sets[item_id].append(labels)
+    out = {}
+    for item_id, sets in label_sets.items():
+        majority, _ = item_majority(sets, multi_label=project.is_multi_label)
+        if majority:
+            out[item_id] = majority
+    return out
 
 
 def _agrees(event: FeedbackEvent, expert_labels: list[str]) -> bool:

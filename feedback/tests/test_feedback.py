@@ -1,12 +1,13 @@
 """The feedback API: events stored before the answer, all-or-nothing batches, Idempotency-Key,
 scopes, and the routing of untrusted and trusted feedback (review queue, training data)."""
-from datetime import timedelta
+import threading
 
 import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from feedback.models import FeedbackEvent, FeedbackStatus, IdempotencyRecord
+from feedback import idempotency
+from feedback.models import FeedbackEvent, FeedbackStatus, IdempotencyRecord, Prediction
 from feedback.review import route_pending, source_reliability
 from labeller.models import Annotation, AnnotationSource, Item
 from labeller.services import annotation_submit, queue_claim_next
@@ -97,21 +98,52 @@ def test_the_same_key_with_a_different_body_is_refused(served_project, backend):
     assert FeedbackEvent.objects.count() == 1
 
 
-def test_a_key_whose_first_request_is_still_running_gets_409_and_a_dead_one_is_taken_over(served_project, backend):
+def test_a_key_whose_first_request_died_is_free_at_once(served_project, backend):
+    """The key's record commits with the work: a first request that dies mid-way leaves nothing."""
     answer = predict(served_project, backend)
     body = correction(answer["prediction_id"], "card_arrival")
-    from feedback.idempotency import fingerprint
 
-    url = URL.format(served_project.id)
-    import json
+    def dies():
+        FeedbackEvent.objects.create(project=served_project, kind="confirmation", end_user="x", occurred_at=timezone.now())
+        raise RuntimeError("the worker process was killed")
 
-    record = IdempotencyRecord.objects.create(token=backend.token, key="k-3", completed=False,
-                                              fingerprint=fingerprint("POST", url, json.dumps(body).encode()))
-    response = backend.post(url, json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3")
-    assert response.status_code == 409 and "still in progress" in response.json()["Idempotency-Key"][0]
-    IdempotencyRecord.objects.filter(id=record.id).update(created_at=timezone.now() - timedelta(minutes=5))
-    response = backend.post(url, json.dumps(body), content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-3")
+    with pytest.raises(RuntimeError):
+        idempotency.run_once(caller=backend.token, key="k-3", request_fingerprint="first", work=dies)
+    assert not IdempotencyRecord.objects.exists() and not FeedbackEvent.objects.exists()
+    response = backend.post(URL.format(served_project.id), body, format="json", HTTP_IDEMPOTENCY_KEY="k-3")
     assert response.status_code == 201 and FeedbackEvent.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_while_the_first_request_runs_gets_409_then_its_response(owner):
+    """Two database connections racing on one key (PostgreSQL: the retry waits IN_FLIGHT_WAIT on
+    the first request's uncommitted row, then gets 409; SQLite serialises the writers instead)."""
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a retry waits for the first request and replays it")
+    started, release, results = threading.Event(), threading.Event(), {}
+
+    def first():
+        def slow():
+            started.set()
+            release.wait(10)
+            return idempotency.Outcome(201, {"accepted": 1})
+        try:
+            results["first"] = idempotency.run_once(caller=owner, key="k-race", request_fingerprint="f", work=slow)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert started.wait(10)
+    with pytest.raises(idempotency.IdempotencyConflict) as refused:
+        idempotency.run_once(caller=owner, key="k-race", request_fingerprint="f", work=lambda: pytest.fail("ran twice"))
+    assert refused.value.status == 409
+    release.set()
+    thread.join(10)
+    replay = idempotency.run_once(caller=owner, key="k-race", request_fingerprint="f", work=lambda: pytest.fail("ran twice"))
+    assert results["first"].status == 201 and replay.replayed and replay.body == {"accepted": 1}
 
 
 def test_a_refused_request_stores_no_key_so_a_fixed_retry_can_use_it(served_project, backend):
@@ -175,3 +207,17 @@ def test_feedback_on_an_item_experts_already_labelled_is_judged_at_once(served_p
     route_pending(project_id=served_project.id)
     stored = FeedbackEvent.objects.get()
     assert stored.status == FeedbackStatus.REVIEWED and stored.expert_agrees is False and stored.item_id == item.id
+
+
+def test_several_corrections_of_one_prediction_share_one_review_item(served_project, backend):
+    """Routed together, events on the same prediction (no external id) must not make an item each."""
+    answer = predict(served_project, backend, text="why was I charged twice for my card")
+    response = backend.post(URL.format(served_project.id), {"events": [
+        correction(answer["prediction_id"], "exchange_rate", user=f"u-{i}") for i in range(5)]}, format="json")
+    assert response.status_code == 201
+    items_before = Item.objects.filter(project=served_project).count()
+    assert route_pending(project_id=served_project.id) == 5
+    assert Item.objects.filter(project=served_project).count() == items_before + 1
+    (item_id,) = set(FeedbackEvent.objects.values_list("item_id", flat=True))
+    assert Item.objects.get(id=item_id).needs_review
+    assert Prediction.objects.get(id=answer["prediction_id"]).item_id == item_id
