@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 from django.utils import timezone
 from rest_framework import authentication, exceptions, throttling
@@ -86,11 +87,24 @@ class ProjectTokenAuthentication(authentication.BaseAuthentication):
 
 
 class ProjectTokenThrottle(throttling.SimpleRateThrottle):
-    """Requests per project token (the rate is the LABELLOOP_TOKEN_RATE setting)."""
+    """Requests per project token (the rate is the LABELLOOP_TOKEN_RATE setting), counted in fixed
+    windows with one atomic increment per request. DRF's sliding window stores every request's
+    time in one cached list, which at hundreds of requests a second costs more than the request."""
 
     scope = "project_token"
 
-    def get_cache_key(self, request, view):
-        if isinstance(request.auth, ApiToken):
-            return self.cache_format % {"scope": self.scope, "ident": request.auth.id}
-        return None  # people are not throttled here
+    def allow_request(self, request, view):
+        if not isinstance(request.auth, ApiToken):
+            return True  # people are not throttled here
+        now = time.time()
+        window = int(now // self.duration)
+        key = f"throttle:token:{request.auth.id}:{self.duration}:{window}"
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # the window's first request (or the cache lost the key)
+            count = 1 if self.cache.add(key, 1, self.duration + 1) else self.cache.incr(key)
+        self.wait_seconds = (window + 1) * self.duration - now
+        return count <= self.num_requests
+
+    def wait(self):
+        return self.wait_seconds
