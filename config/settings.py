@@ -208,6 +208,8 @@ LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "
 LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT", 300)
 # Serving and feedback.
 LABELLOOP_PREDICT_MAX_ITEMS = env_int("LABELLOOP_PREDICT_MAX_ITEMS", 256)
+# Serve with int8-quantised Linear layers: about 2x faster on CPU, slightly less accurate.
+LABELLOOP_SERVE_INT8 = env_bool("LABELLOOP_SERVE_INT8", False)
 LABELLOOP_FEEDBACK_MAX_EVENTS = env_int("LABELLOOP_FEEDBACK_MAX_EVENTS", 1000)
 LABELLOOP_FEEDBACK_ROUTE_DELAY = float(env_str("LABELLOOP_FEEDBACK_ROUTE_DELAY", "1.0"))
 # Alerts are POSTed only to these hosts, and never to private addresses unless allowed.

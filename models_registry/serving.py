@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 
 from labeller.active_learning import base_encoder
 from labeller.models import Project
@@ -21,10 +22,15 @@ from .models import Alias, ModelKind, ModelVersion, VersionStatus
 
 ALIAS_TTL = 2.0  # seconds a process trusts its cached view of the champion and challenger
 KEEP_LOADED = 3  # versions kept in memory per process: champion, challenger and one spare
+# A request's texts are length-sorted and run 8 at a time: padding a request's 64 random texts to
+# its longest costs more than the extra forward calls (2 CPU cores, MiniLM: 82 texts/s in one
+# batch of 64, 169 in batches of 8; benchmarks/predict.py).
+SERVE_BATCH = 8
 
 _lock = threading.Lock()
 _loaded: dict[tuple[int, str], "Predictor"] = {}
 _aliases: dict[int, tuple[float, dict[str, ModelVersion]]] = {}
+_int8_encoders: dict[str, object] = {}
 
 
 class NoModel(Exception):
@@ -38,7 +44,7 @@ class Predictor:
         self.version = version
         if version.kind == ModelKind.HEAD:
             self.head = artefacts.load_head(version)
-            self.encoder = base_encoder(version.project)
+            self.encoder = serving_encoder(version.project)
             self.classes = self.head.classes
             self.multi_label = self.head.multi_label
             self._model = None
@@ -47,11 +53,29 @@ class Predictor:
 
             self._model, self.classes = finetune.load(artefacts.version_path(version), version.checksum)
             self.multi_label = False
+            if settings.LABELLOOP_SERVE_INT8:
+                from ml.encoder import quantize_int8
 
-    def probabilities(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+                self._model.encoder = quantize_int8(self._model.encoder)
+
+    def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
         if self._model is not None:
             return self._model.predict(texts, batch_size=batch_size)[0]
         return self.head.predict_proba(self.encoder.encode(texts, batch_size=batch_size))
+
+
+def serving_encoder(project: Project):
+    """The encoder head versions serve with: the shared base encoder, or with
+    LABELLOOP_SERVE_INT8 its own int8-quantised copy (the shared one also makes the stored
+    vectors, which must not change)."""
+    if not settings.LABELLOOP_SERVE_INT8:
+        return base_encoder(project)
+    from ml.encoder import Encoder
+
+    path = project.base_model_path or ""
+    if path not in _int8_encoders:
+        _int8_encoders[path] = Encoder(path or None, int8=True)
+    return _int8_encoders[path]
 
 
 def serving_versions(project: Project) -> dict[str, ModelVersion]:
