@@ -51,3 +51,35 @@ def evaluate_single_label(probs: np.ndarray, truth: Sequence[str], classes: Sequ
         "confusion": {"labels": classes, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
         "ece": expected_calibration_error(probs.max(axis=1) if len(probs) else np.zeros(0), correct),
     }
+
+
+def evaluate_multi_label(probs: np.ndarray, truth: Sequence[Sequence[str]], classes: Sequence[str], *,
+                         threshold: float = 0.5) -> dict:
+    """The multi-label counterpart: a label is predicted when its probability reaches `threshold`.
+    accuracy is exact-set (subset) accuracy; macro- and micro-F1 and per-label precision and recall
+    are over the label decisions; ece is over every (example, label) decision. No confusion matrix:
+    it is not defined when an example has several labels."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    classes = list(classes)
+    index = {c: i for i, c in enumerate(classes)}
+    y_true = np.zeros((len(truth), len(classes)), dtype=int)
+    for row, labels in enumerate(truth):
+        y_true[row, [index[label] for label in labels]] = 1
+    probs = probs if len(probs) else np.zeros((0, len(classes)))
+    y_pred = (probs >= threshold).astype(int)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    present = np.flatnonzero(support > 0)
+    decided = np.where(y_pred == 1, probs, 1 - probs).ravel()
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_true == y_pred).all(axis=1).mean()) if len(y_true) else 0.0,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)) if len(present) else 0.0,
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)) if len(y_true) else 0.0,
+        "per_label": {
+            c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            for i, c in enumerate(classes)
+        },
+        "threshold": threshold,
+        "ece": expected_calibration_error(decided, (y_true == y_pred).ravel().astype(float)),
+    }

@@ -46,7 +46,7 @@ class VersionListRetrain(AdminToChange, generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         try:
             versions = training.retrain_request(project=self.project, user=request.user, kinds=serializer.validated_data.get("kinds"))
-        except training.NothingToTrain as exc:
+        except (training.NothingToTrain, ValueError) as exc:
             refused(exc)
         return Response(s.ModelVersionSummarySerializer(versions, many=True).data, status=status.HTTP_202_ACCEPTED)
 

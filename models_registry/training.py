@@ -18,7 +18,7 @@ from labeller.models import ItemVector, Project
 from ml import finetune, gates
 from ml.encoder import from_float16_bytes
 from ml.heads import fit_head
-from ml.metrics import evaluate_single_label
+from ml.metrics import evaluate_multi_label, evaluate_single_label
 
 from . import artefacts
 from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
@@ -46,6 +46,10 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
     from .tasks import train_version
 
     policy = policy_for(project)
+    if project.is_multi_label:
+        if kinds and ModelKind.FINETUNED in kinds:
+            raise ValueError("kinds: multi-label projects train head versions only; fine-tuning them is not built yet")
+        kinds = [ModelKind.HEAD]
     kinds = kinds or policy.retrain_kinds()
     with transaction.atomic():
         Project.objects.select_for_update().filter(id=project.id).first()  # serialises version numbering
@@ -137,13 +141,14 @@ def champion_of(project: Project) -> ModelVersion | None:
     return alias.version if alias else None
 
 
-def _split(examples, classes):
+def _split(examples, classes, multi_label=False):
+    """(texts, targets, item ids) per split; a target is a class index, or a list of labels."""
     index = {c: i for i, c in enumerate(classes)}
     parts = {TRAIN: ([], [], []), VALIDATION: ([], [], []), EVALUATION: ([], [], [])}
     for e in examples:
-        texts, ids, items = parts[e.split]
+        texts, targets, items = parts[e.split]
         texts.append(e.text)
-        ids.append(index[e.labels[0]])
+        targets.append(list(e.labels) if multi_label else index[e.labels[0]])
         items.append(e.item)
     return parts
 
@@ -164,9 +169,9 @@ def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.
 
 def _train(version: ModelVersion) -> tuple[dict, dict]:
     project = version.project
-    if project.is_multi_label:
-        raise NotImplementedError("training multi-label versions is not built yet")
     classes = list(project.labels.values_list("key", flat=True))
+    if project.is_multi_label:
+        return _train_multi_label_head(version, classes)
     parts = _split(snapshot_read(version.snapshot), classes)
     (train_texts, train_ids, train_items), (val_texts, val_ids, val_items), (eval_texts, eval_ids, eval_items) = (
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
@@ -211,6 +216,27 @@ def _train(version: ModelVersion) -> tuple[dict, dict]:
     metrics = evaluate_single_label(probs, eval_truth, classes)
     metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped}
     return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": round(result.examples_per_second, 2)}
+
+
+def _train_multi_label_head(version: ModelVersion, classes: list[str]) -> tuple[dict, dict]:
+    """A multi-label project's version: one logistic regression per label on the frozen encoder's
+    vectors, evaluated with the multi-label metrics. (Fine-tuned multi-label versions are refused
+    when they are requested: see retrain_request.)"""
+    project = version.project
+    if version.kind != ModelKind.HEAD:
+        raise ValueError("kinds: multi-label projects train head versions only; fine-tuning them is not built yet")
+    parts = _split(snapshot_read(version.snapshot), classes, multi_label=True)
+    (train_texts, train_sets, train_items), (val_texts, val_sets, val_items), (eval_texts, eval_sets, eval_items) = (
+        parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
+    texts, label_sets, items = train_texts + val_texts, train_sets + val_sets, train_items + val_items
+    head = fit_head(base_vectors(project, items, texts), label_sets, classes=classes, multi_label=True,
+                    c=version.hyperparameters.get("c", 10.0), seed=0)
+    probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
+    folder = artefacts.version_folder(version)
+    checksum = artefacts.save_head(head, folder, {"version": version.number})
+    metrics = evaluate_multi_label(probs, eval_sets, classes)
+    relative = str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
+    return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": None}
 
 
 def version_cancel(*, version: ModelVersion) -> bool:

@@ -148,3 +148,42 @@ def test_promoting_a_failed_gate_through_the_api_names_the_problem(labelled_proj
     version = train(labelled_project, "head", guardrails=[{"type": "min_primary", "value": 0.999}])
     response = client_for(owner).post(f"/api/projects/{labelled_project.id}/models/{version.number}/promote", {}, format="json")
     assert response.status_code == 400 and "fails the gate" in response.json()["version"][0]
+
+
+def test_a_multi_label_project_trains_and_serves_a_head_version(make_project, expert, owner):
+    """Banking77 queries with a second, derived label ("card" for the card intents): one logistic
+    regression per label, the multi-label metrics, and a fine-tune request refused by name."""
+    from labeller.models import Item, Label
+    from labeller.services import annotation_submit
+    from ml.metrics import evaluate_multi_label
+    from models_registry import serving
+    from tests.banking77 import INTENTS, banking77
+
+    project = make_project(task_type="multi_label", eval_share=0.25)
+    Label.objects.filter(project=project).delete()
+    keys = [*INTENTS, "card"]
+    Label.objects.bulk_create(Label(project=project, key=k, name=k, order=i) for i, k in enumerate(keys))
+    rows = banking77(16)
+    items = Item.objects.bulk_create(Item(project=project, data={"text": r["text"]}, is_eval=i % 4 == 0) for i, r in enumerate(rows))
+    for item, row in zip(items, rows):
+        item.project = project
+        annotation_submit(item=item, user=expert, labels=[row["category"], *(["card"] if "card" in row["category"] else [])])
+
+    with pytest.raises(ValueError, match="kinds: multi-label projects train head versions only"):
+        training.retrain_request(project=project, kinds=["finetuned"])
+    (version,) = training.retrain_request(project=project)  # the default kinds: a head only
+    version = training.version_train(version=training.version_claim(version_id=version.id))
+    assert version.kind == "head" and version.status == VersionStatus.READY, version.error
+    m = version.metrics
+    assert m["n"] == 12 and "confusion" not in m and m["threshold"] == 0.5
+    assert m["per_label"]["card"]["support"] == 8 and m["per_label"]["card"]["recall"] > 0.5
+    assert m["accuracy"] > 0.5 and m["micro_f1"] >= m["accuracy"] - 0.2
+
+    registry.version_promote(version=version, user=owner, reason="first")
+    predictor = serving.predictor_for(version)
+    (answer,) = serving.answers(predictor, ["my new card has not arrived yet"], 3)
+    assert "card" in answer.labels and "card_arrival" in answer.labels
+
+    exact = evaluate_multi_label(__import__("numpy").array([[0.9, 0.2, 0.1, 0.8], [0.1, 0.7, 0.2, 0.4]]),
+                                 [["card_arrival", "card"], ["exchange_rate", "card"]], keys)
+    assert exact["accuracy"] == 0.5 and exact["per_label"]["card"]["recall"] == 0.5
