@@ -56,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data-dir", default=_serving.DEFAULT_DATA_DIR)
     p.add_argument("--cache-url", default="", help="LABELLOOP_CACHE_URL for the server (default: per-process memory)")
     p.add_argument("--configs", default="1x4,2x1", help="gunicorn WORKERSxTHREADS, comma-separated (default 1x4,2x1)")
+    p.add_argument("--runtime", default="onnx", choices=["onnx", "torch"], help="LABELLOOP_SERVE_RUNTIME (default onnx)")
     p.add_argument("--precisions", default="fp32,int8",
                    help="serving precisions to run each configuration with (LABELLOOP_SERVE_INT8 off/on; default fp32,int8)")
     p.add_argument("--per-intent", type=int, default=20, help="labelled queries per intent (default 20)")
@@ -128,10 +129,11 @@ def run_config(spec: str, precision: str, args, headers: dict, path: str, single
     port = _serving.free_port()
     log = Path(args.data_dir) / f"gunicorn-predict-{spec}-{precision}.log"
     os.environ["LABELLOOP_SERVE_INT8"] = "1" if precision == "int8" else "0"  # read by the server's workers
+    os.environ["LABELLOOP_SERVE_RUNTIME"] = args.runtime
     os.environ["LABELLOOP_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))  # no oversubscription
     server = _serving.Gunicorn(port=port, workers=workers, threads=threads, log_path=log)
-    out: dict = {"config": f"{server.config}, {precision}", "precision": precision}
-    print(f"\n-- gunicorn {server.config}, serving {precision}, on 127.0.0.1:{port} (log {log}) --")
+    out: dict = {"config": f"{server.config}, {args.runtime} {precision}", "precision": precision, "runtime": args.runtime}
+    print(f"\n-- gunicorn {server.config}, serving {args.runtime} {precision}, on 127.0.0.1:{port} (log {log}) --")
     server.start()
     try:
         out["ready_s"] = round(server.wait_ready(), 2)
@@ -174,7 +176,7 @@ def run_config(spec: str, precision: str, args, headers: dict, path: str, single
     return out
 
 
-def serving_accuracy(version, precisions: list[str], limit: int | None = None) -> dict:
+def serving_accuracy(version, runtime: str, precisions: list[str], limit: int | None = None) -> dict:
     """The champion's accuracy on Banking77's test set as served, in each precision: what
     LABELLOOP_SERVE_INT8's speed costs."""
     from django.test import override_settings
@@ -185,7 +187,7 @@ def serving_accuracy(version, precisions: list[str], limit: int | None = None) -
     texts, truth = [r["text"] for r in rows], [r["category"] for r in rows]
     out = {}
     for precision in precisions:
-        with override_settings(LABELLOOP_SERVE_INT8=precision == "int8"):
+        with override_settings(LABELLOOP_SERVE_INT8=precision == "int8", LABELLOOP_SERVE_RUNTIME=runtime):
             predictor = serving.Predictor(version)
             predictor.probabilities(texts[:64])
             started = time.perf_counter()
@@ -268,7 +270,7 @@ def main() -> int:
           f"head v{version.number} {version.status}, eval accuracy {version.metrics.get('accuracy')}; champion")
     print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in served.timings.items()))
     print("\n-- serving accuracy of the champion on banking77 test.csv, per precision (in process) --")
-    figures_accuracy = serving_accuracy(version, [p.strip() for p in args.precisions.split(",") if p.strip()],
+    figures_accuracy = serving_accuracy(version, args.runtime, [p.strip() for p in args.precisions.split(",") if p.strip()],
                                         limit=500 if args.quick else None)
     for name, a in figures_accuracy.items():
         print(f"  {name}: accuracy {a['accuracy']:.4f} on {a['n']} texts ({a['texts_per_s']:.0f} texts/s in process, as served)")
@@ -307,10 +309,10 @@ def main() -> int:
                   f"({b['queries']} queries) + rest {b['rest_ms']:6.2f} (Django, DRF, JSON, service Python)")
 
     print("\n== summary ==")
-    print(f"{'gunicorn, precision':<36} {'single p50':>10} {'p95':>8} {'p99':>8} {'errors':>7} {'batch 1 client':>15} {'2 clients':>10}")
+    print(f"{'gunicorn, runtime, precision':<40} {'single p50':>10} {'p95':>8} {'p99':>8} {'errors':>7} {'batch 1 client':>15} {'2 clients':>10}")
     for run in figures["runs"]:
         s, b1, b2 = run["single"], run["batch_1_clients"], run["batch_2_clients"]
-        print(f"{run['config']:<36} {s['p50_ms']:>8.1f}ms {s['p95_ms']:>6.1f}ms {s['p99_ms']:>6.1f}ms {s['errors']:>7} "
+        print(f"{run['config']:<40} {s['p50_ms']:>8.1f}ms {s['p95_ms']:>6.1f}ms {s['p99_ms']:>6.1f}ms {s['errors']:>7} "
               f"{b1['items_per_s']:>9.1f} it/s {b2['items_per_s']:>6.1f} it/s")
     for run in figures["runs"]:
         s = run["single"]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -208,7 +210,12 @@ LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "
 LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT", 300)
 # Serving and feedback.
 LABELLOOP_PREDICT_MAX_ITEMS = env_int("LABELLOOP_PREDICT_MAX_ITEMS", 256)
-# Serve with int8-quantised Linear layers: about 2x faster on CPU, slightly less accurate.
+# The runtime that serves predictions: "onnx" (ONNX Runtime, exported in memory from the loaded
+# torch model; about twice as fast for one short text on CPU) or "torch".
+LABELLOOP_SERVE_RUNTIME = env_str("LABELLOOP_SERVE_RUNTIME", "onnx")
+if LABELLOOP_SERVE_RUNTIME not in ("onnx", "torch"):
+    raise ImproperlyConfigured("LABELLOOP_SERVE_RUNTIME must be onnx or torch")
+# Serve with int8-quantised weights: faster on CPU, slightly less accurate.
 LABELLOOP_SERVE_INT8 = env_bool("LABELLOOP_SERVE_INT8", False)
 LABELLOOP_FEEDBACK_MAX_EVENTS = env_int("LABELLOOP_FEEDBACK_MAX_EVENTS", 1000)
 LABELLOOP_FEEDBACK_ROUTE_DELAY = float(env_str("LABELLOOP_FEEDBACK_ROUTE_DELAY", "1.0"))

@@ -7,6 +7,7 @@ no restart. A request's items are scored together, in length-sorted batches.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from labeller.models import Project
 from . import artefacts
 from .models import Alias, ModelKind, ModelVersion, VersionStatus
 
+log = logging.getLogger(__name__)
 ALIAS_TTL = 2.0  # seconds a process trusts its cached view of the champion and challenger
 KEEP_LOADED = 3  # versions kept in memory per process: champion, challenger and one spare
 # A request's texts are length-sorted and run 8 at a time: padding a request's 64 random texts to
@@ -30,7 +32,7 @@ SERVE_BATCH = 8
 _lock = threading.Lock()
 _loaded: dict[tuple[int, str], "Predictor"] = {}
 _aliases: dict[int, tuple[float, dict[str, ModelVersion]]] = {}
-_int8_encoders: dict[str, object] = {}
+_serving_encoders: dict[tuple, object] = {}
 
 
 class NoModel(Exception):
@@ -42,40 +44,66 @@ class Predictor:
 
     def __init__(self, version: ModelVersion):
         self.version = version
+        self._model = self._onnx = None
         if version.kind == ModelKind.HEAD:
             self.head = artefacts.load_head(version)
             self.encoder = serving_encoder(version.project)
             self.classes = self.head.classes
             self.multi_label = self.head.multi_label
-            self._model = None
-        else:
-            from ml import finetune
+            return
+        from ml import finetune
 
-            self._model, self.classes = finetune.load(artefacts.version_path(version), version.checksum)
-            self.multi_label = False
+        model, self.classes = finetune.load(artefacts.version_path(version), version.checksum)
+        self.multi_label = False
+        if settings.LABELLOOP_SERVE_RUNTIME == "onnx":
+            self._onnx = _onnx_encoder(model.encoder, model.tokenizer, model.max_length)
+            self._weight = model.head.weight.detach().numpy().T
+            self._bias = model.head.bias.detach().numpy()
+        if self._onnx is None:
             if settings.LABELLOOP_SERVE_INT8:
                 from ml.encoder import quantize_int8
 
-                self._model.encoder = quantize_int8(self._model.encoder)
+                model.encoder = quantize_int8(model.encoder)
+            self._model = model
 
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
+        if self._onnx is not None:  # a fine-tuned version: its encoder in ONNX Runtime, its head here
+            logits = self._onnx.encode(texts, batch_size=batch_size) @ self._weight + self._bias
+            logits -= logits.max(axis=1, keepdims=True)
+            exp = np.exp(logits)
+            return exp / exp.sum(axis=1, keepdims=True)
         if self._model is not None:
             return self._model.predict(texts, batch_size=batch_size)[0]
         return self.head.predict_proba(self.encoder.encode(texts, batch_size=batch_size))
 
 
-def serving_encoder(project: Project):
-    """The encoder head versions serve with: the shared base encoder, or with
-    LABELLOOP_SERVE_INT8 its own int8-quantised copy (the shared one also makes the stored
-    vectors, which must not change)."""
-    if not settings.LABELLOOP_SERVE_INT8:
-        return base_encoder(project)
-    from ml.encoder import Encoder
+def _onnx_encoder(encoder, tokenizer, max_length: int):
+    """An ONNX Runtime copy of a loaded torch encoder, or None (and a warning) if it cannot be made."""
+    from ml.onnx_serving import OnnxEncoder
 
-    path = project.base_model_path or ""
-    if path not in _int8_encoders:
-        _int8_encoders[path] = Encoder(path or None, int8=True)
-    return _int8_encoders[path]
+    try:
+        return OnnxEncoder(encoder, tokenizer, max_length=max_length, int8=settings.LABELLOOP_SERVE_INT8)
+    except Exception:  # an architecture the exporter cannot trace: serve with torch instead
+        log.warning("serving with torch: the encoder could not be exported to ONNX", exc_info=True)
+        return None
+
+
+def serving_encoder(project: Project):
+    """The encoder head versions serve with. The shared base encoder (which also makes the
+    stored vectors, so it is never changed) is exported to ONNX Runtime by default
+    (LABELLOOP_SERVE_RUNTIME); LABELLOOP_SERVE_INT8 quantises the serving copy."""
+    key = (project.base_model_path or "", settings.LABELLOOP_SERVE_RUNTIME, settings.LABELLOOP_SERVE_INT8)
+    if key not in _serving_encoders:
+        base = base_encoder(project)
+        encoder = None
+        if settings.LABELLOOP_SERVE_RUNTIME == "onnx":
+            encoder = _onnx_encoder(base.model, base.tokenizer, base.max_length)
+        if encoder is None and settings.LABELLOOP_SERVE_INT8:
+            from ml.encoder import Encoder
+
+            encoder = Encoder(base.model_path, int8=True)
+        _serving_encoders[key] = encoder or base
+    return _serving_encoders[key]
 
 
 def serving_versions(project: Project) -> dict[str, ModelVersion]:

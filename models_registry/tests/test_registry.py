@@ -187,3 +187,26 @@ def test_a_multi_label_project_trains_and_serves_a_head_version(make_project, ex
     exact = evaluate_multi_label(__import__("numpy").array([[0.9, 0.2, 0.1, 0.8], [0.1, 0.7, 0.2, 0.4]]),
                                  [["card_arrival", "card"], ["exchange_rate", "card"]], keys)
     assert exact["accuracy"] == 0.5 and exact["per_label"]["card"]["recall"] == 0.5
+
+
+def test_onnx_runtime_and_torch_serve_the_same_probabilities(labelled_project, settings):
+    """The default serving runtime (ONNX Runtime, exported in memory) against torch, for a head
+    version and a fine-tuned one."""
+    import numpy as np
+
+    from ml.onnx_serving import OnnxEncoder
+    from models_registry import serving
+
+    head = train(labelled_project, "head")
+    tuned = train(labelled_project, "finetuned", finetune={"epochs": 1, "batch_size": 8, "max_length": 32})
+    texts = ["my card has not arrived", "what is the exchange rate for euros", "someone stole my card at the station"]
+    for version in (head, tuned):
+        probs = {}
+        for runtime in ("torch", "onnx"):
+            settings.LABELLOOP_SERVE_RUNTIME = runtime
+            predictor = serving.Predictor(version)
+            onnx_encoder = predictor._onnx if version.kind == "finetuned" else predictor.encoder
+            assert isinstance(onnx_encoder, OnnxEncoder) == (runtime == "onnx")
+            probs[runtime] = predictor.probabilities(texts)
+        assert np.allclose(probs["torch"], probs["onnx"], atol=1e-3), version.kind
+        assert (probs["onnx"].argmax(axis=1) == probs["torch"].argmax(axis=1)).all()

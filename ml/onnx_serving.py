@@ -1,0 +1,93 @@
+"""Serving a Hugging Face encoder through ONNX Runtime: the same mean-pooled, L2-normalised
+vectors as `ml.encoder.Encoder`, about twice as fast for one short text on CPU.
+
+The graph is exported in memory from an already-loaded torch model (whose weights were read from
+verified safetensors), so no new model file is ever written or read. No Django imports.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _pooled_module(encoder):
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return Pooled().eval()  # eval: a graph exported in training mode keeps its dropout
+
+
+def export(encoder, tokenizer, *, int8: bool = False) -> bytes:
+    """The ONNX graph (bytes) of `encoder` + mean pooling + normalisation, dynamic in batch and length."""
+    import torch
+
+    example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
+    if "token_type_ids" not in example:
+        example["token_type_ids"] = torch.zeros_like(example["input_ids"])
+    buffer = io.BytesIO()
+    dynamic = {name: {0: "batch", 1: "length"} for name in INPUTS}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(_pooled_module(encoder), tuple(example[name] for name in INPUTS), buffer,
+                          input_names=list(INPUTS), output_names=["vectors"],
+                          dynamic_axes={**dynamic, "vectors": {0: "batch"}}, opset_version=17, dynamo=False)
+    graph = buffer.getvalue()
+    return _quantized(graph) if int8 else graph
+
+
+def _quantized(graph: bytes) -> bytes:
+    """Dynamic int8 quantisation of the graph's MatMuls (ONNX Runtime's tool works on files)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder, "model.onnx"), Path(folder, "model.int8.onnx")
+        source.write_bytes(graph)
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        return target.read_bytes()
+
+
+class OnnxEncoder:
+    """`encode(texts)` like `ml.encoder.Encoder`, run by ONNX Runtime on the CPU."""
+
+    def __init__(self, encoder, tokenizer, *, max_length: int, threads: int | None = None, int8: bool = False):
+        import onnxruntime
+
+        self.tokenizer, self.max_length = tokenizer, max_length
+        self.dim = encoder.config.hidden_size
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or int(os.environ.get("LABELLOOP_TORCH_THREADS") or 0) or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(export(encoder, tokenizer, int8=int8), options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Unit vectors for `texts`, in their order: length-sorted batches, each padded to its longest."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="np")
+            feed = {name: batch[name].astype(np.int64) for name in INPUTS if name in batch}
+            feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+            out[idx] = self.session.run(None, feed)[0]
+        return out

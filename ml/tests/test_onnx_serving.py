@@ -1,0 +1,29 @@
+"""ONNX Runtime serving gives the torch encoder's vectors (fp32), and close ones in int8."""
+import numpy as np
+import pytest
+
+from ml.encoder import Encoder
+from ml.onnx_serving import OnnxEncoder
+
+TEXTS = ["lost card", "I ordered a new card two weeks ago and it still has not arrived, what can I do?",
+         "exchange rate", "why was I charged twice for the same coffee this morning"]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return Encoder()
+
+
+def test_the_onnx_graph_gives_the_torch_vectors_batched_and_alone(encoder):
+    onnx = OnnxEncoder(encoder.model, encoder.tokenizer, max_length=encoder.max_length)
+    expected = encoder.encode(TEXTS)
+    for batch_size in (1, 3, 64):  # alone, a ragged padded batch, one batch
+        got = onnx.encode(TEXTS, batch_size=batch_size)
+        assert got.shape == expected.shape
+        assert np.allclose(got, expected, atol=2e-4)
+
+
+def test_int8_vectors_stay_close(encoder):
+    onnx = OnnxEncoder(encoder.model, encoder.tokenizer, max_length=encoder.max_length, int8=True)
+    cosines = (onnx.encode(TEXTS) * encoder.encode(TEXTS)).sum(axis=1)
+    assert cosines.min() > 0.85 and cosines.mean() > 0.9
