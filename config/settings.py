@@ -207,6 +207,23 @@ LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)
 LABELLOOP_EXPORT_DIR = Path(env_str("LABELLOOP_EXPORT_DIR", str(DATA_DIR / "exports")))
 # Dataset snapshots and model versions (safetensors, tokenizer, label map, manifest with checksum).
 LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "artefacts")))
+# A remote artefact store shared by every machine (models_registry/store.py): S3-compatible object
+# storage through django-storages, or a shared folder. Unset: artefacts stay in LABELLOOP_ARTEFACT_DIR.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if env_str("LABELLOOP_ARTEFACT_S3_BUCKET", ""):
+    STORAGES["artefacts"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env_str("LABELLOOP_ARTEFACT_S3_BUCKET", ""),
+        "location": env_str("LABELLOOP_ARTEFACT_S3_PREFIX", "labelloop"),
+        "endpoint_url": env_str("LABELLOOP_ARTEFACT_S3_ENDPOINT_URL", "") or None,  # MinIO, Ceph, R2, …
+        "file_overwrite": True,
+        # Credentials come from boto3's usual sources: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a role.
+    }}
+elif env_str("LABELLOOP_ARTEFACT_SHARED_DIR", ""):
+    STORAGES["artefacts"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                             "OPTIONS": {"location": env_str("LABELLOOP_ARTEFACT_SHARED_DIR", "")}}
 LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT", 300)
 # Serving and feedback.
 LABELLOOP_PREDICT_MAX_ITEMS = env_int("LABELLOOP_PREDICT_MAX_ITEMS", 256)

@@ -10,6 +10,7 @@ from django.conf import settings
 from ml import finetune
 from ml.heads import LinearHead
 
+from . import store
 from .models import ModelKind, ModelVersion
 
 
@@ -18,8 +19,9 @@ def version_folder(version: ModelVersion) -> Path:
 
 
 def version_path(version: ModelVersion) -> Path:
-    """Where a trained version's files are (artefact_path is relative to the artefact store)."""
-    return settings.LABELLOOP_ARTEFACT_DIR / version.artefact_path
+    """Where a trained version's files are here, fetched from the remote store first if needed
+    (artefact_path is relative to the artefact store). Loading verifies the checksum."""
+    return store.fetch(version.artefact_path)
 
 
 def save_head(head: LinearHead, folder: Path, extra: dict) -> str:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from labeller.agreement import item_majority
 from labeller.models import Annotation, Item, Project
 
+from . import store
 from .models import DatasetSnapshot, TrainingPolicy
 
 TRAIN, VALIDATION, EVALUATION = "train", "validation", "evaluation"
@@ -85,6 +86,7 @@ def snapshot_create(*, project: Project, user=None) -> DatasetSnapshot:
             out.write(json.dumps({"item": e.item, "text": e.text, "labels": e.labels, "split": e.split, "sources": e.sources},
                                  ensure_ascii=False) + "\n")
     partial.replace(path)
+    store.publish(str(path.relative_to(settings.LABELLOOP_ARTEFACT_DIR)))
     counts: dict[str, Counter] = {TRAIN: Counter(), VALIDATION: Counter(), EVALUATION: Counter()}
     sources: Counter = Counter()
     for e in examples:
@@ -104,6 +106,9 @@ def snapshot_create(*, project: Project, user=None) -> DatasetSnapshot:
 
 
 def snapshot_read(snapshot: DatasetSnapshot) -> list[Example]:
-    path = settings.LABELLOOP_ARTEFACT_DIR / snapshot.path
-    with open(path, encoding="utf-8") as f:
-        return [Example(**{k: row[k] for k in ("item", "text", "labels", "split", "sources")}) for row in map(json.loads, f)]
+    """The snapshot's examples, fetched from the artefact store if needed and checked against its hash."""
+    with open(store.fetch(snapshot.path), encoding="utf-8") as f:
+        examples = [Example(**{k: row[k] for k in ("item", "text", "labels", "split", "sources")}) for row in map(json.loads, f)]
+    if content_hash(examples) != snapshot.content_hash:
+        raise ValueError(f"snapshot {snapshot.content_hash[:12]}: its file does not match its content hash")
+    return examples

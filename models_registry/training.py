@@ -20,7 +20,7 @@ from ml.encoder import from_float16_bytes
 from ml.heads import fit_head
 from ml.metrics import evaluate_multi_label, evaluate_single_label
 
-from . import artefacts
+from . import artefacts, store
 from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
 from .snapshots import EVALUATION, TRAIN, VALIDATION, snapshot_create, snapshot_read
 
@@ -109,6 +109,7 @@ def version_train(*, version: ModelVersion) -> ModelVersion:
     started = time.perf_counter()
     try:
         metrics, extra = _train(version)
+        store.publish(extra["artefact_path"])  # before it is ready: other machines may load it at once
     except finetune.Cancelled:
         _finish(version, status=VersionStatus.CANCELLED, error="cancelled by an admin", seconds=time.perf_counter() - started)
         return version
