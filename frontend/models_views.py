@@ -55,7 +55,8 @@ def models_page(request, project_id):
     })
 
 
-def _admin_project(request, project_id):
+def admin_project(request, project_id):
+    """The project, for its admins only (403 below admin, 404 for outsiders)."""
     project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.ADMIN)
     return project
 
@@ -63,7 +64,7 @@ def _admin_project(request, project_id):
 @login_required
 @require_POST
 def retrain(request, project_id):
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     kinds = request.POST.getlist("kinds") or None
     try:
         versions = training.retrain_request(project=project, user=request.user, kinds=kinds)
@@ -76,7 +77,7 @@ def retrain(request, project_id):
 @login_required
 @require_POST
 def promote(request, project_id, number):
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     version = get_object_or_404(ModelVersion, project=project, number=number)
     try:
         registry.version_promote(version=version, user=request.user, reason=request.POST.get("reason", ""),
@@ -90,7 +91,7 @@ def promote(request, project_id, number):
 @login_required
 @require_POST
 def rollback(request, project_id):
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     try:
         move = registry.champion_rollback(project=project, user=request.user, reason=request.POST.get("reason", ""))
         messages.success(request, f"Rolled back to v{move.to_version.number}.")
@@ -102,7 +103,7 @@ def rollback(request, project_id):
 @login_required
 @require_POST
 def cancel(request, project_id, number):
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     version = get_object_or_404(ModelVersion, project=project, number=number)
     if training.version_cancel(version=version):
         messages.success(request, f"Cancelling v{number}.")

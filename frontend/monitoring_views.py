@@ -19,6 +19,7 @@ from labeller import selectors
 from labeller.models import Role
 
 from .charts import Series, line_chart
+from .models_views import admin_project
 
 POINTS_SHOWN = 500  # about three weeks of hours, or a year and a half of days, per version
 
@@ -122,11 +123,6 @@ def monitoring_page(request, project_id):
     })
 
 
-def _admin_project(request, project_id):
-    project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.ADMIN)
-    return project
-
-
 def _errors(serializer) -> str:
     return "; ".join(f"{field}: {' '.join(map(str, problems))}" for field, problems in serializer.errors.items())
 
@@ -134,7 +130,7 @@ def _errors(serializer) -> str:
 @login_required
 @require_POST
 def policy_update(request, project_id):
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     policy = predicting.policy_for(project)
     thresholds = {}
     for name in monitoring.DEFAULT_THRESHOLDS:
@@ -165,7 +161,7 @@ def policy_update(request, project_id):
 @login_required
 @require_POST
 def token_create(request, project_id):
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     serializer = TokenCreateSerializer(data={"name": request.POST.get("name", "").strip(),
                                              "scopes": request.POST.getlist("scopes"),
                                              "trusted": request.POST.get("trusted") == "on"})
@@ -181,7 +177,7 @@ def token_create(request, project_id):
 @login_required
 @require_POST
 def token_revoke(request, project_id, prefix):
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     token = ApiToken.objects.filter(project=project, prefix=prefix).first()
     if token is None:
         raise Http404("No such token in this project.")
@@ -195,7 +191,7 @@ def token_revoke(request, project_id, prefix):
 def recompute(request, project_id):
     from feedback.tasks import monitor_one
 
-    project = _admin_project(request, project_id)
+    project = admin_project(request, project_id)
     transaction.on_commit(lambda: monitor_one.delay(project.id))
     messages.success(request, "Recomputing: reload in a few seconds.")
     return redirect("monitoring-page", project_id=project.id)
