@@ -457,13 +457,17 @@ def paced(*, port: int, headers: dict, rate: float, seconds: float, threads: int
         with lock:
             results.extend(mine)
 
-    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    _run_threads(loop, threads)
+    results.sort(key=lambda r: r.scheduled)
+    return results
+
+
+def _run_threads(target, n: int) -> None:
+    workers = [threading.Thread(target=target, daemon=True) for _ in range(n)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    results.sort(key=lambda r: r.scheduled)
-    return results
 
 
 def closed_loop(*, port: int, headers: dict, clients: int, seconds: float, send: Send) -> tuple[list[Result], float]:
@@ -487,11 +491,7 @@ def closed_loop(*, port: int, headers: dict, clients: int, seconds: float, send:
         with lock:
             results.extend(mine)
 
-    workers = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    _run_threads(loop, clients)
     return results, time.monotonic() - start
 
 
