@@ -15,7 +15,9 @@ def encoder():
 
 
 def test_the_onnx_graph_gives_the_torch_vectors_batched_and_alone(encoder):
+    attention = encoder.model.config._attn_implementation
     onnx = OnnxEncoder(encoder.model, encoder.tokenizer, max_length=encoder.max_length)
+    assert encoder.model.config._attn_implementation == attention  # traced eager, then put back
     expected = encoder.encode(TEXTS)
     for batch_size in (1, 3, 64):  # alone, a ragged padded batch, one batch
         got = onnx.encode(TEXTS, batch_size=batch_size)
