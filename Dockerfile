@@ -10,4 +10,4 @@ COPY . .
 RUN python manage.py collectstatic --noinput -v0
 VOLUME /data
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "-b", "0.0.0.0:8000", "-w", "3", "--timeout", "600"]
+CMD ["gunicorn", "config.wsgi", "-b", "0.0.0.0:8000", "-w", "3", "--threads", "4", "--timeout", "600"]

@@ -130,9 +130,12 @@ def fresh_serving_cache():
     # champion must not leak into this one.
     from django.core.cache import cache
 
+    from feedback import ingest, tokens
     from models_registry import serving
 
     serving.forget_aliases()
+    ingest.forget_label_keys()
+    tokens.forget_tokens()
     cache.clear()  # throttle counters are keyed by token id, which is reused too
 
 

@@ -133,7 +133,9 @@ class Feedback(ProductEndpoint):
         if len(events) > limit:
             return Response({"events": [f"at most {limit} events per request, got {len(events)}"]},
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        checked = ingest.events_check(project=project, events=events, token=caller if isinstance(caller, ApiToken) else None)
+        by_token = isinstance(caller, ApiToken)
+        checked = ingest.events_check(project=project, events=events, token=caller if by_token else None,
+                                      user=None if by_token else caller)
         if checked.errors:
             violations_record(project=project, caller=caller, endpoint="feedback", violations=checked.violations)
             return unprocessable(checked.errors)

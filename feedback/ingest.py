@@ -19,10 +19,24 @@ from django.utils.dateparse import parse_datetime
 from labeller.models import Project
 
 from .models import ApiToken, FeedbackEvent, FeedbackKind, Prediction
+from .process_cache import ProcessCache
 from .schema import ItemSchema, Violation, check_item_data
 
 EVENT_FIELDS = {"prediction_id", "kind", "label", "end_user", "occurred_at", "data", "external_id"}
 FUTURE_SLACK = timedelta(minutes=5)
+LABEL_KEYS_TTL = 2.0  # seconds another process may check corrections against a project's old labels
+
+_label_keys: ProcessCache[frozenset[str]] = ProcessCache(LABEL_KEYS_TTL)
+
+
+def label_keys_of(project: Project) -> frozenset[str]:
+    # Keyed with the creation time too: SQLite may give a deleted project's id to a new one.
+    return _label_keys.get((project.id, project.created_at),
+                           lambda: frozenset(project.labels.values_list("key", flat=True)))
+
+
+def forget_label_keys(project_id: int | None = None) -> None:
+    _label_keys.forget(None if project_id is None else lambda key, _: key[0] == project_id)
 
 
 @dataclass
@@ -35,11 +49,12 @@ class Checked:
         self.errors.setdefault(path, []).append(message)
 
 
-def events_check(*, project: Project, events: list, token: ApiToken | None) -> Checked:
-    """Turn raw event dicts into unsaved FeedbackEvents, or collect every problem by path."""
+def events_check(*, project: Project, events: list, token: ApiToken | None, user=None) -> Checked:
+    """Turn raw event dicts into unsaved FeedbackEvents, or collect every problem by path.
+    `token` or `user` (a member posting with their own credentials) is the events' source."""
     out = Checked()
     schema = ItemSchema.for_project(project)
-    label_keys = set(project.labels.values_list("key", flat=True))
+    label_keys = label_keys_of(project)
     ids = {}
     for i, raw in enumerate(events):
         if isinstance(raw, dict) and isinstance(raw.get("prediction_id"), str):
@@ -95,7 +110,7 @@ def events_check(*, project: Project, events: list, token: ApiToken | None) -> C
         if out.errors:
             continue  # stop building events once the batch is refused; keep collecting errors
         out.events.append(FeedbackEvent(
-            project=project, token=token, prediction=prediction, version_id=prediction.version_id if prediction else None,
+            project=project, token=token, user=user, prediction=prediction, version_id=prediction.version_id if prediction else None,
             kind=kind, label=label or "", predicted_labels=prediction.labels if prediction else [],
             data=data, external_id=external_id or (prediction.external_id if prediction else ""),
             end_user=end_user.strip(), occurred_at=occurred_at,

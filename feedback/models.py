@@ -98,6 +98,8 @@ class FeedbackEvent(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feedback_events")
     token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    # A project member who posted it with their own credentials (no token): a source of its own.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback")
     version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=12, choices=FeedbackKind.choices)
@@ -119,6 +121,8 @@ class FeedbackEvent(models.Model):
             # The router picks up a project's stored, not yet routed events in arrival order.
             models.Index(fields=["project", "id"], condition=Q(status="pending"), name="feedback_pending_idx"),
             models.Index(fields=["project", "occurred_at"], name="feedback_window_idx"),
+            # An end user's track record: how often experts agreed with their past feedback.
+            models.Index(fields=["project", "end_user"], name="feedback_end_user_idx"),
         ]
 
     @property
@@ -129,6 +133,13 @@ class FeedbackEvent(models.Model):
         if self.kind == FeedbackKind.REJECTION:
             return True
         return [self.label] != list(self.predicted_labels)
+
+    @property
+    def source_name(self) -> str:
+        """Who sent it: the token's name, or the member's username."""
+        if self.token_id:
+            return self.token.name
+        return f"{self.user.username} (member)" if self.user_id else "unknown"
 
 
 class IdempotencyRecord(models.Model):

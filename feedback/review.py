@@ -150,8 +150,10 @@ def review_settle(*, item: Item, labels: list[str]) -> int:
 
 
 def review_summary(*, item: Item) -> dict | None:
-    """What the expert sees beside an item under review: the model's answer and the users' side by side."""
-    events = list(FeedbackEvent.objects.filter(item=item).select_related("prediction__version", "token").order_by("id"))
+    """What the expert sees beside an item under review: the model's answer and the users' side by
+    side, with each group of users' past agreement with experts and each source's reliability."""
+    events = list(FeedbackEvent.objects.filter(item=item).select_related("prediction__version", "token", "user")
+                  .order_by("id"))
     if not events:
         return None
     model = next((e.prediction for e in reversed(events) if e.prediction is not None), None)
@@ -160,31 +162,48 @@ def review_summary(*, item: Item) -> dict | None:
         said = e.label if e.kind == FeedbackKind.CORRECTION else ("(the prediction is right)" if e.kind == FeedbackKind.CONFIRMATION
                                                                     else "(the prediction is wrong)")
         users[said].add(e.end_user)
-    reliability = source_reliability(project=item.project)
+    records = end_user_records(project=item.project, end_users={e.end_user for e in events})
+    sources = sorted({e.source_name for e in events})
+    reliability = {r["name"]: r["reliability"] for r in source_reliability(project=item.project) if r["name"] in sources}
+    groups = []
+    for said, ids in users.items():
+        reviewed = sum(records.get(u, (0, 0))[0] for u in ids)
+        agreed = sum(records.get(u, (0, 0))[1] for u in ids)
+        groups.append({"says": said, "users": len(ids), "track_record": {
+            "reviewed": reviewed, "agreed": agreed, "reliability": round(agreed / reviewed, 3) if reviewed else None}})
     return {
         "model": {"labels": model.labels, "confidence": model.confidence, "version": model.version.number} if model else None,
-        "users": sorted(({"says": said, "users": len(ids)} for said, ids in users.items()), key=lambda u: -u["users"]),
-        "sources": sorted({e.token.name for e in events if e.token}),
-        "source_reliability": {r["name"]: r["reliability"] for r in reliability if r["name"] in {e.token.name for e in events if e.token}},
+        "users": sorted(groups, key=lambda u: -u["users"]),
+        "sources": sources,
+        "source_reliability": reliability,
         "events": len(events),
     }
 
 
+def end_user_records(*, project: Project, end_users: set[str]) -> dict[str, tuple[int, int]]:
+    """{end user: (events experts reviewed, of which they agreed with)} over the project's history."""
+    rows = (FeedbackEvent.objects.filter(project=project, end_user__in=end_users, expert_agrees__isnull=False)
+            .values("end_user").annotate(reviewed=Count("id"), agreed=Count("id", filter=Q(expert_agrees=True))))
+    return {r["end_user"]: (r["reviewed"], r["agreed"]) for r in rows}
+
+
 def source_reliability(*, project: Project) -> list[dict]:
-    """Per feedback source: how often experts agreed with it when they reviewed, with a 95% interval."""
-    rows = (ApiToken.objects.filter(project=project)
-            .annotate(reviewed=Count("events", filter=Q(events__expert_agrees__isnull=False)),
-                      agreed=Count("events", filter=Q(events__expert_agrees=True)),
-                      total=Count("events"))
-            .order_by("id"))
-    out = []
-    for token in rows:
-        interval = wilson_interval(token.agreed, token.reviewed)
-        out.append({"token": token.prefix, "name": token.name, "trusted": token.trusted, "events": token.total,
-                    "reviewed": token.reviewed, "agreed": token.agreed,
-                    "reliability": round(token.agreed / token.reviewed, 3) if token.reviewed else None,
-                    "interval": [round(x, 3) for x in interval] if interval else None})
-    return out
+    """Per feedback source (each project token, and each member who posted feedback themselves):
+    how often experts agreed with it when they reviewed, with a 95% interval."""
+    counts = dict(reviewed=Count("events", filter=Q(events__expert_agrees__isnull=False)),
+                  agreed=Count("events", filter=Q(events__expert_agrees=True)), total=Count("events"))
+    rows = [{"token": t.prefix, "name": t.name, "trusted": t.trusted, "events": t.total, "reviewed": t.reviewed,
+             "agreed": t.agreed} for t in ApiToken.objects.filter(project=project).annotate(**counts).order_by("id")]
+    members = (FeedbackEvent.objects.filter(project=project, user__isnull=False).values("user__username")
+               .annotate(total=Count("id"), reviewed=Count("id", filter=Q(expert_agrees__isnull=False)),
+                         agreed=Count("id", filter=Q(expert_agrees=True))).order_by("user__username"))
+    rows += [{"token": None, "name": f"{m['user__username']} (member)", "trusted": False, "events": m["total"],
+              "reviewed": m["reviewed"], "agreed": m["agreed"]} for m in members]
+    for row in rows:
+        interval = wilson_interval(row["agreed"], row["reviewed"])
+        row["reliability"] = round(row["agreed"] / row["reviewed"], 3) if row["reviewed"] else None
+        row["interval"] = [round(x, 3) for x in interval] if interval else None
+    return rows
 
 
 def review_counts(*, project: Project) -> Counter:

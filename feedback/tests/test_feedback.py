@@ -176,7 +176,9 @@ def test_an_untrusted_correction_that_disagrees_goes_to_expert_review_first_in_t
     client = client_for(expert)
     panel = client.get(f"/api/projects/{served_project.id}/review/{item.id}").json()["review"]
     assert panel["model"]["labels"] == [answer["label"]] and panel["model"]["version"] == 1
-    assert panel["users"] == [{"says": "exchange_rate", "users": 2}]
+    assert panel["users"] == [{"says": "exchange_rate", "users": 2,
+                               "track_record": {"reviewed": 0, "agreed": 0, "reliability": None}}]
+    assert panel["sources"] == ["checkout backend"]
 
     claimed = queue_claim_next(project=served_project, user=expert)
     assert claimed.id == item.id  # review comes before the active-learning queue
@@ -226,3 +228,55 @@ def test_several_corrections_of_one_prediction_share_one_review_item(served_proj
     (item_id,) = set(FeedbackEvent.objects.values_list("item_id", flat=True))
     assert Item.objects.get(id=item_id).needs_review
     assert Prediction.objects.get(id=answer["prediction_id"]).item_id == item_id
+
+
+def test_a_label_added_to_the_project_is_accepted_in_corrections_at_once(served_project, backend):
+    from labeller.models import Label
+
+    answer = predict(served_project, backend)
+    url = URL.format(served_project.id)
+    assert backend.post(url, correction(answer["prediction_id"], "card_swallowed"), format="json").status_code == 422
+    Label.objects.create(project=served_project, key="card_swallowed", name="Card swallowed")  # the cached keys are dropped
+    assert backend.post(url, correction(answer["prediction_id"], "card_swallowed"), format="json").status_code == 201
+
+
+def test_a_checked_token_is_cached_briefly_and_a_revocation_by_another_process_lands_within_the_ttl(
+        served_project, token_client, django_assert_num_queries, monkeypatch):
+    from feedback import process_cache, tokens
+    from feedback.models import ApiToken
+
+    client = token_client(served_project, ["feedback"])
+    plain = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+    first = tokens.token_check(plain)
+    assert first.id == client.token.id and first.project == served_project
+    with django_assert_num_queries(0):
+        again = tokens.token_check(plain)
+    assert again is not first  # each caller its own copy
+    ApiToken.objects.filter(id=client.token.id).update(revoked_at=timezone.now())  # as another process would
+    assert tokens.token_check(plain) is not None  # still trusted here, for at most TOKEN_TTL
+    later = process_cache.time.monotonic() + tokens.TOKEN_TTL + 0.1
+    monkeypatch.setattr(process_cache.time, "monotonic", lambda: later)
+    assert tokens.token_check(plain) is None
+
+
+def test_a_members_own_feedback_is_a_source_and_end_users_build_a_track_record(served_project, backend, expert, client_for):
+    """Feedback a member posts with their own credentials is attributed to them; once experts
+    have reviewed an end user's feedback, the next review shows how often that user was right."""
+    member = client_for(expert)
+    first = predict(served_project, backend, text="my card still has not come", external_id="chat-1")
+    member.post(URL.format(served_project.id), correction(first["prediction_id"], "exchange_rate", user="u-9"), format="json")
+    route_pending(project_id=served_project.id)
+    assert FeedbackEvent.objects.get().user == expert
+    item = Item.objects.get(project=served_project, external_id="chat-1")
+    annotation_submit(item=item, user=expert, labels=["exchange_rate"])  # u-9 was right
+    rows = {r["name"]: r for r in source_reliability(project=served_project)}
+    assert rows["expert (member)"]["reviewed"] == 1 and rows["expert (member)"]["reliability"] == 1.0
+
+    second = predict(served_project, backend, text="how much is a euro in dollars", external_id="chat-2")
+    backend.post(URL.format(served_project.id), correction(second["prediction_id"], "card_arrival", user="u-9"), format="json")
+    route_pending(project_id=served_project.id)
+    item = Item.objects.get(project=served_project, external_id="chat-2")
+    panel = member.get(f"/api/projects/{served_project.id}/review/{item.id}").json()["review"]
+    assert panel["sources"] == ["checkout backend"]
+    assert panel["users"] == [{"says": "card_arrival", "users": 1,
+                               "track_record": {"reviewed": 1, "agreed": 1, "reliability": 1.0}}]

@@ -183,7 +183,11 @@
     const { model, users, sources, source_reliability: reliability } = detail.review;
     $("review-model-label").textContent = model ? names(model.labels) : "no logged prediction";
     $("review-model-meta").textContent = model ? `${percent(model.confidence)} confident, version ${model.version}` : "";
-    $("review-users").replaceChildren(...users.map((u) => listItem(names([u.says]), ` — ${u.users} user${u.users === 1 ? "" : "s"}`)));
+    $("review-users").replaceChildren(...users.map((u) => {
+      const record = u.track_record;  // these users' past feedback that experts reviewed
+      const past = record.reviewed ? `; right ${percent(record.reliability)} of ${record.reviewed} reviewed before` : "";
+      return listItem(names([u.says]), ` — ${u.users} user${u.users === 1 ? "" : "s"}${past}`);
+    }));
     $("review-sources").replaceChildren(...sources.map((name) => {
       const r = reliability[name];  // null until an expert has reviewed something from this source
       return listItem(name, ` — ${r == null ? "not yet estimated" : percent(r) + " reliable"}`);
