@@ -140,7 +140,7 @@ REST_FRAMEWORK = {
 # by every web process when LABELLOOP_CACHE_URL names a Redis server.
 _cache_url = env_str("LABELLOOP_CACHE_URL", "")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+    "default": {"BACKEND": "config.redis_cache.RedisCache", "LOCATION": _cache_url}
     if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 

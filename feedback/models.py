@@ -99,7 +99,9 @@ class FeedbackEvent(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feedback_events")
     token = models.ForeignKey(ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     # A project member who posted it with their own credentials (no token): a source of its own.
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Not indexed: it is read per project, and every index is paid on every insert.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                             db_index=False)
     prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback")
     version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=12, choices=FeedbackKind.choices)
