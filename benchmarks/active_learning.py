@@ -151,7 +151,8 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vect
 
 def finetune_accuracy(rows, train_texts, train_labels, test_texts, test_labels, classes, seed=0):
     """Fine-tune the base model on these training rows as a fine-tuned version is trained (linear
-    probe, then the whole transformer; 10% held out for early stopping); test accuracy."""
+    probe, then the whole transformer; 10% held out for early stopping, or trained on too when
+    that is under 500 examples); test accuracy."""
     from ml import finetune
     from ml.encoder import default_model_path
 
@@ -159,13 +160,13 @@ def finetune_accuracy(rows, train_texts, train_labels, test_texts, test_labels, 
     rows = list(np.random.default_rng(seed).permutation(rows))
     n_val = max(1, len(rows) // 10)
     val, train = rows[:n_val], rows[n_val:]
-    config = finetune.FineTuneConfig(seed=seed)
+    tr_texts, tr_ids, val_texts, val_ids, config = finetune.fold_small_validation(
+        [train_texts[r] for r in train], [index[train_labels[r]] for r in train],
+        [train_texts[r] for r in val], [index[train_labels[r]] for r in val], finetune.FineTuneConfig(seed=seed))
     model = finetune.load_base(default_model_path(), len(classes), max_length=config.max_length)
     finetune.set_seed(seed)
-    ids = np.array([index[train_labels[r]] for r in train])
-    finetune.probe_init(model, [train_texts[r] for r in train], ids, len(classes), c=config.probe_c, seed=seed)
-    finetune.fine_tune(model, [train_texts[r] for r in train], ids, [train_texts[r] for r in val],
-                       [index[train_labels[r]] for r in val], config=config)
+    finetune.probe_init(model, tr_texts, np.array(tr_ids), len(classes), c=config.probe_c, seed=seed)
+    finetune.fine_tune(model, tr_texts, tr_ids, val_texts, val_ids, config=config)
     predicted = model.predict(list(test_texts))[0].argmax(axis=1)
     return float((predicted == np.array([index[l] for l in test_labels])).mean())
 

@@ -3,7 +3,8 @@
 Trains with --labels randomly chosen training examples (default 1,000) and, with --all, with every
 training example; prints wall time, examples per second and test accuracy for each kind. Uses the
 training code the registry runs (`ml.heads.fit_head`, `ml.finetune`: linear probe, then the whole
-transformer, class weighting, early stopping on a validation split, fixed seeds).
+transformer, class weighting, early stopping on a validation split of at least 500 examples, or
+else a fixed 5 epochs on every label, fixed seeds).
 
     .venv/bin/python benchmarks/training.py                  # 1,000 labels
     .venv/bin/python benchmarks/training.py --all            # and all 10,003
@@ -62,6 +63,10 @@ def run(n_labels, args, train, test, classes, encoder):
                                      time_limit_s=args.time_limit, patience=args.patience,
                                      contrastive_weight=args.contrastive_weight, per_class=args.per_class,
                                      refit_head=args.refit_head)
+    # As the registry does: a small validation split is trained on too, for a fixed number of epochs.
+    tr_texts, tr_ids, val_texts, val_ids, config = finetune.fold_small_validation(
+        tr_texts, list(tr_ids), val_texts, list(val_ids), config)
+    tr_ids, val_ids = np.array(tr_ids), np.array(val_ids)
     started = time.perf_counter()
     model = finetune.load_base(default_model_path(), len(classes), max_length=config.max_length)
     finetune.set_seed(config.seed)
@@ -69,7 +74,8 @@ def run(n_labels, args, train, test, classes, encoder):
     result = finetune.fine_tune(model, tr_texts, tr_ids, val_texts, val_ids, config=config)
     seconds = time.perf_counter() - started
     acc = float((model.predict(test_texts)[0].argmax(1) == test_ids).mean())
-    history = ", ".join(f"e{h['epoch']} val {h['val_accuracy']:.3f}" for h in result.history)
+    history = ", ".join(f"e{h['epoch']} val {h['val_accuracy']:.3f}" if h["val_accuracy"] is not None else f"e{h['epoch']}"
+                        for h in result.history)
     print(f"{len(chosen):>6} labels  fine-tuned {seconds:7.1f} s  {result.examples_per_second:7.1f} ex/s (training)  "
           f"test accuracy {acc:.4f}  [{history}; best epoch {result.best_epoch}, {result.stopped}]", flush=True)
     return head_acc, acc, seconds

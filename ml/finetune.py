@@ -47,6 +47,10 @@ class FineTuneConfig:
     contrastive_temperature: float = 0.05
     per_class: int = 0  # >0: class-balanced batches of batch_size // per_class labels x per_class texts
     refit_head: bool = False  # refit the linear head by logistic regression on the tuned embeddings
+    # With fewer validation examples than this, stopping on them is noise (100 examples picked the
+    # first epoch in every 1,000-label run): they are trained on too, for small_data_epochs.
+    min_validation: int = 500
+    small_data_epochs: int = 5
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +74,19 @@ class FineTuneResult:
     stopped: str = "completed"  # completed | early_stopping | time_limit
     seconds: float = 0.0
     examples_per_second: float = 0.0
+
+
+def fold_small_validation(train_texts: list, train_ids: list, val_texts: list, val_ids: list,
+                          config: FineTuneConfig) -> tuple[list, list, list, list, FineTuneConfig]:
+    """Below `config.min_validation` validation examples, train on them too, for a fixed
+    `config.small_data_epochs` epochs without early stopping (Banking77, 1,000 labels: 0.824 test
+    accuracy stopping on 100 held-out examples, 0.855 training on all for 5 epochs)."""
+    from dataclasses import replace
+
+    if len(val_texts) >= config.min_validation:
+        return train_texts, train_ids, val_texts, val_ids, config
+    return (list(train_texts) + list(val_texts), list(train_ids) + list(val_ids), [], [],
+            replace(config, epochs=config.small_data_epochs))
 
 
 def set_seed(seed: int) -> None:
@@ -266,11 +283,13 @@ def fine_tune(
             if time.perf_counter() - started > config.time_limit_s:
                 result.stopped = "time_limit"
                 break
-        val_accuracy = float((model.predict(val_texts)[0].argmax(axis=1) == np.asarray(val_ids)).mean()) if len(val_texts) else 0.0
+        val_accuracy = float((model.predict(val_texts)[0].argmax(axis=1) == np.asarray(val_ids)).mean()) if len(val_texts) else None
         result.history.append({"epoch": epoch, "loss": running / max(1, len(batches)), "val_accuracy": val_accuracy})
         on_progress(Progress(epoch, config.epochs, step, total_steps, running / max(1, len(batches)),
                              (time.perf_counter() - started) / step * (total_steps - step), val_accuracy))
-        if val_accuracy > best_accuracy or not len(val_texts):
+        if val_accuracy is None:  # nothing to choose on: the last epoch is the model
+            result.best_epoch = epoch
+        elif val_accuracy > best_accuracy:
             best_accuracy, since_best, result.best_epoch = val_accuracy, 0, epoch
             best_state = (copy.deepcopy(model.encoder.state_dict()), copy.deepcopy(model.head.state_dict()))
         else:

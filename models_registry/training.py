@@ -190,6 +190,8 @@ def _train(version: ModelVersion) -> tuple[dict, dict]:
         return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": None}
 
     config = finetune.FineTuneConfig(**version.hyperparameters)
+    train_texts, train_ids, val_texts, val_ids, config = finetune.fold_small_validation(
+        train_texts, train_ids, val_texts, val_ids, config)
     model = finetune.load_base(project.base_model_path or base_encoder(project).model_path, len(classes),
                                max_length=config.max_length)
     finetune.set_seed(config.seed)
@@ -215,7 +217,8 @@ def _train(version: ModelVersion) -> tuple[dict, dict]:
     probs = model.predict(eval_texts)[0] if eval_texts else np.zeros((0, len(classes)))
     checksum = finetune.save(model, folder, classes, extra={"version": version.number})
     metrics = evaluate_single_label(probs, eval_truth, classes)
-    metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped}
+    metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped,
+                           "epochs": config.epochs, "early_stopping": bool(val_texts)}
     return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": round(result.examples_per_second, 2)}
 
 

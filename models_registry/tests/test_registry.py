@@ -31,7 +31,7 @@ def test_the_same_snapshot_settings_and_seed_give_the_same_metrics(labelled_proj
 
 
 def test_a_small_fine_tune_is_reproducible(labelled_project):
-    policy = {"finetune": {"epochs": 1, "batch_size": 8, "max_length": 32}}
+    policy = {"finetune": {"epochs": 1, "small_data_epochs": 1, "batch_size": 8, "max_length": 32}}
     first = train(labelled_project, "finetuned", **policy)
     second = train(labelled_project, "finetuned", **policy)
     assert first.status == second.status == VersionStatus.READY
@@ -198,7 +198,7 @@ def test_onnx_runtime_and_torch_serve_the_same_probabilities(labelled_project, s
     from models_registry import serving
 
     head = train(labelled_project, "head")
-    tuned = train(labelled_project, "finetuned", finetune={"epochs": 1, "batch_size": 8, "max_length": 32})
+    tuned = train(labelled_project, "finetuned", finetune={"epochs": 1, "small_data_epochs": 1, "batch_size": 8, "max_length": 32})
     texts = ["my card has not arrived", "what is the exchange rate for euros", "someone stole my card at the station"]
     for version in (head, tuned):
         probs = {}

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_worker_fine_tunes_a_version_and_registers_it(celery_worker_process, labelled_project, client_for, owner):
-    TrainingPolicy.objects.update_or_create(project=labelled_project, defaults={"finetune": {"epochs": 1, "batch_size": 8, "max_length": 32}})
+    TrainingPolicy.objects.update_or_create(project=labelled_project, defaults={"finetune": {"epochs": 1, "small_data_epochs": 1, "batch_size": 8, "max_length": 32}})
     response = client_for(owner).post(f"/api/projects/{labelled_project.id}/models/", {"kinds": ["finetuned"]}, format="json")
     number = response.json()[0]["number"]
     version = wait_for(
@@ -29,10 +29,10 @@ def test_a_worker_fine_tunes_a_version_and_registers_it(celery_worker_process, l
 
 
 def test_a_worker_killed_mid_training_leaves_the_version_failed_with_the_reason(labelled_project):
-    TrainingPolicy.objects.update_or_create(project=labelled_project, defaults={"finetune": {"epochs": 50, "batch_size": 4}})
+    TrainingPolicy.objects.update_or_create(project=labelled_project, defaults={"finetune": {"epochs": 50, "small_data_epochs": 50, "batch_size": 4}})
     snapshot = snapshot_create(project=labelled_project)
     version = ModelVersion.objects.create(project=labelled_project, number=1, kind="finetuned", snapshot=snapshot,
-                                          base_model="base", hyperparameters={"epochs": 50, "batch_size": 4})
+                                          base_model="base", hyperparameters={"epochs": 50, "small_data_epochs": 50, "batch_size": 4})
     # A worker of its own, on a queue of its own, so that killing it touches nothing else.
     worker = start_celery_worker("training-doomed")
     try:
