@@ -98,13 +98,16 @@ def set_seed(seed: int) -> None:
 
 
 class SentenceClassifier:
-    """An encoder, mean pooling over tokens, L2 normalisation and a linear head."""
+    """An encoder, mean pooling over tokens, L2 normalisation and a linear head (softmax over
+    classes, or a sigmoid per label for multi-label projects)."""
 
-    def __init__(self, encoder, tokenizer, n_classes: int, *, max_length: int = 64):
+    def __init__(self, encoder, tokenizer, n_classes: int, *, max_length: int = 64, multi_label: bool = False):
         import torch
 
         self.encoder, self.tokenizer, self.max_length = encoder, tokenizer, max_length
         self.head = torch.nn.Linear(encoder.config.hidden_size, n_classes)
+        # Multi-label: an independent sigmoid per label (binary cross-entropy), not a softmax.
+        self.multi_label = multi_label
 
     def parameters(self):
         return list(self.encoder.parameters()) + list(self.head.parameters())
@@ -140,28 +143,42 @@ class SentenceClassifier:
                 idx = order[start:start + batch_size]
                 batch = self.tokenize([texts[i] for i in idx])
                 embedded = self.embed(batch)
-                probs[idx] = torch.softmax(self.head(embedded), dim=-1).numpy()
+                logits = self.head(embedded)
+                probs[idx] = (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)).numpy()
                 vectors[idx] = embedded.numpy()
         return probs, vectors
 
 
-def load_base(model_path: str, n_classes: int, *, max_length: int = 64) -> SentenceClassifier:
+def load_base(model_path: str, n_classes: int, *, max_length: int = 64, multi_label: bool = False) -> SentenceClassifier:
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
     encoder = AutoModel.from_pretrained(model_path, local_files_only=True, use_safetensors=True)
-    return SentenceClassifier(encoder, tokenizer, n_classes, max_length=max_length)
+    return SentenceClassifier(encoder, tokenizer, n_classes, max_length=max_length, multi_label=multi_label)
 
 
-def probe_init(model: SentenceClassifier, texts, label_ids: np.ndarray, n_classes: int, *, c: float, seed: int) -> None:
-    """Initialise the head from a logistic regression on the frozen encoder's embeddings."""
+def multi_hot(label_lists: Sequence[Sequence[int]], n_classes: int) -> np.ndarray:
+    """Targets of a multi-label model: one row per text, 1.0 for each of its labels."""
+    out = np.zeros((len(label_lists), n_classes), dtype=np.float32)
+    for row, labels in enumerate(label_lists):
+        out[row, list(labels)] = 1.0
+    return out
+
+
+def probe_init(model: SentenceClassifier, texts, targets: np.ndarray, n_classes: int, *, c: float, seed: int) -> None:
+    """Initialise the head from a logistic regression on the frozen encoder's embeddings (one per
+    label for a multi-label model, whose `targets` are multi-hot rows)."""
     import torch
 
     from .heads import fit_head
 
     _, vectors = model.predict(texts)
     classes = [str(i) for i in range(n_classes)]
-    head = fit_head(vectors, [[str(i)] for i in label_ids], classes=classes, c=c, seed=seed)
+    if model.multi_label:
+        label_sets = [[str(i) for i in np.flatnonzero(row)] for row in np.asarray(targets)]
+    else:
+        label_sets = [[str(i)] for i in targets]
+    head = fit_head(vectors, label_sets, classes=classes, multi_label=model.multi_label, c=c, seed=seed)
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(head.coef))
         model.head.bias.copy_(torch.from_numpy(head.intercept))
@@ -213,8 +230,11 @@ def fine_tune(
     on_progress: Callable[[Progress], None] = lambda p: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> FineTuneResult:
-    """Train in place, keeping the weights of the best validation epoch."""
+    """Train in place, keeping the weights of the best validation epoch. Targets are class ids,
+    or multi-hot rows (`multi_hot`) for a multi-label model; validation accuracy is then the
+    share of texts whose whole label set is predicted (each label at probability >= 0.5)."""
     import copy
+    from dataclasses import replace
 
     import torch
 
@@ -222,7 +242,10 @@ def fine_tune(
     n_classes = model.head.out_features
     train_ids = np.asarray(train_ids)
     started = time.perf_counter()
-    if config.class_weighting:
+    if model.multi_label:  # train_ids are multi-hot rows; no class weighting, no SupCon batches
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        config = replace(config, contrastive_weight=0.0, per_class=0)
+    elif config.class_weighting:
         counts = np.bincount(train_ids, minlength=n_classes).astype(np.float64)
         weights = np.where(counts > 0, len(train_ids) / (n_classes * np.maximum(counts, 1)), 0.0)
         loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
@@ -262,7 +285,7 @@ def fine_tune(
             if should_stop():
                 raise Cancelled()
             batch = model.tokenize([train_texts[i] for i in idx])
-            targets = torch.tensor(train_ids[idx])
+            targets = torch.from_numpy(train_ids[idx]) if model.multi_label else torch.tensor(train_ids[idx])
             embedded = model.embed(batch)
             loss = loss_fn(model.head(embedded) * config.logit_scale, targets)
             if config.contrastive_weight:
@@ -283,7 +306,7 @@ def fine_tune(
             if time.perf_counter() - started > config.time_limit_s:
                 result.stopped = "time_limit"
                 break
-        val_accuracy = float((model.predict(val_texts)[0].argmax(axis=1) == np.asarray(val_ids)).mean()) if len(val_texts) else None
+        val_accuracy = _accuracy(model, val_texts, val_ids) if len(val_texts) else None
         result.history.append({"epoch": epoch, "loss": running / max(1, len(batches)), "val_accuracy": val_accuracy})
         on_progress(Progress(epoch, config.epochs, step, total_steps, running / max(1, len(batches)),
                              (time.perf_counter() - started) / step * (total_steps - step), val_accuracy))
@@ -310,6 +333,13 @@ def fine_tune(
     return result
 
 
+def _accuracy(model: SentenceClassifier, texts, targets) -> float:
+    probs = model.predict(texts)[0]
+    if model.multi_label:
+        return float(((probs >= 0.5) == (np.asarray(targets) >= 0.5)).all(axis=1).mean())
+    return float((probs.argmax(axis=1) == np.asarray(targets)).mean())
+
+
 # --- artefacts: safetensors only, checksummed ---------------------------------------------------
 
 def _sha256(path: Path) -> str:
@@ -328,7 +358,8 @@ def save(model: SentenceClassifier, folder: Path, classes: Sequence[str], extra:
     model.encoder.save_pretrained(folder, safe_serialization=True)
     model.tokenizer.save_pretrained(folder)
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_FILE))
-    (folder / LABELS_FILE).write_text(json.dumps({"classes": list(classes), "max_length": model.max_length, **(extra or {})}))
+    (folder / LABELS_FILE).write_text(json.dumps({"classes": list(classes), "max_length": model.max_length,
+                                                  "multi_label": model.multi_label, **(extra or {})}))
     return write_manifest(folder)
 
 
@@ -370,7 +401,8 @@ def load(folder: Path, checksum: str) -> tuple[SentenceClassifier, list[str]]:
     meta = json.loads((folder / LABELS_FILE).read_text())
     encoder = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = SentenceClassifier(encoder, tokenizer, len(meta["classes"]), max_length=meta["max_length"])
+    model = SentenceClassifier(encoder, tokenizer, len(meta["classes"]), max_length=meta["max_length"],
+                               multi_label=meta.get("multi_label", False))
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
     model.train(False)
     return model, meta["classes"]

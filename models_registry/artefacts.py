@@ -45,7 +45,7 @@ def load_head(version: ModelVersion) -> LinearHead:
     tensors = load_file(str(folder / finetune.HEAD_FILE))
     if version.kind == ModelKind.HEAD:
         return LinearHead(meta["classes"], tensors["coef"], tensors["intercept"], multi_label=meta.get("multi_label", False))
-    return LinearHead(meta["classes"], tensors["weight"], tensors["bias"])
+    return LinearHead(meta["classes"], tensors["weight"], tensors["bias"], multi_label=meta.get("multi_label", False))
 
 
 class FineTunedEncoder:

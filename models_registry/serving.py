@@ -54,7 +54,7 @@ class Predictor:
         from ml import finetune
 
         model, self.classes = finetune.load(artefacts.version_path(version), version.checksum)
-        self.multi_label = False
+        self.multi_label = model.multi_label
         if settings.LABELLOOP_SERVE_RUNTIME == "onnx":
             self._onnx = _onnx_encoder(model.encoder, model.tokenizer, model.max_length)
             self._weight = model.head.weight.detach().numpy().T
@@ -69,6 +69,8 @@ class Predictor:
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
         if self._onnx is not None:  # a fine-tuned version: its encoder in ONNX Runtime, its head here
             logits = self._onnx.encode(texts, batch_size=batch_size) @ self._weight + self._bias
+            if self.multi_label:
+                return 1.0 / (1.0 + np.exp(-logits))
             logits -= logits.max(axis=1, keepdims=True)
             exp = np.exp(logits)
             return exp / exp.sum(axis=1, keepdims=True)

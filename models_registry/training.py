@@ -46,10 +46,6 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
     from .tasks import train_version
 
     policy = policy_for(project)
-    if project.is_multi_label:
-        if kinds and ModelKind.FINETUNED in kinds:
-            raise ValueError("kinds: multi-label projects train head versions only; fine-tuning them is not built yet")
-        kinds = [ModelKind.HEAD]
     kinds = kinds or policy.retrain_kinds()
     with transaction.atomic():
         Project.objects.select_for_update().filter(id=project.id).first()  # serialises version numbering
@@ -171,31 +167,46 @@ def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.
 def _train(version: ModelVersion) -> tuple[dict, dict]:
     project = version.project
     classes = list(project.labels.values_list("key", flat=True))
-    if project.is_multi_label:
+    if project.is_multi_label and version.kind == ModelKind.HEAD:
         return _train_multi_label_head(version, classes)
-    parts = _split(snapshot_read(version.snapshot), classes)
+    parts = _split(snapshot_read(version.snapshot), classes, multi_label=project.is_multi_label)
+    if version.kind == ModelKind.FINETUNED:
+        return _train_finetuned(version, classes, parts)
     (train_texts, train_ids, train_items), (val_texts, val_ids, val_items), (eval_texts, eval_ids, eval_items) = (
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
-    eval_truth = [classes[i] for i in eval_ids]
     folder = artefacts.version_folder(version)
-    relative = str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
-    if version.kind == ModelKind.HEAD:
-        # Nothing to tune on the validation split for a head, so it trains on train + validation.
-        texts, ids, items = train_texts + val_texts, train_ids + val_ids, train_items + val_items
-        head = fit_head(base_vectors(project, items, texts), [[classes[i]] for i in ids], classes=classes,
-                        c=version.hyperparameters.get("c", 10.0), seed=0)
-        probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
-        checksum = artefacts.save_head(head, folder, {"version": version.number})
-        metrics = evaluate_single_label(probs, eval_truth, classes)
-        return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": None}
+    # Nothing to tune on the validation split for a head, so it trains on train + validation.
+    texts, ids, items = train_texts + val_texts, train_ids + val_ids, train_items + val_items
+    head = fit_head(base_vectors(project, items, texts), [[classes[i]] for i in ids], classes=classes,
+                    c=version.hyperparameters.get("c", 10.0), seed=0)
+    probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
+    checksum = artefacts.save_head(head, folder, {"version": version.number})
+    metrics = evaluate_single_label(probs, [classes[i] for i in eval_ids], classes)
+    return metrics, {"artefact_path": _relative(folder), "checksum": checksum, "examples_per_second": None}
 
+
+def _relative(folder) -> str:
+    return str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
+
+
+def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict) -> tuple[dict, dict]:
+    """The whole transformer: linear probe, then fine-tuning; softmax cross-entropy for a
+    single-label project, a sigmoid and binary cross-entropy per label for a multi-label one."""
+    project = version.project
+    multi_label = project.is_multi_label
+    (train_texts, train_targets, _), (val_texts, val_targets, _), (eval_texts, eval_targets, _) = (
+        parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
+    if multi_label:  # label lists -> multi-hot rows of class indices
+        index = {c: i for i, c in enumerate(classes)}
+        train_targets, val_targets = (list(finetune.multi_hot([[index[l] for l in labels] for labels in part], len(classes)))
+                                      for part in (train_targets, val_targets))
     config = finetune.FineTuneConfig(**version.hyperparameters)
-    train_texts, train_ids, val_texts, val_ids, config = finetune.fold_small_validation(
-        train_texts, train_ids, val_texts, val_ids, config)
+    train_texts, train_targets, val_texts, val_targets, config = finetune.fold_small_validation(
+        train_texts, train_targets, val_texts, val_targets, config)
     model = finetune.load_base(project.base_model_path or base_encoder(project).model_path, len(classes),
-                               max_length=config.max_length)
+                               max_length=config.max_length, multi_label=multi_label)
     finetune.set_seed(config.seed)
-    finetune.probe_init(model, train_texts, np.array(train_ids), len(classes), c=config.probe_c, seed=config.seed)
+    finetune.probe_init(model, train_texts, np.array(train_targets), len(classes), c=config.probe_c, seed=config.seed)
     last = {"at": 0.0}
 
     def on_progress(p: finetune.Progress) -> None:
@@ -212,23 +223,25 @@ def _train(version: ModelVersion) -> tuple[dict, dict]:
     def should_stop() -> bool:
         return ModelVersion.objects.filter(id=version.id, cancel_requested=True).exists()
 
-    result = finetune.fine_tune(model, train_texts, train_ids, val_texts, val_ids, config=config,
+    result = finetune.fine_tune(model, train_texts, train_targets, val_texts, val_targets, config=config,
                                 on_progress=on_progress, should_stop=should_stop)
     probs = model.predict(eval_texts)[0] if eval_texts else np.zeros((0, len(classes)))
+    folder = artefacts.version_folder(version)
     checksum = finetune.save(model, folder, classes, extra={"version": version.number})
-    metrics = evaluate_single_label(probs, eval_truth, classes)
+    if multi_label:
+        metrics = evaluate_multi_label(probs, eval_targets, classes)
+    else:
+        metrics = evaluate_single_label(probs, [classes[i] for i in eval_targets], classes)
     metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped,
                            "epochs": config.epochs, "early_stopping": bool(val_texts)}
-    return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": round(result.examples_per_second, 2)}
+    return metrics, {"artefact_path": _relative(folder), "checksum": checksum,
+                     "examples_per_second": round(result.examples_per_second, 2)}
 
 
 def _train_multi_label_head(version: ModelVersion, classes: list[str]) -> tuple[dict, dict]:
-    """A multi-label project's version: one logistic regression per label on the frozen encoder's
-    vectors, evaluated with the multi-label metrics. (Fine-tuned multi-label versions are refused
-    when they are requested: see retrain_request.)"""
+    """A multi-label project's head version: one logistic regression per label on the frozen
+    encoder's vectors, evaluated with the multi-label metrics."""
     project = version.project
-    if version.kind != ModelKind.HEAD:
-        raise ValueError("kinds: multi-label projects train head versions only; fine-tuning them is not built yet")
     parts = _split(snapshot_read(version.snapshot), classes, multi_label=True)
     (train_texts, train_sets, train_items), (val_texts, val_sets, val_items), (eval_texts, eval_sets, eval_items) = (
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
@@ -239,8 +252,7 @@ def _train_multi_label_head(version: ModelVersion, classes: list[str]) -> tuple[
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})
     metrics = evaluate_multi_label(probs, eval_sets, classes)
-    relative = str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
-    return metrics, {"artefact_path": relative, "checksum": checksum, "examples_per_second": None}
+    return metrics, {"artefact_path": _relative(folder), "checksum": checksum, "examples_per_second": None}
 
 
 def version_cancel(*, version: ModelVersion) -> bool:

@@ -150,9 +150,10 @@ def test_promoting_a_failed_gate_through_the_api_names_the_problem(labelled_proj
     assert response.status_code == 400 and "fails the gate" in response.json()["version"][0]
 
 
-def test_a_multi_label_project_trains_and_serves_a_head_version(make_project, expert, owner):
+def test_a_multi_label_project_trains_and_serves_head_and_fine_tuned_versions(make_project, expert, owner):
     """Banking77 queries with a second, derived label ("card" for the card intents): one logistic
-    regression per label, the multi-label metrics, and a fine-tune request refused by name."""
+    regression per label, then a fine-tuned transformer with a sigmoid per label; both evaluated
+    with the multi-label metrics and served with several labels per answer."""
     from labeller.models import Item, Label
     from labeller.services import annotation_submit
     from ml.metrics import evaluate_multi_label
@@ -169,9 +170,9 @@ def test_a_multi_label_project_trains_and_serves_a_head_version(make_project, ex
         item.project = project
         annotation_submit(item=item, user=expert, labels=[row["category"], *(["card"] if "card" in row["category"] else [])])
 
-    with pytest.raises(ValueError, match="kinds: multi-label projects train head versions only"):
-        training.retrain_request(project=project, kinds=["finetuned"])
-    (version,) = training.retrain_request(project=project)  # the default kinds: a head only
+    TrainingPolicy.objects.update_or_create(project=project, defaults={"finetune": {
+        "epochs": 1, "small_data_epochs": 4, "batch_size": 8, "max_length": 32, "encoder_lr": 5e-5}})
+    version, tuned = training.retrain_request(project=project)  # the default kinds: head and fine-tuned
     version = training.version_train(version=training.version_claim(version_id=version.id))
     assert version.kind == "head" and version.status == VersionStatus.READY, version.error
     m = version.metrics
@@ -183,6 +184,15 @@ def test_a_multi_label_project_trains_and_serves_a_head_version(make_project, ex
     predictor = serving.predictor_for(version)
     (answer,) = serving.answers(predictor, ["my new card has not arrived yet"], 3)
     assert "card" in answer.labels and "card_arrival" in answer.labels
+
+    tuned = training.version_train(version=training.version_claim(version_id=tuned.id))
+    assert tuned.kind == "finetuned" and tuned.status == VersionStatus.READY, tuned.error
+    t = tuned.metrics
+    assert t["n"] == 12 and "confusion" not in t and t["per_label"]["card"]["support"] == 8
+    assert t["training"]["early_stopping"] is False and t["training"]["epochs"] == 4
+    probs = serving.predictor_for(tuned).probabilities(["my new card has not arrived yet", "what is the exchange rate"])
+    assert probs.shape == (2, len(keys)) and probs.sum(axis=1).max() > 1.0  # a sigmoid per label, not a softmax
+    assert probs[0, keys.index("card")] > 0.5 and probs[1, keys.index("card")] < 0.5
 
     exact = evaluate_multi_label(__import__("numpy").array([[0.9, 0.2, 0.1, 0.8], [0.1, 0.7, 0.2, 0.4]]),
                                  [["card_arrival", "card"], ["exchange_rate", "card"]], keys)
