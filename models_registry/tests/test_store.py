@@ -1,5 +1,6 @@
 """The remote artefact store: a worker publishes snapshots and versions; a machine without them
-fetches them before use, and refuses files that do not match their checksum or hash."""
+fetches them before use, and refuses files that do not match their checksum or hash. Both
+remote stores the settings offer: a shared folder, and S3 (django-storages, boto3, moto)."""
 import pytest
 
 from ml.finetune import ChecksumMismatch
@@ -9,20 +10,63 @@ from models_registry.snapshots import snapshot_read
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def remote(settings, tmp_path):
-    """A shared folder as the remote store (S3 goes through the same Storage API), and this
-    machine's own artefact dir."""
-    settings.STORAGES = {**settings.STORAGES, "artefacts": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "remote")}}}
+class S3Folder:
+    """The remote store's objects seen as files, for a test to list and tamper with."""
+
+    def __init__(self, bucket, prefix: str):
+        self.bucket, self.prefix = bucket, prefix
+
+    def files(self) -> set[str]:
+        return {o.key[len(self.prefix) + 1:] for o in self.bucket.objects.filter(Prefix=self.prefix + "/")}
+
+    def read(self, name: str) -> bytes:
+        return self.bucket.Object(f"{self.prefix}/{name}").get()["Body"].read()
+
+    def write(self, name: str, data: bytes) -> None:
+        self.bucket.put_object(Key=f"{self.prefix}/{name}", Body=data)
+
+
+class LocalFolder:
+    def __init__(self, root):
+        self.root = root
+
+    def files(self) -> set[str]:
+        return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()}
+
+    def read(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+    def write(self, name: str, data: bytes) -> None:
+        (self.root / name).write_bytes(data)
+
+
+@pytest.fixture(params=["shared-folder", "s3"])
+def remote(request, settings, tmp_path, monkeypatch):
+    """The remote store, as the settings configure it: a shared folder, or S3 through
+    django-storages and boto3 against moto's in-process S3 (the S3 API and its errors, without
+    a server); and this machine's own artefact dir."""
     settings.LABELLOOP_ARTEFACT_DIR = tmp_path / "worker"
-    return tmp_path / "remote"
+    if request.param == "shared-folder":
+        settings.STORAGES = {**settings.STORAGES, "artefacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "remote")}}}
+        yield LocalFolder(tmp_path / "remote")
+        return
+    import boto3
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        bucket = boto3.resource("s3", region_name="us-east-1").create_bucket(Bucket="labelloop-artefacts")
+        settings.STORAGES = {**settings.STORAGES, "artefacts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+            "bucket_name": "labelloop-artefacts", "location": "labelloop", "file_overwrite": True}}}
+        yield S3Folder(bucket, "labelloop")
 
 
 def test_another_machine_fetches_what_a_worker_published(labelled_project, remote, settings, tmp_path):
     (version,) = training.retrain_request(project=labelled_project, kinds=["head"])
     version = training.version_train(version=training.version_claim(version_id=version.id))
-    published = {p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()}
+    published = remote.files()
     assert version.snapshot.path in published
     assert {f"{version.artefact_path}/{name}" for name in ("head.safetensors", "labels.json", "manifest.json")} <= published
 
@@ -37,10 +81,9 @@ def test_another_machine_fetches_what_a_worker_published(labelled_project, remot
 def test_a_tampered_remote_file_is_refused(labelled_project, remote, settings, tmp_path):
     (version,) = training.retrain_request(project=labelled_project, kinds=["head"])
     version = training.version_train(version=training.version_claim(version_id=version.id))
-    head = remote / version.artefact_path / "head.safetensors"
-    head.write_bytes(head.read_bytes()[:-4] + b"\0\0\0\0")
-    snapshot = remote / version.snapshot.path
-    snapshot.write_text(snapshot.read_text().replace("card", "cart", 1))
+    head = f"{version.artefact_path}/head.safetensors"
+    remote.write(head, remote.read(head)[:-4] + b"\0\0\0\0")
+    remote.write(version.snapshot.path, remote.read(version.snapshot.path).replace(b"card", b"cart", 1))
 
     settings.LABELLOOP_ARTEFACT_DIR = tmp_path / "web"
     with pytest.raises(ChecksumMismatch):
