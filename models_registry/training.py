@@ -167,21 +167,30 @@ def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.
 def _train(version: ModelVersion) -> tuple[dict, dict]:
     project = version.project
     classes = list(project.labels.values_list("key", flat=True))
-    if project.is_multi_label and version.kind == ModelKind.HEAD:
-        return _train_multi_label_head(version, classes)
     parts = _split(snapshot_read(version.snapshot), classes, multi_label=project.is_multi_label)
     if version.kind == ModelKind.FINETUNED:
         return _train_finetuned(version, classes, parts)
-    (train_texts, train_ids, train_items), (val_texts, val_ids, val_items), (eval_texts, eval_ids, eval_items) = (
+    return _train_head(version, classes, parts)
+
+
+def _train_head(version: ModelVersion, classes: list[str], parts: dict) -> tuple[dict, dict]:
+    """Logistic regression on the frozen encoder's vectors: over the classes, or one per label for a
+    multi-label project. Nothing to tune on the validation split, so it trains on train + validation."""
+    project = version.project
+    multi_label = project.is_multi_label
+    (train_texts, train_targets, train_items), (val_texts, val_targets, val_items), (eval_texts, eval_targets, eval_items) = (
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
-    folder = artefacts.version_folder(version)
-    # Nothing to tune on the validation split for a head, so it trains on train + validation.
-    texts, ids, items = train_texts + val_texts, train_ids + val_ids, train_items + val_items
-    head = fit_head(base_vectors(project, items, texts), [[classes[i]] for i in ids], classes=classes,
+    texts, targets, items = train_texts + val_texts, train_targets + val_targets, train_items + val_items
+    label_sets = targets if multi_label else [[classes[i]] for i in targets]
+    head = fit_head(base_vectors(project, items, texts), label_sets, classes=classes, multi_label=multi_label,
                     c=version.hyperparameters.get("c", 10.0), seed=0)
     probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
+    folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})
-    metrics = evaluate_single_label(probs, [classes[i] for i in eval_ids], classes)
+    if multi_label:
+        metrics = evaluate_multi_label(probs, eval_targets, classes)
+    else:
+        metrics = evaluate_single_label(probs, [classes[i] for i in eval_targets], classes)
     return metrics, {"artefact_path": _relative(folder), "checksum": checksum, "examples_per_second": None}
 
 
@@ -262,23 +271,6 @@ def _starting_model(version: ModelVersion, classes: list[str], config: finetune.
     model = finetune.load_base(project.base_model_path or base_encoder(project).model_path, len(classes),
                                max_length=config.max_length, multi_label=project.is_multi_label)
     return model, {"model": _base_name(project), "head": "probe", **({"instead_of_champion": why} if why else {})}
-
-
-def _train_multi_label_head(version: ModelVersion, classes: list[str]) -> tuple[dict, dict]:
-    """A multi-label project's head version: one logistic regression per label on the frozen
-    encoder's vectors, evaluated with the multi-label metrics."""
-    project = version.project
-    parts = _split(snapshot_read(version.snapshot), classes, multi_label=True)
-    (train_texts, train_sets, train_items), (val_texts, val_sets, val_items), (eval_texts, eval_sets, eval_items) = (
-        parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
-    texts, label_sets, items = train_texts + val_texts, train_sets + val_sets, train_items + val_items
-    head = fit_head(base_vectors(project, items, texts), label_sets, classes=classes, multi_label=True,
-                    c=version.hyperparameters.get("c", 10.0), seed=0)
-    probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
-    folder = artefacts.version_folder(version)
-    checksum = artefacts.save_head(head, folder, {"version": version.number})
-    metrics = evaluate_multi_label(probs, eval_sets, classes)
-    return metrics, {"artefact_path": _relative(folder), "checksum": checksum, "examples_per_second": None}
 
 
 def version_cancel(*, version: ModelVersion) -> bool:
