@@ -1,6 +1,7 @@
 """The remote artefact store: a worker publishes snapshots and versions; a machine without them
 fetches them before use, and refuses files that do not match their checksum or hash. Both
-remote stores the settings offer: a shared folder, and S3 (django-storages, boto3, moto)."""
+remote stores the settings offer: a shared folder, and S3 (django-storages and boto3 over HTTP to
+moto's S3-compatible server)."""
 import pytest
 
 from ml.finetune import ChecksumMismatch
@@ -40,27 +41,42 @@ class LocalFolder:
         (self.root / name).write_bytes(data)
 
 
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """An S3-compatible server over HTTP on a free local port (moto's server), reached through a
+    custom endpoint URL, as a MinIO or Ceph deployment configures it."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture(params=["shared-folder", "s3"])
 def remote(request, settings, tmp_path, monkeypatch):
     """The remote store, as the settings configure it: a shared folder, or S3 through
-    django-storages and boto3 against moto's in-process S3 (the S3 API and its errors, without
-    a server); and this machine's own artefact dir."""
+    django-storages and boto3 over HTTP to an S3-compatible endpoint (signed requests, the S3
+    API and its errors); and this machine's own artefact dir."""
     settings.LABELLOOP_ARTEFACT_DIR = tmp_path / "worker"
     if request.param == "shared-folder":
         settings.STORAGES = {**settings.STORAGES, "artefacts": {
             "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "remote")}}}
         yield LocalFolder(tmp_path / "remote")
         return
-    import boto3
-    from moto import mock_aws
+    import uuid
 
+    import boto3
+
+    endpoint = request.getfixturevalue("s3_endpoint")
     for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
-        bucket = boto3.resource("s3", region_name="us-east-1").create_bucket(Bucket="labelloop-artefacts")
-        settings.STORAGES = {**settings.STORAGES, "artefacts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-            "bucket_name": "labelloop-artefacts", "location": "labelloop", "file_overwrite": True}}}
-        yield S3Folder(bucket, "labelloop")
+    bucket_name = f"labelloop-{uuid.uuid4().hex[:12]}"  # the server outlives one test: a bucket each
+    bucket = boto3.resource("s3", region_name="us-east-1", endpoint_url=endpoint).create_bucket(Bucket=bucket_name)
+    settings.STORAGES = {**settings.STORAGES, "artefacts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": bucket_name, "location": "labelloop", "file_overwrite": True, "endpoint_url": endpoint}}}
+    yield S3Folder(bucket, "labelloop")
 
 
 def test_another_machine_fetches_what_a_worker_published(labelled_project, remote, settings, tmp_path):
