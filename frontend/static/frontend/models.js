@@ -1,0 +1,39 @@
+// The models page while a version is queued or training: poll the versions API and move the
+// progress bar, epoch, loss and ETA in place. Reload once a version's status changes (a run
+// finished, failed or started), but never under an admin typing a reason: that would lose it.
+(() => {
+  const table = document.querySelector("table.versions");
+  if (!table || table.dataset.busy !== "1") return;
+  const POLL_MS = 2000;
+
+  const typing = () => [...document.querySelectorAll("form input[name=reason]")].some((input) => input.value);
+
+  const show = (row, progress) => {
+    const bar = row.querySelector(".bar > span");
+    if (bar && progress.steps) bar.style.width = `${Math.round((100 * progress.step) / progress.steps)}%`;
+    const text = row.querySelector(".progress-text");
+    if (text && progress.epochs) {
+      text.textContent = `epoch ${progress.epoch}/${progress.epochs}, loss ${Number(progress.loss).toFixed(3)}, ` +
+        `ETA ${Math.round(progress.eta_s)} s`;
+    }
+  };
+
+  const poll = async () => {
+    let changed = false;
+    try {
+      const response = await fetch(table.dataset.api, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (response.ok) {
+        for (const version of (await response.json()).results) {
+          const row = document.getElementById(`version-${version.number}`);
+          if (!row || row.dataset.status !== version.status) changed = true;
+          else if (version.progress) show(row, version.progress);
+        }
+      }
+    } catch (error) {
+      // The server restarting or the network blinking: try again at the next tick.
+    }
+    if (changed && !typing()) location.reload();
+    else setTimeout(poll, POLL_MS);
+  };
+  setTimeout(poll, POLL_MS);
+})();
