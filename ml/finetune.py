@@ -18,9 +18,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .heads import KNN_DEFAULTS, NeighbourMemory
+
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
 MANIFEST_FILE = "manifest.json"
+MEMORY_FILE = "memory.safetensors"  # the neighbour vote's examples (ml.heads.NeighbourMemory)
 
 
 class Cancelled(Exception):
@@ -53,6 +56,11 @@ class FineTuneConfig:
     small_data_epochs: int = 5
     device: str = "auto"  # "auto": CUDA when torch sees a GPU, else the CPU; or "cpu", "cuda", "cuda:1"
     start_from: str = "base"  # "base" model, or the current fine-tuned "champion" (same labels: its head too)
+    # Predictions mix in a vote of the k most similar training examples (single-label; 0 turns it off):
+    # 1,000 Banking77 labels, 0.852 -> 0.862 test accuracy (ml.heads.NeighbourMemory).
+    knn_k: int = KNN_DEFAULTS["knn_k"]
+    knn_temperature: float = KNN_DEFAULTS["knn_temperature"]
+    knn_weight: float = KNN_DEFAULTS["knn_weight"]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +127,7 @@ class SentenceClassifier:
         self.head = torch.nn.Linear(encoder.config.hidden_size, n_classes)
         # Multi-label: an independent sigmoid per label (binary cross-entropy), not a softmax.
         self.multi_label = multi_label
+        self.memory: NeighbourMemory | None = None  # set at the end of fine_tune, saved and loaded with the model
         self.device = "cpu"
 
     def to(self, device: str) -> "SentenceClassifier":
@@ -165,6 +174,8 @@ class SentenceClassifier:
                 logits = self.head(embedded)
                 probs[idx] = (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)).cpu().numpy()
                 vectors[idx] = embedded.cpu().numpy()
+        if self.memory is not None and not self.multi_label:
+            probs = self.memory.mix(probs, vectors)
         return probs, vectors
 
 
@@ -260,6 +271,7 @@ def fine_tune(
     set_seed(config.seed)
     n_classes = model.head.out_features
     train_ids = np.asarray(train_ids)
+    model.memory = None  # a champion's memory holds its own embeddings: rebuilt below from the tuned ones
     started = time.perf_counter()
     device = resolve_device(config.device)
     model.to(device)
@@ -348,6 +360,11 @@ def fine_tune(
         model.head.load_state_dict(best_state[1])
     if config.refit_head:
         probe_init(model, train_texts, train_ids, n_classes, c=config.probe_c, seed=config.seed)
+    if not model.multi_label and config.knn_weight:
+        memory_texts = list(train_texts) + list(val_texts)
+        vectors = model.predict(memory_texts)[1]
+        model.memory = NeighbourMemory.of(vectors, np.concatenate([train_ids, np.asarray(val_ids, dtype=np.int64)]),
+                                          config.as_dict())
     result.seconds = time.perf_counter() - started
     result.examples_per_second = seen / result.seconds if result.seconds else 0.0
     result.device = device
@@ -383,6 +400,8 @@ def save(model: SentenceClassifier, folder: Path, classes: Sequence[str], extra:
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_FILE))
     (folder / LABELS_FILE).write_text(json.dumps({"classes": list(classes), "max_length": model.max_length,
                                                   "multi_label": model.multi_label, **(extra or {})}))
+    if model.memory is not None:
+        model.memory.save(folder / MEMORY_FILE)
     return write_manifest(folder)
 
 
@@ -427,5 +446,6 @@ def load(folder: Path, checksum: str) -> tuple[SentenceClassifier, list[str]]:
     model = SentenceClassifier(encoder, tokenizer, len(meta["classes"]), max_length=meta["max_length"],
                                multi_label=meta.get("multi_label", False))
     model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    model.memory = NeighbourMemory.load(folder / MEMORY_FILE)
     model.train(False)
     return model, meta["classes"]

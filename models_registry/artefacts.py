@@ -8,7 +8,7 @@ import numpy as np
 from django.conf import settings
 
 from ml import finetune
-from ml.heads import LinearHead
+from ml.heads import LinearHead, NeighbourMemory
 
 from . import store
 from .models import ModelKind, ModelVersion
@@ -32,20 +32,23 @@ def save_head(head: LinearHead, folder: Path, extra: dict) -> str:
     save_file({"coef": np.ascontiguousarray(head.coef, dtype=np.float32),
                "intercept": np.ascontiguousarray(head.intercept, dtype=np.float32)}, str(folder / finetune.HEAD_FILE))
     (folder / finetune.LABELS_FILE).write_text(json.dumps({"classes": head.classes, "multi_label": head.multi_label, **extra}))
+    if head.memory is not None:
+        head.memory.save(folder / finetune.MEMORY_FILE)
     return finetune.write_manifest(folder)
 
 
 def load_head(version: ModelVersion) -> LinearHead:
-    """The linear head of any version: a head version's weights, or a fine-tuned model's classifier."""
+    """The linear head of any version (a head version's weights, or a fine-tuned model's
+    classifier over its own embeddings), with the version's neighbour memory if it has one."""
     from safetensors.numpy import load_file
 
     folder = version_path(version)
     finetune.verify(folder, version.checksum)
     meta = json.loads((folder / finetune.LABELS_FILE).read_text())
     tensors = load_file(str(folder / finetune.HEAD_FILE))
-    if version.kind == ModelKind.HEAD:
-        return LinearHead(meta["classes"], tensors["coef"], tensors["intercept"], multi_label=meta.get("multi_label", False))
-    return LinearHead(meta["classes"], tensors["weight"], tensors["bias"], multi_label=meta.get("multi_label", False))
+    coef, intercept = (tensors["coef"], tensors["intercept"]) if version.kind == ModelKind.HEAD else (tensors["weight"], tensors["bias"])
+    return LinearHead(meta["classes"], coef, intercept, multi_label=meta.get("multi_label", False),
+                      memory=NeighbourMemory.load(folder / finetune.MEMORY_FILE))
 
 
 class FineTunedEncoder:

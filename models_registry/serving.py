@@ -59,6 +59,7 @@ class Predictor:
             self._onnx = _onnx_encoder(model.encoder, model.tokenizer, model.max_length)
             self._weight = model.head.weight.detach().numpy().T
             self._bias = model.head.bias.detach().numpy()
+            self._memory = model.memory
         if self._onnx is None:
             if settings.LABELLOOP_SERVE_INT8:
                 from ml.encoder import quantize_int8
@@ -68,12 +69,14 @@ class Predictor:
 
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
         if self._onnx is not None:  # a fine-tuned version: its encoder in ONNX Runtime, its head here
-            logits = self._onnx.encode(texts, batch_size=batch_size) @ self._weight + self._bias
+            vectors = self._onnx.encode(texts, batch_size=batch_size)
+            logits = vectors @ self._weight + self._bias
             if self.multi_label:
                 return 1.0 / (1.0 + np.exp(-logits))
             logits -= logits.max(axis=1, keepdims=True)
             exp = np.exp(logits)
-            return exp / exp.sum(axis=1, keepdims=True)
+            probs = exp / exp.sum(axis=1, keepdims=True)
+            return self._memory.mix(probs, vectors) if self._memory is not None else probs
         if self._model is not None:
             return self._model.predict(texts, batch_size=batch_size)[0]
         return self.head.predict_proba(self.encoder.encode(texts, batch_size=batch_size))

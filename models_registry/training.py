@@ -17,7 +17,7 @@ from labeller.active_learning import base_encoder
 from labeller.models import ItemVector, Project
 from ml import finetune, gates
 from ml.encoder import from_float16_bytes
-from ml.heads import fit_head
+from ml.heads import KNN_DEFAULTS, NeighbourMemory, fit_head
 from ml.metrics import evaluate_multi_label, evaluate_single_label
 
 from . import artefacts, store
@@ -53,7 +53,7 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
         if snapshot.n_train == 0:
             raise NothingToTrain("project: no labelled items to train on yet")
         number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-        hyper = {ModelKind.HEAD: {"c": 10.0}, ModelKind.FINETUNED: {**finetune.FineTuneConfig().as_dict(), **policy.finetune}}
+        hyper = {ModelKind.HEAD: {"c": 10.0, **KNN_DEFAULTS}, ModelKind.FINETUNED: {**finetune.FineTuneConfig().as_dict(), **policy.finetune}}
         versions = [
             ModelVersion.objects.create(
                 project=project, number=number + i, kind=kind, snapshot=snapshot, base_model=_base_name(project),
@@ -182,8 +182,11 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict) -> tuple
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
     texts, targets, items = train_texts + val_texts, train_targets + val_targets, train_items + val_items
     label_sets = targets if multi_label else [[classes[i]] for i in targets]
-    head = fit_head(base_vectors(project, items, texts), label_sets, classes=classes, multi_label=multi_label,
+    vectors = base_vectors(project, items, texts)
+    head = fit_head(vectors, label_sets, classes=classes, multi_label=multi_label,
                     c=version.hyperparameters.get("c", 10.0), seed=0)
+    if not multi_label:  # versions recorded before the neighbour vote have no knn_weight: none for them
+        head.memory = NeighbourMemory.of(vectors, targets, {"knn_weight": 0.0, **version.hyperparameters})
     probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})

@@ -1,7 +1,7 @@
 """The light head: fits, predicts, and round-trips through bytes without pickle."""
 import numpy as np
 
-from ml.heads import LinearHead, fit_head
+from ml.heads import LinearHead, NeighbourMemory, fit_head
 
 
 def blobs(seed=0, per_class=20):
@@ -48,3 +48,41 @@ def test_a_head_round_trips_through_bytes():
     again = LinearHead.from_bytes(head.to_bytes())
     assert again.classes == head.classes
     assert np.allclose(again.predict_proba(vectors), head.predict_proba(vectors), atol=1e-5)
+
+
+# --- the neighbour vote ---------------------------------------------------------------------
+
+def unit(rows):
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_the_vote_weights_the_nearest_examples_by_similarity():
+    memory = NeighbourMemory(unit([[1, 0], [0.9, 0.1], [0, 1]]), np.array([0, 0, 1]), k=2, temperature=0.05, weight=1.0)
+    vote = memory.vote(unit([[1, 0.05], [0.1, 1]]), n_classes=3)
+    assert np.allclose(vote.sum(axis=1), 1)
+    assert vote[0, 0] == 1.0  # its two nearest are both class 0
+    assert vote[1, 1] > 0.99 and vote[1, 2] == 0  # nearest is class 1; the second (class 0) is far, so weighs little
+
+
+def test_the_mix_moves_the_head_towards_a_close_labelled_example():
+    """An example labelled b sits inside a's region: the head says a, the example next to it says b."""
+    vectors, labels = blobs()
+    odd = unit([[2.5, 0.5, 0, 0, 0, 0]])
+    head = fit_head(vectors, labels, classes=["a", "b", "c"])
+    assert head.predict_proba(odd).argmax() == 0
+    all_vectors = np.vstack([unit(vectors), odd])
+    head.memory = NeighbourMemory(all_vectors, np.array([0] * 20 + [1] * 20 + [2] * 20 + [1]), k=1, weight=0.6)
+    mixed = head.predict_proba(odd)
+    assert mixed.argmax() == 1 and np.isclose(mixed.sum(), 1)
+
+
+def test_a_memory_round_trips_through_safetensors_and_can_be_off(tmp_path):
+    memory = NeighbourMemory.of(unit([[1, 0], [0, 1]]), [0, 1], {"knn_k": 3, "knn_weight": 0.25})
+    assert (memory.k, memory.temperature, memory.weight) == (3, 0.05, 0.25)
+    memory.save(tmp_path / "memory.safetensors")
+    again = NeighbourMemory.load(tmp_path / "memory.safetensors")
+    assert (again.k, again.weight) == (3, 0.25) and list(again.labels) == [0, 1]
+    assert np.allclose(again.vectors, memory.vectors, atol=1e-3)
+    assert NeighbourMemory.load(tmp_path / "absent.safetensors") is None
+    assert NeighbourMemory.of(unit([[1, 0]]), [0], {"knn_weight": 0}) is None
