@@ -390,11 +390,21 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fresh_folder(folder: Path) -> None:
+    """An empty folder for one version's files: nothing left from an earlier write may slip into
+    its manifest (a test database reset reuses project ids and version numbers)."""
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
 def save(model: SentenceClassifier, folder: Path, classes: Sequence[str], extra: dict | None = None) -> str:
     """Write encoder, tokenizer, head and label map; return the checksum over every file."""
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
+    fresh_folder(folder)
     model.encoder.save_pretrained(folder, safe_serialization=True)
     model.tokenizer.save_pretrained(folder)
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_FILE))

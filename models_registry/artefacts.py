@@ -28,7 +28,7 @@ def save_head(head: LinearHead, folder: Path, extra: dict) -> str:
     """A head version: its weights as safetensors, the label map, and a manifest with the checksum."""
     from safetensors.numpy import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
+    finetune.fresh_folder(folder)
     save_file({"coef": np.ascontiguousarray(head.coef, dtype=np.float32),
                "intercept": np.ascontiguousarray(head.intercept, dtype=np.float32)}, str(folder / finetune.HEAD_FILE))
     (folder / finetune.LABELS_FILE).write_text(json.dumps({"classes": head.classes, "multi_label": head.multi_label, **extra}))

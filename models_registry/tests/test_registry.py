@@ -220,6 +220,43 @@ def test_onnx_runtime_and_torch_serve_the_same_probabilities(labelled_project, s
             probs[runtime] = predictor.probabilities(texts)
         assert np.allclose(probs["torch"], probs["onnx"], atol=1e-3), version.kind
         assert (probs["onnx"].argmax(axis=1) == probs["torch"].argmax(axis=1)).all()
+        assert predictor.probabilities(texts).shape == (3, 3)
+    # both served with their neighbour vote: the fine-tuned one's memory holds its own embeddings
+    from ml import finetune
+    from models_registry import artefacts
+
+    memory = finetune.load(artefacts.version_path(tuned), tuned.checksum)[0].memory
+    assert memory is not None and len(memory.labels) == tuned.snapshot.n_train + tuned.snapshot.n_validation
+
+
+def test_a_version_keeps_its_training_examples_and_predictions_mix_in_their_vote(labelled_project):
+    """The vote is part of the version: saved with it, checksummed, and mixed into what it serves
+    and into its evaluation; knn_weight 0 leaves the linear head alone."""
+    import numpy as np
+
+    from ml.heads import KNN_DEFAULTS
+    from models_registry import artefacts, serving
+
+    version = train(labelled_project, "head")
+    assert {k: version.hyperparameters[k] for k in KNN_DEFAULTS} == KNN_DEFAULTS
+    head = artefacts.load_head(version)
+    assert len(head.memory.labels) == version.snapshot.n_train + version.snapshot.n_validation
+    texts = ["my card has not arrived", "what is the exchange rate for euros"]
+    predictor = serving.Predictor(version)
+    vectors = predictor.encoder.encode(texts)
+    memory, head.memory = head.memory, None
+    linear = head.predict_proba(vectors)
+    expected = (1 - memory.weight) * linear + memory.weight * memory.vote(vectors, linear.shape[1])
+    assert np.allclose(predictor.probabilities(texts), expected, atol=1e-4)
+    assert not np.allclose(expected, linear, atol=1e-3)
+
+    off = train(labelled_project, "finetuned", finetune={"epochs": 1, "small_data_epochs": 1, "batch_size": 8,
+                                                         "max_length": 32, "knn_weight": 0})
+    assert off.status == VersionStatus.READY
+    assert not (artefacts.version_path(off) / "memory.safetensors").exists()
+    from ml import finetune
+
+    assert finetune.load(artefacts.version_path(off), off.checksum)[0].memory is None
 
 
 def test_a_fine_tune_can_start_from_the_fine_tuned_champion_and_records_where_it_started(labelled_project, owner):
