@@ -86,3 +86,13 @@ def test_a_memory_round_trips_through_safetensors_and_can_be_off(tmp_path):
     assert np.allclose(again.vectors, memory.vectors, atol=1e-3)
     assert NeighbourMemory.load(tmp_path / "absent.safetensors") is None
     assert NeighbourMemory.of(unit([[1, 0]]), [0], {"knn_weight": 0}) is None
+
+
+def test_a_large_memory_keeps_a_seeded_sample(monkeypatch):
+    import ml.heads
+
+    monkeypatch.setattr(ml.heads, "KNN_MAX_EXAMPLES", 50)
+    rng = np.random.default_rng(0)
+    vectors, labels = unit(rng.normal(size=(80, 4))), np.arange(80) % 3
+    a, b = NeighbourMemory.of(vectors, labels, {}), NeighbourMemory.of(vectors, labels, {})
+    assert len(a.labels) == 50 and np.array_equal(a.labels, b.labels) and np.array_equal(a.vectors, b.vectors)
