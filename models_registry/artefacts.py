@@ -57,6 +57,7 @@ class FineTunedEncoder:
     def __init__(self, version: ModelVersion):
         folder = version_path(version)
         self.model, self.classes = finetune.load(folder, version.checksum)
+        self.model.memory = None  # only its embeddings are used here: the vote would be computed for nothing
         self.version = f"model-v{version.number}@{version.checksum[:12]}"
         self.dim = self.model.head.in_features
 

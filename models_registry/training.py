@@ -260,6 +260,7 @@ def _starting_model(version: ModelVersion, classes: list[str], config: finetune.
     champion = champion_of(project) if config.start_from == "champion" else None
     if champion is not None and champion.kind == ModelKind.FINETUNED and champion.status == VersionStatus.READY:
         model, champion_classes = finetune.load(artefacts.version_path(champion), champion.checksum)
+        model.memory = None  # the champion's examples in its own embedding space: fine_tune builds a new one
         if model.multi_label == project.is_multi_label:
             model.max_length = config.max_length
             if champion_classes == classes:

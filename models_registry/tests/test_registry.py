@@ -275,3 +275,11 @@ def test_a_fine_tune_can_start_from_the_fine_tuned_champion_and_records_where_it
     assert warm.metrics["training"]["started_from"] == {"model": f"v{from_head.number}", "checksum": from_head.checksum,
                                                         "head": "kept"}
     assert warm.hyperparameters["start_from"] == "champion"
+
+    # A new label: the champion's weights, a new probe-initialised head, and a memory of its own.
+    from labeller.models import Label
+
+    Label.objects.create(project=labelled_project, key="refund_not_showing_up", name="refund", order=9)
+    relabelled = train(labelled_project, "finetuned", finetune={**tiny, "start_from": "champion"})
+    assert relabelled.status == VersionStatus.READY, relabelled.error
+    assert relabelled.metrics["training"]["started_from"]["head"] == "probe"
