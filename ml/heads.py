@@ -1,4 +1,5 @@
-"""Light classifier heads fitted on stored embeddings: what the fast refresh trains in seconds."""
+"""Light classifier heads fitted on stored embeddings (what the fast refresh trains in seconds), and
+the neighbour memory whose vote registered versions mix into their predictions."""
 from __future__ import annotations
 
 import io
