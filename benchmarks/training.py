@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from ml import finetune  # noqa: E402
 from ml.encoder import Encoder, default_model_path  # noqa: E402
-from ml.heads import NeighbourMemory, fit_head  # noqa: E402
+from ml.heads import LinearHead, NeighbourMemory, fit_head  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "banking77"
 
@@ -81,12 +81,10 @@ def run(n_labels, args, train, test, classes, encoder):
     seconds = time.perf_counter() - started
     probs, test_vectors = model.predict(test_texts)
     acc = float((probs.argmax(1) == test_ids).mean())
-    if model.memory is not None:
-        model.memory, memory = None, model.memory
-        linear = f"(linear part alone {float((model.predict(test_texts)[0].argmax(1) == test_ids).mean()):.4f})  "
-        model.memory = memory
-    else:
-        linear = ""
+    linear = ""
+    if model.memory is not None:  # the classifier alone, on the embeddings already computed
+        alone = LinearHead(classes, model.head.weight.detach().numpy(), model.head.bias.detach().numpy())
+        linear = f"(linear part alone {float((alone.predict_proba(test_vectors).argmax(1) == test_ids).mean()):.4f})  "
     history = ", ".join(f"e{h['epoch']} val {h['val_accuracy']:.3f}" if h["val_accuracy"] is not None else f"e{h['epoch']}"
                         for h in result.history)
     print(f"{len(chosen):>6} labels  fine-tuned {seconds:7.1f} s  {result.examples_per_second:7.1f} ex/s (training, {result.device})  "

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from labeller.active_learning import base_encoder
 from labeller.models import Project
+from ml.heads import LinearHead
 
 from . import artefacts
 from .models import Alias, ModelKind, ModelVersion, VersionStatus
@@ -57,9 +58,9 @@ class Predictor:
         self.multi_label = model.multi_label
         if settings.LABELLOOP_SERVE_RUNTIME == "onnx":
             self._onnx = _onnx_encoder(model.encoder, model.tokenizer, model.max_length)
-            self._weight = model.head.weight.detach().numpy().T
-            self._bias = model.head.bias.detach().numpy()
-            self._memory = model.memory
+            # its classifier (and neighbour vote) over the ONNX embeddings, as head versions do
+            self.head = LinearHead(self.classes, model.head.weight.detach().numpy(), model.head.bias.detach().numpy(),
+                                   multi_label=model.multi_label, memory=model.memory)
         if self._onnx is None:
             if settings.LABELLOOP_SERVE_INT8:
                 from ml.encoder import quantize_int8
@@ -69,14 +70,7 @@ class Predictor:
 
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
         if self._onnx is not None:  # a fine-tuned version: its encoder in ONNX Runtime, its head here
-            vectors = self._onnx.encode(texts, batch_size=batch_size)
-            logits = vectors @ self._weight + self._bias
-            if self.multi_label:
-                return 1.0 / (1.0 + np.exp(-logits))
-            logits -= logits.max(axis=1, keepdims=True)
-            exp = np.exp(logits)
-            probs = exp / exp.sum(axis=1, keepdims=True)
-            return self._memory.mix(probs, vectors) if self._memory is not None else probs
+            return self.head.predict_proba(self._onnx.encode(texts, batch_size=batch_size))
         if self._model is not None:
             return self._model.predict(texts, batch_size=batch_size)[0]
         return self.head.predict_proba(self.encoder.encode(texts, batch_size=batch_size))
