@@ -129,24 +129,45 @@ class LinearHead:
                        multi_label=bool(data["multi_label"]))
 
 
+# Self-training for the fast refresh's head (cost-effective active learning, Wang et al. 2016):
+# the head labels the unlabelled pool itself and is refitted on those pseudo-labels, down-weighted,
+# beside the experts' labels. Margin sampling leaves the pool with the items the head is surest
+# of, which tell it where each class's bulk lies. Banking77, 1,600 labels margin chose, 10 seeds:
+# 0.9138 -> 0.9202 test accuracy (docs/benchmarks.md). The weight was chosen among 0.3/0.5/1.0.
+PSEUDO_LABEL_WEIGHT = 0.3
+# Past this many unlabelled items a seeded random sample is pseudo-labelled: the refit's cost
+# grows with its rows, and the refresh over a 100,000-item pool must stay within seconds.
+PSEUDO_LABEL_MAX = 10_000
+
+
+def _one_blas_thread(fit):
+    """sklearn's lbfgs runs scipy's L-BFGS-B, whose many small BLAS calls are slower with OpenBLAS
+    threads than without (scipy/scipy#22438): with one thread a 1,600-label Banking77 head fits in
+    0.22 s instead of 0.8-1.6 s, and the self-training refit is 3x faster too, on 2 cores."""
+    import functools
+
+    @functools.wraps(fit)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fit(*args, **kwargs)
+    return wrapper
+
+
+@_one_blas_thread
 def fit_head(vectors: np.ndarray, label_sets: Sequence[Sequence[str]], *, classes: Sequence[str],
              multi_label: bool = False, c: float = 10.0, seed: int = 0) -> LinearHead:
     """Fit a logistic-regression head. Classes never labelled yet get a very negative bias, so
     they are predicted with probability ~0 instead of breaking the fit."""
-    import warnings
-
     from sklearn.linear_model import LogisticRegression
 
-    # Early in a project most classes have one or two examples; sklearn warns that this "could be
-    # regression". It is not: silence that one warning.
-    warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")
-
+    _silence_few_examples_warning()
     classes = list(classes)
-    dim = vectors.shape[1]
-    coef = np.zeros((len(classes), dim), dtype=np.float32)
-    intercept = np.full(len(classes), -20.0, dtype=np.float32)
-    index = {label: i for i, label in enumerate(classes)}
     if multi_label:
+        index = {label: i for i, label in enumerate(classes)}
+        coef = np.zeros((len(classes), vectors.shape[1]), dtype=np.float32)
+        intercept = np.full(len(classes), -20.0, dtype=np.float32)
         for label, i in index.items():
             y = np.array([label in labels for labels in label_sets])
             if y.all() or not y.any():
@@ -156,11 +177,46 @@ def fit_head(vectors: np.ndarray, label_sets: Sequence[Sequence[str]], *, classe
             coef[i], intercept[i] = model.coef_[0], model.intercept_[0]
         return LinearHead(classes, coef, intercept, multi_label=True)
     y = np.array([labels[0] for labels in label_sets])
-    seen = sorted(set(y), key=index.get)
-    if len(seen) == 1:
-        intercept[index[seen[0]]] = 20.0
+    if len(set(y)) == 1:
+        return _as_head(None, classes, vectors.shape[1], only=y[0])
+    return _as_head(LogisticRegression(C=c, max_iter=300, random_state=seed).fit(vectors, y), classes, vectors.shape[1])
+
+
+@_one_blas_thread
+def self_train(head: LinearHead, vectors: np.ndarray, label_sets: Sequence[Sequence[str]], unlabelled: np.ndarray,
+               *, c: float = 10.0, seed: int = 0) -> LinearHead:
+    """`head` (fitted by `fit_head` on these labels) refitted once on the labels plus its own
+    predictions for `unlabelled`, each weighted PSEUDO_LABEL_WEIGHT, starting from its weights.
+    Multi-label heads, and heads that know a single class, come back unchanged."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.array([labels[0] for labels in label_sets]) if not head.multi_label else None
+    if head.multi_label or len(unlabelled) == 0 or len(set(y)) < 2:
+        return head
+    _silence_few_examples_warning()
+    if len(unlabelled) > PSEUDO_LABEL_MAX:
+        keep = np.random.default_rng(seed).choice(len(unlabelled), PSEUDO_LABEL_MAX, replace=False)
+        unlabelled = unlabelled[np.sort(keep)]
+    seen = [i for i, label in enumerate(head.classes) if label in set(y)]
+    pseudo = np.array(head.classes)[seen][head.logits(unlabelled)[:, seen].argmax(axis=1)]
+    model = LogisticRegression(C=c, max_iter=300, random_state=seed, warm_start=len(seen) > 2)
+    if len(seen) > 2:  # sklearn orders classes_ as sorted labels; start from the head's weights
+        rows = [head.classes.index(label) for label in sorted(head.classes[i] for i in seen)]
+        model.coef_, model.intercept_ = head.coef[rows].astype(np.float64), head.intercept[rows].astype(np.float64)
+    weights = np.concatenate([np.ones(len(y)), np.full(len(pseudo), PSEUDO_LABEL_WEIGHT)])
+    model.fit(np.vstack([vectors, unlabelled]), np.concatenate([y, pseudo]), sample_weight=weights)
+    return _as_head(model, head.classes, vectors.shape[1])
+
+
+def _as_head(model, classes: list[str], dim: int, only: str | None = None) -> LinearHead:
+    """A single-label LinearHead over all `classes` from a fitted sklearn model (or, with `only`,
+    one that always says that class)."""
+    index = {label: i for i, label in enumerate(classes)}
+    coef = np.zeros((len(classes), dim), dtype=np.float32)
+    intercept = np.full(len(classes), -20.0, dtype=np.float32)
+    if only is not None:
+        intercept[index[only]] = 20.0
         return LinearHead(classes, coef, intercept)
-    model = LogisticRegression(C=c, max_iter=300, random_state=seed).fit(vectors, y)
     for row, label in enumerate(model.classes_):
         i = index[label]
         if len(model.classes_) == 2:  # sklearn keeps one row for two classes
@@ -169,3 +225,11 @@ def fit_head(vectors: np.ndarray, label_sets: Sequence[Sequence[str]], *, classe
         else:
             coef[i], intercept[i] = model.coef_[row], model.intercept_[row]
     return LinearHead(classes, coef, intercept)
+
+
+def _silence_few_examples_warning() -> None:
+    # Early in a project most classes have one or two examples; sklearn warns that this "could be
+    # regression". It is not: silence that one warning.
+    import warnings
+
+    warnings.filterwarnings("ignore", message="The number of unique classes is greater than 50%")

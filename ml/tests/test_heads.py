@@ -1,7 +1,8 @@
 """The light head: fits, predicts, and round-trips through bytes without pickle."""
 import numpy as np
 
-from ml.heads import LinearHead, NeighbourMemory, fit_head
+from ml import heads
+from ml.heads import LinearHead, NeighbourMemory, fit_head, self_train
 
 
 def blobs(seed=0, per_class=20):
@@ -48,6 +49,40 @@ def test_a_head_round_trips_through_bytes():
     again = LinearHead.from_bytes(head.to_bytes())
     assert again.classes == head.classes
     assert np.allclose(again.predict_proba(vectors), head.predict_proba(vectors), atol=1e-5)
+
+
+def test_self_training_refits_on_the_pool_as_the_first_fit_labels_it():
+    """The contract (its gain is measured on Banking77 by benchmarks/active_learning.py): the
+    unlabelled items join the fit with the plain head's predictions, weighted PSEUDO_LABEL_WEIGHT."""
+    from sklearn.linear_model import LogisticRegression
+
+    vectors, labels = blobs(per_class=40)
+    rng = np.random.default_rng(1)
+    vectors = vectors + rng.normal(scale=0.8, size=vectors.shape).astype(np.float32)
+    labelled, pool = np.arange(0, 120, 20), np.setdiff1d(np.arange(120), np.arange(0, 120, 20))
+    classes = ["a", "b", "c"]
+    plain = fit_head(vectors[labelled], [labels[i] for i in labelled], classes=classes)
+    self_trained = self_train(plain, vectors[labelled], [labels[i] for i in labelled], vectors[pool])
+    pseudo = np.array(classes)[plain.predict_proba(vectors[pool]).argmax(axis=1)]
+    expected = LogisticRegression(C=10.0, max_iter=1000, tol=1e-8).fit(
+        np.vstack([vectors[labelled], vectors[pool]]), [labels[i][0] for i in labelled] + list(pseudo),
+        sample_weight=[1.0] * len(labelled) + [heads.PSEUDO_LABEL_WEIGHT] * len(pool))
+    assert not np.allclose(self_trained.coef, plain.coef, atol=0.1)
+    assert np.allclose(self_trained.predict_proba(vectors), expected.predict_proba(vectors), atol=0.02)
+
+
+def test_self_training_samples_a_large_pool_and_leaves_multi_label_heads_alone(monkeypatch):
+    vectors, labels = blobs(per_class=40)
+    labelled, pool = np.arange(0, 120, 10), np.setdiff1d(np.arange(120), np.arange(0, 120, 10))
+    classes = ["a", "b", "c"]
+    args = (vectors[labelled], [labels[i] for i in labelled])
+    monkeypatch.setattr(heads, "PSEUDO_LABEL_MAX", 20)
+    plain = fit_head(*args, classes=classes)
+    first, again = self_train(plain, *args, vectors[pool]), self_train(plain, *args, vectors[pool])
+    assert np.array_equal(first.coef, again.coef)  # the sample is seeded
+    assert not np.allclose(first.coef, plain.coef)
+    multi = fit_head(*args, classes=classes, multi_label=True)
+    assert self_train(multi, *args, vectors[pool]) is multi
 
 
 # --- the neighbour vote ---------------------------------------------------------------------
