@@ -264,7 +264,8 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     # `head` suggests labels and is stored; `ranking` orders the pool. A fitted head is then
     # self-trained on the open pool (evaluation items excluded), but the pool is ranked by the
     # uncertainty of the head fitted on the labels alone: on Banking77 that explores better
-    # (margin at 800 labels 0.892 against 0.881 when the self-trained head ranks; docs/benchmarks.md).
+    # (offline replay, 4 seeds: margin at 800 labels 0.892, against 0.881 when the self-trained head
+    # ranks; docs/benchmarks.md).
     head = ranking = champion_head(project, state.encoder_version)
     distinct = {label for labels in labelled.values() for label in labels}
     t = time.perf_counter()

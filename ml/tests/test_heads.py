@@ -85,6 +85,15 @@ def test_self_training_samples_a_large_pool_and_leaves_multi_label_heads_alone(m
     assert self_train(multi, *args, vectors[pool]) is multi
 
 
+def test_a_two_class_head_self_trains_too():
+    vectors, labels = blobs()
+    labelled = [0, 1, 20, 21]
+    plain = fit_head(vectors[labelled], [labels[i] for i in labelled], classes=["a", "b", "c"])
+    head = self_train(plain, vectors[labelled], [labels[i] for i in labelled], vectors[:40])
+    assert list(head.predict_proba(vectors[:40]).argmax(axis=1)) == [0] * 20 + [1] * 20
+    assert head.predict_proba(vectors[:40])[:, 2].max() < 1e-6  # never labelled: still never predicted
+
+
 # --- the neighbour vote ---------------------------------------------------------------------
 
 def unit(rows):
