@@ -178,9 +178,11 @@ def fit_head(vectors: np.ndarray, label_sets: Sequence[Sequence[str]], *, classe
             coef[i], intercept[i] = model.coef_[0], model.intercept_[0]
         return LinearHead(classes, coef, intercept, multi_label=True)
     y = np.array([labels[0] for labels in label_sets])
-    if len(set(y)) == 1:
-        return _as_head(None, classes, vectors.shape[1], only=y[0])
-    return _as_head(LogisticRegression(C=c, max_iter=300, random_state=seed).fit(vectors, y), classes, vectors.shape[1])
+    if len(set(y)) == 1:  # one class known: always that class
+        intercept = np.full(len(classes), -20.0, dtype=np.float32)
+        intercept[classes.index(y[0])] = 20.0
+        return LinearHead(classes, np.zeros((len(classes), vectors.shape[1]), dtype=np.float32), intercept)
+    return _as_head(LogisticRegression(C=c, max_iter=300, random_state=seed).fit(vectors, y), classes)
 
 
 @_one_blas_thread
@@ -191,14 +193,16 @@ def self_train(head: LinearHead, vectors: np.ndarray, label_sets: Sequence[Seque
     Multi-label heads, and heads that know a single class, come back unchanged."""
     from sklearn.linear_model import LogisticRegression
 
-    y = np.array([labels[0] for labels in label_sets]) if not head.multi_label else None
-    if head.multi_label or len(unlabelled) == 0 or len(set(y)) < 2:
+    if head.multi_label or len(unlabelled) == 0:
+        return head
+    y = np.array([labels[0] for labels in label_sets])
+    labelled_classes = set(y)
+    if len(labelled_classes) < 2:
         return head
     _silence_few_examples_warning()
     if len(unlabelled) > PSEUDO_LABEL_MAX:
         keep = np.random.default_rng(seed).choice(len(unlabelled), PSEUDO_LABEL_MAX, replace=False)
         unlabelled = unlabelled[np.sort(keep)]
-    labelled_classes = set(y)
     seen = [i for i, label in enumerate(head.classes) if label in labelled_classes]
     pseudo = np.array(head.classes)[seen][head.logits(unlabelled)[:, seen].argmax(axis=1)]
     model = LogisticRegression(C=c, max_iter=300, random_state=seed, warm_start=len(seen) > 2)
@@ -207,18 +211,15 @@ def self_train(head: LinearHead, vectors: np.ndarray, label_sets: Sequence[Seque
         model.coef_, model.intercept_ = head.coef[rows].astype(np.float64), head.intercept[rows].astype(np.float64)
     weights = np.concatenate([np.ones(len(y)), np.full(len(pseudo), PSEUDO_LABEL_WEIGHT)])
     model.fit(np.vstack([vectors, unlabelled]), np.concatenate([y, pseudo]), sample_weight=weights)
-    return _as_head(model, head.classes, vectors.shape[1])
+    return _as_head(model, head.classes)
 
 
-def _as_head(model, classes: list[str], dim: int, only: str | None = None) -> LinearHead:
-    """A single-label LinearHead over all `classes` from a fitted sklearn model (or, with `only`,
-    one that always says that class)."""
+def _as_head(model, classes: list[str]) -> LinearHead:
+    """A single-label LinearHead over all `classes` from a fitted sklearn model: classes it never
+    saw get a very negative bias."""
     index = {label: i for i, label in enumerate(classes)}
-    coef = np.zeros((len(classes), dim), dtype=np.float32)
+    coef = np.zeros((len(classes), model.coef_.shape[1]), dtype=np.float32)
     intercept = np.full(len(classes), -20.0, dtype=np.float32)
-    if only is not None:
-        intercept[index[only]] = 20.0
-        return LinearHead(classes, coef, intercept)
     for row, label in enumerate(model.classes_):
         i = index[label]
         if len(model.classes_) == 2:  # sklearn keeps one row for two classes
