@@ -49,6 +49,9 @@ def parse_args():
     p.add_argument("--batch", type=int, default=50, help="labels between refreshes (the project's refresh_every)")
     p.add_argument("--budget", type=int, default=1600)
     p.add_argument("--eval-every", type=int, default=100, help="labels between points of the learning curve")
+    p.add_argument("--champion-at", type=int, default=0,
+                   help="at this many labels, retrain a fine-tuned version and promote it, as an admin would; "
+                        "the pool is re-encoded with its embeddings and the loop goes on there (0: never)")
     p.add_argument("--finetune", default="", help="also fine-tune on the labels these strategies chose (seed 0) and on random's")
     p.add_argument("--refresh-pool", type=int, default=100_000, help="pool size of the fast-refresh timing (0: skip)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke runs)")
@@ -87,6 +90,9 @@ class CachedEncoder:
         self.inner, self.version, self.dim = encoder, encoder.version, encoder.dim
         self.cache: dict[str, np.ndarray] = {}
 
+    def __getattr__(self, name):  # model_path and the rest, for the services that read them
+        return getattr(self.inner, name)
+
     def encode(self, texts, batch_size=64):
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if missing:
@@ -110,7 +116,22 @@ def evaluate(head_vectors, head_labels, test_vectors, test_labels, classes, seed
     return accuracy_score(test_labels, predicted), f1_score(test_labels, predicted, average="macro")
 
 
-def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vectors, test_labels, owner):
+def promote_fine_tuned_champion(project, owner):
+    """What an admin's Retrain and Promote buttons do, with the tasks eager: the fine-tuned version
+    trains on a snapshot of the labels so far, and promotion re-encodes the pool with its
+    embeddings and refreshes the queue there."""
+    from models_registry import registry, training
+
+    (version,) = training.retrain_request(project=project, kinds=["finetuned"], user=owner)  # trains (eager task)
+    version.refresh_from_db()
+    if version.status != "ready":
+        raise RuntimeError(f"the fine-tune failed: {version.error}")
+    if training.champion_of(project) != version:  # no evaluation items here, so no gate to pass
+        registry.version_promote(version=version, user=owner, reason="benchmark: fine-tuned champion", override=True)
+    return version
+
+
+def run_strategy(name, seed, args, train_texts, train_labels, classes, test_texts, test_vectors, test_labels, owner):
     from labeller import active_learning as al
     from labeller.importing import items_import
     from labeller.models import Item
@@ -136,7 +157,7 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vect
                           labels=[truth[item_id]])
         labelled.append(int(item_id))
     al.refresh_request(project_id=project.id)  # the refresh a worker would run now (eager)
-    curve, refresh_seconds = [], []
+    curve, refresh_seconds, champion = [], [], None
     checkpoints = sorted({args.seed_size, *range(args.eval_every, args.budget + 1, args.eval_every), args.budget} - set(range(args.seed_size)))
     for target in checkpoints:
         while len(labelled) < target:
@@ -145,6 +166,14 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vect
                 break
             annotation_submit(item=item, user=owner, labels=[truth[item.id]])  # refresh every --batch labels
             labelled.append(item.id)
+        if args.champion_at and champion is None and len(labelled) >= args.champion_at:
+            started = time.perf_counter()
+            champion = promote_fine_tuned_champion(project, owner)
+            vectors_ids, vectors = al.project_vectors(project, al.state_for(project.id).encoder_version)
+            row_of = {item_id: i for i, item_id in enumerate(vectors_ids.tolist())}
+            test_vectors = al.encoder_for(project).encode(list(test_texts))  # computed live, as predictions are
+            print(f"    champion v{champion.number} (fine-tuned on {champion.snapshot.n_train + champion.snapshot.n_validation} "
+                  f"labels) promoted, pool re-encoded: {time.perf_counter() - started:.0f} s", flush=True)
         state = al.state_for(project.id)
         if state.last_refresh_seconds:
             refresh_seconds.append(state.last_refresh_seconds)
@@ -155,7 +184,11 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_vect
         curve.append((len(labelled), acc, f1))
     labels_only, _ = evaluate(vectors[rows], [truth[i] for i in labelled], test_vectors, test_labels, classes, 0)
     chosen_rows = [row_of_item[i] for i in labelled]
-    return curve, float(np.median(refresh_seconds)) if refresh_seconds else None, chosen_rows, labels_only
+    # The same head on every training label, in the representation the loop ended in (under a
+    # champion, its embeddings; else the base encoder's, which main() scores once).
+    all_labels = evaluate(vectors, [truth[i] for i in vectors_ids.tolist()], test_vectors, test_labels, classes, 0)[0] \
+        if champion is not None else None
+    return curve, float(np.median(refresh_seconds)) if refresh_seconds else None, chosen_rows, labels_only, all_labels
 
 
 def finetune_accuracy(rows, train_texts, train_labels, test_texts, test_labels, classes, seed=0):
@@ -271,17 +304,19 @@ def main():
     print(f"head on all {len(train_texts)} training labels (no unlabelled items left to self-train on): "
           f"accuracy {full_acc:.4f}  macro-F1 {full_f1:.4f}")
 
-    results, chosen, labels_only = {}, {}, {}
+    results, chosen, labels_only, all_labels = {}, {}, {}, {}
     for name in args.strategies.split(","):
         for seed in range(args.seeds):
             started = time.perf_counter()
-            curve, refresh, chosen_rows, plain = run_strategy(name, seed, args, train_texts, train_labels, classes, test_vectors,
-                                                       test_labels, owner)
+            curve, refresh, chosen_rows, plain, full = run_strategy(
+                name, seed, args, train_texts, train_labels, classes, test_texts, test_vectors, test_labels, owner)
             results.setdefault(name, []).append(curve)
             chosen.setdefault(name, chosen_rows)
             labels_only.setdefault(name, []).append(plain)
+            all_labels.setdefault(name, []).append(full if full is not None else full_acc)
             print(f"  {name:28s} seed {seed}: acc@{curve[-1][0]} {curve[-1][1]:.4f} (labels alone {plain:.4f})  "
-                  f"median refresh {refresh or 0:.2f} s  run {time.perf_counter() - started:.0f} s", flush=True)
+                  f"median refresh {refresh or 0:.2f} s  run {time.perf_counter() - started:.0f} s"
+                  + (f"  | same head, all labels, champion's embeddings: {full:.4f}" if full is not None else ""), flush=True)
 
     print("\nlearning curves (mean over seeds): labels -> accuracy / macro-F1")
     budgets = [n for n, _, _ in results[next(iter(results))][0]]
@@ -290,15 +325,19 @@ def main():
                    for i, (n, _, _) in enumerate(curves[0])] for name, curves in results.items()}
     for i, n in enumerate(budgets):
         print(str(n).ljust(8) + "".join(f"{mean[name][i][1]:.4f} / {mean[name][i][2]:.4f}".rjust(24) for name in results))
-    print("\nstrategy                     AUC(acc)  acc@budget     labels alone@budget  labels to reach random@budget")
+    print("\nstrategy                     AUC(acc)  acc@budget     labels alone@budget  all labels  gap (points)  labels to reach random@budget")
     random_final = mean["random"][-1][1] if "random" in mean else None
     for name, curve in mean.items():
         reach = labels_to_reach(curve, random_final) if random_final is not None else None
         std = np.std([c[-1][1] for c in results[name]])
+        reference = np.mean(all_labels[name])
         print(f"{name:28s} {area(curve):.4f}    {curve[-1][1]:.4f}±{std:.4f}  {np.mean(labels_only[name]):.4f}"
-              f"               {reach if reach else 'not reached'}")
+              f"               {reference:.4f}      {100 * (reference - curve[-1][1]):.2f}"
+              f"          {reach if reach else 'not reached'}")
     print(f"(head on all labels: {full_acc:.4f}; random at {budgets[-1]}: {random_final}; 'labels alone': the same "
-          "logistic regression without self-training on the pool)")
+          "logistic regression without self-training on the pool; 'all labels': the same head on every training label "
+          "in the representation the run ended in" + (f", the fine-tuned champion's from {args.champion_at} labels on"
+                                                      if args.champion_at else "") + ")")
 
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
     import matplotlib
@@ -310,6 +349,11 @@ def main():
     for name, curve in mean.items():
         ax.plot([n for n, _, _ in curve], [a for _, a, _ in curve], label=name, marker=".")
     ax.axhline(full_acc, color="grey", linestyle="--", label=f"all {len(train_texts)} labels")
+    if args.champion_at:
+        ax.axvline(args.champion_at, color="grey", linestyle=":", label="fine-tuned champion promoted")
+        for i, name in enumerate(results):
+            ax.axhline(np.mean(all_labels[name]), color="grey", linestyle="-.", linewidth=0.8,
+                       label="all labels, each run's champion's embeddings" if i == 0 else None)
     ax.set_xlabel("labels")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"Active learning on {Path(args.train).parent.name} ({args.seeds} seeds)")

@@ -2,8 +2,8 @@
 vectors every few labels, and re-rank the expert queue by the project's query strategy.
 
 The ML itself lives in `ml/` (no Django); this module reads and writes the database around it.
-A scorer is anything with `predict_proba(vectors)`: today the refresh's own `LinearHead`; a
-registered fine-tuned model plugs in the same way (see docs/active-learning.md).
+A fine-tuned champion plugs in as the encoder: the pool is re-encoded with its embeddings, and
+the refresh refits its light head on those (see docs/active-learning.md).
 """
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def _fine_tuned_champion(project: Project):
 
 
 def champion_head(project: Project, encoder_version: str) -> LinearHead | None:
-    """The fine-tuned champion's classifier, if the stored vectors are its embeddings: then its
-    own probabilities rank the pool instead of a light head refitted on base embeddings."""
+    """The fine-tuned champion's classifier, if the stored vectors are its embeddings: the
+    refresh's fallback while the project has too few labels to fit a head on them."""
     champion = _fine_tuned_champion(project)
     if champion is None or not encoder_version.startswith(f"model-v{champion.number}@"):
         return None
@@ -266,14 +266,20 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     # uncertainty of the head fitted on the labels alone: on Banking77 that explores better
     # (offline replay, 4 seeds: margin at 800 labels 0.892, against 0.881 when the self-trained head
     # ranks; docs/benchmarks.md).
-    head = ranking = champion_head(project, state.encoder_version)
+    # The head is refitted on the stored vectors whoever made them: under a fine-tuned champion
+    # they are its embeddings, and a head refitted there on every label since beats the champion's
+    # own classifier, frozen at its snapshot (docs/benchmarks.md). That classifier is only the
+    # fallback while there is too little to fit.
+    head = ranking = None
     distinct = {label for labels in labelled.values() for label in labels}
     t = time.perf_counter()
-    if head is None and len(labelled) >= 2 and len(distinct) >= 2:
+    if len(labelled) >= 2 and len(distinct) >= 2:
         label_rows = np.array([position[i] for i in labelled], dtype=np.int64)
         label_sets = list(labelled.values())
         ranking = fit_head(vectors[label_rows], label_sets, classes=classes, multi_label=project.is_multi_label, seed=seed)
         head = self_train(ranking, vectors[label_rows], label_sets, pool_vectors, seed=seed)
+    else:
+        head = ranking = champion_head(project, state.encoder_version)
     report.seconds_fit = time.perf_counter() - t
 
     t = time.perf_counter()

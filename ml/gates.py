@@ -30,6 +30,8 @@ def validate_guardrails(guardrails: list, labels: set[str]) -> list[str]:
 def check(metrics: dict, *, guardrails: list, primary_metric: str, champion: dict | None) -> dict:
     """{passed, failures, better_than_champion} for `metrics` against the guardrails and champion."""
     failures = []
+    if metrics.get("n") == 0:
+        failures.append("the evaluation set is empty: nothing was measured (set the project's evaluation share above 0)")
     per_label = metrics.get("per_label", {})
     for g in guardrails:
         if g["type"] == "min_recall":

@@ -30,6 +30,8 @@ def evaluate_single_label(probs: np.ndarray, truth: Sequence[str], classes: Sequ
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
     classes = list(classes)
+    if len(truth) == 0:
+        return _nothing_measured(classes, confusion={"labels": classes, "matrix": np.zeros((len(classes),) * 2, int).tolist()})
     index = {c: i for i, c in enumerate(classes)}
     y_true = np.array([index[t] for t in truth])
     y_pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
@@ -62,6 +64,8 @@ def evaluate_multi_label(probs: np.ndarray, truth: Sequence[Sequence[str]], clas
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
     classes = list(classes)
+    if len(truth) == 0:
+        return _nothing_measured(classes, micro_f1=0.0, threshold=threshold)
     index = {c: i for i, c in enumerate(classes)}
     y_true = np.zeros((len(truth), len(classes)), dtype=int)
     for row, labels in enumerate(truth):
@@ -83,3 +87,10 @@ def evaluate_multi_label(probs: np.ndarray, truth: Sequence[Sequence[str]], clas
         "threshold": threshold,
         "ece": expected_calibration_error(decided, (y_true == y_pred).ravel().astype(float)),
     }
+
+
+def _nothing_measured(classes: list[str], **extra) -> dict:
+    """The metrics of an empty evaluation set (a project with no evaluation items): n = 0 and
+    zeros, which the promotion gate refuses."""
+    return {"n": 0, "accuracy": 0.0, "macro_f1": 0.0, **extra, "ece": 0.0,
+            "per_label": {c: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for c in classes}}

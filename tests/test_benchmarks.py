@@ -26,3 +26,12 @@ def test_the_active_learning_benchmark_runs_a_small_budget(tmp_path):
     assert "raw model forward" in out and "encode pipeline" in out
     assert "labels to reach random@budget" in out and "fast refresh" in out
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+@pytest.mark.benchmark
+def test_the_active_learning_benchmark_goes_on_under_a_fine_tuned_champion(tmp_path):
+    out = run("active_learning.py", "--limit-train", "400", "--limit-test", "200", "--budget", "150",
+              "--seed-size", "50", "--batch", "25", "--eval-every", "50", "--seeds", "1", "--champion-at", "100",
+              "--strategies", "margin", "--refresh-pool", "0", "--plot", str(tmp_path / "curve.png"))
+    assert "champion v1 (fine-tuned on 100 labels) promoted, pool re-encoded" in out
+    assert "same head, all labels, champion's embeddings" in out and "gap (points)" in out

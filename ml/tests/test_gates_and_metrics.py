@@ -51,3 +51,15 @@ def test_evaluation_reports_accuracy_macro_f1_per_label_confusion_and_calibratio
 def test_a_perfectly_calibrated_model_has_zero_calibration_error():
     assert expected_calibration_error(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 0.0
     assert expected_calibration_error(np.array([0.9, 0.9]), np.array([0.0, 0.0])) == pytest.approx(0.9)
+
+
+def test_an_empty_evaluation_set_measures_nothing_and_fails_the_gate():
+    from ml.metrics import evaluate_multi_label
+
+    single = evaluate_single_label(np.zeros((0, 2)), [], ["fraud", "other"])
+    multi = evaluate_multi_label(np.zeros((0, 2)), [], ["fraud", "other"])
+    for measured in (single, multi):
+        assert measured["n"] == 0 and measured["accuracy"] == 0.0 and measured["per_label"]["fraud"]["support"] == 0
+    assert single["confusion"]["matrix"] == [[0, 0], [0, 0]]
+    result = gates.check(single, guardrails=[], primary_metric="accuracy", champion=None)
+    assert not result["passed"] and "evaluation set is empty" in result["failures"][0]

@@ -283,3 +283,14 @@ def test_a_fine_tune_can_start_from_the_fine_tuned_champion_and_records_where_it
     relabelled = train(labelled_project, "finetuned", finetune={**tiny, "start_from": "champion"})
     assert relabelled.status == VersionStatus.READY, relabelled.error
     assert relabelled.metrics["training"]["started_from"]["head"] == "probe"
+
+
+def test_a_project_without_evaluation_items_gets_a_version_that_only_an_override_promotes(labelled_project, owner):
+    from labeller.models import Item
+
+    Item.objects.filter(project=labelled_project).update(is_eval=False)
+    version = train(labelled_project, "head")
+    assert version.status == VersionStatus.READY and version.metrics["n"] == 0
+    assert version.gate["passed"] is False and "evaluation set is empty" in version.gate["failures"][0]
+    with pytest.raises(registry.PromotionRefused, match="fails the gate"):
+        registry.version_promote(version=version, user=owner, reason="")
