@@ -328,7 +328,7 @@ def main():
     print("\nstrategy                     AUC(acc)  acc@budget     labels alone@budget  all labels  gap (points)  labels to reach random@budget")
     random_final = mean["random"][-1][1] if "random" in mean else None
     for name, curve in mean.items():
-        reach = labels_to_reach(curve, random_final) if random_final is not None else None
+        reach = labels_to_reach(curve, random_final) if random_final is not None else "no random run"
         std = np.std([c[-1][1] for c in results[name]])
         reference = np.mean(all_labels[name])
         print(f"{name:28s} {area(curve):.4f}    {curve[-1][1]:.4f}±{std:.4f}  {np.mean(labels_only[name]):.4f}"
