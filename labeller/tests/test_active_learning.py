@@ -9,7 +9,8 @@ from labeller.importing import items_import
 from labeller.models import ActiveLearningState, Annotation, Item, ItemVector
 from labeller.services import annotation_submit, queue_claim_next
 from ml.encoder import to_float16_bytes
-from ml.heads import LinearHead, fit_head, self_train
+from ml.heads import LinearHead
+from tests.helpers import expected_refresh_head
 
 pytestmark = pytest.mark.django_db
 KEYS = ["card_arrival", "exchange_rate", "lost_card"]
@@ -106,13 +107,7 @@ def test_the_stored_head_self_trains_on_the_open_pool_but_never_on_evaluation_it
     Item.objects.filter(id__in=[i.id for i in items[10:30:2]]).update(is_eval=True)
     al.refresh_run(project=project)
     stored = LinearHead.from_bytes(ActiveLearningState.objects.get(project=project).head)
-    ids, vectors = al.project_vectors(project, "test-encoder")
-    row = {item_id: r for r, item_id in enumerate(ids.tolist())}
-    labelled = al.training_labels(project)
-    pool = Item.objects.filter(project=project, is_done=False, is_eval=False).order_by("id").values_list("id", flat=True)
-    labelled_vectors, label_sets = vectors[[row[i] for i in labelled]], list(labelled.values())
-    labels_alone = fit_head(labelled_vectors, label_sets, classes=KEYS)
-    expected = self_train(labels_alone, labelled_vectors, label_sets, vectors[[row[i] for i in pool]])
+    expected, labels_alone = expected_refresh_head(project, "test-encoder")
     assert np.allclose(stored.coef, expected.coef, atol=1e-3)
     assert not np.allclose(stored.coef, labels_alone.coef, atol=1e-2)
 
