@@ -16,7 +16,20 @@ from urllib.parse import unquote, urlparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/labelloop_bench"
-BANKING77_DIR = REPO_ROOT.parent / "shared" / "datasets" / "banking77"
+# Banking77 ships with the repository (CC BY 4.0, see datasets/banking77/LICENSE); --dataset points a
+# script at another folder of the same shape (train.csv and test.csv with text,category; categories.json).
+BANKING77_DIR = REPO_ROOT / "datasets" / "banking77"
+
+
+def add_dataset_flag(parser) -> None:
+    parser.add_argument("--dataset", default=str(BANKING77_DIR),
+                        help="a folder with train.csv, test.csv (text,category) and categories.json")
+
+
+def use_dataset(args) -> None:
+    """Point the helpers below at --dataset."""
+    global BANKING77_DIR
+    BANKING77_DIR = Path(args.dataset)
 BENCH_PROJECT_PREFIX = "bench-"
 
 

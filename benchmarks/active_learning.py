@@ -34,7 +34,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATASET = ROOT.parent / "shared" / "datasets" / "banking77"
+DATASET = ROOT / "datasets" / "banking77"
 
 
 def parse_args():

@@ -108,7 +108,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 6-8 s phases, a 20 s durability phase, 5 per intent, retries given up after 30 s")
     p.add_argument("--json", default="feedback_ingest.json", help="file name in benchmarks/out (default feedback_ingest.json)")
+    _common.add_dataset_flag(p)
     args = p.parse_args()
+    _common.use_dataset(args)
     if args.quick:
         args.bulk_seconds, args.seconds, args.durability_seconds, args.warmup = 6.0, 8.0, 20.0, 2.0
         args.per_intent, args.predictions = min(args.per_intent, 5), min(args.predictions, 200)

@@ -2,7 +2,7 @@
 
 What it measures
   A --rows row CSV (default 100,000; columns external_id,text; texts from
-  ../shared/datasets/banking77/train.csv, cycled with a " #<n>" suffix so every row is distinct)
+  datasets/banking77/train.csv, cycled with a " #<n>" suffix so every row is distinct)
   is written to a temporary folder, then imported with the real items_import into a fresh
   project. The same is repeated with half the rows, so you can see whether memory grows with the
   file (it should not: the import is streamed and written in batches).
@@ -63,7 +63,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recreate-db", action="store_true",
                         help="drop and re-create the benchmark database first (e.g. after a migration was edited)")
     parser.add_argument("--keep", action="store_true", help="keep earlier bench-import projects")
-    return parser.parse_args()
+    _common.add_dataset_flag(parser)
+    args = parser.parse_args()
+    _common.use_dataset(args)
+    return args
 
 
 def write_csv(path: Path, rows: int, texts: list[str]) -> None:

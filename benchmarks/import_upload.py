@@ -32,6 +32,8 @@ def main():
     p.add_argument("--rows", type=int, default=200_000)
     p.add_argument("--mb", type=int, default=500)
     p.add_argument("--database-url", default=None)
+    p.add_argument("--train", default=str(ROOT / "datasets" / "banking77" / "train.csv"),
+                   help="a CSV with a text column whose rows are cycled into the upload")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="labelloop-upload-"))
     os.environ["LABELLOOP_DATA_DIR"] = str(work / "data")
@@ -49,7 +51,7 @@ def main():
     from labeller.services import project_create
 
     call_command("migrate", verbosity=0)
-    with open(ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv", encoding="utf-8") as f:
+    with open(args.train, encoding="utf-8") as f:
         texts = [r["text"] for r in csv.DictReader(f)]
     pad = max(0, args.mb * 1024 * 1024 // args.rows - 80)
     path = work / "big.csv"

@@ -70,7 +70,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-breakdown", action="store_true", help="skip the in-process time breakdown")
     p.add_argument("--quick", action="store_true", help="smoke run: 8 s phases, 5 per intent, one configuration")
     p.add_argument("--json", default="predict.json", help="file name in benchmarks/out (default predict.json)")
+    _common.add_dataset_flag(p)
     args = p.parse_args()
+    _common.use_dataset(args)
     if args.quick:
         args.seconds, args.batch_seconds, args.warmup, args.per_intent = 8.0, 6.0, 2.0, min(args.per_intent, 5)
         if args.configs == "1x4,2x1":

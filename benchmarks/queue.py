@@ -93,7 +93,10 @@ def parse_args() -> argparse.Namespace:
                         help="drop and re-create the benchmark database first (e.g. after a migration was edited)")
     parser.add_argument("--keep", action="store_true", help="keep earlier bench-queue projects")
     parser.add_argument("--no-vacuum", action="store_true", help="skip VACUUM ANALYZE after the load")
-    return parser.parse_args()
+    _common.add_dataset_flag(parser)
+    args = parser.parse_args()
+    _common.use_dataset(args)
+    return args
 
 
 # --------------------------------------------------------------------------------------------

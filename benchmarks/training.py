@@ -30,7 +30,7 @@ from ml import finetune  # noqa: E402
 from ml.encoder import Encoder, default_model_path  # noqa: E402
 from ml.heads import LinearHead, NeighbourMemory, fit_head  # noqa: E402
 
-DATASET = ROOT.parent / "shared" / "datasets" / "banking77"
+DATASET = ROOT / "datasets" / "banking77"
 
 
 def read(path):

@@ -1,8 +1,8 @@
-"""Banking77 rows for tests, from the shared datasets folder (never downloaded)."""
+"""Banking77 rows for tests, from the copy in the repository (datasets/banking77, CC BY 4.0)."""
 import csv
 from pathlib import Path
 
-FOLDER = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77"
+FOLDER = Path(__file__).resolve().parents[1] / "datasets" / "banking77"
 INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card"]
 
 

@@ -8,6 +8,7 @@ import pytest
 from labeller.exporting import export_create
 from labeller.models import ExportJob
 from labeller.services import annotation_submit
+from tests.banking77 import FOLDER
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -34,7 +35,7 @@ def test_a_worker_writes_a_large_export_with_progress(celery_worker_process, mak
     assert rows[0]["annotations"][0]["annotator"] == "expert"
 
 
-BANKING77 = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77" / "train.csv"
+BANKING77 = FOLDER / "train.csv"
 
 
 def banking77_rows(intents, per_intent):

@@ -12,7 +12,6 @@ import csv
 import json
 import os
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -23,6 +22,7 @@ from django.db import connections
 from labeller import active_learning
 from labeller.models import ActiveLearningState, Annotation, Item, JobStatus
 from labeller.services import annotation_submit
+from tests.banking77 import FOLDER
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made here are plain
 # blocking calls all the same.
@@ -46,7 +46,7 @@ TEXTS = [
 ]
 
 # Label key (conftest's LABELS) -> its Banking77 intent, and a part of its name to type in the filter.
-BANKING77 = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "banking77" / "train.csv"
+BANKING77 = FOLDER / "train.csv"
 INTENT_OF = {"card_arrival": "card_arrival", "exchange_rate": "exchange_rate", "lost_card": "lost_or_stolen_card"}
 FILTER_TYPED = {"card_arrival": "arrival", "exchange_rate": "exchange", "lost_card": "stolen"}
 TEXTS_PER_INTENT = 8
@@ -122,7 +122,6 @@ def tasks_sent(monkeypatch):
 def suggesting_project(make_project, add_items, owner, tasks_sent):
     """24 Banking77 texts encoded by the real base model, two per intent labelled by the owner,
     and the refresh and explanations a worker would run: the open items carry suggestions."""
-    assert BANKING77.exists(), f"Banking77 is not at {BANKING77}: the suite runs with ../shared beside the clone"
     project = make_project(name="Banking77 with suggestions", suggestion_mode="preselect", eval_share=0)
     texts = banking77_texts(TEXTS_PER_INTENT)
     keys = [key for key in texts for _ in texts[key]]
