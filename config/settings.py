@@ -4,6 +4,7 @@ Embedded default: SQLite and a filesystem Celery broker under LABELLOOP_DATA_DIR
 a worker and beat run with nothing but Python. Production: DATABASE_URL (PostgreSQL via
 psycopg 3) and CELERY_BROKER_URL (Redis).
 """
+import os
 import secrets
 from pathlib import Path
 
@@ -25,15 +26,51 @@ def _secret_key() -> str:
         return configured
     path = DATA_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        _write_private_once(path, secrets.token_urlsafe(50))
     return path.read_text().strip()
+
+
+def _write_private_once(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only, from the first byte, and only if it does not exist.
+
+    The file is created 0600 under a temporary name and linked into place: no moment where the key
+    is readable by others or half-written, and when web, worker and beat start together the first
+    link wins and every process reads that one key.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Behind a TLS-terminating proxy (docker-compose.yml): cookies only over HTTPS, HSTS, and plain
+# HTTP redirected. Off by default so `./labelloop run` works on http://127.0.0.1.
+LABELLOOP_HTTPS = env_bool("LABELLOOP_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = LABELLOOP_HTTPS
+SECURE_HSTS_SECONDS = env_int("LABELLOOP_HSTS_SECONDS", 31_536_000) if LABELLOOP_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("LABELLOOP_HSTS_INCLUDE_SUBDOMAINS", True)
+# Asking browsers to preload HSTS for the whole domain is hard to undo, so it is the operator's
+# choice (LABELLOOP_HSTS_PRELOAD); the deploy check's reminder about it is silenced.
+SECURE_HSTS_PRELOAD = env_bool("LABELLOOP_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# The header the proxy sets to say the client spoke HTTPS, e.g. X-Forwarded-Proto. Only set it
+# when a proxy that overwrites this header sits in front: otherwise clients could forge it.
+_proxy_ssl_header = env_str("LABELLOOP_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -45,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets served from here: the API docs work offline
     "django_celery_beat",
     "labeller",
     "feedback",
@@ -111,8 +149,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+# The Docker image bakes collected static files into the image (LABELLOOP_STATIC_ROOT=/app/staticfiles).
+STATIC_ROOT = Path(env_str("LABELLOOP_STATIC_ROOT", str(DATA_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # serve app static files even before collectstatic
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project-list"
@@ -149,6 +188,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, import, the expert queue, annotations and export.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "models_registry.models.ModelKind",

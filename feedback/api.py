@@ -185,6 +185,7 @@ class TokenListCreate(ProjectScopedMixin, APIView):
 class TokenRevoke(ProjectScopedMixin, APIView):
     project_role = Role.ADMIN
 
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request, project_id, prefix):
         token = ApiToken.objects.filter(project=self.project, prefix=prefix).first()
         if token is None:
@@ -253,7 +254,7 @@ class ReviewDetail(ProjectScopedMixin, APIView):
 
     project_role = Role.EXPERT
 
-    @extend_schema(responses={200: {"type": "object"}})
+    @extend_schema(operation_id="projects_review_item_retrieve", responses={200: {"type": "object"}})
     def get(self, request, project_id, item_id):
         item = Item.objects.filter(project=self.project, id=item_id).first()
         if item is None:

@@ -6,4 +6,4 @@ class FeedbackConfig(AppConfig):
     verbose_name = "Product feedback"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the receivers)
+        from . import openapi, signals  # noqa: F401  (the schema's token scheme; connects the receivers)

@@ -1,6 +1,11 @@
-"""Create the demo project (2,000 Banking77 queries, 77 intents) when the database is empty."""
+"""Create the demo project (2,000 Banking77 queries, 77 intents) when the database is empty.
+
+The demo user's password is LABELLOOP_DEMO_PASSWORD, or a random one printed once: no deployment
+ever has a known password. `./labelloop run` passes `demo` for a server on the loopback address.
+"""
 import json
 import os
+import secrets
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -29,7 +34,7 @@ class Command(BaseCommand):
             self.stdout.write("Projects exist; demo not created.")
             return
         username = os.environ.get("LABELLOOP_DEMO_USER", "demo")
-        password = os.environ.get("LABELLOOP_DEMO_PASSWORD", "demo")
+        password = os.environ.get("LABELLOOP_DEMO_PASSWORD") or secrets.token_urlsafe(12)
         intents = json.loads((DEMO_DIR / "banking77_categories.json").read_text())
         labels = [
             {
@@ -55,4 +60,5 @@ class Command(BaseCommand):
             )
             with open(DEMO_DIR / "banking77_sample.csv", "rb") as stream:
                 result = items_import(project=project, stream=stream, filename="banking77_sample.csv")
-        self.stdout.write(f"Demo project {project.id} created with {result.created} items; log in as {username} / {password}.")
+        self.stdout.write(f"Demo project {project.id} created with {result.created} items; log in as {username} / {password}"
+                          + ("" if "LABELLOOP_DEMO_PASSWORD" in os.environ else " (a random password, shown only now)."))
