@@ -153,15 +153,18 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeller.api.errors.exception_handler",
     # Product backends' project tokens are throttled per token (feedback.tokens.ProjectTokenThrottle).
-    "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "1000/s")},
+    # 100 a second per token: about what two cores serve, so one backend cannot starve the rest.
+    "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "100/s")},
 }
 
-# The throttle and the feedback-routing debounce keep counters here: per process by default, shared
-# by every web process when LABELLOOP_CACHE_URL names a Redis server.
+# The throttle and the feedback-routing debounce keep counters here, shared by every web process:
+# in Redis when LABELLOOP_CACHE_URL names one (several machines), otherwise in files under
+# DATA_DIR/cache, which every gunicorn worker on this machine sees (per-process memory would let
+# each worker count its own share, multiplying the limit by the number of workers).
 _cache_url = env_str("LABELLOOP_CACHE_URL", "")
 CACHES = {
     "default": {"BACKEND": "config.redis_cache.RedisCache", "LOCATION": _cache_url}
-    if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if _cache_url else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")}
 }
 
 SPECTACULAR_SETTINGS = {
