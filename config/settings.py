@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "axes",
     "drf_spectacular",
     "django_celery_beat",
@@ -143,9 +143,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 
 REST_FRAMEWORK = {
+    # Token first: a bad, expired or revoked token is then a 401 with WWW-Authenticate, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -156,6 +157,11 @@ REST_FRAMEWORK = {
     # 100 a second per token: about what two cores serve, so one backend cannot starve the rest.
     "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "100/s")},
 }
+
+# User API tokens (POST /api/auth/token, `Authorization: Token …`): django-rest-knox keeps only a
+# SHA-512 digest; each token expires after this many hours and can be revoked (logout, logout-all).
+LABELLOOP_API_TOKEN_TTL_HOURS = env_int("LABELLOOP_API_TOKEN_TTL_HOURS", 24)
+REST_KNOX = {"TOKEN_TTL": timedelta(hours=LABELLOOP_API_TOKEN_TTL_HOURS), "AUTH_HEADER_PREFIX": "Token"}
 
 # The throttle and the feedback-routing debounce keep counters here, shared by every web process:
 # in Redis when LABELLOOP_CACHE_URL names one (several machines), otherwise in files under

@@ -1,4 +1,8 @@
-"""POST /api/auth/token: a username and password for an API token.
+"""User API tokens: POST /api/auth/token (username and password for a token), /api/auth/logout
+(revoke the token the call is made with) and /api/auth/logout-all (revoke every token of the user).
+
+Tokens are django-rest-knox's: only a SHA-512 digest is stored, each expires after
+LABELLOOP_API_TOKEN_TTL_HOURS, and clients send `Authorization: Token <token>`.
 
 The password is checked by `django.contrib.auth.authenticate` with the Django request, so
 django-axes counts the failure and refuses a locked-out username (429, answered by its middleware)
@@ -6,13 +10,13 @@ exactly as on the login page and the admin login.
 """
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
+from knox import views as knox_views
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
+# One answer for an unknown username, a wrong password and an inactive user: which one it was
+# is not the caller's to learn.
 BAD_CREDENTIALS = "Unable to log in with provided credentials."
 
 
@@ -21,21 +25,34 @@ class CredentialsSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
-class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+class UserTokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`; shown once.")
+    expiry = serializers.DateTimeField()
 
 
-class TokenObtain(APIView):
+class TokenObtain(knox_views.LoginView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(request=CredentialsSerializer, responses=TokenSerializer)
-    def post(self, request):
+    @extend_schema(request=CredentialsSerializer, responses=UserTokenSerializer)
+    def post(self, request, format=None):
         credentials = CredentialsSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
         user = authenticate(request._request, **credentials.validated_data)
         if user is None:
             # Unknown user, wrong password, inactive, or locked out (then the middleware answers 429).
             raise ValidationError({"non_field_errors": [BAD_CREDENTIALS]})
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        request.user = user  # knox's LoginView issues the token to request.user
+        return super().post(request, format=format)
+
+
+class TokenRevoke(knox_views.LogoutView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, format=None):
+        return super().post(request, format=format)
+
+
+class TokenRevokeAll(knox_views.LogoutAllView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, format=None):
+        return super().post(request, format=format)

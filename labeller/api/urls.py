@@ -5,6 +5,8 @@ from . import auth, views
 
 urlpatterns = [
     path("auth/token", auth.TokenObtain.as_view(), name="api-token"),
+    path("auth/logout", auth.TokenRevoke.as_view(), name="api-logout"),
+    path("auth/logout-all", auth.TokenRevokeAll.as_view(), name="api-logout-all"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("projects/", views.ProjectListCreate.as_view(), name="api-projects"),
