@@ -13,6 +13,7 @@ urlpatterns = [
     path("projects/<int:project_id>/", views.ProjectDetail.as_view(), name="api-project"),
     path("projects/<int:project_id>/labels/", views.LabelListCreate.as_view(), name="api-labels"),
     path("projects/<int:project_id>/members/", views.MemberListSet.as_view(), name="api-members"),
+    path("projects/<int:project_id>/members/<int:user_id>/", views.MemberDetail.as_view(), name="api-member"),
     path("projects/<int:project_id>/imports", views.ImportCreate.as_view(), name="api-import"),
     path("projects/<int:project_id>/items/", views.ItemList.as_view(), name="api-items"),
     path("projects/<int:project_id>/items/<int:item_id>/", views.ItemDetail.as_view(), name="api-item"),
