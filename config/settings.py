@@ -155,7 +155,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "labeller.api.errors.exception_handler",
     # Product backends' project tokens are throttled per token (feedback.tokens.ProjectTokenThrottle).
     # 100 a second per token: about what two cores serve, so one backend cannot starve the rest.
-    "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "100/s")},
+    "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "100/s"),
+                               # POST /api/auth/token per client address (labeller.api.auth.LoginRateThrottle).
+                               "login": env_str("LABELLOOP_LOGIN_RATE", "20/min")},
 }
 
 # User API tokens (POST /api/auth/token, `Authorization: Token …`): django-rest-knox keeps only a

@@ -80,3 +80,14 @@ def test_a_successful_login_resets_the_count_of_failures(expert):
 def test_the_token_endpoint_names_the_missing_field():
     response = APIClient().post("/api/auth/token", {"username": "expert"}, format="json")
     assert response.status_code == 400 and "password" in response.json()
+
+
+def test_the_token_endpoint_limits_requests_per_address_whatever_the_username(monkeypatch, expert):
+    """The lockout is per username; guessing one password for many usernames meets this limit."""
+    from labeller.api.auth import LoginRateThrottle
+
+    monkeypatch.setattr(LoginRateThrottle, "THROTTLE_RATES", {"login": "3/min"})
+    for username in ("alice", "bob", "carol"):
+        assert token_login(username, "Summer2024!").status_code == 400
+    refused = token_login("expert", "expert-password")
+    assert refused.status_code == 429 and "Retry-After" in refused

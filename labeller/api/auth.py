@@ -11,13 +11,20 @@ exactly as on the login page and the admin login.
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from knox import views as knox_views
-from rest_framework import serializers
+from rest_framework import serializers, throttling
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 
 # One answer for an unknown username, a wrong password and an inactive user: which one it was
 # is not the caller's to learn.
 BAD_CREDENTIALS = "Unable to log in with provided credentials."
+
+
+class LoginRateThrottle(throttling.AnonRateThrottle):
+    """Token requests per client address (LABELLOOP_LOGIN_RATE). django-axes locks out one
+    username; this stops one password being tried against many usernames."""
+
+    scope = "login"
 
 
 class CredentialsSerializer(serializers.Serializer):
@@ -33,6 +40,7 @@ class UserTokenSerializer(serializers.Serializer):
 class TokenObtain(knox_views.LoginView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginRateThrottle]
 
     @extend_schema(request=CredentialsSerializer, responses=UserTokenSerializer)
     def post(self, request, format=None):
