@@ -63,6 +63,8 @@ def configure(*, database_url: str | None, data_dir: str, broker_url: str | None
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         # gunicorn is called on 127.0.0.1; the in-process breakdown uses Django's test client.
         "ALLOWED_HOSTS": "localhost,127.0.0.1,testserver",
+        # The benchmarks measure the server, not the per-token throttle (default 100/s).
+        "LABELLOOP_TOKEN_RATE": os.environ.get("LABELLOOP_TOKEN_RATE", "100000/s"),
     })
     for name, value in (("CELERY_BROKER_URL", broker_url), ("LABELLOOP_CACHE_URL", cache_url)):
         if value:

@@ -6,6 +6,7 @@ psycopg 3) and CELERY_BROKER_URL (Redis).
 """
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -80,7 +81,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets served from here: the API docs work offline
     "django_celery_beat",
@@ -99,6 +101,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused for lockout into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -139,6 +143,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Password guessing: django-axes counts failed logins per username and address (in the database, so
+# every web process sees them) on the login page, the admin login and POST /api/auth/token, and
+# refuses that pair, even with the right password, until the cool-off has passed. A success resets
+# the count. The address is REMOTE_ADDR: behind a proxy every client shares the proxy's, and the
+# lockout is then per username.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LABELLOOP_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LABELLOOP_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -162,9 +182,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 
 REST_FRAMEWORK = {
+    # Token first: a bad, expired or revoked token is then a 401 with WWW-Authenticate, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -172,15 +193,25 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeller.api.errors.exception_handler",
     # Product backends' project tokens are throttled per token (feedback.tokens.ProjectTokenThrottle).
-    "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "1000/s")},
+    # 100 a second per token: about what two cores serve, so one backend cannot starve the rest.
+    "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "100/s"),
+                               # POST /api/auth/token per client address (labeller.api.auth.LoginRateThrottle).
+                               "login": env_str("LABELLOOP_LOGIN_RATE", "20/min")},
 }
 
-# The throttle and the feedback-routing debounce keep counters here: per process by default, shared
-# by every web process when LABELLOOP_CACHE_URL names a Redis server.
+# User API tokens (POST /api/auth/token, `Authorization: Token …`): django-rest-knox keeps only a
+# SHA-512 digest; each token expires after this many hours and can be revoked (logout, logout-all).
+LABELLOOP_API_TOKEN_TTL_HOURS = env_int("LABELLOOP_API_TOKEN_TTL_HOURS", 24)
+REST_KNOX = {"TOKEN_TTL": timedelta(hours=LABELLOOP_API_TOKEN_TTL_HOURS), "AUTH_HEADER_PREFIX": "Token"}
+
+# The throttle and the feedback-routing debounce keep counters here, shared by every web process:
+# in Redis when LABELLOOP_CACHE_URL names one (several machines), otherwise in files under
+# DATA_DIR/cache, which every gunicorn worker on this machine sees (per-process memory would let
+# each worker count its own share, multiplying the limit by the number of workers).
 _cache_url = env_str("LABELLOOP_CACHE_URL", "")
 CACHES = {
     "default": {"BACKEND": "config.redis_cache.RedisCache", "LOCATION": _cache_url}
-    if _cache_url else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if _cache_url else {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")}
 }
 
 SPECTACULAR_SETTINGS = {

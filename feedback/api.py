@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from knox import auth as knox_auth
 from rest_framework import authentication, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -38,8 +39,8 @@ class ProductEndpoint(APIView):
     """Resolves the project for a project token (with `scope`) or a member (expert or higher)."""
 
     scope: str
-    authentication_classes = [tokens.ProjectTokenAuthentication, authentication.SessionAuthentication,
-                              authentication.TokenAuthentication]
+    authentication_classes = [tokens.ProjectTokenAuthentication, knox_auth.TokenAuthentication,
+                              authentication.SessionAuthentication]
     throttle_classes = [tokens.ProjectTokenThrottle]
 
     def caller_project(self, project_id: int):

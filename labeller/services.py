@@ -20,6 +20,10 @@ class QueueConflict(Exception):
     """The item cannot take this expert's annotation now (held by another, already complete)."""
 
 
+class LastAdmin(Exception):
+    """The change would leave the project without an admin."""
+
+
 class InvalidLabels(ValueError):
     """Label keys that the project does not have, or the wrong number for its task type."""
 
@@ -33,9 +37,42 @@ def project_create(*, user: AbstractBaseUser, labels: list[dict], **fields) -> P
     return project
 
 
+@transaction.atomic
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add `user` to the project or change their role; never demote the last admin."""
+    _lock_members(project)
+    current = Membership.objects.filter(project=project, user=user).first()
+    if current is not None and current.role == Role.ADMIN and role != Role.ADMIN:
+        _refuse_last_admin(project)
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user: AbstractBaseUser) -> bool:
+    """Take `user` out of the project (False if they were not in it), giving back the items they
+    hold; their annotations stay. Never removes the last admin."""
+    _lock_members(project)
+    membership = Membership.objects.filter(project=project, user=user).first()
+    if membership is None:
+        return False
+    if membership.role == Role.ADMIN:
+        _refuse_last_admin(project)
+    membership.delete()
+    Item.objects.filter(project=project, held_by=user).update(held_by=None, held_until=None)
+    return True
+
+
+def _lock_members(project: Project) -> None:
+    # Membership changes of one project run one at a time: two admins demoting themselves at once
+    # would otherwise each count two admins and leave none. (SQLite's IMMEDIATE transactions
+    # serialise writers anyway; on PostgreSQL this row lock does it.)
+    Project.objects.select_for_update().filter(id=project.id).values_list("id", flat=True).first()
+
+
+def _refuse_last_admin(project: Project) -> None:
+    if Membership.objects.filter(project=project, role=Role.ADMIN).count() <= 1:
+        raise LastAdmin("role: the project needs at least one admin; make another member admin first")
 
 
 def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[int] | None = None) -> Item | None:

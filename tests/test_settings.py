@@ -30,3 +30,27 @@ def test_the_environment_can_set_the_secret_key(tmp_path):
 def test_no_secret_key_is_written_in_the_code():
     settings_source = (ROOT / "config" / "settings.py").read_text()
     assert "SECRET_KEY = \"" not in settings_source and "SECRET_KEY = '" not in settings_source
+
+
+def run_with_settings(data_dir: Path, code: str) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "LABELLOOP_CACHE_URL"}
+    environment.update(LABELLOOP_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings")
+    code = "import django; django.setup()\n" + code
+    return subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_the_embedded_cache_is_shared_by_every_process_on_the_machine(tmp_path):
+    """Gunicorn runs several workers: a token's throttle count and the feedback-routing debounce
+    must be the same in each, or the limit multiplies by the number of workers."""
+    count = ("from django.core.cache import cache\n"
+             "if not cache.add('throttle:token:1', 1, 60): cache.incr('throttle:token:1')\n"
+             "print(cache.get('throttle:token:1'), cache.add('feedback-route:1', 1, 60))")
+    assert run_with_settings(tmp_path, count) == "1 True"
+    assert run_with_settings(tmp_path, count) == "2 False"
+
+
+def test_the_default_project_token_rate_is_a_sane_one(tmp_path):
+    rate = run_with_settings(tmp_path, "from django.conf import settings; "
+                                       "print(settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['project_token'])")
+    assert rate == "100/s"

@@ -4,12 +4,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..import_formats import UnsupportedFile
-from ..services import InvalidLabels, QueueConflict
+from ..services import InvalidLabels, LastAdmin, QueueConflict
 
 _STATUS_FOR = {
     InvalidLabels: status.HTTP_400_BAD_REQUEST,
     UnsupportedFile: status.HTTP_400_BAD_REQUEST,
     QueueConflict: status.HTTP_409_CONFLICT,
+    LastAdmin: status.HTTP_409_CONFLICT,
 }
 
 

@@ -112,11 +112,12 @@ def validate_model_path(value: str) -> str:
 
 
 class MembershipSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(read_only=True, help_text="For DELETE /api/projects/<id>/members/<user_id>/.")
     username = serializers.CharField(source="user.username", read_only=True)
 
     class Meta:
         model = Membership
-        fields = ["username", "role"]
+        fields = ["user_id", "username", "role"]
 
 
 class MembershipSetSerializer(serializers.Serializer):
@@ -124,9 +125,11 @@ class MembershipSetSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
     def validate_username(self, value):
-        user = get_user_model().objects.filter(username=value).first()
+        # One answer for an unknown and an inactive user, without echoing the name: the endpoint
+        # must not become a way to learn which usernames exist.
+        user = get_user_model().objects.filter(username=value, is_active=True).first()
         if user is None:
-            raise serializers.ValidationError(f"no user named '{value}'")
+            raise serializers.ValidationError("cannot be added: check the username")
         return user
 
 

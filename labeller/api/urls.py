@@ -1,17 +1,19 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
-from . import views
+from . import auth, views
 
 urlpatterns = [
-    path("auth/token", obtain_auth_token, name="api-token"),
+    path("auth/token", auth.TokenObtain.as_view(), name="api-token"),
+    path("auth/logout", auth.TokenRevoke.as_view(), name="api-logout"),
+    path("auth/logout-all", auth.TokenRevokeAll.as_view(), name="api-logout-all"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("projects/", views.ProjectListCreate.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", views.ProjectDetail.as_view(), name="api-project"),
     path("projects/<int:project_id>/labels/", views.LabelListCreate.as_view(), name="api-labels"),
     path("projects/<int:project_id>/members/", views.MemberListSet.as_view(), name="api-members"),
+    path("projects/<int:project_id>/members/<int:user_id>/", views.MemberDetail.as_view(), name="api-member"),
     path("projects/<int:project_id>/imports", views.ImportCreate.as_view(), name="api-import"),
     path("projects/<int:project_id>/items/", views.ItemList.as_view(), name="api-items"),
     path("projects/<int:project_id>/items/<int:item_id>/", views.ItemDetail.as_view(), name="api-item"),

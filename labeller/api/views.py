@@ -1,5 +1,6 @@
 """Thin API views: validate with a serializer, call one service or selector, shape the answer."""
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -111,14 +112,28 @@ class MemberListSet(ProjectScopedMixin, APIView):
     def get(self, request, project_id):
         return Response(s.MembershipSerializer(self.project.memberships.select_related("user"), many=True).data)
 
-    @extend_schema(request=s.MembershipSetSerializer, responses=s.MembershipSerializer)
+    @extend_schema(request=s.MembershipSetSerializer, responses={200: s.MembershipSerializer, 409: OpenApiResponse(description="Would leave no admin")})
     def post(self, request, project_id):
+        project = self.project  # the caller's role first: a non-admin learns nothing about usernames
         serializer = s.MembershipSetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.membership_set(
-            project=self.project, user=serializer.validated_data["username"], role=serializer.validated_data["role"]
+            project=project, user=serializer.validated_data["username"], role=serializer.validated_data["role"]
         )
         return Response(s.MembershipSerializer(membership).data)
+
+
+class MemberDetail(ProjectScopedMixin, APIView):
+    project_role = Role.ADMIN
+
+    @extend_schema(responses={204: None, 404: OpenApiResponse(description="Not a member"),
+                              409: OpenApiResponse(description="The last admin")})
+    def delete(self, request, project_id, user_id):
+        project = self.project
+        user = get_user_model().objects.filter(id=user_id).first()
+        if user is None or not services.membership_remove(project=project, user=user):
+            raise Http404("No such member.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ImportCreate(ProjectScopedMixin, APIView):
