@@ -146,8 +146,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Password guessing: django-axes counts failed logins per username and address (in the database, so
 # every web process sees them) on the login page, the admin login and POST /api/auth/token, and
 # refuses that pair, even with the right password, until the cool-off has passed. A success resets
-# the count. The address is REMOTE_ADDR: behind a proxy every client shares the proxy's, and the
-# lockout is then per username.
+# the count.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -157,6 +156,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LABELLOOP_LOGIN_COOLOFF_MINUTES",
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+# Behind trusted reverse proxies every request comes from a proxy's address: with their number set,
+# the lockout and the login rate limit count the client's address from X-Forwarded-For instead.
+LABELLOOP_PROXY_COUNT = env_int("LABELLOOP_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "config.lockout.client_address"
 AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,6 +197,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "labeller.api.errors.exception_handler",
     # Product backends' project tokens are throttled per token (feedback.tokens.ProjectTokenThrottle).
     # 100 a second per token: about what two cores serve, so one backend cannot starve the rest.
+    # 0, not DRF's default None: with None a client picks its own address by sending X-Forwarded-For.
+    "NUM_PROXIES": LABELLOOP_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {"project_token": env_str("LABELLOOP_TOKEN_RATE", "100/s"),
                                # POST /api/auth/token per client address (labeller.api.auth.LoginRateThrottle).
                                "login": env_str("LABELLOOP_LOGIN_RATE", "20/min")},

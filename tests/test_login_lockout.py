@@ -90,3 +90,31 @@ def test_the_token_endpoint_limits_requests_per_address_whatever_the_username(mo
         assert token_login(username, "Summer2024!").status_code == 400
     refused = token_login("expert", "expert-password")
     assert refused.status_code == 429 and "Retry-After" in refused
+
+
+def test_a_forged_forwarded_for_header_does_not_escape_the_login_rate_limit(monkeypatch, expert):
+    from labeller.api.auth import LoginRateThrottle
+
+    monkeypatch.setattr(LoginRateThrottle, "THROTTLE_RATES", {"login": "3/min"})
+    for n, username in enumerate(("alice", "bob", "carol")):
+        response = APIClient().post("/api/auth/token", {"username": username, "password": "x"}, format="json",
+                                    HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
+        assert response.status_code == 400
+    refused = APIClient().post("/api/auth/token", {"username": "expert", "password": "expert-password"},
+                               format="json", HTTP_X_FORWARDED_FOR="198.51.100.99")
+    assert refused.status_code == 429
+
+
+def test_behind_a_trusted_proxy_the_lockout_tells_clients_apart(settings, staff):
+    settings.LABELLOOP_PROXY_COUNT = 1
+
+    def login_from(forwarded_for, password):
+        return Client().post("/login/", {"username": "staffer", "password": password},
+                             REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)
+
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login_from("203.0.113.1", "wrong")
+    assert login_from("203.0.113.1", "staffer-password").status_code == 429
+    # What the client itself wrote to the left of the proxy's entry changes nothing.
+    assert login_from("192.0.2.7, 203.0.113.1", "staffer-password").status_code == 429
+    assert logged_in(page_login, login_from("203.0.113.2", "staffer-password"))
