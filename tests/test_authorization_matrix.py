@@ -85,8 +85,8 @@ class Expect:
         return Expect({**self.outcomes, **overrides}, self.scope, self.body_format)
 
 
-def _members(min_role: str, *, below: str = FORBIDDEN) -> dict[str, str]:
-    return {name: ALLOWED if ROLE_RANK[role] >= ROLE_RANK[min_role] else below for name, role in MEMBERS.items()}
+def _members(min_role: str) -> dict[str, str]:
+    return {name: ALLOWED if ROLE_RANK[role] >= ROLE_RANK[min_role] else FORBIDDEN for name, role in MEMBERS.items()}
 
 
 def api(min_role: str, *, body_format: str = "json") -> Expect:
