@@ -3,7 +3,7 @@ progress, and the Retrain, Promote and Roll back buttons (project admins only)."
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeller import selectors
 from labeller.models import Role
@@ -28,6 +28,7 @@ def learning_curve_points(versions, metric: str, width=560, height=200, pad=30):
 
 
 @login_required
+@require_safe
 def models_page(request, project_id):
     project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
     policy = training.policy_for(project)

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from feedback import monitoring, predicting, review, tokens
 from feedback.models import Alert, AlertStatus, ApiToken, MonitoringPoint, Period, SchemaViolation, Scope
@@ -94,6 +94,7 @@ def monitoring_charts(project, period: str, thresholds: dict) -> list[dict]:
 
 
 @login_required
+@require_safe
 def monitoring_page(request, project_id):
     project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
     period = request.GET.get("period", Period.HOUR)

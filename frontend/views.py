@@ -1,8 +1,9 @@
-"""Server-rendered pages. Each page reads through selectors and writes through services."""
+"""Server-rendered pages. Each page reads through selectors and writes through services; a page
+that only reads answers GET and HEAD alone (405 otherwise), a form target POST alone."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from labeller import active_learning, exporting, importing, selectors
 from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, LabelSerializer
@@ -13,12 +14,14 @@ from .monitoring_views import open_alert_count
 
 
 @login_required
+@require_safe
 def project_list(request):
     projects = selectors.projects_with_progress_for(user=request.user).order_by("id")
     return render(request, "frontend/project_list.html", {"projects": projects})
 
 
 @login_required
+@require_safe
 def project_detail(request, project_id):
     project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
     return render(request, "frontend/project_detail.html", {
@@ -80,6 +83,7 @@ def project_export(request, project_id):
 
 
 @login_required
+@require_safe
 def label_screen(request, project_id):
     project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.EXPERT)
     return render(request, "frontend/label.html", {

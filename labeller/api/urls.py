@@ -8,7 +8,8 @@ urlpatterns = [
     path("auth/logout", auth.TokenRevoke.as_view(), name="api-logout"),
     path("auth/logout-all", auth.TokenRevokeAll.as_view(), name="api-logout-all"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # An HTML page: OPTIONS has no metadata to give (DRF's would render through the page's template, a 500).
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema", metadata_class=None), name="api-docs"),
     path("projects/", views.ProjectListCreate.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", views.ProjectDetail.as_view(), name="api-project"),
     path("projects/<int:project_id>/labels/", views.LabelListCreate.as_view(), name="api-labels"),

@@ -36,6 +36,13 @@ class ProjectScopedMixin:
     def required_role(self) -> str:
         return self.project_role
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Who may call is settled before the body is read, for every method (OPTIONS too): an
+        # outsider gets 404 and a member below the role 403, never a validation answer about a
+        # project they cannot see.
+        self.project
+
     @property
     def project(self):
         if not hasattr(self, "_project"):
@@ -228,19 +235,21 @@ class ItemScopedMixin(ProjectScopedMixin):
 class AnnotationSubmit(ItemScopedMixin, APIView):
     @extend_schema(request=s.AnnotationSubmitSerializer, responses={201: s.AnnotationSerializer})
     def post(self, request, project_id, item_id):
+        item = self.item  # 404 for an item of another project, whatever the body
         serializer = s.AnnotationSubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        annotation = services.annotation_submit(item=self.item, user=request.user, **serializer.validated_data)
+        annotation = services.annotation_submit(item=item, user=request.user, **serializer.validated_data)
         return Response(s.AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
 class ItemSkip(ItemScopedMixin, APIView):
     @extend_schema(request=s.SkipSerializer, responses={201: s.AnnotationSerializer})
     def post(self, request, project_id, item_id):
+        item = self.item
         serializer = s.SkipSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         annotation = services.annotation_submit(
-            item=self.item, user=request.user, labels=[], skipped=True, **serializer.validated_data
+            item=item, user=request.user, labels=[], skipped=True, **serializer.validated_data
         )
         return Response(s.AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
