@@ -323,4 +323,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes logs every successful login's reset of the failure count at INFO.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

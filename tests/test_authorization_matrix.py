@@ -21,10 +21,11 @@ The outcomes are classes of answers, precise about the status code:
                      point is who gets in, not what they send. A 404 is never ALLOWED: every URL is
                      filled with real objects of the project, so a 404 can only be a refusal.
     LOGIN            a page sent the caller to the login page (302 to LOGIN_URL with ?next=)
-    UNAUTHENTICATED  401: the product endpoints (predict, feedback) ask for a Bearer token
-    FORBIDDEN        403: a member below the role the route needs; or an API route called without a
-                     session (DRF answers 403, not 401, when session authentication comes first), which
-                     is also what a project token gets on a route that does not take tokens
+    UNAUTHENTICATED  401: no credentials this route takes: an API route called with no session or user
+                     token (user tokens are tried first, so DRF answers 401 with WWW-Authenticate), a
+                     project token on a route that does not take them, the product endpoints (predict,
+                     feedback) without a Bearer token, logout without the user token it revokes
+    FORBIDDEN        403: a member below the role the route needs, or a token without the scope
     HIDDEN           404: the project or the object is not the caller's to know about. Outsiders and
                      other projects' tokens always get this, never 403: the project's existence is not
                      theirs to learn
@@ -57,7 +58,7 @@ from rest_framework.test import APIClient
 from feedback.models import ApiToken, Scope
 from feedback.tokens import token_create
 from labeller.models import ROLE_RANK, ExportJob, ExportStatus, Project, Role
-from labeller.services import annotation_submit
+from labeller.services import annotation_submit, membership_set
 from models_registry.models import ModelVersion, VersionStatus
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +92,8 @@ def _members(min_role: str) -> dict[str, str]:
 
 def api(min_role: str, *, body_format: str = "json") -> Expect:
     """A project API route for members with `min_role` or higher; project tokens are not credentials here."""
-    return Expect({"anonymous": FORBIDDEN, "outsider": HIDDEN, **_members(min_role), **dict.fromkeys(TOKENS, FORBIDDEN)},
+    return Expect({"anonymous": UNAUTHENTICATED, "outsider": HIDDEN, **_members(min_role),
+                   **dict.fromkeys(TOKENS, UNAUTHENTICATED)},
                   body_format=body_format)
 
 
@@ -129,13 +131,17 @@ def reads(expect: Expect) -> dict[str, Expect]:
 
 MATRIX: dict[str, dict[str, Expect]] = {
     # labeller.api.urls
-    "api-token": {"POST": public(), "OPTIONS": public()},  # username + password for a DRF token
+    "api-token": {"POST": public(), "OPTIONS": public()},  # username + password for a user token
+    # Revoking needs the user token being revoked: a session or a project token is not one.
+    "api-logout": {"POST": Expect(dict.fromkeys(CALLERS, UNAUTHENTICATED)), "OPTIONS": Expect(dict.fromkeys(CALLERS, UNAUTHENTICATED))},
+    "api-logout-all": {"POST": Expect(dict.fromkeys(CALLERS, UNAUTHENTICATED)), "OPTIONS": Expect(dict.fromkeys(CALLERS, UNAUTHENTICATED))},
     "api-schema": {**reads(public()), "OPTIONS": public()},  # the OpenAPI contract is public, like the docs
     "api-docs": reads(public()),  # Swagger UI, an HTML page
     "api-projects": {**reads(signed_in_api()), "POST": signed_in_api(), "OPTIONS": signed_in_api()},
     "api-project": {**reads(api(Role.VIEWER)), "PATCH": api(Role.ADMIN), "OPTIONS": api(Role.VIEWER)},
     "api-labels": {**reads(api(Role.VIEWER)), "POST": api(Role.ADMIN), "OPTIONS": api(Role.VIEWER)},
     "api-members": {**reads(api(Role.ADMIN)), "POST": api(Role.ADMIN), "OPTIONS": api(Role.ADMIN)},
+    "api-member": {"DELETE": api(Role.ADMIN), "OPTIONS": api(Role.ADMIN)},
     "api-import": {"POST": api(Role.ADMIN, body_format="multipart"), "OPTIONS": api(Role.ADMIN)},
     "api-items": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
     "api-item": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
@@ -241,12 +247,18 @@ def test_the_matrix_names_every_caller_for_every_method():
 
 
 @pytest.fixture
-def world(make_project, make_user, owner, expert, viewer, outsider, add_items, settings, tmp_path):
+def world(make_project, make_user, owner, expert, viewer, outsider, add_items, settings, tmp_path, monkeypatch):
     """This project with one of everything a URL can name, another project, and the callers' tokens."""
+    from labeller.api.auth import LoginRateThrottle
+
     settings.LABELLOOP_EXPORT_DIR = tmp_path
+    # The matrix calls the token endpoint more often than its per-address limit allows (tested apart).
+    monkeypatch.setattr(LoginRateThrottle, "THROTTLE_RATES", {"login": "100000/min"})
     project = make_project(name=f"Matrix project {MARKER}", description=MARKER)
     other = make_project(name="Another team")
     first, _ = add_items(project, [f"first item {MARKER}", f"second item {MARKER}"])
+    leaver = make_user("leaver")  # a member of this project only: the member a DELETE names
+    membership_set(project=project, user=leaver, role=Role.EXPERT)
     annotation = annotation_submit(item=first, user=expert, labels=["card_arrival"])
     # A failed version: promote, challenger and cancel get as far as refusing it, cheaply.
     version = ModelVersion.objects.create(project=project, number=1, kind="head", status=VersionStatus.FAILED,
@@ -263,7 +275,8 @@ def world(make_project, make_user, owner, expert, viewer, outsider, add_items, s
         "tokens": tokens,
         "other_token": other_token,
         "kwargs": {"project_id": project.id, "item_id": first.id, "annotation_id": annotation.id,
-                   "export_id": export.id, "number": version.number, "prefix": revocable.prefix},
+                   "export_id": export.id, "number": version.number, "prefix": revocable.prefix,
+                   "user_id": leaver.id},
     }
 
 
@@ -371,9 +384,12 @@ def test_each_caller_gets_the_outcome_the_matrix_gives(name, world, browser):
             state = after
             if (refused or caller in FROM_OUTSIDE) and MARKER.encode() in content:
                 problems.append(f"{where}: the answer shows the project's text")
+    # A route the admin's session cannot use at all (logout takes the user token it revokes) refuses
+    # the session before it looks at the method, as DRF does: 401 then, not 405.
+    refused_anyway = {expect.outcomes["admin"] for expect in MATRIX[name].values()} == {UNAUTHENTICATED}
     for method in sorted(set(METHODS) - set(MATRIX[name])):
         response, content = call(client_as(browser, world, "admin", None), method, url, "json")
-        if response.status_code != 405:
+        if response.status_code != 405 and not (refused_anyway and response.status_code == 401):
             problems.append(f"{method} {url} as admin: a method without a row must be 405, got "
                             f"{response.status_code} {content[:200]!r}")
     assert not problems, f"{len(problems)} mismatch(es) for {name} ({route.pattern}):\n" + "\n".join(problems)
