@@ -196,7 +196,7 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "models_registry.beat:SafeDatabaseScheduler"  # skips a schedule it cannot load
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Labelloop's own knobs.

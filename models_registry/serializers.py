@@ -76,6 +76,11 @@ class TrainingPolicySerializer(serializers.Serializer):
         return value
 
     def validate_schedule(self, value):
-        if value and len(value.split()) != 5:
-            raise serializers.ValidationError("use five cron fields, e.g. '0 3 * * 1'")
+        from .schedules import cron_fields
+
+        if value:
+            try:
+                cron_fields(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
         return value or None
