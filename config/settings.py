@@ -207,6 +207,9 @@ LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)
 LABELLOOP_EXPORT_DIR = Path(env_str("LABELLOOP_EXPORT_DIR", str(DATA_DIR / "exports")))
 # Dataset snapshots and model versions (safetensors, tokenizer, label map, manifest with checksum).
 LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "artefacts")))
+# The folder of local models a project's base_model_path may name (the operator puts them there).
+# Unset: only the bundled all-MiniLM-L6-v2. Never the artefact folder, whatever this says.
+LABELLOOP_BASE_MODELS_DIR = env_str("LABELLOOP_BASE_MODELS_DIR", "")
 # A remote artefact store shared by every machine (models_registry/store.py): S3-compatible object
 # storage through django-storages, or a shared folder. Unset: artefacts stay in LABELLOOP_ARTEFACT_DIR.
 STORAGES = {
