@@ -98,3 +98,56 @@ def test_saving_an_ambiguous_webhook_url_answers_400_naming_the_field(project, c
     assert refused.status_code == 400 and "backslash" in refused.json()["webhook_url"][0]
     saved = client_for(owner).patch(url, {"webhook_url": f"https://{HOST}/hook"}, format="json")
     assert saved.status_code == 200 and saved.json()["webhook_url"] == f"https://{HOST}/hook"
+
+
+def self_signed(tmp_path, name):
+    """A certificate for `name`, signed by itself (so no client trusts it), and its key, as files."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False).sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    return tmp_path / "cert.pem", tmp_path / "key.pem"
+
+
+def test_https_is_sent_to_the_checked_address_with_the_host_name_for_sni_and_the_certificate(
+        project, settings, monkeypatch, tmp_path):
+    import ssl
+    import threading
+
+    settings.LABELLOOP_WEBHOOK_ALLOWED_HOSTS = [HOST]
+    settings.LABELLOOP_WEBHOOK_ALLOW_PRIVATE = True
+    resolving(monkeypatch, HOST, "127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed(tmp_path, HOST))
+    server_names = []
+    context.sni_callback = lambda sock, name, ctx: server_names.append(name)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept_one():
+        conn, _ = listener.accept()
+        try:
+            context.wrap_socket(conn, server_side=True).close()
+        except (ssl.SSLError, OSError):
+            pass  # the client hangs up on a certificate it does not trust
+        finally:
+            conn.close()
+
+    threading.Thread(target=accept_one, daemon=True).start()
+    alert = alert_to(project, f"https://{HOST}:{listener.getsockname()[1]}/hook")
+    with pytest.raises(requests.exceptions.SSLError, match="certificate verify failed"):
+        webhooks.alert_send(alert=alert)
+    listener.close()
+    assert server_names == [HOST]
