@@ -274,7 +274,7 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "models_registry.beat:SafeDatabaseScheduler"  # skips a schedule it cannot load
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Labelloop's own knobs.
@@ -285,6 +285,9 @@ LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)
 LABELLOOP_EXPORT_DIR = Path(env_str("LABELLOOP_EXPORT_DIR", str(DATA_DIR / "exports")))
 # Dataset snapshots and model versions (safetensors, tokenizer, label map, manifest with checksum).
 LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "artefacts")))
+# The folder of local models a project's base_model_path may name (the operator puts them there).
+# Unset: only the bundled all-MiniLM-L6-v2. Never the artefact folder, whatever this says.
+LABELLOOP_BASE_MODELS_DIR = env_str("LABELLOOP_BASE_MODELS_DIR", "")
 # A remote artefact store shared by every machine (models_registry/store.py): S3-compatible object
 # storage through django-storages, or a shared folder. Unset: artefacts stay in LABELLOOP_ARTEFACT_DIR.
 STORAGES = {

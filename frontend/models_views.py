@@ -70,7 +70,7 @@ def retrain(request, project_id):
     try:
         versions = training.retrain_request(project=project, user=request.user, kinds=kinds)
         messages.success(request, "Queued " + ", ".join(str(v) for v in versions) + ".")
-    except (training.NothingToTrain, ValueError) as exc:
+    except (training.NothingToTrain, training.RetrainBusy, ValueError) as exc:
         messages.error(request, str(exc))
     return redirect("models-page", project_id=project.id)
 

@@ -3,7 +3,7 @@ Reading needs any project role; every change needs the project's admin role."""
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,6 +34,11 @@ def refused(exc: Exception):
     raise ValidationError({field: [message]} if message else {"detail": str(exc)})
 
 
+class RetrainConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 class VersionListRetrain(AdminToChange, generics.ListAPIView):
     serializer_class = s.ModelVersionSummarySerializer
 
@@ -46,6 +51,8 @@ class VersionListRetrain(AdminToChange, generics.ListAPIView):
         serializer.is_valid(raise_exception=True)
         try:
             versions = training.retrain_request(project=self.project, user=request.user, kinds=serializer.validated_data.get("kinds"))
+        except training.RetrainBusy as exc:
+            raise RetrainConflict(str(exc)) from exc
         except (training.NothingToTrain, ValueError) as exc:
             refused(exc)
         return Response(s.ModelVersionSummarySerializer(versions, many=True).data, status=status.HTTP_202_ACCEPTED)

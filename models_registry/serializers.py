@@ -37,8 +37,17 @@ class ModelVersionSummarySerializer(ModelVersionSerializer):
         return {k: version.metrics.get(k) for k in ("n", "accuracy", "macro_f1", "ece")}
 
 
+def distinct_kinds(value: list[str]) -> list[str]:
+    # ["finetuned"] * 5000 is one fine-tune, not 5,000.
+    return list(dict.fromkeys(value))
+
+
 class RetrainSerializer(serializers.Serializer):
-    kinds = serializers.ListField(child=serializers.ChoiceField(choices=ModelKind.choices), required=False, min_length=1)
+    kinds = serializers.ListField(child=serializers.ChoiceField(choices=ModelKind.choices), required=False, min_length=1,
+                                  help_text="Kinds to train, each once (repeats are ignored).")
+
+    def validate_kinds(self, value):
+        return distinct_kinds(value)
 
 
 class PromoteSerializer(serializers.Serializer):
@@ -69,6 +78,9 @@ class TrainingPolicySerializer(serializers.Serializer):
     schedule = serializers.CharField(required=False, allow_blank=True, allow_null=True,
                                      help_text="Five-field cron expression (UTC); blank removes the schedule.")
 
+    def validate_kinds(self, value):
+        return distinct_kinds(value)
+
     def validate_guardrails(self, value):
         problems = gates.validate_guardrails(value, set(self.context["labels"]))
         if problems:
@@ -76,6 +88,11 @@ class TrainingPolicySerializer(serializers.Serializer):
         return value
 
     def validate_schedule(self, value):
-        if value and len(value.split()) != 5:
-            raise serializers.ValidationError("use five cron fields, e.g. '0 3 * * 1'")
+        from .schedules import cron_fields
+
+        if value:
+            try:
+                cron_fields(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
         return value or None

@@ -23,8 +23,8 @@ def scheduled_retrain(project_id: int) -> None:
     if project is not None:
         try:
             training.retrain_request(project=project, trigger=Trigger.SCHEDULE)
-        except training.NothingToTrain:
-            pass
+        except (training.NothingToTrain, training.RetrainBusy):
+            pass  # the next run of the schedule tries again
 
 
 @shared_task

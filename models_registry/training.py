@@ -36,19 +36,40 @@ class NothingToTrain(ValueError):
     pass
 
 
+class RetrainBusy(Exception):
+    """A version of the project is queued or training: another retrain now would only pile up
+    behind it (and each fine-tune holds a worker for minutes)."""
+
+
+def kinds_clean(kinds: list[str]) -> list[str]:
+    """`kinds` as a set, in the order first given; ValueError naming `kinds` for an unknown one."""
+    unique = list(dict.fromkeys(str(kind) for kind in kinds))
+    unknown = [kind for kind in unique if kind not in ModelKind.values]
+    if unknown:
+        raise ValueError(f"kinds: unknown kind '{unknown[0]}'; known: {', '.join(ModelKind.values)}")
+    return unique
+
+
 def policy_for(project: Project) -> TrainingPolicy:
     policy, _ = TrainingPolicy.objects.get_or_create(project=project)
     return policy
 
 
 def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None, kinds: list[str] | None = None) -> list[ModelVersion]:
-    """Freeze a snapshot and queue one version per kind; workers train them one at a time."""
+    """Freeze a snapshot and queue one version per kind; workers train them one at a time.
+    RetrainBusy while a version of the project is queued or training."""
     from .tasks import train_version
 
     policy = policy_for(project)
-    kinds = kinds or policy.retrain_kinds()
+    kinds = kinds_clean(kinds or policy.retrain_kinds())
     with transaction.atomic():
-        Project.objects.select_for_update().filter(id=project.id).first()  # serialises version numbering
+        # The project's row lock (SQLite: the IMMEDIATE write lock) serialises version numbering
+        # and this check, so of two requests at once the second sees the first's versions.
+        Project.objects.select_for_update().filter(id=project.id).first()
+        busy = ModelVersion.objects.filter(project=project, status__in=[VersionStatus.QUEUED, VersionStatus.TRAINING]
+                                           ).order_by("number").first()
+        if busy is not None:
+            raise RetrainBusy(f"v{busy.number} is {busy.status}; retrain when it has finished, or cancel it")
         snapshot = snapshot_create(project=project, user=user)
         if snapshot.n_train == 0:
             raise NothingToTrain("project: no labelled items to train on yet")
@@ -76,9 +97,10 @@ def retrain_if_due(*, project: Project) -> bool:
     labelled = project.items.filter(annotation_count__gt=0).count()
     if labelled - policy.labels_at_last_retrain < policy.retrain_after_labels:
         return False
-    if ModelVersion.objects.filter(project=project, status__in=[VersionStatus.QUEUED, VersionStatus.TRAINING]).exists():
-        return False
-    retrain_request(project=project, trigger=Trigger.THRESHOLD)
+    try:
+        retrain_request(project=project, trigger=Trigger.THRESHOLD)
+    except RetrainBusy:
+        return False  # the next label after it finishes fires it again
     return True
 
 

@@ -21,7 +21,8 @@ def train_head(project):
 
 
 class WebhookReceiver:
-    """A local HTTP server that records the JSON bodies POSTed to it (alert webhooks)."""
+    """A local HTTP server that records the JSON bodies POSTed to it (alert webhooks) and the Host
+    header each came with."""
 
     def __init__(self):
         import json
@@ -29,10 +30,12 @@ class WebhookReceiver:
         from http.server import BaseHTTPRequestHandler, HTTPServer
 
         received = self.received = []
+        hosts = self.hosts = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                hosts.append(self.headers["Host"])
                 self.send_response(204)
                 self.end_headers()
 

@@ -38,7 +38,8 @@ def test_outsiders_get_404(client, outsider, labelled_project):
 def test_the_buttons_retrain_promote_and_roll_back(client, owner, labelled_project):
     client.force_login(owner)
     client.post(f"/projects/{labelled_project.id}/models/retrain", {"kinds": ["head"]})
-    assert ModelVersion.objects.filter(project=labelled_project, status="queued").count() == 1
+    (queued,) = ModelVersion.objects.filter(project=labelled_project, status="queued")
+    client.post(f"/projects/{labelled_project.id}/models/{queued.number}/cancel")  # the next retrain waits for it
     v1, v2 = trained(labelled_project), trained(labelled_project)
     client.post(f"/projects/{labelled_project.id}/models/{v1.number}/promote", {"reason": "first"})
     client.post(f"/projects/{labelled_project.id}/models/{v2.number}/promote", {"reason": "second"})
@@ -46,3 +47,18 @@ def test_the_buttons_retrain_promote_and_roll_back(client, owner, labelled_proje
     assert Alias.objects.get(project=labelled_project, name="champion").version == v1
     page = client.get(f"/projects/{labelled_project.id}/models").content.decode()
     assert "regression" in page and "by owner" in page
+
+
+def test_the_retrain_button_refuses_an_unknown_kind_with_a_message(client, owner, labelled_project):
+    client.force_login(owner)
+    page = client.post(f"/projects/{labelled_project.id}/models/retrain", {"kinds": ["gpt"]}, follow=True)
+    assert page.status_code == 200 and "kinds: unknown kind &#x27;gpt&#x27;" in page.content.decode()
+    assert not ModelVersion.objects.filter(project=labelled_project).exists()
+
+
+def test_the_retrain_button_says_why_nothing_is_queued_while_a_version_is_queued(client, owner, labelled_project):
+    client.force_login(owner)
+    client.post(f"/projects/{labelled_project.id}/models/retrain", {"kinds": ["head", "head"]})
+    page = client.post(f"/projects/{labelled_project.id}/models/retrain", {"kinds": ["head"]}, follow=True).content.decode()
+    assert "v1 is queued" in page
+    assert ModelVersion.objects.filter(project=labelled_project).count() == 1

@@ -98,17 +98,34 @@ class ProjectUpdateSerializer(serializers.Serializer):
 
 
 def validate_model_path(value: str) -> str:
-    """A local Hugging Face model folder with safetensors weights (never a pickle), or blank."""
+    """A local Hugging Face model folder with safetensors weights (never a pickle), or blank: the
+    bundled base model, or a folder inside LABELLOOP_BASE_MODELS_DIR, never the artefact folder
+    (another project's fine-tuned version would bring its labels). Stored resolved, so the folder
+    checked is the folder loaded; a path that is not allowed gets one message, whether or not it
+    exists, so the field is no oracle for the server's files."""
+    import os
     from pathlib import Path
+
+    from ml.encoder import default_model_path
 
     if not value:
         return ""
     path = Path(value)
     if not path.is_absolute() or ".." in path.parts:
         raise serializers.ValidationError("must be an absolute path without '..'")
-    if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
+    real = Path(os.path.realpath(path))  # symlinks followed: a link in the folder cannot point out of it
+
+    def inside(folder) -> bool:
+        root = Path(os.path.realpath(folder))
+        return real != root and real.is_relative_to(root)
+
+    models_dir = settings.LABELLOOP_BASE_MODELS_DIR
+    allowed = real == Path(os.path.realpath(default_model_path())) or (bool(models_dir) and inside(models_dir))
+    if not allowed or inside(settings.LABELLOOP_ARTEFACT_DIR):
+        raise serializers.ValidationError("must be the bundled base model or a folder inside LABELLOOP_BASE_MODELS_DIR")
+    if not (real / "config.json").is_file() or not any(real.glob("*.safetensors")):
         raise serializers.ValidationError("must be a folder with config.json and .safetensors weights")
-    return str(path)
+    return str(real)
 
 
 class MembershipSerializer(serializers.ModelSerializer):

@@ -41,7 +41,7 @@ def test_a_small_fine_tune_is_reproducible(labelled_project):
 
 
 def test_at_most_one_version_of_a_project_trains_at_a_time(labelled_project):
-    first, second = training.retrain_request(project=labelled_project, kinds=["head", "head"])
+    first, second = training.retrain_request(project=labelled_project, kinds=["head", "finetuned"])
     assert training.version_claim(version_id=first.id) is not None
     with pytest.raises(training.TrainingBusy):
         training.version_claim(version_id=second.id)
