@@ -101,9 +101,29 @@ CSV_COLUMNS = ["item_id", "external_id", "text", "majority", "agreement", "done"
                "annotation_id", "annotator", "labels", "lead_time", "created_at", "updated_at", "data"]
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"),
+# and end users' text reaches items (abstaining predictions queue their input for experts).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralised(cell):
+    """A text cell a spreadsheet would read as a formula, prefixed with a quote so it reads as text."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+
+
+class _SafeCsvWriter:
+    def __init__(self, out):
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: list) -> None:
+        self._writer.writerow([_neutralised(cell) for cell in row])
+
+
 def _write_csv(out, records, project: Project) -> int:
-    """One row per annotation (items with none get one row with empty annotation columns)."""
-    writer = csv.writer(out)
+    """One row per annotation (items with none get one row with empty annotation columns).
+    Text cells are neutralised against formula injection; JSON and Label Studio exports are not
+    (they are data, not spreadsheets), so they keep every byte."""
+    writer = _SafeCsvWriter(out)
     writer.writerow(CSV_COLUMNS)
     written = 0
     for item, majority, item_agreement in records:
