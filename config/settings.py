@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses an oversized body on its declared size, before anything reads it.
+    "labeller.middleware.BodySizeLimit",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -121,6 +123,10 @@ LOGOUT_REDIRECT_URL = "login"
 # Uploads larger than this many bytes stream to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
+# Largest non-upload body (JSON: predict, feedback). Refused on its declared size by
+# labeller.middleware.BodySizeLimit, since DRF's parsers do not apply Django's check. 1,000
+# feedback events or 256 predict items with a few KiB of item data each fit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LABELLOOP_MAX_BODY_BYTES", 10 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
