@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import timedelta
 import os
 from typing import Callable, Iterator
 
@@ -207,3 +208,25 @@ def export_claim(*, job_id) -> ExportJob | None:
 
 def export_fail(*, job_id, error: str) -> None:
     ExportJob.objects.filter(id=job_id).update(status=ExportStatus.FAILED, error=error[:2000], finished_at=timezone.now())
+
+
+def exports_expire(*, now=None) -> int:
+    """Delete export jobs asked for more than LABELLOOP_EXPORT_RETENTION_DAYS ago, file first,
+    then row, so a run that dies half-way is finished by the next; then sweep files no job knows
+    (a crashed write's `.part`) older than that. Returns the jobs deleted. 0 days keeps them all."""
+    days = settings.LABELLOOP_EXPORT_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted = 0
+    for job in ExportJob.objects.filter(created_at__lt=cutoff).only("id", "format").iterator():
+        job.file_path.unlink(missing_ok=True)
+        job.file_path.with_suffix(job.file_path.suffix + ".part").unlink(missing_ok=True)
+        deleted += ExportJob.objects.filter(id=job.id).delete()[0]
+    folder = settings.LABELLOOP_EXPORT_DIR
+    if folder.is_dir():
+        known = {str(i) for i in ExportJob.objects.values_list("id", flat=True)}
+        for path in folder.iterdir():
+            if path.is_file() and path.name.split(".")[0] not in known and path.stat().st_mtime < cutoff.timestamp():
+                path.unlink(missing_ok=True)
+    return deleted
