@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import timedelta
 import os
+from datetime import timedelta
 from typing import Callable, Iterator
 
 from django.conf import settings

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
