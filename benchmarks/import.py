@@ -148,7 +148,7 @@ def _one_import(path: Path, rows: int, args, how: str) -> dict:
         out["profile_tottime"] = text.getvalue()
     out["created"] = result.created
     out["error_count"] = result.error_count
-    out["duplicates"] = len(result.duplicates)
+    out["duplicates"] = result.duplicate_count
     out["committed"] = result.committed
     out["in_db"] = Item.objects.filter(project=project).count()
     return out

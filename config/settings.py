@@ -93,6 +93,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: refuses an oversized body on its declared size, before anything reads it.
+    "labeller.middleware.BodySizeLimit",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -183,6 +185,10 @@ LOGOUT_REDIRECT_URL = "login"
 # Uploads larger than this many bytes stream to a temporary file rather than memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
+# Largest non-upload body (JSON: predict, feedback). Refused on its declared size by
+# labeller.middleware.BodySizeLimit, since DRF's parsers do not apply Django's check. 1,000
+# feedback events or 256 predict items with a few KiB of item data each fit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LABELLOOP_MAX_BODY_BYTES", 10 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     # Token first: a bad, expired or revoked token is then a 401 with WWW-Authenticate, not a 403.
@@ -270,6 +276,9 @@ CELERY_BEAT_SCHEDULE = {
     # Feedback whose routing message was lost (a broker restart) is still routed.
     "route-pending-feedback": {"task": "feedback.tasks.route_all_pending", "schedule": 60.0},
     "expire-idempotency-keys": {"task": "feedback.tasks.expire_idempotency_keys", "schedule": 3600.0},
+    # Export files and unused dataset snapshots past their retention (disk would only grow).
+    "expire-exports": {"task": "labeller.tasks.expire_exports", "schedule": 3600.0},
+    "expire-snapshots": {"task": "models_registry.tasks.expire_snapshots", "schedule": 24 * 3600.0},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -283,6 +292,10 @@ LABELLOOP_IMPORT_BATCH_SIZE = env_int("LABELLOOP_IMPORT_BATCH_SIZE", 2000)
 LABELLOOP_IMPORT_MAX_REPORTED_ERRORS = env_int("LABELLOOP_IMPORT_MAX_REPORTED_ERRORS", 1000)
 LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)
 LABELLOOP_EXPORT_DIR = Path(env_str("LABELLOOP_EXPORT_DIR", str(DATA_DIR / "exports")))
+# Days an export file (and its job) is kept after it was asked for; 0 keeps them forever.
+LABELLOOP_EXPORT_RETENTION_DAYS = env_int("LABELLOOP_EXPORT_RETENTION_DAYS", 7)
+# Days a dataset snapshot no model version was trained on is kept; 0 keeps them forever.
+LABELLOOP_SNAPSHOT_RETENTION_DAYS = env_int("LABELLOOP_SNAPSHOT_RETENTION_DAYS", 30)
 # Dataset snapshots and model versions (safetensors, tokenizer, label map, manifest with checksum).
 LABELLOOP_ARTEFACT_DIR = Path(env_str("LABELLOOP_ARTEFACT_DIR", str(DATA_DIR / "artefacts")))
 # The folder of local models a project's base_model_path may name (the operator puts them there).

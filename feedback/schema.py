@@ -5,6 +5,11 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+# Unknown fields listed per item: a payload may carry any number of keys (100,000 fit in a few
+# MiB of JSON), and each would otherwise be an error line and a counted violation. Past this many
+# the rest are one violation that says how many there were.
+MAX_UNKNOWN_REPORTED = 20
+
 JSON_TYPES = {
     "string": (str,),
     "number": (int, float),
@@ -18,6 +23,7 @@ class Violation:
     field: str  # the path in the payload, e.g. "items[3].data.text"
     problem: str  # "missing" | "unknown" | "wrong_type" | "empty" | "not_an_object"
     message: str
+    count: int = 1  # how many violations this one stands for (the unknown fields past the cap)
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,14 @@ def check_item_data(schema: ItemSchema, data, path: str) -> list[Violation]:
         hint = difflib.get_close_matches(name, unknown, n=1) or (unknown if len(unknown) == 1 and len(missing) == 1 else [])
         renamed = f" (was it renamed to '{hint[0]}'?)" if hint else ""
         out.append(Violation(f"{path}.{name}", "missing", f"required field is missing{renamed}"))
-    for name in unknown:
+    for name in unknown[:MAX_UNKNOWN_REPORTED]:
         hint = difflib.get_close_matches(name, sorted(schema.known), n=1)
         did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
         out.append(Violation(f"{path}.{name}", "unknown", f"field is not in the project's item schema{did_you_mean}"))
+    if len(unknown) > MAX_UNKNOWN_REPORTED:
+        rest = len(unknown) - MAX_UNKNOWN_REPORTED
+        out.append(Violation(path, "unknown", f"and {rest:,} more fields not in the project's item schema",
+                             count=rest))
     for name, type_name in schema.types.items():
         value = data.get(name)
         if value is None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from itertools import permutations
 from typing import Iterable, Sequence
 
 LabelSet = Sequence[str]
@@ -37,20 +36,22 @@ def krippendorff_alpha_nominal(units: Iterable[Sequence[str]]) -> float | None:
     Units with fewer than two values carry no information about agreement and are left out.
     Returns None when it is undefined: nothing to compare, or only one value ever used.
     """
-    coincidences: Counter[tuple[str, str]] = Counter()
+    # By the definition every ordered pair (a, b) of a unit's m values adds 1/(m-1) to the
+    # coincidence o(a, b): quadratic in m. Only sums of o are needed, and from the unit's value
+    # counts c they are, per unit: n_a = sum_b o(a, b) = c_a, and the unequal pairs
+    # sum_{a != b} o(a, b) = (m^2 - sum_a c_a^2) / (m - 1). Same alpha, linear in m.
+    totals: Counter[str] = Counter()
+    observed = 0.0
     for values in units:
         m = len(values)
         if m < 2:
             continue
-        for a, b in permutations(values, 2):
-            coincidences[(a, b)] += 1.0 / (m - 1)
-    if not coincidences:
+        counts = Counter(values)
+        totals.update(counts)
+        observed += (m * m - sum(c * c for c in counts.values())) / (m - 1)
+    if not totals:
         return None
-    totals: Counter[str] = Counter()
-    for (a, _), weight in coincidences.items():
-        totals[a] += weight
     n = sum(totals.values())
-    observed = sum(weight for (a, b), weight in coincidences.items() if a != b)
     # Pairs of unequal values expected by chance, scaled as in alpha = 1 - (n-1) D_o / D_e.
     expected = n * n - sum(t * t for t in totals.values())
     if expected == 0:

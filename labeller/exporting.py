@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from datetime import timedelta
 from typing import Callable, Iterator
 
 from django.conf import settings
@@ -101,9 +102,29 @@ CSV_COLUMNS = ["item_id", "external_id", "text", "majority", "agreement", "done"
                "annotation_id", "annotator", "labels", "lead_time", "created_at", "updated_at", "data"]
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"),
+# and end users' text reaches items (abstaining predictions queue their input for experts).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralised(cell):
+    """A text cell a spreadsheet would read as a formula, prefixed with a quote so it reads as text."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+
+
+class _SafeCsvWriter:
+    def __init__(self, out):
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: list) -> None:
+        self._writer.writerow([_neutralised(cell) for cell in row])
+
+
 def _write_csv(out, records, project: Project) -> int:
-    """One row per annotation (items with none get one row with empty annotation columns)."""
-    writer = csv.writer(out)
+    """One row per annotation (items with none get one row with empty annotation columns).
+    Text cells are neutralised against formula injection; JSON and Label Studio exports are not
+    (they are data, not spreadsheets), so they keep every byte."""
+    writer = _SafeCsvWriter(out)
     writer.writerow(CSV_COLUMNS)
     written = 0
     for item, majority, item_agreement in records:
@@ -187,3 +208,25 @@ def export_claim(*, job_id) -> ExportJob | None:
 
 def export_fail(*, job_id, error: str) -> None:
     ExportJob.objects.filter(id=job_id).update(status=ExportStatus.FAILED, error=error[:2000], finished_at=timezone.now())
+
+
+def exports_expire(*, now=None) -> int:
+    """Delete export jobs asked for more than LABELLOOP_EXPORT_RETENTION_DAYS ago, file first,
+    then row, so a run that dies half-way is finished by the next; then sweep files no job knows
+    (a crashed write's `.part`) older than that. Returns the jobs deleted. 0 days keeps them all."""
+    days = settings.LABELLOOP_EXPORT_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted = 0
+    for job in ExportJob.objects.filter(created_at__lt=cutoff).only("id", "format").iterator():
+        job.file_path.unlink(missing_ok=True)
+        job.file_path.with_suffix(job.file_path.suffix + ".part").unlink(missing_ok=True)
+        deleted += ExportJob.objects.filter(id=job.id).delete()[0]
+    folder = settings.LABELLOOP_EXPORT_DIR
+    if folder.is_dir():
+        known = {str(i) for i in ExportJob.objects.values_list("id", flat=True)}
+        for path in folder.iterdir():
+            if path.is_file() and path.name.split(".")[0] not in known and path.stat().st_mtime < cutoff.timestamp():
+                path.unlink(missing_ok=True)
+    return deleted

@@ -3,7 +3,8 @@
 One pass over the file inside one transaction: rows are checked against the project's schema and
 labels and written in batches. In `atomic` mode a file with any bad row is rolled back whole and
 every bad row is reported; in `partial` mode the good rows stay and the rejected ones are returned.
-A row is never dropped silently: duplicates of an `external_id` are reported as skipped.
+A row is never dropped silently: duplicates of an `external_id` are reported as skipped (listed up
+to LABELLOOP_IMPORT_MAX_REPORTED_ERRORS, like errors, and all counted).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class ImportResult:
     created: int = 0
     annotations_created: int = 0
     duplicates: list[dict] = field(default_factory=list)
+    duplicate_count: int = 0
     errors: list[dict] = field(default_factory=list)
     error_count: int = 0
 
@@ -46,7 +48,8 @@ class ImportResult:
             "created": self.created if self.committed else 0,
             "annotations_created": self.annotations_created if self.committed else 0,
             "duplicates": self.duplicates,
-            "duplicate_count": len(self.duplicates),
+            "duplicate_count": self.duplicate_count,
+            "duplicates_truncated": self.duplicate_count > len(self.duplicates),
             "errors": self.errors,
             "error_count": self.error_count,
             "errors_truncated": self.error_count > len(self.errors),
@@ -136,9 +139,13 @@ def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]
             if parsed.external_id in taken:
                 first = taken[parsed.external_id]
                 where = f"row {first}" if first else "an item already in the project"
-                result.duplicates.append(
-                    {"row": parsed.row, "line": parsed.line, "external_id": parsed.external_id, "duplicate_of": where}
-                )
+                # Listed up to the same cap as errors: a file of one id repeated a million times
+                # must not answer a million lines. All are counted.
+                result.duplicate_count += 1
+                if len(result.duplicates) < settings.LABELLOOP_IMPORT_MAX_REPORTED_ERRORS:
+                    result.duplicates.append(
+                        {"row": parsed.row, "line": parsed.line, "external_id": parsed.external_id, "duplicate_of": where}
+                    )
                 continue
             taken[parsed.external_id] = parsed.row
         done = len(annotations) >= project.labels_per_item

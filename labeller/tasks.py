@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from . import active_learning
-from .exporting import export_claim, export_fail, export_write
+from .exporting import export_claim, export_fail, export_write, exports_expire
 from .models import Project
 
 
@@ -16,6 +16,12 @@ def export_run(export_id: str) -> None:
     except Exception as exc:
         export_fail(job_id=export_id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+@shared_task
+def expire_exports() -> int:
+    """Delete exports past their retention (beat, hourly); idempotent."""
+    return exports_expire()
 
 
 @shared_task(acks_late=True)

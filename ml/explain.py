@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import re
+from itertools import islice
 from typing import Callable, Sequence
 
 import numpy as np
+
+from .encoder import model_max_chars
 
 WORD = re.compile(r"\w+(?:'\w+)?", re.UNICODE)
 
@@ -23,8 +26,10 @@ def nearest(vector: np.ndarray, labelled: np.ndarray, *, k: int = 3) -> list[tup
 def word_occlusion(text: str, class_index: int, *, encode: Callable[[Sequence[str]], np.ndarray],
                    predict_proba: Callable[[np.ndarray], np.ndarray], max_words: int = 40, top: int = 5) -> list[dict]:
     """Which words pushed the prediction: drop each word in turn and measure how much the
-    probability of the suggested class falls. One batched forward for all variants."""
-    words = list(WORD.finditer(text))[:max_words]
+    probability of the suggested class falls. One batched forward for all variants.
+    Reads the characters the model reads, and finds no more words than it occludes."""
+    text = text[:model_max_chars()]
+    words = list(islice(WORD.finditer(text), max_words))
     if not words:
         return []
     variants = [text] + [text[: w.start()] + text[w.end():] for w in words]

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .encoder import clip_texts
 from .heads import KNN_DEFAULTS, NeighbourMemory
 
 HEAD_FILE = "head.safetensors"
@@ -144,7 +145,7 @@ class SentenceClassifier:
         self.head.train(mode)
 
     def tokenize(self, texts: Sequence[str]):
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = self.tokenizer(clip_texts(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return batch.to(self.device) if self.device != "cpu" else batch
 
     def embed(self, batch):

@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .encoder import clip_texts
+
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -93,6 +95,7 @@ class OnnxEncoder:
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Unit vectors for `texts`, in their order: length-sorted batches, each padded to its longest."""
+        texts = clip_texts(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), batch_size):

@@ -14,6 +14,12 @@ ENTROPY = "entropy"
 MARGIN = "margin"
 STRATEGIES = (RANDOM, LEAST_CONFIDENCE, ENTROPY, MARGIN)
 _EPS = 1e-12
+# Most clusters a diverse batch or a cold start asks k-means for. The batch is `refresh_every`
+# labels (up to 10,000), and k-means costs O(pool x k x dim) per iteration with a pool of 10 x k
+# candidates, so quadratic in k: at 10,000 a refresh would cluster 100,000 vectors into 10,000
+# centres. Past the cap the queue follows by uncertainty score, as every item after the diverse
+# batch always has; near-copies may then sit further down, which costs an expert a skip.
+MAX_CLUSTERS = 256
 
 
 def uncertainty(probs: np.ndarray, strategy: str, *, multi_label: bool = False,
@@ -48,11 +54,13 @@ def uncertainty(probs: np.ndarray, strategy: str, *, multi_label: bool = False,
 
 def diverse_batch(scores: np.ndarray, vectors: np.ndarray, *, batch_size: int, candidates_per_slot: int = 10,
                   seed: int = 0) -> np.ndarray:
-    """Indices of one batch: cluster the most uncertain candidates on their embeddings and take
-    the most uncertain item of each cluster, so a batch holds no near-copies."""
+    """Indices of one batch of at most MAX_CLUSTERS: cluster the most uncertain candidates on
+    their embeddings and take the most uncertain item of each cluster, so a batch holds no
+    near-copies."""
     from sklearn.cluster import KMeans
 
     n = len(scores)
+    batch_size = min(batch_size, MAX_CLUSTERS)
     if n <= batch_size:
         return np.argsort(-scores, kind="stable")
     pool = np.argsort(-scores, kind="stable")[: min(n, batch_size * candidates_per_slot)]
@@ -74,7 +82,7 @@ def cold_start(vectors: np.ndarray, *, batch_size: int, seed: int = 0, sample: i
     n = len(vectors)
     if n == 0:
         return np.zeros(0)
-    k = min(batch_size, n)
+    k = min(batch_size, n, MAX_CLUSTERS)
     rng = np.random.default_rng(seed)
     fit_on = vectors if n <= sample else vectors[rng.choice(n, sample, replace=False)]
     km = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=2048).fit(fit_on)
@@ -92,7 +100,7 @@ def rank_pool(scores: np.ndarray, vectors: np.ndarray | None = None, *, batch_si
               diverse: bool = True, seed: int = 0) -> np.ndarray:
     """Pool indices in serving order: the diverse batch first (if asked), then by score."""
     order = np.argsort(-scores, kind="stable")
-    if not diverse or vectors is None or len(scores) <= batch_size:
+    if not diverse or vectors is None or len(scores) <= min(batch_size, MAX_CLUSTERS):
         return order
     head = diverse_batch(scores, vectors, batch_size=batch_size, seed=seed)
     rest = np.setdiff1d(order, head, assume_unique=True)

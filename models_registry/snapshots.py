@@ -5,9 +5,11 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from labeller.agreement import item_majority
 from labeller.models import Annotation, Item, Project
@@ -112,3 +114,35 @@ def snapshot_read(snapshot: DatasetSnapshot) -> list[Example]:
     if content_hash(examples) != snapshot.content_hash:
         raise ValueError(f"snapshot {snapshot.content_hash[:12]}: its file does not match its content hash")
     return examples
+
+
+def snapshots_expire(*, now=None) -> int:
+    """Delete the snapshots created more than LABELLOOP_SNAPSHOT_RETENTION_DAYS ago that no model
+    version was trained on (a version's snapshot lives as long as the version: PROTECT), row
+    first, then the file here and in the remote store; then sweep snapshot files no row names that
+    are older than that, which finishes a run that died between the two. Returns the snapshots
+    deleted. 0 days keeps them all.
+
+    A training request that reuses an old snapshot (same data, same hash) in the moment it is
+    deleted fails on the missing row and is asked again; it writes the snapshot anew."""
+    days = settings.LABELLOOP_SNAPSHOT_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    remote = store.remote()
+    deleted = 0
+    for snapshot in DatasetSnapshot.objects.filter(created_at__lt=cutoff, versions__isnull=True).only("id", "path").iterator():
+        # Conditional, so a version that names it meanwhile keeps it.
+        if DatasetSnapshot.objects.filter(id=snapshot.id, versions__isnull=True).delete()[0]:
+            deleted += 1
+            (settings.LABELLOOP_ARTEFACT_DIR / snapshot.path).unlink(missing_ok=True)
+            if remote is not None and remote.exists(snapshot.path):
+                remote.delete(snapshot.path)
+    folder = settings.LABELLOOP_ARTEFACT_DIR / "snapshots"
+    if folder.is_dir():
+        known = set(DatasetSnapshot.objects.values_list("path", flat=True))
+        for path in folder.glob("*/*"):
+            relative = str(path.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
+            if path.is_file() and relative not in known and path.stat().st_mtime < cutoff.timestamp():
+                path.unlink(missing_ok=True)
+    return deleted

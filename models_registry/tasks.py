@@ -28,5 +28,13 @@ def scheduled_retrain(project_id: int) -> None:
 
 
 @shared_task
+def expire_snapshots() -> int:
+    """Delete dataset snapshots no version uses, past their retention (beat, daily); idempotent."""
+    from .snapshots import snapshots_expire
+
+    return snapshots_expire()
+
+
+@shared_task
 def reap_dead_training() -> int:
     return training.training_reap()

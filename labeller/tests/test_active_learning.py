@@ -172,3 +172,43 @@ def test_the_state_endpoint_reports_progress_and_takes_refresh_requests(client_f
     assert client_for(viewer).post(f"/api/projects/{project.id}/active-learning").status_code == 403
     response = client_for(expert).post(f"/api/projects/{project.id}/active-learning")
     assert response.status_code == 202 and response.json()["refresh_requested"] is True
+
+
+@pytest.fixture
+def cluster_counts(monkeypatch):
+    """The real k-means classes, recording how many clusters each fit asked for."""
+    import sklearn.cluster
+
+    counts = []
+
+    def recording(cls):
+        class Recording(cls):
+            def fit(self, *args, **kwargs):
+                counts.append(self.n_clusters)
+                return super().fit(*args, **kwargs)
+
+        Recording.__name__ = cls.__name__
+        return Recording
+
+    monkeypatch.setattr(sklearn.cluster, "KMeans", recording(sklearn.cluster.KMeans))
+    monkeypatch.setattr(sklearn.cluster, "MiniBatchKMeans", recording(sklearn.cluster.MiniBatchKMeans))
+    return counts
+
+
+def test_a_project_refreshing_every_10000_labels_clusters_its_pool_into_a_bounded_number(
+        make_project, add_items, expert, cluster_counts):
+    from ml.strategies import MAX_CLUSTERS
+
+    project = make_project(refresh_every=10000, eval_share=0)
+    rng = np.random.default_rng(3)
+    n = MAX_CLUSTERS + 300
+    vectors = rng.normal(size=(n, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    items = add_items(project, [f"item {i}" for i in range(n)])
+    store_vectors(project, items, vectors)
+    assert al.refresh_run(project=project).cold_start
+    for item, key in zip(items[:6], KEYS * 2):
+        annotation_submit(item=item, user=expert, labels=[key])
+    assert not al.refresh_run(project=project).cold_start  # ranked, with the diverse batch
+    assert len(cluster_counts) == 2 and max(cluster_counts) <= MAX_CLUSTERS
+    assert Item.objects.filter(project=project, is_done=False).exclude(priority=0).count() == n - 6

@@ -44,3 +44,74 @@ def test_alpha_is_undefined_without_pairs():
 def test_multi_label_alpha_averages_a_yes_no_alpha_per_label():
     items = [[["a"], ["a"]], [["b"], ["b"]], [["a", "b"], ["a", "b"]]]
     assert project_alpha(items, labels=["a", "b", "c"], multi_label=True) == 1.0
+
+
+def _alpha_by_pairs(units):
+    """Krippendorff's definition as written: every ordered pair of a unit's values, O(m^2) per unit."""
+    from collections import Counter
+    from itertools import permutations
+
+    coincidences = Counter()
+    for values in units:
+        if len(values) < 2:
+            continue
+        for a, b in permutations(values, 2):
+            coincidences[(a, b)] += 1.0 / (len(values) - 1)
+    if not coincidences:
+        return None
+    totals = Counter()
+    for (a, _), weight in coincidences.items():
+        totals[a] += weight
+    n = sum(totals.values())
+    observed = sum(weight for (a, b), weight in coincidences.items() if a != b)
+    expected = n * n - sum(t * t for t in totals.values())
+    return None if expected == 0 else 1.0 - (n - 1) * observed / expected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_alpha_equals_the_pairwise_definition_on_random_units(seed):
+    import random
+
+    rng = random.Random(seed)
+    values = "abcde"[: rng.randint(1, 5)]
+    units = [[rng.choice(values) for _ in range(rng.randint(0, 12))] for _ in range(rng.randint(1, 40))]
+    expected = _alpha_by_pairs(units)
+    assert krippendorff_alpha_nominal(units) == (None if expected is None else pytest.approx(expected, rel=1e-12, abs=1e-12))
+
+
+@pytest.mark.parametrize("units", [
+    [["a", "a"], ["b", "b"]],
+    [["a", "b"], ["b", "a"]],
+    [["a", "a", "b"], ["b", "b", "b", "a"], ["c"]],
+    [["x"] * 7 + ["y"] * 3, ["y", "y"]],
+    [["a", "a"], ["a", "a"]],
+])
+def test_alpha_equals_the_pairwise_definition_on_hand_examples(units):
+    expected = _alpha_by_pairs(units)
+    assert krippendorff_alpha_nominal(units) == (None if expected is None else pytest.approx(expected, rel=1e-12))
+
+
+def test_multi_label_alpha_equals_the_pairwise_definition_label_by_label():
+    items = [[["a"], ["a", "b"], ["b"]], [["b"], ["b"]], [["a", "c"], ["c"], ["a", "c"], []], [["a"]]]
+    labels = ["a", "b", "c"]
+    per_label = [_alpha_by_pairs([[str(label in s) for s in sets] for sets in items if len(sets) >= 2]) for label in labels]
+    defined = [alpha for alpha in per_label if alpha is not None]
+    assert project_alpha(items, labels=labels, multi_label=True) == pytest.approx(sum(defined) / len(defined), rel=1e-12)
+
+
+def test_alpha_looks_at_each_label_of_an_item_a_bounded_number_of_times():
+    # By the definition an item with m labels has m(m-1) ordered pairs; counting the values per
+    # item touches each label a few times. Hashing is how either way looks a value up.
+    hashed = 0
+
+    class Value(str):
+        def __hash__(self):
+            nonlocal hashed
+            hashed += 1
+            return str.__hash__(self)
+
+    m = 600
+    units = [[Value("a")] * (m // 2) + [Value("b")] * (m // 2), [Value("a"), Value("a")]]
+    alpha = krippendorff_alpha_nominal(units)
+    assert hashed <= 10 * (m + 2)
+    assert alpha == pytest.approx(_alpha_by_pairs([[str(v) for v in unit] for unit in units]), rel=1e-12)

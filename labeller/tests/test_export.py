@@ -101,3 +101,50 @@ def test_a_delivered_twice_export_runs_once(eager_celery, project, owner):
     export_run(str(job.id))  # a redelivery after acks_late, say
     job.refresh_from_db()
     assert job.status == "done" and job.finished_at == finished
+
+
+FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"]
+
+
+@pytest.fixture
+def formulas(project, add_items, expert):
+    """Items whose text, external id and annotator could be read as a spreadsheet formula."""
+    texts = [f"{start}HYPERLINK(\"http://evil.example\",\"click\")" for start in FORMULA_STARTS]
+    items = add_items(project, texts)
+    for item, start in zip(items, FORMULA_STARTS):
+        item.external_id = f"{start}1+1"
+        item.save(update_fields=["external_id"])
+    expert.username = "@expert"
+    expert.save()
+    annotation_submit(item=items[0], user=expert, labels=["card_arrival"])
+    return project, texts
+
+
+def test_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(
+        eager_celery, client_for, owner, formulas, django_capture_on_commit_callbacks):
+    project, texts = formulas
+    content = export(client_for(owner), project, django_capture_on_commit_callbacks, format="csv")
+    rows = list(csv.DictReader(io.StringIO(content, newline="")))
+    assert [r["text"] for r in rows] == ["'" + text for text in texts]
+    assert [r["external_id"] for r in rows] == [f"'{start}1+1" for start in FORMULA_STARTS]
+    assert rows[0]["annotator"] == "'@expert"
+    # The item's data column is JSON (it starts with "{"), the original text inside it.
+    assert [json.loads(r["data"])["text"] for r in rows] == texts
+
+
+def test_csv_export_leaves_ordinary_text_and_numbers_alone(eager_celery, client_for, owner, labelled,
+                                                           django_capture_on_commit_callbacks):
+    rows = list(csv.DictReader(io.StringIO(export(client_for(owner), labelled, django_capture_on_commit_callbacks, format="csv"))))
+    assert rows[0]["text"] == "where is my card" and rows[0]["agreement"] == "1.000" and rows[0]["lead_time"] == "2.0"
+
+
+@pytest.mark.parametrize("format", ["jsonl", "label_studio"])
+def test_json_exports_keep_formula_like_text_byte_for_byte(
+        eager_celery, client_for, owner, formulas, format, django_capture_on_commit_callbacks):
+    project, texts = formulas
+    content = export(client_for(owner), project, django_capture_on_commit_callbacks, format=format)
+    records = [json.loads(line) for line in content.splitlines()] if format == "jsonl" else json.loads(content)
+    assert [r["data"]["text"] for r in records] == texts
+    assert [r["external_id"] for r in records] == [f"{start}1+1" for start in FORMULA_STARTS]
+    for text in texts:
+        assert json.dumps(text, ensure_ascii=False) in content

@@ -81,6 +81,17 @@ def test_it_reports_duplicate_external_ids_and_never_imports_them_twice(client_f
     assert Item.objects.filter(project=project).count() == 3
 
 
+def test_it_lists_duplicates_up_to_the_reporting_cap_and_counts_them_all(client_for, owner, project, settings):
+    settings.LABELLOOP_IMPORT_MAX_REPORTED_ERRORS = 3
+    rows = "".join(f"same,copy {i}\n" for i in range(10))
+    response = upload(client_for(owner), project, "a.csv", f"external_id,text\n{rows}".encode())
+    assert response.status_code == 201
+    report = response.json()
+    assert report["created"] == 1 and report["duplicate_count"] == 9
+    assert len(report["duplicates"]) == 3 and report["duplicates_truncated"] is True
+    assert report["duplicates"][0] == {"row": 2, "line": 3, "external_id": "same", "duplicate_of": "row 1"}
+
+
 def test_the_same_external_id_may_live_in_two_projects(client_for, owner, make_project):
     a, b = make_project(name="A"), make_project(name="B")
     for project in (a, b):

@@ -29,3 +29,31 @@ def test_int8_vectors_stay_close(encoder):
     onnx = OnnxEncoder(encoder.model, encoder.tokenizer, max_length=encoder.max_length, int8=True)
     cosines = (onnx.encode(TEXTS) * encoder.encode(TEXTS)).sum(axis=1)
     assert cosines.min() > 0.85 and cosines.mean() > 0.9
+
+
+class RecordingTokenizer:
+    """The encoder's own tokenizer, noting the longest text it was handed."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.longest = tokenizer, 0
+
+    def __call__(self, texts, **kwargs):
+        self.longest = max([self.longest, *map(len, texts)])
+        return self.tokenizer(texts, **kwargs)
+
+
+def test_a_16_mib_text_reaches_the_tokenizer_cut_to_the_character_cap_with_the_same_vector(encoder, monkeypatch):
+    monkeypatch.setenv("LABELLOOP_MODEL_MAX_CHARS", "4000")
+    huge = ("my card never arrived and the exchange rate was wrong " * 320_000)[: 16 * 1024 * 1024]
+    real = encoder.tokenizer
+    onnx = OnnxEncoder(encoder.model, real, max_length=encoder.max_length)
+    try:
+        encoder.tokenizer = onnx.tokenizer = RecordingTokenizer(real)
+        vector = encoder.encode([huge])
+        served = onnx.encode([huge])
+        assert encoder.tokenizer.longest <= 4000
+    finally:
+        encoder.tokenizer = real
+    # 128 tokens of this text are a few hundred characters: the cut changes nothing the model sees.
+    assert np.allclose(vector, encoder.encode([huge[:1000]]), atol=1e-6)
+    assert np.allclose(served, vector, atol=2e-4)

@@ -83,3 +83,17 @@ def test_evaluation_items_are_interleaved_at_their_share():
 
 def test_without_evaluation_items_the_strategy_order_is_kept():
     assert list(st.interleave_evaluation(np.array([3, 1, 2]), np.array([], dtype=int), share=0.1)) == [3, 1, 2]
+
+
+def test_the_diverse_batch_and_the_cold_start_cluster_into_at_most_max_clusters():
+    rng = np.random.default_rng(0)
+    n = st.MAX_CLUSTERS * 3
+    vectors = rng.normal(size=(n, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = rng.random(n)
+    batch = st.diverse_batch(scores, vectors, batch_size=10000 // 4)
+    assert 0 < len(batch) <= st.MAX_CLUSTERS and len(set(batch.tolist())) == len(batch)
+    order = st.rank_pool(scores, vectors, batch_size=10000 // 4)
+    assert sorted(order.tolist()) == list(range(n))
+    cold = st.cold_start(vectors, batch_size=10000)
+    assert (cold >= 2.0).sum() <= st.MAX_CLUSTERS  # one representative per cluster goes first
