@@ -40,11 +40,11 @@ def test_the_import_api_refuses_an_oversized_upload_by_its_declared_size_without
 
 
 def test_the_import_api_refuses_it_for_a_token_caller_too(project, owner, settings):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     settings.LABELLOOP_MAX_UPLOAD_BYTES = 1000
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=owner)[1]}")
     response = post_declaring(client, f"/api/projects/{project.id}/imports", 10_000_000)
     assert response.status_code == 413 and "file" in response.json()
 
