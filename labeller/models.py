@@ -125,7 +125,8 @@ class Item(models.Model):
     data = models.JSONField()
     # Filled by active learning later; until then every item is 0 and the queue is import order.
     priority = models.FloatField(default=0.0)
-    annotation_count = models.PositiveSmallIntegerField(default=0)  # submitted, not skipped
+    # Submitted, not skipped. Not a small integer: trusted feedback adds a label per event, unbounded.
+    annotation_count = models.PositiveIntegerField(default=0)
     is_done = models.BooleanField(default=False)
     held_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
