@@ -224,6 +224,8 @@ class ExportJob(models.Model):
     # Validated filters: {"status": "done"|"labelled"|"all", "min_agreement": float|None}
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    # When its message was last sent: a job still queued long after is sent again (a lost message).
+    queued_at = models.DateTimeField(null=True, blank=True)
     total = models.PositiveIntegerField(default=0)
     written = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -281,9 +283,12 @@ class ActiveLearningState(models.Model):
     encode_total = models.PositiveIntegerField(default=0)
     encode_done = models.PositiveIntegerField(default=0)
     encode_error = models.TextField(blank=True)
+    # When the queued encode's message was last sent; see active_learning.requests_resend_lost.
+    encode_queued_at = models.DateTimeField(null=True, blank=True)
     # A refresh is requested by setting `refresh_requested`; a worker claims it by flipping
     # `refresh_running`. Requests made while one runs collapse into a single follow-up run.
     refresh_requested = models.BooleanField(default=False)
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
     refresh_running = models.BooleanField(default=False)
     refresh_started_at = models.DateTimeField(null=True, blank=True)
     labels_since_refresh = models.PositiveIntegerField(default=0)
