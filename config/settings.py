@@ -194,6 +194,8 @@ CELERY_BEAT_SCHEDULE = {
     # Encodes, refreshes, exports and training whose message was lost or never sent (broker down).
     "resend-lost-jobs": {"task": "labeller.tasks.resend_lost_jobs", "schedule": 60.0},
     "resend-queued-training": {"task": "models_registry.tasks.resend_queued_training", "schedule": 60.0},
+    # Items an import left when its process died (SQLite imports commit batch by batch).
+    "discard-abandoned-imports": {"task": "labeller.tasks.discard_abandoned_imports", "schedule": 600.0},
     "expire-idempotency-keys": {"task": "feedback.tasks.expire_idempotency_keys", "schedule": 3600.0},
 }
 CELERY_TASK_ACKS_LATE = True

@@ -138,6 +138,9 @@ class Item(models.Model):
     needs_review = models.BooleanField(default=False)
     # The model's suggestion and its explanation, precomputed by the refresh for the top of the queue.
     suggestion = models.JSONField(null=True, blank=True)
+    # Set while the import that wrote it is unfinished (SQLite imports commit batch by batch):
+    # such an item is not served, and is deleted if its import fails. Cleared when it completes.
+    import_id = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -162,6 +165,8 @@ class Item(models.Model):
             ),
             # "Which items does this expert hold right now?"
             models.Index(fields=["held_by", "project"], condition=Q(held_by__isnull=False), name="item_held_idx"),
+            # Completing or discarding an unfinished import; empty the rest of the time.
+            models.Index(fields=["import_id"], condition=Q(import_id__isnull=False), name="item_unfinished_import_idx"),
         ]
 
     def text(self) -> str:

@@ -6,6 +6,7 @@ from django.utils import timezone
 from . import active_learning
 from .enqueue import enqueue
 from .exporting import export_claim, export_fail, export_write, exports_resend_lost
+from .importing import imports_discard_abandoned
 from .models import Project
 
 
@@ -58,3 +59,9 @@ def resend_lost_jobs(now: datetime | None = None) -> int:
     (the broker was down when they were asked for) are sent again. `now` is for tests."""
     now = now or timezone.now()
     return active_learning.requests_resend_lost(now=now) + exports_resend_lost(now=now)
+
+
+@shared_task
+def discard_abandoned_imports() -> int:
+    """What an import whose process died left behind (SQLite imports commit batch by batch)."""
+    return imports_discard_abandoned(now=timezone.now())
