@@ -176,3 +176,30 @@ def webhook_receiver(settings):
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    """The Celery broker as the code sees it. `broker.down = True` makes every publish fail the way
+    an unreachable Redis does (kombu's OperationalError, after Celery's own retries); while it is up,
+    messages go to the real broker and are recorded in `broker.sent` as (task name, args)."""
+    from kombu.exceptions import OperationalError
+
+    from config.celery import app
+
+    real_send = app.amqp.send_task_message
+
+    class Broker:
+        down = False
+        sent: list = []
+
+        def send(self, producer, name, message, *args, **kwargs):
+            if self.down:
+                raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+            self.sent.append((name, list(message.body[0])))  # protocol 2: body = (args, kwargs, embed)
+            return real_send(producer, name, message, *args, **kwargs)
+
+    state = Broker()
+    state.sent = []
+    monkeypatch.setattr(app.amqp, "send_task_message", state.send)
+    return state

@@ -275,6 +275,11 @@ CELERY_BEAT_SCHEDULE = {
     "monitor-models": {"task": "feedback.tasks.monitor", "schedule": env_int("LABELLOOP_MONITOR_EVERY", 300)},
     # Feedback whose routing message was lost (a broker restart) is still routed.
     "route-pending-feedback": {"task": "feedback.tasks.route_all_pending", "schedule": 60.0},
+    # Encodes, refreshes, exports and training whose message was lost or never sent (broker down).
+    "resend-lost-jobs": {"task": "labeller.tasks.resend_lost_jobs", "schedule": 60.0},
+    "resend-queued-training": {"task": "models_registry.tasks.resend_queued_training", "schedule": 60.0},
+    # Items an import left when its process died (SQLite imports commit batch by batch).
+    "discard-abandoned-imports": {"task": "labeller.tasks.discard_abandoned_imports", "schedule": 600.0},
     "expire-idempotency-keys": {"task": "feedback.tasks.expire_idempotency_keys", "schedule": 3600.0},
     # Export files and unused dataset snapshots past their retention (disk would only grow).
     "expire-exports": {"task": "labeller.tasks.expire_exports", "schedule": 3600.0},
@@ -288,6 +293,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Labelloop's own knobs.
 LABELLOOP_MAX_UPLOAD_BYTES = env_int("LABELLOOP_MAX_UPLOAD_BYTES", 500 * 1024 * 1024)
+# A job still queued this many seconds after its message was sent has it sent again (a lost message).
+LABELLOOP_RESEND_AFTER = env_int("LABELLOOP_RESEND_AFTER", 300)
 LABELLOOP_IMPORT_BATCH_SIZE = env_int("LABELLOOP_IMPORT_BATCH_SIZE", 2000)
 LABELLOOP_IMPORT_MAX_REPORTED_ERRORS = env_int("LABELLOOP_IMPORT_MAX_REPORTED_ERRORS", 1000)
 LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from labeller import selectors
 from labeller.api.views import ProjectScopedMixin
+from labeller.enqueue import enqueue_on_commit
 from labeller.models import Item, Role
 from models_registry.serving import NoModel
 
@@ -233,7 +234,7 @@ class Monitoring(AdminToChange):
         from .tasks import monitor_one
 
         project_id = self.project.id  # resolved (and the role checked) now, not in the callback
-        transaction.on_commit(lambda: monitor_one.delay(project_id))
+        enqueue_on_commit(monitor_one, project_id)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from labeller.enqueue import enqueue
 from labeller.models import Project
 
 from .models import ApiToken, FeedbackEvent, FeedbackKind, Prediction
@@ -122,7 +123,9 @@ def events_store(*, project: Project, events: list[FeedbackEvent]) -> list[Feedb
     """Insert the batch; the caller's transaction commits it before the API answers. Routing
     is asked for after the commit, at most once a second per project (it takes all pending)."""
     stored = FeedbackEvent.objects.bulk_create(events, batch_size=1000)
-    transaction.on_commit(lambda: route_soon(project.id))
+    # Robust: the events are committed, so the answer says so even if the cache or the broker is
+    # down; beat's route_all_pending routes what this message did not.
+    transaction.on_commit(lambda: route_soon(project.id), robust=True)
     return stored
 
 
@@ -130,4 +133,4 @@ def route_soon(project_id: int) -> None:
     from .tasks import route_feedback
 
     if cache.add(f"feedback-route:{project_id}", 1, timeout=1):
-        route_feedback.apply_async((project_id,), countdown=settings.LABELLOOP_FEEDBACK_ROUTE_DELAY)
+        enqueue(route_feedback, project_id, countdown=settings.LABELLOOP_FEEDBACK_ROUTE_DELAY)

@@ -91,6 +91,7 @@ class FeedbackStatus(models.TextChoices):
     REVIEW = "review", "Waiting for an expert's review"
     REVIEWED = "reviewed", "An expert decided"
     NO_ITEM = "no_item", "Nothing to review: no item data"
+    FAILED = "failed", "Could not be routed: see route_error"
 
 
 class FeedbackEvent(models.Model):
@@ -116,6 +117,8 @@ class FeedbackEvent(models.Model):
     item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback_events")
     # Set when an expert reviews the item: did the expert's label agree with this event?
     expert_agrees = models.BooleanField(null=True, blank=True)
+    # Why routing failed, for an event set aside (status failed) so the ones after it still route.
+    route_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["id"]

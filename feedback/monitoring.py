@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeller.active_learning import base_encoder
+from labeller.enqueue import enqueue_on_commit
 from labeller.models import Project
 from ml import drift
 from models_registry.models import ModelVersion
@@ -203,7 +204,7 @@ def alerts_check(*, project: Project, points: list[MonitoringPoint], now: dateti
             continue
         if created:
             opened.append(alert)
-            transaction.on_commit(lambda alert_id=alert.id: _notify(alert_id))
+            _notify(alert.id)
         else:
             Alert.objects.filter(id=alert.id).update(value=value, message=message)
     Alert.objects.filter(project=project, status=AlertStatus.OPEN, key__in=judged - set(over)).update(
@@ -214,7 +215,7 @@ def alerts_check(*, project: Project, points: list[MonitoringPoint], now: dateti
 def _notify(alert_id: int) -> None:
     from .tasks import send_alert_webhook
 
-    send_alert_webhook.delay(alert_id)
+    enqueue_on_commit(send_alert_webhook, alert_id)
 
 
 def monitor_all(*, now: datetime | None = None) -> int:

@@ -8,6 +8,7 @@ measured reliability.
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 
 from django.db import connection, transaction
@@ -21,25 +22,60 @@ from .models import ApiToken, FeedbackEvent, FeedbackKind, FeedbackStatus, Predi
 from .predicting import items_for
 
 ROUTE_BATCH = 500
+log = logging.getLogger(__name__)
 
 
 def route_pending(*, project_id: int) -> int:
     """Route the project's pending events in arrival order, ROUTE_BATCH at a time, in a few
     queries per batch; returns how many were routed. Concurrent runs skip each other's rows on
-    PostgreSQL (SQLite runs one writer at a time)."""
+    PostgreSQL (SQLite runs one writer at a time).
+
+    A batch that fails is rolled back and its events are routed one at a time instead: an event
+    that fails on its own is set aside (status failed, with the reason) and the others route, so
+    one bad event never blocks its project's routing for good."""
     project = Project.objects.get(id=project_id)
     routed = 0
     while True:
-        with transaction.atomic():
-            pending = FeedbackEvent.objects.filter(project_id=project_id, status=FeedbackStatus.PENDING).order_by("id")
-            if connection.vendor == "postgresql":
-                pending = pending.select_for_update(skip_locked=True, of=("self",))
-            batch = list(pending.select_related("token", "prediction")[:ROUTE_BATCH])
-            if not batch:
-                return routed
-            _route_batch(project, batch)
-            FeedbackEvent.objects.bulk_update(batch, ["status", "item", "expert_agrees"])
-            routed += len(batch)
+        try:
+            with transaction.atomic():
+                batch = _lock_pending(project_id, ROUTE_BATCH)
+                if not batch:
+                    return routed
+                _route_and_save(project, batch)
+                routed += len(batch)
+        except Exception:
+            log.exception("routing a batch of project %s's feedback failed; routing it event by event", project_id)
+            routed += _route_each(project, ROUTE_BATCH)
+
+
+def _lock_pending(project_id: int, limit: int, **only) -> list[FeedbackEvent]:
+    pending = FeedbackEvent.objects.filter(project_id=project_id, status=FeedbackStatus.PENDING, **only).order_by("id")
+    if connection.vendor == "postgresql":
+        pending = pending.select_for_update(skip_locked=True, of=("self",))
+    return list(pending.select_related("token", "prediction")[:limit])
+
+
+def _route_and_save(project: Project, batch: list[FeedbackEvent]) -> None:
+    _route_batch(project, batch)
+    FeedbackEvent.objects.bulk_update(batch, ["status", "item", "expert_agrees"])
+
+
+def _route_each(project: Project, limit: int) -> int:
+    """Route the next `limit` pending events one transaction each; set aside those that fail."""
+    routed = 0
+    ids = FeedbackEvent.objects.filter(project=project, status=FeedbackStatus.PENDING).order_by("id")
+    for event_id in list(ids.values_list("id", flat=True)[:limit]):
+        try:
+            with transaction.atomic():
+                event = _lock_pending(project.id, 1, id=event_id)
+                if event:
+                    _route_and_save(project, event)
+                    routed += 1
+        except Exception as exc:
+            log.exception("feedback event %s could not be routed; set aside", event_id)
+            FeedbackEvent.objects.filter(id=event_id, status=FeedbackStatus.PENDING).update(
+                status=FeedbackStatus.FAILED, route_error=f"{type(exc).__name__}: {exc}"[:2000])
+    return routed
 
 
 def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:

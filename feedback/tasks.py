@@ -1,4 +1,6 @@
 """Thin Celery tasks: ids in, one service call."""
+import logging
+
 import requests
 from celery import shared_task
 
@@ -6,6 +8,8 @@ from labeller.models import Project
 
 from . import idempotency, monitoring, review, webhooks
 from .models import Alert, FeedbackEvent, FeedbackStatus
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -16,9 +20,13 @@ def route_feedback(project_id: int) -> int:
 @shared_task
 def route_all_pending() -> int:
     """Beat's safety net: events whose routing message was lost are routed within a minute."""
-    project_ids = set(FeedbackEvent.objects.filter(status=FeedbackStatus.PENDING).values_list("project_id", flat=True).distinct())
+    project_ids = sorted(set(FeedbackEvent.objects.filter(status=FeedbackStatus.PENDING)
+                             .values_list("project_id", flat=True).distinct()))
     for project_id in project_ids:
-        review.route_pending(project_id=project_id)
+        try:
+            review.route_pending(project_id=project_id)
+        except Exception:  # one project's failure must not stop the others' routing
+            log.exception("routing project %s's pending feedback failed", project_id)
     return len(project_ids)
 
 

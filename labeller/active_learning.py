@@ -11,9 +11,10 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -23,6 +24,7 @@ from ml.encoder import Encoder, from_float16_bytes, to_float16_bytes
 from ml.heads import LinearHead, fit_head, self_train
 
 from .agreement import item_majority
+from .enqueue import enqueue, enqueue_on_commit
 from .models import ActiveLearningState, Annotation, Item, ItemVector, JobStatus, Project, SuggestionMode
 
 log = logging.getLogger(__name__)
@@ -94,9 +96,9 @@ def encode_request(*, project_id: int) -> bool:
     state_for(project_id)
     queued = ActiveLearningState.objects.filter(
         project_id=project_id, encode_status__in=[JobStatus.IDLE, JobStatus.FAILED]
-    ).update(encode_status=JobStatus.QUEUED, encode_error="")
+    ).update(encode_status=JobStatus.QUEUED, encode_error="", encode_queued_at=timezone.now())
     if queued:
-        transaction.on_commit(lambda: encode_items.delay(project_id))
+        enqueue_on_commit(encode_items, project_id)
     return bool(queued)
 
 
@@ -154,11 +156,34 @@ def refresh_request(*, project_id: int) -> bool:
 
     state_for(project_id)
     requested = ActiveLearningState.objects.filter(project_id=project_id, refresh_requested=False).update(
-        refresh_requested=True
+        refresh_requested=True, refresh_requested_at=timezone.now()
     )
     if requested:
-        transaction.on_commit(lambda: refresh_priorities.delay(project_id))
+        enqueue_on_commit(refresh_priorities, project_id)
     return bool(requested)
+
+
+def requests_resend_lost(*, now: datetime) -> int:
+    """Beat's safety net for encodes and refreshes requested before `now` - LABELLOOP_RESEND_AFTER
+    that no worker took: their message was lost, or never sent (broker down). They are sent again,
+    and their time moves to `now`, so a job waiting behind a long queue is sent at most once per
+    wait; a duplicate is a no-op, as each run claims its job first. Returns how many were sent."""
+    from .tasks import encode_items, refresh_priorities
+
+    cutoff = now - timedelta(seconds=settings.LABELLOOP_RESEND_AFTER)
+    jobs = [
+        (encode_items, "encode_queued_at", Q(encode_status=JobStatus.QUEUED)),
+        (refresh_priorities, "refresh_requested_at",
+         Q(refresh_requested=True) & (Q(refresh_running=False) | Q(refresh_started_at__lt=now - STALE_REFRESH))),
+    ]
+    sent = 0
+    for task, at, waiting in jobs:
+        lost = waiting & (Q(**{f"{at}__lt": cutoff}) | Q(**{f"{at}__isnull": True}))
+        for project_id in ActiveLearningState.objects.filter(lost).values_list("project_id", flat=True):
+            # Claimed with its time, so two sweepers never send the same job twice.
+            if ActiveLearningState.objects.filter(lost, project_id=project_id).update(**{at: now}):
+                sent += enqueue(task, project_id)
+    return sent
 
 
 def refresh_after_label(*, project: Project) -> None:
@@ -208,7 +233,7 @@ def refresh_release(*, project_id: int, report: RefreshReport | None, error: str
     if ActiveLearningState.objects.filter(project_id=project_id, refresh_requested=True).exists():
         from .tasks import refresh_priorities
 
-        refresh_priorities.delay(project_id)
+        enqueue(refresh_priorities, project_id)
 
 
 def project_vectors(project: Project, encoder_version: str) -> tuple[np.ndarray, np.ndarray]:

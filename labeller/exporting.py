@@ -4,15 +4,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import agreement
+from .enqueue import enqueue, enqueue_on_commit
 from .models import ExportFormat, ExportJob, ExportStatus, Item, Project
 from .selectors import items_with_annotations
 
@@ -38,9 +38,24 @@ def export_create(*, project: Project, user, format: str, status: str = ExportSt
         created_by=user,
         format=format,
         filters={"status": status, "min_agreement": min_agreement},
+        queued_at=timezone.now(),
     )
-    transaction.on_commit(lambda: export_run.delay(str(job.id)))
+    enqueue_on_commit(export_run, str(job.id))
     return job
+
+
+def exports_resend_lost(*, now: datetime) -> int:
+    """Beat's safety net: exports still queued LABELLOOP_RESEND_AFTER after their message was sent
+    (lost, or never sent: broker down) are sent again; export_run claims its job, so a duplicate
+    is a no-op. Returns how many were sent."""
+    from .tasks import export_run
+
+    lost = Q(status=ExportStatus.QUEUED, queued_at__lt=now - timedelta(seconds=settings.LABELLOOP_RESEND_AFTER))
+    sent = 0
+    for job_id in ExportJob.objects.filter(lost).values_list("id", flat=True):
+        if ExportJob.objects.filter(lost, id=job_id).update(queued_at=now):
+            sent += enqueue(export_run, str(job_id))
+    return sent
 
 
 def _filtered_items(project: Project, filters: dict) -> QuerySet[Item]:

@@ -1,22 +1,35 @@
 """Import items (and any annotations they carry) into a project, streamed and all-or-nothing.
 
-One pass over the file inside one transaction: rows are checked against the project's schema and
-labels and written in batches. In `atomic` mode a file with any bad row is rolled back whole and
-every bad row is reported; in `partial` mode the good rows stay and the rejected ones are returned.
-A row is never dropped silently: duplicates of an `external_id` are reported as skipped (listed up
-to LABELLOOP_IMPORT_MAX_REPORTED_ERRORS, like errors, and all counted).
+One pass over the file: rows are checked against the project's schema and labels and written in
+batches. In `atomic` mode a file with any bad row is imported not at all and every bad row is
+reported; in `partial` mode the good rows stay and the rejected ones are returned. A row is never
+dropped silently: duplicates of an `external_id` are reported as skipped (listed
+up to LABELLOOP_IMPORT_MAX_REPORTED_ERRORS, like errors, and all counted).
+
+On PostgreSQL the pass runs in one transaction, which locks only the rows it writes. SQLite has one
+write lock for the whole database, and a 500 MB file takes a minute: held that long, every other
+project's submits would fail with "database is locked". There each batch commits on its own,
+tagged with the import's id; the tagged items are not served, a failed import deletes them, and a
+complete one clears the tag in one statement, so its items appear together.
 """
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Max
 
 from .active_learning import encode_request, is_eval_draw
 from .import_formats import ParsedRow, RowError, format_for, read_rows
 from .models import Annotation, AnnotationSource, Item, Project
+
+
+DISCARD_BATCH = 2000
+ABANDONED_AFTER = timedelta(hours=1)
 
 
 class ImportMode:
@@ -92,6 +105,41 @@ class _RowChecker:
 def items_import(*, project: Project, stream: BinaryIO, filename: str, mode: str = ImportMode.ATOMIC) -> ImportResult:
     """Import every row of `stream` into `project`; see the module docstring for the rules."""
     fmt = format_for(filename)
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        return _import_in_committed_batches(project, stream, fmt, mode)
+    with transaction.atomic():
+        result = _import_rows(project, stream, fmt, mode, write=lambda batch, result: _write_batch(project, batch, result))
+        if not result.committed:
+            transaction.set_rollback(True)
+        elif result.created:
+            encode_request(project_id=project.id)  # runs once this transaction commits
+    return result
+
+
+def _import_in_committed_batches(project: Project, stream: BinaryIO, fmt: str, mode: str) -> ImportResult:
+    import_id = uuid.uuid4()
+
+    def write(batch, result: ImportResult) -> None:
+        with transaction.atomic():
+            _write_batch(project, batch, result, import_id=import_id)
+
+    try:
+        result = _import_rows(project, stream, fmt, mode, write=write)
+    except BaseException:
+        import_discard(import_id=import_id)
+        raise
+    if not result.committed:
+        import_discard(import_id=import_id)
+        return result
+    with transaction.atomic():
+        Item.objects.filter(import_id=import_id).update(import_id=None)
+        if result.created:
+            encode_request(project_id=project.id)
+    return result
+
+
+def _import_rows(project: Project, stream: BinaryIO, fmt: str, mode: str, *, write) -> ImportResult:
+    """Read, check and hand each batch of good rows to `write`; count and report the bad ones."""
     checker = _RowChecker(project)
     result = ImportResult(mode=mode)
     batch: list[tuple[ParsedRow, list[list[str]]]] = []
@@ -102,34 +150,52 @@ def items_import(*, project: Project, stream: BinaryIO, filename: str, mode: str
         if len(result.errors) < max_errors:
             result.errors.append(error.as_dict())
 
-    with transaction.atomic():
-        for parsed in read_rows(stream, fmt):
-            if isinstance(parsed, RowError):
-                result.rows += parsed.row is not None
-                reject(parsed)
-                continue
-            result.rows += 1
-            checked = checker.check(parsed)
-            if isinstance(checked, RowError):
-                reject(checked)
-                continue
-            batch.append((parsed, checked))
-            if len(batch) >= settings.LABELLOOP_IMPORT_BATCH_SIZE:
-                _write_batch(project, batch, result)
-                batch = []
-        if batch:
-            _write_batch(project, batch, result)
-        if not result.committed:
-            transaction.set_rollback(True)
-        elif result.created:
-            encode_request(project_id=project.id)  # runs once this transaction commits
+    for parsed in read_rows(stream, fmt):
+        if isinstance(parsed, RowError):
+            result.rows += parsed.row is not None
+            reject(parsed)
+            continue
+        result.rows += 1
+        checked = checker.check(parsed)
+        if isinstance(checked, RowError):
+            reject(checked)
+            continue
+        batch.append((parsed, checked))
+        if len(batch) >= settings.LABELLOOP_IMPORT_BATCH_SIZE:
+            write(batch, result)
+            batch = []
+    if batch:
+        write(batch, result)
     return result
 
 
-def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]], result: ImportResult) -> None:
+def import_discard(*, import_id: uuid.UUID) -> int:
+    """Delete what an unfinished import wrote (its annotations go with its items), a batch per
+    transaction so other writers are never held up for long. Returns the number of items."""
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(Item.objects.filter(import_id=import_id).values_list("id", flat=True)[:DISCARD_BATCH])
+            if not ids:
+                return deleted
+            Item.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
+
+
+def imports_discard_abandoned(*, now: datetime) -> int:
+    """Beat's safety net: an import whose process died (a deploy, out of memory) left tagged items
+    that nobody will complete. A running import commits a batch every few seconds, so one that
+    wrote nothing for ABANDONED_AFTER is dead; its items are deleted. Returns the number of items."""
+    abandoned = (Item.objects.filter(import_id__isnull=False).values("import_id")
+                 .annotate(last=Max("created_at")).filter(last__lt=now - ABANDONED_AFTER))
+    return sum(import_discard(import_id=row["import_id"]) for row in abandoned)
+
+
+def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]], result: ImportResult,
+                 import_id: uuid.UUID | None = None) -> None:
     """Insert one batch; rows whose external_id is already taken are reported, not inserted."""
     wanted = {parsed.external_id for parsed, _ in batch if parsed.external_id is not None}
-    # Earlier batches of this import are visible here: same transaction.
+    # Earlier batches of this import are visible here: same transaction, or committed.
     taken = dict.fromkeys(
         Item.objects.filter(project=project, external_id__in=wanted).values_list("external_id", flat=True)
     )
@@ -157,6 +223,7 @@ def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]
                 annotation_count=len(annotations),
                 is_done=done,
                 is_eval=is_eval_draw(project.id, parsed.external_id or f"row-{parsed.row}", project.eval_share),
+                import_id=import_id,
             )
         )
         label_sets.append(annotations)

@@ -125,7 +125,8 @@ class Item(models.Model):
     data = models.JSONField()
     # Filled by active learning later; until then every item is 0 and the queue is import order.
     priority = models.FloatField(default=0.0)
-    annotation_count = models.PositiveSmallIntegerField(default=0)  # submitted, not skipped
+    # Submitted, not skipped. Not a small integer: trusted feedback adds a label per event, unbounded.
+    annotation_count = models.PositiveIntegerField(default=0)
     is_done = models.BooleanField(default=False)
     held_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -137,6 +138,9 @@ class Item(models.Model):
     needs_review = models.BooleanField(default=False)
     # The model's suggestion and its explanation, precomputed by the refresh for the top of the queue.
     suggestion = models.JSONField(null=True, blank=True)
+    # Set while the import that wrote it is unfinished (SQLite imports commit batch by batch):
+    # such an item is not served, and is deleted if its import fails. Cleared when it completes.
+    import_id = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -161,6 +165,8 @@ class Item(models.Model):
             ),
             # "Which items does this expert hold right now?"
             models.Index(fields=["held_by", "project"], condition=Q(held_by__isnull=False), name="item_held_idx"),
+            # Completing or discarding an unfinished import; empty the rest of the time.
+            models.Index(fields=["import_id"], condition=Q(import_id__isnull=False), name="item_unfinished_import_idx"),
         ]
 
     def text(self) -> str:
@@ -223,6 +229,8 @@ class ExportJob(models.Model):
     # Validated filters: {"status": "done"|"labelled"|"all", "min_agreement": float|None}
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    # When its message was last sent: a job still queued long after is sent again (a lost message).
+    queued_at = models.DateTimeField(null=True, blank=True)
     total = models.PositiveIntegerField(default=0)
     written = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -280,9 +288,12 @@ class ActiveLearningState(models.Model):
     encode_total = models.PositiveIntegerField(default=0)
     encode_done = models.PositiveIntegerField(default=0)
     encode_error = models.TextField(blank=True)
+    # When the queued encode's message was last sent; see active_learning.requests_resend_lost.
+    encode_queued_at = models.DateTimeField(null=True, blank=True)
     # A refresh is requested by setting `refresh_requested`; a worker claims it by flipping
     # `refresh_running`. Requests made while one runs collapse into a single follow-up run.
     refresh_requested = models.BooleanField(default=False)
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
     refresh_running = models.BooleanField(default=False)
     refresh_started_at = models.DateTimeField(null=True, blank=True)
     labels_since_refresh = models.PositiveIntegerField(default=0)

@@ -96,7 +96,7 @@ def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[
     if len(held) >= MAX_HELD_PER_EXPERT:
         return None
     candidates = (
-        Item.objects.filter(project=project, is_done=False)
+        Item.objects.filter(project=project, is_done=False, import_id__isnull=True)  # not mid-import
         .filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
         .exclude(id__in=exclude)
         .exclude(Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user)))

@@ -1,7 +1,12 @@
+from datetime import datetime
+
 from celery import shared_task
+from django.utils import timezone
 
 from . import active_learning
-from .exporting import export_claim, export_fail, export_write, exports_expire
+from .enqueue import enqueue
+from .exporting import export_claim, export_fail, export_write, exports_expire, exports_resend_lost
+from .importing import imports_discard_abandoned
 from .models import Project
 
 
@@ -42,7 +47,7 @@ def refresh_priorities(project_id: int) -> None:
         active_learning.refresh_release(project_id=project_id, report=None, error=f"{type(exc).__name__}: {exc}")
         raise
     active_learning.refresh_release(project_id=project_id, report=report)
-    explain_suggestions.delay(project_id)
+    enqueue(explain_suggestions, project_id)
     from models_registry.training import retrain_if_due
 
     retrain_if_due(project=Project.objects.get(id=project_id))  # the "retrain after N labels" trigger
@@ -52,3 +57,17 @@ def refresh_priorities(project_id: int) -> None:
 def explain_suggestions(project_id: int) -> int:
     """Word attributions for the suggestions at the head of the queue (needs the encoder)."""
     return active_learning.explain_top(project_id=project_id)
+
+
+@shared_task
+def resend_lost_jobs(now: datetime | None = None) -> int:
+    """Beat's safety net: encodes, refreshes and exports whose message was lost or never sent
+    (the broker was down when they were asked for) are sent again. `now` is for tests."""
+    now = now or timezone.now()
+    return active_learning.requests_resend_lost(now=now) + exports_resend_lost(now=now)
+
+
+@shared_task
+def discard_abandoned_imports() -> int:
+    """What an import whose process died left behind (SQLite imports commit batch by batch)."""
+    return imports_discard_abandoned(now=timezone.now())

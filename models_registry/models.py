@@ -78,6 +78,8 @@ class ModelVersion(models.Model):
     artefact_path = models.CharField(max_length=500, blank=True)
     checksum = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When its training message was last sent: still queued long after, it is sent again (lost).
+    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

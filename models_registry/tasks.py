@@ -1,4 +1,7 @@
+from datetime import datetime
+
 from celery import shared_task
+from django.utils import timezone
 
 from labeller.models import Project
 
@@ -38,3 +41,9 @@ def expire_snapshots() -> int:
 @shared_task
 def reap_dead_training() -> int:
     return training.training_reap()
+
+
+@shared_task
+def resend_queued_training(now: datetime | None = None) -> int:
+    """Versions whose training message was lost or never sent are sent again. `now` is for tests."""
+    return training.versions_resend_lost(now=now or timezone.now())

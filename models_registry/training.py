@@ -10,10 +10,11 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from labeller.active_learning import base_encoder
+from labeller.enqueue import enqueue, enqueue_on_commit
 from labeller.models import ItemVector, Project
 from ml import finetune, gates
 from ml.encoder import from_float16_bytes
@@ -79,13 +80,14 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
             ModelVersion.objects.create(
                 project=project, number=number + i, kind=kind, snapshot=snapshot, base_model=_base_name(project),
                 hyperparameters=hyper[kind], code_version=CODE_VERSION, triggered_by=trigger, triggered_by_user=user,
+                queued_at=timezone.now(),
             )
             for i, kind in enumerate(kinds)
         ]
         policy.labels_at_last_retrain = snapshot.n_train + snapshot.n_validation + snapshot.n_evaluation
         policy.save(update_fields=["labels_at_last_retrain"])
         for version in versions:
-            transaction.on_commit(lambda v=version.id: train_version.delay(v))
+            enqueue_on_commit(train_version, version.id)
     return versions
 
 
@@ -102,6 +104,22 @@ def retrain_if_due(*, project: Project) -> bool:
     except RetrainBusy:
         return False  # the next label after it finishes fires it again
     return True
+
+
+def versions_resend_lost(*, now) -> int:
+    """Beat's safety net: versions still queued LABELLOOP_RESEND_AFTER after their message was sent
+    (lost, or never sent: broker down) are sent again. Not while another version of the project
+    trains: then they are waiting their turn, their message retrying. version_claim makes a
+    duplicate a no-op. Returns how many were sent."""
+    from .tasks import train_version
+
+    busy = ModelVersion.objects.filter(status=VersionStatus.TRAINING).values("project_id")
+    lost = Q(status=VersionStatus.QUEUED, queued_at__lt=now - timedelta(seconds=settings.LABELLOOP_RESEND_AFTER))
+    sent = 0
+    for version_id in ModelVersion.objects.filter(lost).exclude(project_id__in=busy).values_list("id", flat=True):
+        if ModelVersion.objects.filter(lost, id=version_id).update(queued_at=now):
+            sent += enqueue(train_version, version_id)
+    return sent
 
 
 def _base_name(project: Project) -> str:

@@ -294,3 +294,24 @@ def test_a_project_without_evaluation_items_gets_a_version_that_only_an_override
     assert version.gate["passed"] is False and "evaluation set is empty" in version.gate["failures"][0]
     with pytest.raises(registry.PromotionRefused, match="fails the gate"):
         registry.version_promote(version=version, user=owner, reason="")
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the training message is sent inside the request
+def test_a_retrain_answers_202_with_the_broker_down_and_the_sweeper_sends_it_later(labelled_project, client_for, owner, broker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from models_registry.tasks import resend_queued_training
+
+    broker.down = True
+    response = client_for(owner).post(f"/api/projects/{labelled_project.id}/models/", {"kinds": ["head"]}, format="json")
+    assert response.status_code == 202, response.content
+    version = ModelVersion.objects.get(project=labelled_project)
+    assert version.status == VersionStatus.QUEUED
+
+    broker.down = False
+    resend_queued_training()
+    assert [args for name, args in broker.sent if name == "models_registry.tasks.train_version"] == []
+    resend_queued_training(now=timezone.now() + timedelta(minutes=30))
+    assert [args for name, args in broker.sent if name == "models_registry.tasks.train_version"] == [[version.id]]

@@ -1,0 +1,34 @@
+"""Send Celery tasks without ever failing a write the database has committed.
+
+A request whose rows are committed must answer as committed: a broker that is down must not turn
+it into a 500 that the client retries into duplicates. So a refused send is logged, not raised.
+Nothing is lost by it: every job leaves its state in the database first (an encode queued, a
+refresh requested, an export queued, feedback pending), and beat's sweepers send again what has
+waited too long (labeller.tasks.resend_lost_jobs, feedback.tasks.route_all_pending,
+models_registry.tasks.resend_queued_training). Each task claims its job before working, so a
+message sent twice is a no-op.
+"""
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(task, *args, **options) -> bool:
+    """Send `task(*args)` now; False, logged, if the broker refused it."""
+    try:
+        task.apply_async(args, **options)
+    except Exception:  # kombu's OperationalError, a Redis error, a full disk under the filesystem broker
+        log.exception("could not send %s%r; beat's sweeper sends it again later", task.name, args)
+        return False
+    return True
+
+
+def enqueue_on_commit(task, *args, **options) -> None:
+    """Send `task(*args)` once the current transaction commits (at once outside one), so a worker
+    never reads a row that is not there yet; a refused send never reaches the caller."""
+    transaction.on_commit(partial(enqueue, task, *args, **options), robust=True)
