@@ -177,8 +177,11 @@ def _label_studio_choices(annotations) -> Iterator[list[str]]:
             raise ValueError("each annotation must be an object")
         if annotation.get("was_cancelled"):
             continue
+        results = annotation.get("result") or []
+        if not isinstance(results, list):  # a number here was a TypeError, the whole import a 500
+            raise ValueError(f"an annotation's result must be a list of results, found {type(results).__name__}")
         chosen: list[str] = []
-        for result in annotation.get("result") or []:
+        for result in results:
             value = result.get("value") if isinstance(result, dict) else None
             choices = value.get("choices") if isinstance(value, dict) else None
             if isinstance(choices, list):
