@@ -1,5 +1,6 @@
 """Thin API views: validate with a serializer, call one service or selector, shape the answer."""
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -109,7 +110,13 @@ class LabelListCreate(ProjectScopedMixin, APIView):
             raise ValidationError({"key": [f"label '{data['key']}' already exists in this project"]})
         if data.get("shortcut") and self.project.labels.filter(shortcut=data["shortcut"]).exists():
             raise ValidationError({"shortcut": [f"shortcut '{data['shortcut']}' is already used"]})
-        label = Label.objects.create(project=self.project, order=self.project.labels.count(), **data)
+        try:
+            with transaction.atomic():
+                label = Label.objects.create(project=self.project, order=self.project.labels.count(), **data)
+        except IntegrityError:  # created by a concurrent request since the checks above
+            taken = "key" if self.project.labels.filter(key=data["key"]).exists() else "shortcut"
+            raise ValidationError({taken: [f"{taken} '{data[taken]}' was just created by another request"
+                                           if taken == "shortcut" else f"label '{data['key']}' already exists in this project"]})
         return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
 
