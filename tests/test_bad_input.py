@@ -281,3 +281,62 @@ def test_a_guardrail_of_the_wrong_type_is_400_naming_its_key(guardrail, key, own
 def test_guardrails_that_are_not_a_list_of_objects_are_400(guardrails, owner_client, project):
     response = owner_client.patch(f"/api/projects/{project.id}/training-policy", {"guardrails": guardrails}, format="json")
     assert response.status_code == 400 and "guardrails" in response.json()
+
+
+# 4. in import files: the same values JSON bodies refuse are that row's error, never a 500.
+
+def import_file(client, project, name, content: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile(name, content, content_type="application/octet-stream")
+    return client.post(f"/api/projects/{project.id}/imports", {"file": upload}, format="multipart")
+
+
+@pytest.mark.parametrize("line, field", [
+    ('{"text": "a", "score": NaN}', "score"),
+    ('{"text": "a", "score": 1e999}', "score"),
+    ('{"text": "a", "score": -Infinity}', "score"),
+    ('{"text": "a", "score": %s}' % ("9" * 5000), "score"),
+    ('{"text": "a\\u0000b"}', "text"),
+    ('{"text": "a", "meta": {"k\\u0000": 1}}', "meta"),
+    ('{"text": "a", "meta": %s}' % ("[" * 100 + "]" * 100), "meta" + "[0]" * 63),
+])
+def test_a_jsonl_row_json_cannot_carry_is_that_rows_error(line, field, owner_client, project):
+    content = ('{"text": "fine"}\n' + line + "\n").encode()
+    response = import_file(owner_client, project, "items.jsonl", content)
+    assert response.status_code == 400, response.content
+    (error,) = response.json()["errors"]
+    assert error["row"] == 2 and error["field"] == field
+    assert not Item.objects.filter(project=project).exists()
+
+
+@pytest.mark.parametrize("task, field", [
+    ({"data": {"text": "a\u0000b"}}, "data.text"),
+    ({"data": {"text": "a"}, "annotations": [{"result": [{"value": {"choices": ["card\u0000arrival"]}}]}]},
+     "annotations[0].result[0].value.choices[0]"),
+])
+def test_a_label_studio_task_with_nul_is_that_rows_error(task, field, owner_client, project):
+    content = json.dumps([{"data": {"text": "fine"}}, task]).encode()
+    response = import_file(owner_client, project, "tasks.json", content)
+    assert response.status_code == 400, response.content
+    (error,) = response.json()["errors"]
+    assert error["row"] == 2 and error["field"] == field and "NUL" in error["message"]
+
+
+@pytest.mark.parametrize("value", [b"1e999", b"NaN", b"1" + b"0" * 400, b"[" * 100_000 + b"]" * 100_000])
+def test_a_label_studio_value_json_cannot_carry_is_an_error_at_its_row(value, owner_client, project):
+    """The streaming reader refuses these itself (or, nested, after 64 levels), at that row."""
+    content = b'[{"data": {"text": "fine"}}, {"data": {"text": "a", "score": ' + value + b'}}]'
+    response = import_file(owner_client, project, "tasks.json", content)
+    assert response.status_code == 400, response.content
+    (error,) = response.json()["errors"]
+    assert error["row"] == 2 and "malformed JSON" in error["message"]
+    assert not Item.objects.filter(project=project).exists()
+
+
+def test_a_nul_after_the_first_kilobytes_of_a_csv_is_that_rows_error(owner_client, project):
+    content = b"text\n" + b"".join(b"row %d\n" % i for i in range(1000)) + b"bad\x00row\n"
+    response = import_file(owner_client, project, "items.csv", content)
+    assert response.status_code == 400, response.content
+    (error,) = response.json()["errors"]
+    assert error["row"] == 1001 and "NUL" in error["message"]
