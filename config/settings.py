@@ -163,6 +163,11 @@ SPECTACULAR_SETTINGS = {
         "ExportStatusEnum": "labeller.models.ExportStatus",
         "JobStatusEnum": "labeller.models.JobStatus",
     },
+    # The bounded id converters (labeller.api.converters) are integers to clients.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "number": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+    },
 }
 
 # Celery. The embedded default is kombu's filesystem transport: no broker server to install.

@@ -340,3 +340,9 @@ def test_a_nul_after_the_first_kilobytes_of_a_csv_is_that_rows_error(owner_clien
     assert response.status_code == 400, response.content
     (error,) = response.json()["errors"]
     assert error["row"] == 1001 and "NUL" in error["message"]
+
+
+def test_the_schema_still_gives_bounded_ids_as_integers(owner_client):
+    schema = owner_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    (param,) = [p for p in schema["paths"]["/api/projects/{project_id}/"]["get"]["parameters"] if p["name"] == "project_id"]
+    assert param["schema"] == {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
