@@ -113,10 +113,10 @@ class LabelListCreate(ProjectScopedMixin, APIView):
         try:
             with transaction.atomic():
                 label = Label.objects.create(project=self.project, order=self.project.labels.count(), **data)
-        except IntegrityError:  # created by a concurrent request since the checks above
-            taken = "key" if self.project.labels.filter(key=data["key"]).exists() else "shortcut"
-            raise ValidationError({taken: [f"{taken} '{data[taken]}' was just created by another request"
-                                           if taken == "shortcut" else f"label '{data['key']}' already exists in this project"]})
+        except IntegrityError:  # created by a concurrent request since the checks above: answer as they do
+            if self.project.labels.filter(key=data["key"]).exists():
+                raise ValidationError({"key": [f"label '{data['key']}' already exists in this project"]})
+            raise ValidationError({"shortcut": [f"shortcut '{data['shortcut']}' is already used"]})
         return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
 
