@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "labeller.api.middleware.RefuseNulMiddleware",  # before a view reads a NUL into a query
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a login refused for lockout into the 429 answer.
@@ -197,7 +198,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # JSON that nothing downstream can keep (deep nesting, NaN, 1e999, NUL) is a 400 naming its path.
+    "DEFAULT_PARSER_CLASSES": [
+        "labeller.api.parsers.StrictJSONParser",
+        "labeller.api.parsers.StrictFormParser",
+        "labeller.api.parsers.StrictMultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "labeller.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeller.api.errors.exception_handler",
@@ -239,6 +246,11 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "models_registry.models.VersionStatus",
         "ExportStatusEnum": "labeller.models.ExportStatus",
         "JobStatusEnum": "labeller.models.JobStatus",
+    },
+    # The bounded id converters (labeller.api.converters) are integers to clients.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "number": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
     },
 }
 

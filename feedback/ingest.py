@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.core.cache import cache
@@ -86,8 +87,8 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
         end_user = raw.get("end_user")
         if not isinstance(end_user, str) or not end_user.strip() or len(end_user) > 200:
             out.error(f"{path}.end_user", "required: the pseudonymous id of the product's user (1-200 characters)")
-        occurred_at = parse_datetime(raw["occurred_at"]) if isinstance(raw.get("occurred_at"), str) else None
-        if occurred_at is None or occurred_at.tzinfo is None:
+        occurred_at = aware_datetime(raw.get("occurred_at"))
+        if occurred_at is None:
             out.error(f"{path}.occurred_at", "required: an ISO 8601 date-time with a time zone")
         elif occurred_at > now + FUTURE_SLACK:
             out.error(f"{path}.occurred_at", "is in the future")
@@ -117,6 +118,20 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
             end_user=end_user.strip(), occurred_at=occurred_at,
         ))
     return out
+
+
+def aware_datetime(value) -> datetime | None:
+    """An ISO 8601 date-time with a time zone, or None. parse_datetime raises ValueError for a
+    well-formed date that cannot exist (February 30th, an offset of +25:00): that was a 500. So
+    was one that exists only in its own zone (0001-01-01T00:00+01:00 is before year 1 in UTC,
+    where the database stores it)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)
+        return parsed.astimezone(dt_timezone.utc) if parsed is not None and parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def events_store(*, project: Project, events: list[FeedbackEvent]) -> list[FeedbackEvent]:

@@ -8,6 +8,7 @@ import hmac
 import secrets
 import time
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions, throttling
 
@@ -18,6 +19,7 @@ from .process_cache import ProcessCache
 
 PREFIX = "ll_"
 TOKEN_TTL = 2.0  # seconds another process may still accept a token revoked here
+PREFIX_ATTEMPTS = 5
 LAST_USED_EVERY = 60.0  # seconds between writes of a token's last_used_at
 
 # Checked tokens, by (prefix, secret hash): at hundreds of requests a second the token's query (with
@@ -35,11 +37,19 @@ def token_create(*, project: Project, name: str, scopes: list[str], trusted: boo
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown or not scopes:
         raise ValueError(f"scopes: choose from {', '.join(Scope.values)}")
-    prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(project=project, name=name, prefix=prefix, secret_hash=_hash(secret),
-                                    scopes=sorted(set(scopes)), trusted=trusted, created_by=user)
-    return token, f"{PREFIX}{prefix}_{secret}"
+    for attempt in range(PREFIX_ATTEMPTS):
+        # The prefix is unique and random (32 bits): a collision, however rare, picks another
+        # rather than failing the request with a duplicate key.
+        prefix = secrets.token_hex(4)
+        try:
+            with transaction.atomic():
+                token = ApiToken.objects.create(project=project, name=name, prefix=prefix, secret_hash=_hash(secret),
+                                                scopes=sorted(set(scopes)), trusted=trusted, created_by=user)
+            return token, f"{PREFIX}{prefix}_{secret}"
+        except IntegrityError:
+            if attempt == PREFIX_ATTEMPTS - 1:
+                raise
 
 
 def token_revoke(*, token: ApiToken) -> None:

@@ -1,5 +1,7 @@
 """The project's models page: versions side by side, learning curve, confusion matrix, training
 progress, and the Retrain, Promote and Roll back buttons (project admins only)."""
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -8,7 +10,7 @@ from django.views.decorators.http import require_POST, require_safe
 from labeller import selectors
 from labeller.models import Role
 from models_registry import registry, training
-from models_registry.models import AliasMove, ModelVersion
+from models_registry.models import AliasMove, ModelKind, ModelVersion
 
 
 def learning_curve_points(versions, metric: str, width=560, height=200, pad=30):
@@ -34,7 +36,7 @@ def models_page(request, project_id):
     policy = training.policy_for(project)
     versions = list(ModelVersion.objects.filter(project=project).select_related("snapshot").prefetch_related("aliases"))
     selected = None
-    if request.GET.get("version", "").isdigit():
+    if re.fullmatch(r"[0-9]{1,10}", request.GET.get("version", ""), re.ASCII):  # isdigit() takes '²'; int() does not
         selected = next((v for v in versions if v.number == int(request.GET["version"])), None)
     selected = selected or next((v for v in versions if v.metrics), None)
     confusion = None
@@ -67,6 +69,10 @@ def admin_project(request, project_id):
 def retrain(request, project_id):
     project = admin_project(request, project_id)
     kinds = request.POST.getlist("kinds") or None
+    unknown = sorted(set(kinds or []) - set(ModelKind.values))
+    if unknown:  # the service would queue a version of no known kind (a KeyError, a 500)
+        messages.error(request, f"kinds: unknown kind '{unknown[0]}'; choose from {', '.join(ModelKind.values)}")
+        return redirect("models-page", project_id=project.id)
     try:
         versions = training.retrain_request(project=project, user=request.user, kinds=kinds)
         messages.success(request, "Queued " + ", ".join(str(v) for v in versions) + ".")

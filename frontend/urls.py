@@ -1,25 +1,27 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
+
 from . import models_views, monitoring_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.project_list, name="project-list"),
-    path("projects/<int:project_id>/", views.project_detail, name="project-detail"),
-    path("projects/<int:project_id>/import", views.project_import, name="project-import"),
-    path("projects/<int:project_id>/export", views.project_export, name="project-export"),
-    path("projects/<int:project_id>/label", views.label_screen, name="label-screen"),
-    path("projects/<int:project_id>/models", models_views.models_page, name="models-page"),
-    path("projects/<int:project_id>/models/retrain", models_views.retrain, name="models-retrain"),
-    path("projects/<int:project_id>/models/<int:number>/promote", models_views.promote, name="models-promote"),
-    path("projects/<int:project_id>/models/<int:number>/cancel", models_views.cancel, name="models-cancel"),
-    path("projects/<int:project_id>/models/rollback", models_views.rollback, name="models-rollback"),
-    path("projects/<int:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
-    path("projects/<int:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
-    path("projects/<int:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),
-    path("projects/<int:project_id>/monitoring/tokens", monitoring_views.token_create, name="monitoring-token-create"),
-    path("projects/<int:project_id>/monitoring/tokens/<str:prefix>/revoke", monitoring_views.token_revoke,
+    path("projects/<id:project_id>/", views.project_detail, name="project-detail"),
+    path("projects/<id:project_id>/import", views.project_import, name="project-import"),
+    path("projects/<id:project_id>/export", views.project_export, name="project-export"),
+    path("projects/<id:project_id>/label", views.label_screen, name="label-screen"),
+    path("projects/<id:project_id>/models", models_views.models_page, name="models-page"),
+    path("projects/<id:project_id>/models/retrain", models_views.retrain, name="models-retrain"),
+    path("projects/<id:project_id>/models/<number:number>/promote", models_views.promote, name="models-promote"),
+    path("projects/<id:project_id>/models/<number:number>/cancel", models_views.cancel, name="models-cancel"),
+    path("projects/<id:project_id>/models/rollback", models_views.rollback, name="models-rollback"),
+    path("projects/<id:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
+    path("projects/<id:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
+    path("projects/<id:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),
+    path("projects/<id:project_id>/monitoring/tokens", monitoring_views.token_create, name="monitoring-token-create"),
+    path("projects/<id:project_id>/monitoring/tokens/<str:prefix>/revoke", monitoring_views.token_revoke,
          name="monitoring-token-revoke"),
 ]

@@ -15,6 +15,8 @@ from typing import BinaryIO, Iterator
 
 import ijson
 
+from .json_values import DECODE_HOOKS, MAX_DEPTH, NUL, NUL_MESSAGE, refused_paths
+
 SUPPORTED_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 EXTERNAL_ID = "external_id"
 # csv's default field limit is 128 KiB; a long document is a legitimate item.
@@ -112,6 +114,10 @@ def _read_csv(stream: BinaryIO) -> Iterator[ParsedRow | RowError]:
         if len(values) != len(header):
             yield RowError(row, reader.line_num, None, f"expected {len(header)} columns, found {len(values)}")
             continue
+        with_nul = next((name for name, value in zip(header, values) if NUL in value), None)
+        if with_nul is not None:  # sniff() sees only the first 4 KiB; PostgreSQL refuses NUL in text
+            yield RowError(row, reader.line_num, with_nul, NUL_MESSAGE)
+            continue
         data, external_id = _split_external_id(dict(zip(header, values)))
         yield ParsedRow(row=row, line=reader.line_num, data=data, external_id=external_id)
 
@@ -128,9 +134,12 @@ def _read_jsonl(stream: BinaryIO) -> Iterator[ParsedRow | RowError]:
             continue
         row += 1
         try:
-            record = json.loads(line)
+            record = json.loads(line, **DECODE_HOOKS)
         except json.JSONDecodeError as exc:
             yield RowError(row, line_no, None, f"malformed JSON: {exc.msg} (column {exc.colno})")
+            continue
+        except RecursionError:
+            yield RowError(row, line_no, None, f"malformed JSON: nested more than {MAX_DEPTH} levels deep")
             continue
         yield _from_record(record, row=row, line=line_no)
 
@@ -138,19 +147,54 @@ def _read_jsonl(stream: BinaryIO) -> Iterator[ParsedRow | RowError]:
 def _read_label_studio_json(stream: BinaryIO) -> Iterator[ParsedRow | RowError]:
     row = 0
     try:
-        for record in ijson.items(stream, "item", use_float=True):
+        for record in _top_level_items(stream):
             row += 1
             yield _from_record(record, row=row, line=None)
+    except _NestedTooDeep:
+        yield RowError(row + 1, None, None, f"malformed JSON: nested more than {MAX_DEPTH} levels deep")
     except ijson.JSONError as exc:
         yield RowError(row + 1, None, None, f"malformed JSON: {exc}; expected a list of tasks [{{\"data\": {{...}}}}, ...]")
     except UnicodeDecodeError:
         yield RowError(row + 1, None, None, "file: not valid UTF-8 text; save the file as UTF-8")
 
 
+class _NestedTooDeep(ValueError):
+    pass
+
+
+def _top_level_items(stream: BinaryIO) -> Iterator:
+    """The elements of the file's top-level array, as ijson.items(stream, "item") gives them, but
+    built from ijson's prefix-free events with the depth bounded: ijson.items keeps a prefix string
+    per level, quadratic in the depth (100,000 nested `[`, a 200 KB file, took over 4 GB)."""
+    depth, in_array, builder = 0, False, None
+    for event, value in ijson.basic_parse(stream, use_float=True):
+        opening, closing = event in ("start_map", "start_array"), event in ("end_map", "end_array")
+        if opening:
+            depth += 1
+            if depth > MAX_DEPTH + 1:
+                raise _NestedTooDeep
+        if depth == 1 and opening:
+            in_array = event == "start_array"
+        elif in_array and depth == 1 and not closing:
+            yield value  # a scalar element: the caller reports it
+        elif in_array and depth > 1:
+            builder = builder or ijson.ObjectBuilder()
+            builder.event(event, value)
+            if closing and depth == 2:
+                yield builder.value
+                builder = None
+        if closing:
+            depth -= 1
+
+
 def _from_record(record, *, row: int, line: int | None) -> ParsedRow | RowError:
     """A JSON object is either a flat item or a Label Studio task with `data` and `annotations`."""
     if not isinstance(record, dict):
         return RowError(row, line, None, f"expected a JSON object, found {type(record).__name__}")
+    problems = refused_paths(record)
+    if problems:  # NaN, 1e999, NUL or deep nesting: the database would refuse the whole import
+        path, messages = next(iter(problems.items()))
+        return RowError(row, line, path, messages[0])
     if isinstance(record.get("data"), dict):
         try:
             annotations = list(_label_studio_choices(record.get("annotations") or []))
@@ -177,8 +221,11 @@ def _label_studio_choices(annotations) -> Iterator[list[str]]:
             raise ValueError("each annotation must be an object")
         if annotation.get("was_cancelled"):
             continue
+        results = annotation.get("result") or []
+        if not isinstance(results, list):  # a number here was a TypeError, the whole import a 500
+            raise ValueError(f"an annotation's result must be a list of results, found {type(results).__name__}")
         chosen: list[str] = []
-        for result in annotation.get("result") or []:
+        for result in results:
             value = result.get("value") if isinstance(result, dict) else None
             choices = value.get("choices") if isinstance(value, dict) else None
             if isinstance(choices, list):

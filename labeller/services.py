@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import active_learning
@@ -171,14 +171,16 @@ def annotation_submit(
     labels = [] if skipped else labels_validate(project=project, labels=labels)
     now = timezone.now()
     with transaction.atomic():
-        # One round trip: lock the item and learn whether this expert already annotated it.
         locked = (
             Item.objects.select_for_update()
             .only("id", "held_by_id", "held_until", "is_done", "needs_review")
-            .annotate(own_annotation=Subquery(Annotation.objects.filter(item=OuterRef("pk"), annotator=user).values("id")[:1]))
             .get(id=item.id)
         )
-        annotation = None if locked.own_annotation is None else Annotation.objects.get(id=locked.own_annotation)
+        # Read after the lock, in a statement of its own. As a subquery of the locking statement
+        # (one round trip fewer) it saw PostgreSQL's snapshot from before the lock wait, so the
+        # same label sent twice at once missed the first one's annotation: a duplicate-key 500,
+        # or a 409 "already has all the labels" for the expert's own double click.
+        annotation = Annotation.objects.filter(item=locked, annotator=user).first()
         if annotation is None:
             held_by_other = locked.held_by_id not in (None, user.pk) and locked.held_until and locked.held_until > now
             if held_by_other:

@@ -16,14 +16,23 @@ def validate_guardrails(guardrails: list, labels: set[str]) -> list[str]:
     problems = []
     for i, g in enumerate(guardrails):
         where = f"guardrails[{i}]"
-        if not isinstance(g, dict) or g.get("type") not in GUARDRAIL_TYPES:
+        if not isinstance(g, dict):
+            problems.append(f"{where}: must be an object with type and value")
+            continue
+        # Each value's type is checked before it is compared or looked up: a list where a label
+        # was expected is unhashable, and True is an int to Python but not a threshold.
+        if not isinstance(g.get("type"), str) or g["type"] not in GUARDRAIL_TYPES:
             problems.append(f"{where}.type: must be one of {', '.join(GUARDRAIL_TYPES)}")
             continue
         value = g.get("value")
-        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             problems.append(f"{where}.value: must be a number between 0 and 1")
-        if g["type"] == "min_recall" and g.get("label") not in labels:
-            problems.append(f"{where}.label: unknown label {g.get('label')!r}")
+        if g["type"] == "min_recall":
+            label = g.get("label")
+            if not isinstance(label, str):
+                problems.append(f"{where}.label: must be a label key (a string)")
+            elif label not in labels:
+                problems.append(f"{where}.label: unknown label {label!r}")
     return problems
 
 

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from ..exporting import ExportStatusFilter
 from ..importing import ImportMode
 from .. import active_learning
+from .fields import IdField, WholeNumberField
 from ..models import (
     ActiveLearningState, Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, Strategy,
     SuggestionMode, TaskType,
@@ -174,11 +175,11 @@ class ItemQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["all", "done", "not_done", "labelled", "unlabelled"], default="all")
     external_id = serializers.CharField(required=False, max_length=255)
     ordering = serializers.ChoiceField(choices=ORDERINGS, default="id")
-    page = serializers.IntegerField(required=False, min_value=1)
+    page = WholeNumberField(required=False, min_value=1)
 
 
 class QueueNextSerializer(serializers.Serializer):
-    exclude = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=10)
+    exclude = serializers.ListField(child=IdField(), required=False, default=list, max_length=10)
 
 
 class QueueItemSerializer(serializers.ModelSerializer):
@@ -227,8 +228,8 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 class AnnotationQuerySerializer(serializers.Serializer):
     mine = serializers.BooleanField(default=False)
-    item = serializers.IntegerField(required=False, min_value=1)
-    page = serializers.IntegerField(required=False, min_value=1)
+    item = IdField(required=False)
+    page = WholeNumberField(required=False, min_value=1)
 
 
 class ExportCreateSerializer(serializers.Serializer):

@@ -1,18 +1,19 @@
 """Thin API views: validate with a serializer, call one service or selector, shape the answer."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import active_learning, exporting, importing, selectors, services
 from ..models import Annotation, ExportJob, ExportStatus, Item, Label, Membership, Role
 from . import serializers as s
+from .parsers import StrictMultiPartParser
 
 ALWAYS_ALLOWED_PARAMS = {"page", "format"}
 
@@ -108,7 +109,13 @@ class LabelListCreate(ProjectScopedMixin, APIView):
             raise ValidationError({"key": [f"label '{data['key']}' already exists in this project"]})
         if data.get("shortcut") and self.project.labels.filter(shortcut=data["shortcut"]).exists():
             raise ValidationError({"shortcut": [f"shortcut '{data['shortcut']}' is already used"]})
-        label = Label.objects.create(project=self.project, order=self.project.labels.count(), **data)
+        try:
+            with transaction.atomic():
+                label = Label.objects.create(project=self.project, order=self.project.labels.count(), **data)
+        except IntegrityError:  # created by a concurrent request since the checks above: answer as they do
+            if self.project.labels.filter(key=data["key"]).exists():
+                raise ValidationError({"key": [f"label '{data['key']}' already exists in this project"]})
+            raise ValidationError({"shortcut": [f"shortcut '{data['shortcut']}' is already used"]})
         return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
 
@@ -145,7 +152,7 @@ class MemberDetail(ProjectScopedMixin, APIView):
 
 class ImportCreate(ProjectScopedMixin, APIView):
     project_role = Role.ADMIN
-    parser_classes = [MultiPartParser]
+    parser_classes = [StrictMultiPartParser]
 
     @extend_schema(
         request=s.ImportSerializer,
