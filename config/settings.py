@@ -150,6 +150,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # config.converters.IdConverter: an id is a non-negative 64-bit integer.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}},
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "models_registry.models.ModelKind",
         "VersionStatusEnum": "models_registry.models.VersionStatus",
