@@ -158,7 +158,9 @@ class ItemQuerySerializer(serializers.Serializer):
 
 
 class QueueNextSerializer(serializers.Serializer):
-    exclude = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=10)
+    # Bounded to a 64-bit id: a longer number names no item, and the database driver cannot bind it.
+    exclude = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+                                    default=list, max_length=10)
 
 
 class QueueItemSerializer(serializers.ModelSerializer):
