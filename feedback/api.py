@@ -110,6 +110,9 @@ class Predict(ProductEndpoint):
             return unprocessable({"top_k": ["must be an integer from 1 to 20"]})
         schema = ItemSchema.for_project(project)
         items, errors, violations = [], {}, []
+        if not single:  # the batch is {items, top_k}: a misspelt option is refused, never ignored
+            for name in sorted(set(body) - {"items", "top_k"}):
+                errors[name] = ["unknown field; allowed: items, top_k"]
         allowed = {"data", "external_id", "key"} | ({"top_k"} if single else set())
         for i, raw in enumerate(raw_items):
             path = "" if single else f"items[{i}]."

@@ -85,6 +85,14 @@ def test_a_declared_optional_field_of_the_right_type_is_accepted(served_project,
     assert ok.status_code == 200 and wrong.status_code == 422 and "data.channel" in wrong.json()
 
 
+def test_a_batch_with_an_unknown_top_level_field_is_refused_naming_it(served_project, token_client):
+    """The documented batch is {items, top_k}: a misspelt option is an error, never silently ignored."""
+    client = token_client(served_project, ["predict"])
+    response = client.post(URL.format(served_project.id), {"items": [{"data": {"text": "lost card"}}], "topk": 2}, format="json")
+    assert response.status_code == 422 and "unknown field" in response.json()["topk"][0]
+    assert not Prediction.objects.exists()
+
+
 def test_too_many_items_is_413_and_malformed_json_is_400(served_project, token_client):
     client = token_client(served_project, ["predict"])
     with override_settings(LABELLOOP_PREDICT_MAX_ITEMS=2):
