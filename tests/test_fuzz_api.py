@@ -7,7 +7,6 @@ The server is pytest-django's `live_server` on the real test database (SQLite or
 whichever this pass runs on), so the fuzzer reaches the same code a deployment runs; nothing
 leaves 127.0.0.1.
 """
-import json
 import os
 import shlex
 import subprocess

@@ -76,6 +76,16 @@ def test_violations_are_counted_per_token_per_day_and_field_across_requests(serv
     assert counts == {"data.text": 4, "data.txt": 4}
 
 
+def test_a_field_name_with_a_nul_byte_is_counted_with_the_byte_escaped(project, owner):
+    """PostgreSQL text cannot hold NUL: the unknown field a payload named is still counted (it was a 500)."""
+    from feedback.schema import Violation
+    from feedback.violations import violations_record
+
+    violations_record(project=project, caller=owner, endpoint="predict",
+                      violations=[Violation("data.a\x00b", "unknown", "field is not in the project's item schema")])
+    assert SchemaViolation.objects.get(project=project).field == "data.a\\x00b"
+
+
 def test_a_declared_optional_field_of_the_right_type_is_accepted(served_project, token_client):
     served_project.field_types = {"channel": "string"}
     served_project.save()
