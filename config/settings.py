@@ -241,6 +241,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Error responses, JSON-only request bodies and the links between operations: see the module.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.postprocess"],
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "models_registry.models.ModelKind",
         "VersionStatusEnum": "models_registry.models.VersionStatus",

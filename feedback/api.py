@@ -12,9 +12,11 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample, OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema, inline_serializer,
+)
 from knox import auth as knox_auth
-from rest_framework import authentication, status
+from rest_framework import authentication, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,6 +36,16 @@ from .violations import violations_record
 
 def unprocessable(errors: dict) -> Response:
     return Response(errors, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+THROTTLED = OpenApiResponse(description="The project token's rate (LABELLOOP_TOKEN_RATE) is spent; retry after Retry-After")
+PREDICT_REQUEST = PolymorphicProxySerializer(
+    component_name="Predict", serializers=[s.PredictOneSerializer, s.PredictManySerializer], resource_type_field_name=None)
+PREDICT_RESPONSE = PolymorphicProxySerializer(
+    component_name="PredictAnswer", serializers=[s.PredictionSerializer, s.PredictionsSerializer], resource_type_field_name=None)
+FEEDBACK_REQUEST = PolymorphicProxySerializer(
+    component_name="Feedback", serializers=[s.FeedbackEventSerializer, s.FeedbackBatchSerializer],
+    resource_type_field_name=None)
 
 
 class ProductEndpoint(APIView):
@@ -60,10 +72,16 @@ class Predict(ProductEndpoint):
     scope = Scope.PREDICT
 
     @extend_schema(
-        request={"application/json": {"type": "object"}},
-        examples=[OpenApiExample("one item", value={"data": {"text": "my card has not arrived"}, "key": "user-42"}),
-                  OpenApiExample("many", value={"items": [{"data": {"text": "lost my card"}, "external_id": "t-1"}]})],
-        responses={200: {"type": "object"}},
+        request=PREDICT_REQUEST,
+        examples=[OpenApiExample("one item", value={"data": {"text": "my card has not arrived"}, "key": "user-42"},
+                                 request_only=True),
+                  OpenApiExample("many", value={"items": [{"data": {"text": "lost my card"}, "external_id": "t-1"}]},
+                                 request_only=True)],
+        responses={200: PREDICT_RESPONSE,
+                   409: OpenApiResponse(description="The project has no champion model to serve yet"),
+                   413: OpenApiResponse(description="More than LABELLOOP_PREDICT_MAX_ITEMS items"),
+                   422: OpenApiResponse(description="An item breaks the project's item schema; each problem by its path"),
+                   429: THROTTLED},
         description="Label(s), confidence, top-k, model version and a prediction_id per item; abstain when unsure.",
     )
     def post(self, request, project_id):
@@ -84,6 +102,9 @@ class Predict(ProductEndpoint):
             return unprocessable({"top_k": ["must be an integer from 1 to 20"]})
         schema = ItemSchema.for_project(project)
         items, errors, violations = [], {}, []
+        if not single:  # the batch is {items, top_k}: a misspelt option is refused, never ignored
+            for name in sorted(set(body) - {"items", "top_k"}):
+                errors[name] = ["unknown field; allowed: items, top_k"]
         allowed = {"data", "external_id", "key"} | ({"top_k"} if single else set())
         for i, raw in enumerate(raw_items):
             path = "" if single else f"items[{i}]."
@@ -115,13 +136,18 @@ class Feedback(ProductEndpoint):
     scope = Scope.FEEDBACK
 
     @extend_schema(
-        request={"application/json": {"type": "object"}},
+        request=FEEDBACK_REQUEST,
         parameters=[OpenApiParameter(idempotency.HEADER, str, OpenApiParameter.HEADER, required=False,
                                      description="Retries with the same key get the first response back.")],
         examples=[OpenApiExample("a correction", value={
             "prediction_id": "…", "kind": "correction", "label": "lost_or_stolen_card",
-            "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z"})],
-        responses={201: {"type": "object"}},
+            "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z"}, request_only=True)],
+        responses={201: s.FeedbackAcceptedSerializer,
+                   409: OpenApiResponse(description="A request with this Idempotency-Key is still in progress"),
+                   413: OpenApiResponse(description="More than LABELLOOP_FEEDBACK_MAX_EVENTS events"),
+                   422: OpenApiResponse(description="An event is invalid (each problem by its path), or the "
+                                                    "Idempotency-Key was used for a different request"),
+                   429: THROTTLED},
         description="One event, or {\"events\": [...]} up to 1,000. Stored before the answer; all or nothing.",
     )
     def post(self, request, project_id):
@@ -175,7 +201,7 @@ class TokenListCreate(ProjectScopedMixin, APIView):
     def get(self, request, project_id):
         return Response(s.TokenSerializer(self.project.api_tokens.all(), many=True).data)
 
-    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.TokenSerializer})
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.TokenCreatedSerializer})
     def post(self, request, project_id):
         serializer = s.TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -211,7 +237,8 @@ class ServingPolicyView(AdminToChange):
 
 
 class Monitoring(AdminToChange):
-    @extend_schema(responses={200: {"type": "object"}})
+    @extend_schema(parameters=[OpenApiParameter("period", str, enum=["hour", "day"], default="hour")],
+                   responses={200: {"type": "object"}})
     def get(self, request, project_id):
         project = self.project
         period = request.query_params.get("period", "hour")
@@ -228,7 +255,7 @@ class Monitoring(AdminToChange):
             "thresholds": monitoring.thresholds_for(predicting.policy_for(project)),
         })
 
-    @extend_schema(request=None, responses={202: {"type": "object"}})
+    @extend_schema(request=None, responses={202: inline_serializer("MonitoringQueued", {"queued": serializers.BooleanField()})})
     def post(self, request, project_id):
         """Recompute now (admins), instead of waiting for the periodic job."""
         from .tasks import monitor_one
@@ -241,7 +268,7 @@ class Monitoring(AdminToChange):
 class ReviewQueue(ProjectScopedMixin, APIView):
     project_role = Role.EXPERT
 
-    @extend_schema(responses={200: {"type": "object"}})
+    @extend_schema(operation_id="projects_review_list", responses={200: {"type": "object"}})
     def get(self, request, project_id):
         items = Item.objects.filter(project=self.project, needs_review=True, is_done=False).order_by("id")[:50]
         return Response({

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .models import Alert, ApiToken, MonitoringPoint, Scope, ServingPolicy
+from .models import Alert, ApiToken, FeedbackKind, MonitoringPoint, Scope, ServingPolicy
 from .monitoring import DEFAULT_THRESHOLDS
 
 
@@ -8,6 +8,14 @@ class TokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
         fields = ["prefix", "name", "scopes", "trusted", "created_at", "revoked_at", "last_used_at"]
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    token = serializers.CharField(help_text="The secret, shown once: only its hash is kept.")
+    note = serializers.CharField()
+
+    class Meta(TokenSerializer.Meta):
+        fields = TokenSerializer.Meta.fields + ["token", "note"]
 
 
 class TokenCreateSerializer(serializers.Serializer):
@@ -67,3 +75,65 @@ class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
         fields = ["id", "metric", "version", "value", "threshold", "message", "status", "webhook_status", "created_at", "resolved_at"]
+
+
+# The shapes of predict and feedback, for the OpenAPI contract. The views check bodies by hand (a
+# 1,000-event batch in milliseconds, every problem named by its path); these say the same rules.
+class PredictItemSerializer(serializers.Serializer):
+    data = serializers.DictField(help_text="The item's fields as the project's item schema names them; the text field "
+                                           "is a non-empty string.")
+    external_id = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True)
+    key = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True,
+                                help_text="The caller's sticky key for the champion/challenger split.")
+
+
+class PredictOneSerializer(PredictItemSerializer):
+    top_k = serializers.IntegerField(min_value=1, max_value=20, default=3)
+
+
+class PredictManySerializer(serializers.Serializer):
+    items = serializers.ListField(child=PredictItemSerializer(), min_length=1,
+                                 help_text="At most LABELLOOP_PREDICT_MAX_ITEMS (256) items; more is a 413.")
+    top_k = serializers.IntegerField(min_value=1, max_value=20, default=3)
+
+
+class TopLabelSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    p = serializers.FloatField()
+
+
+class PredictionSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField(help_text="Send it back with the user's feedback.")
+    labels = serializers.ListField(child=serializers.CharField())
+    label = serializers.CharField(allow_null=True)
+    confidence = serializers.FloatField()
+    top = TopLabelSerializer(many=True)
+    abstain = serializers.BooleanField(help_text="Confidence below the project's threshold: the item is queued for experts.")
+    model_version = serializers.IntegerField()
+    served_as = serializers.ChoiceField(choices=["champion", "challenger"])
+    external_id = serializers.CharField(required=False, help_text="Present when the item had one.")
+
+
+class PredictionsSerializer(serializers.Serializer):
+    predictions = PredictionSerializer(many=True)
+
+
+class FeedbackEventSerializer(serializers.Serializer):
+    prediction_id = serializers.UUIDField(required=False, help_text="A prediction of this project; or send the item's data.")
+    kind = serializers.ChoiceField(choices=FeedbackKind.choices)
+    label = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+                                  help_text="A correction's right label (a label key of the project); no other kind has one.")
+    end_user = serializers.CharField(max_length=200, help_text="The pseudonymous id of the product's user.")
+    occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone, not in the future.")
+    data = serializers.DictField(required=False, allow_null=True, help_text="The item's fields, when there is no prediction_id.")
+    external_id = serializers.CharField(max_length=255, required=False, allow_null=True, allow_blank=True)
+
+
+class FeedbackBatchSerializer(serializers.Serializer):
+    events = serializers.ListField(child=FeedbackEventSerializer(), min_length=1,
+                                  help_text="At most LABELLOOP_FEEDBACK_MAX_EVENTS (1,000) events; more is a 413.")
+
+
+class FeedbackAcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    event_ids = serializers.ListField(child=serializers.IntegerField())

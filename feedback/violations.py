@@ -23,9 +23,10 @@ OTHER_FIELDS = "(other fields)"
 
 
 def _generic(field: str) -> str:
-    """items[3].data.text -> data.text: count by field, not by position in the batch."""
+    """items[3].data.text -> data.text: count by field, not by position in the batch. A NUL byte in
+    a field's name (PostgreSQL text cannot hold one) is kept as the four characters \\x00."""
     head, _, rest = field.partition("].")
-    return rest if rest else field
+    return (rest if rest else field).replace("\x00", "\\x00")
 
 
 def _buckets(violations: list[Violation]) -> Counter:

@@ -1,7 +1,7 @@
 """The registry API: versions, retraining, promotion, rollback and the training policy.
 Reading needs any project role; every change needs the project's admin role."""
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -45,7 +45,11 @@ class VersionListRetrain(AdminToChange, generics.ListAPIView):
     def get_queryset(self):
         return ModelVersion.objects.filter(project=self.project).select_related("snapshot", "triggered_by_user").prefetch_related("aliases")
 
-    @extend_schema(request=s.RetrainSerializer, responses={202: s.ModelVersionSummarySerializer(many=True)})
+    # A plain list of the versions queued (one per kind), not a page: written as a schema so
+    # drf-spectacular does not wrap it in this list view's pagination.
+    @extend_schema(request=s.RetrainSerializer, responses={202: OpenApiResponse(
+        response={"type": "array", "items": {"$ref": "#/components/schemas/ModelVersionSummary"}},
+        description="The versions queued for training, one per kind")})
     def post(self, request, project_id):
         serializer = s.RetrainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -89,7 +93,8 @@ class VersionChallenger(VersionMixin, APIView):
 
 
 class VersionCancel(VersionMixin, APIView):
-    @extend_schema(request=None, responses={202: s.ModelVersionSummarySerializer})
+    @extend_schema(request=None, responses={202: s.ModelVersionSummarySerializer,
+                                            400: OpenApiResponse(description="Only queued or training versions can be cancelled")})
     def post(self, request, project_id, number):
         version = self.get_version()
         if not training.version_cancel(version=version):

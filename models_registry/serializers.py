@@ -14,7 +14,7 @@ class SnapshotSerializer(serializers.ModelSerializer):
 class ModelVersionSerializer(serializers.ModelSerializer):
     snapshot = SnapshotSerializer(read_only=True)
     aliases = serializers.SerializerMethodField()
-    triggered_by_user = serializers.CharField(source="triggered_by_user.username", default=None, read_only=True)
+    triggered_by_user = serializers.CharField(source="triggered_by_user.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion
@@ -60,9 +60,9 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class AliasMoveSerializer(serializers.ModelSerializer):
-    from_version = serializers.IntegerField(source="from_version.number", default=None, read_only=True)
-    to_version = serializers.IntegerField(source="to_version.number", default=None, read_only=True)
-    moved_by = serializers.CharField(source="moved_by.username", default=None, read_only=True)
+    from_version = serializers.IntegerField(source="from_version.number", default=None, read_only=True, allow_null=True)
+    to_version = serializers.IntegerField(source="to_version.number", default=None, read_only=True, allow_null=True)
+    moved_by = serializers.CharField(source="moved_by.username", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = AliasMove

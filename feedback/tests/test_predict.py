@@ -76,6 +76,16 @@ def test_violations_are_counted_per_token_per_day_and_field_across_requests(serv
     assert counts == {"data.text": 4, "data.txt": 4}
 
 
+def test_a_field_name_with_a_nul_byte_is_counted_with_the_byte_escaped(project, owner):
+    """PostgreSQL text cannot hold NUL: the unknown field a payload named is still counted (it was a 500)."""
+    from feedback.schema import Violation
+    from feedback.violations import violations_record
+
+    violations_record(project=project, caller=owner, endpoint="predict",
+                      violations=[Violation("data.a\x00b", "unknown", "field is not in the project's item schema")])
+    assert SchemaViolation.objects.get(project=project).field == "data.a\\x00b"
+
+
 def test_a_declared_optional_field_of_the_right_type_is_accepted(served_project, token_client):
     served_project.field_types = {"channel": "string"}
     served_project.save()
@@ -83,6 +93,14 @@ def test_a_declared_optional_field_of_the_right_type_is_accepted(served_project,
     ok = client.post(URL.format(served_project.id), {"data": {"text": "lost card", "channel": "app"}}, format="json")
     wrong = client.post(URL.format(served_project.id), {"data": {"text": "lost card", "channel": 3}}, format="json")
     assert ok.status_code == 200 and wrong.status_code == 422 and "data.channel" in wrong.json()
+
+
+def test_a_batch_with_an_unknown_top_level_field_is_refused_naming_it(served_project, token_client):
+    """The documented batch is {items, top_k}: a misspelt option is an error, never silently ignored."""
+    client = token_client(served_project, ["predict"])
+    response = client.post(URL.format(served_project.id), {"items": [{"data": {"text": "lost card"}}], "topk": 2}, format="json")
+    assert response.status_code == 422 and "unknown field" in response.json()["topk"][0]
+    assert not Prediction.objects.exists()
 
 
 def test_too_many_items_is_413_and_malformed_json_is_400(served_project, token_client):

@@ -34,8 +34,9 @@ class LabelCreateSerializer(serializers.Serializer):
 class ProjectSerializer(serializers.ModelSerializer):
     labels = LabelSerializer(many=True, read_only=True)
     role = serializers.SerializerMethodField()
-    item_total = serializers.IntegerField(read_only=True, default=None)
-    item_done = serializers.IntegerField(read_only=True, default=None)
+    # Counted for the project list and detail; null where the answer does not count them.
+    item_total = serializers.IntegerField(read_only=True, default=None, allow_null=True)
+    item_done = serializers.IntegerField(read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = Project
@@ -230,6 +231,12 @@ class AnnotationQuerySerializer(serializers.Serializer):
     mine = serializers.BooleanField(default=False)
     item = IdField(required=False)
     page = WholeNumberField(required=False, min_value=1)
+
+
+class AgreementSerializer(serializers.Serializer):
+    statistic = serializers.CharField()
+    alpha = serializers.FloatField(allow_null=True, help_text="Null until two experts have labelled an item.")
+    items_with_overlap = serializers.IntegerField()
 
 
 class ExportCreateSerializer(serializers.Serializer):

@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import FileResponse, Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -156,7 +156,9 @@ class ImportCreate(ProjectScopedMixin, APIView):
 
     @extend_schema(
         request=s.ImportSerializer,
-        responses={201: OpenApiResponse(description="Import report"), 400: OpenApiResponse(description="Nothing imported; every bad row listed")},
+        responses={201: OpenApiResponse(description="Import report"),
+                   400: OpenApiResponse(description="Nothing imported; every bad row listed"),
+                   413: OpenApiResponse(description="The upload is larger than LABELLOOP_MAX_UPLOAD_BYTES")},
     )
     def post(self, request, project_id):
         project = self.project  # scope check before reading a possibly huge body
@@ -176,6 +178,7 @@ class ImportCreate(ProjectScopedMixin, APIView):
         return Response(result.as_dict(), status=status.HTTP_201_CREATED if result.committed else status.HTTP_400_BAD_REQUEST)
 
 
+@extend_schema_view(get=extend_schema(parameters=[s.ItemQuerySerializer]))
 class ItemList(ProjectScopedMixin, generics.ListAPIView):
     serializer_class = s.ItemSerializer
 
@@ -221,7 +224,7 @@ class QueueNext(ProjectScopedMixin, APIView):
 class QueueRelease(ProjectScopedMixin, APIView):
     project_role = Role.EXPERT
 
-    @extend_schema(request=None, responses={200: OpenApiResponse(description="{released: n}")})
+    @extend_schema(request=None, responses={200: inline_serializer("QueueReleased", {"released": serializers.IntegerField()})})
     def post(self, request, project_id):
         return Response({"released": services.queue_release(project=self.project, user=request.user)})
 
@@ -239,8 +242,11 @@ class ItemScopedMixin(ProjectScopedMixin):
             raise Http404("No such item in this project.")
 
 
+HELD_OR_COMPLETE = OpenApiResponse(description="The item is held by another expert, or already has all the labels it needs")
+
+
 class AnnotationSubmit(ItemScopedMixin, APIView):
-    @extend_schema(request=s.AnnotationSubmitSerializer, responses={201: s.AnnotationSerializer})
+    @extend_schema(request=s.AnnotationSubmitSerializer, responses={201: s.AnnotationSerializer, 409: HELD_OR_COMPLETE})
     def post(self, request, project_id, item_id):
         item = self.item  # 404 for an item of another project, whatever the body
         serializer = s.AnnotationSubmitSerializer(data=request.data)
@@ -250,7 +256,7 @@ class AnnotationSubmit(ItemScopedMixin, APIView):
 
 
 class ItemSkip(ItemScopedMixin, APIView):
-    @extend_schema(request=s.SkipSerializer, responses={201: s.AnnotationSerializer})
+    @extend_schema(request=s.SkipSerializer, responses={201: s.AnnotationSerializer, 409: HELD_OR_COMPLETE})
     def post(self, request, project_id, item_id):
         item = self.item
         serializer = s.SkipSerializer(data=request.data)
@@ -261,6 +267,7 @@ class ItemSkip(ItemScopedMixin, APIView):
         return Response(s.AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(get=extend_schema(parameters=[s.AnnotationQuerySerializer]))
 class AnnotationList(ProjectScopedMixin, generics.ListAPIView):
     serializer_class = s.AnnotationSerializer
 
@@ -297,7 +304,7 @@ class AnnotationDetail(ProjectScopedMixin, APIView):
         annotation = self.get_annotation(annotation_id, own=False)
         return Response(s.AnnotationSerializer(annotation, context={"with_text": True}).data)
 
-    @extend_schema(request=s.AnnotationSubmitSerializer, responses=s.AnnotationSerializer)
+    @extend_schema(request=s.AnnotationSubmitSerializer, responses={200: s.AnnotationSerializer, 409: HELD_OR_COMPLETE})
     def patch(self, request, project_id, annotation_id):
         annotation = self.get_annotation(annotation_id, own=True)
         serializer = s.AnnotationSubmitSerializer(data=request.data)
@@ -307,7 +314,7 @@ class AnnotationDetail(ProjectScopedMixin, APIView):
 
 
 class AgreementView(ProjectScopedMixin, APIView):
-    @extend_schema(responses={200: OpenApiResponse(description="{statistic, alpha, items_with_overlap}")})
+    @extend_schema(responses={200: s.AgreementSerializer})
     def get(self, request, project_id):
         return Response(selectors.project_agreement(project=self.project))
 
@@ -335,7 +342,7 @@ class ExportDetail(ProjectScopedMixin, generics.RetrieveAPIView):
 
 
 class ExportDownload(ProjectScopedMixin, APIView):
-    @extend_schema(responses={200: OpenApiResponse(description="The export file")})
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The export file (JSONL, CSV or Label Studio JSON)")})
     def get(self, request, project_id, export_id):
         job = ExportJob.objects.filter(project=self.project, id=export_id, status=ExportStatus.DONE).first()
         if job is None or not job.file_path.exists():

@@ -21,6 +21,12 @@ def test_next_answers_204_when_nothing_is_left(client_for, expert, project):
     assert next_item(client_for(expert), project).status_code == 204
 
 
+def test_next_refuses_an_excluded_id_beyond_64_bits_naming_the_field(client_for, expert, project, add_items):
+    add_items(project, ["one"])
+    response = next_item(client_for(expert), project, exclude=[2**63])
+    assert response.status_code == 400 and "exclude" in response.json()
+
+
 def test_submitting_labels_records_them_with_the_time_spent(client_for, expert, project, add_items):
     (item,) = add_items(project, ["one"])
     client = client_for(expert)

@@ -120,3 +120,14 @@ def test_the_openapi_schema_and_docs_are_served(client_for, owner):
     assert schema.status_code == 200
     assert "/api/projects/{project_id}/queue/next" in schema.json()["paths"]
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/api/projects/{huge}/", "/api/projects/{project}/items/{huge}/skip", "/api/projects/{project}/training-policy",
+    "/api/projects/{project}/models/{huge}/", "/api/projects/{huge}/predict",
+])
+def test_ids_beyond_64_bits_in_a_url_are_404_not_a_server_error(client_for, owner, project, path):
+    huge = 2**63  # one past the largest id the database can hold
+    url = path.format(huge=huge, project=project.id if "{huge}" in path else huge)
+    response = client_for(owner).post(url, {}, format="json") if url.endswith(("skip", "predict")) else client_for(owner).get(url)
+    assert response.status_code == 404, url
