@@ -26,10 +26,12 @@ ERROR_SCHEMA = {
 }
 GENERIC_ERRORS = {
     "400": "The body or a query parameter is invalid; the answer names each field and its problem.",
-    "401": "The project token is unknown or revoked.",
-    "403": "Not signed in, or the caller's role in the project does not allow this.",
+    "401": "No credentials, or a user or project token that is unknown, expired or revoked.",
+    "403": "The caller's role in the project, or the project token's scope, does not allow this.",
     "404": "No such project for the caller (outsiders learn nothing), no such object in it, or no such page.",
+    "429": "Too many requests from this address, or too many failed logins for this username: retry after Retry-After.",
 }
+PUBLIC_OPERATIONS = {"auth_token_create", "schema_retrieve"}  # callable without credentials
 PRODUCT_OPERATIONS = {"projects_predict_create", "projects_feedback_create"}  # callable with a project token
 
 # Where each id comes from: (producer operationId, status) -> {path parameter: runtime expression}.
@@ -82,14 +84,12 @@ def _document_errors(path: str, operation: dict) -> None:
     parameters = operation.get("parameters", [])
     codes = set()
     if operation["operationId"] == "auth_token_create":
-        codes.add("400")
-    else:
-        codes.add("403")
-    if operation["operationId"] in PRODUCT_OPERATIONS:
-        codes.add("401")
+        codes |= {"400", "429"}
+    elif operation["operationId"] not in PUBLIC_OPERATIONS:
+        codes |= {"401", "403"}  # user tokens are tried first: no or a bad credential is a 401
     if "{" in path or any(p["name"] == "page" for p in parameters):
         codes.add("404")
-    if "requestBody" in operation or any(p["in"] == "query" and p["name"] != "page" for p in parameters):
+    if "requestBody" in operation or any(p["in"] == "query" for p in parameters):
         codes.add("400")
     for code in sorted(codes):
         responses.setdefault(code, {"description": GENERIC_ERRORS[code]})
