@@ -185,8 +185,9 @@ CELERY_TASK_ROUTES = {
 }
 LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh,training,monitoring"
 CELERY_BEAT_SCHEDULE = {
-    # A worker killed mid-training never leaves its version stuck in `training`.
-    "reap-dead-training": {"task": "models_registry.tasks.reap_dead_training", "schedule": 60.0},
+    # A lost message or a killed worker never leaves a job (encode, refresh, export, training)
+    # queued or running forever: labeller.jobs sends it again or fails it with the reason.
+    "reap-stuck-jobs": {"task": "labeller.tasks.reap_stuck_jobs", "schedule": 60.0},
     # Production health per model version: drift, disagreement, alerts.
     "monitor-models": {"task": "feedback.tasks.monitor", "schedule": env_int("LABELLOOP_MONITOR_EVERY", 300)},
     # Feedback whose routing message was lost (a broker restart) is still routed.
@@ -225,6 +226,10 @@ elif env_str("LABELLOOP_ARTEFACT_SHARED_DIR", ""):
     STORAGES["artefacts"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
                              "OPTIONS": {"location": env_str("LABELLOOP_ARTEFACT_SHARED_DIR", "")}}
 LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT", 300)
+# Encode, refresh and export jobs: seconds without a heartbeat before the reaper counts one as stuck,
+# and how many times it sends a stuck job again before failing it with the reason.
+LABELLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_JOB_HEARTBEAT_TIMEOUT", 600)
+LABELLOOP_JOB_MAX_ATTEMPTS = env_int("LABELLOOP_JOB_MAX_ATTEMPTS", 3)
 # Serving and feedback.
 LABELLOOP_PREDICT_MAX_ITEMS = env_int("LABELLOOP_PREDICT_MAX_ITEMS", 256)
 # The runtime that serves predictions: "onnx" (ONNX Runtime, exported in memory from the loaded

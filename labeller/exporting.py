@@ -4,14 +4,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+from datetime import timedelta
 from typing import Callable, Iterator
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import agreement
+from . import agreement, jobs
 from .models import ExportFormat, ExportJob, ExportStatus, Item, Project
 from .selectors import items_with_annotations
 
@@ -157,10 +158,10 @@ def export_write(*, job: ExportJob) -> None:
     """Write the export file for `job`, recording progress; the file appears whole or not at all."""
     project = job.project
     total = _filtered_items(project, job.filters).count()
-    ExportJob.objects.filter(id=job.id).update(total=total)
+    ExportJob.objects.filter(id=job.id).update(total=total, heartbeat_at=timezone.now())
 
     def on_progress(n: int) -> None:
-        ExportJob.objects.filter(id=job.id).update(written=n)
+        ExportJob.objects.filter(id=job.id).update(written=n, heartbeat_at=timezone.now())
 
     settings.LABELLOOP_EXPORT_DIR.mkdir(parents=True, exist_ok=True)
     final = job.file_path
@@ -181,9 +182,36 @@ def export_write(*, job: ExportJob) -> None:
 
 def export_claim(*, job_id) -> ExportJob | None:
     """Move a queued job to running; None if another worker (or an earlier delivery) has it."""
-    claimed = ExportJob.objects.filter(id=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING)
+    claimed = ExportJob.objects.filter(id=job_id, status=ExportStatus.QUEUED).update(
+        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+    )
     return ExportJob.objects.select_related("project").get(id=job_id) if claimed == 1 else None
 
 
 def export_fail(*, job_id, error: str) -> None:
     ExportJob.objects.filter(id=job_id).update(status=ExportStatus.FAILED, error=error[:2000], finished_at=timezone.now())
+
+
+def export_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
+    """Exports with no heartbeat for `timeout_s` (a lost message, a killed worker): queued again
+    (the file is rewritten whole from a `.part`), or failed with the reason after the last attempt."""
+    from .tasks import export_run
+
+    timeout_s = jobs.job_timeout(timeout_s)
+    now = timezone.now()
+    stuck = ExportJob.objects.filter(
+        Q(heartbeat_at__lt=now - timedelta(seconds=timeout_s)) | Q(heartbeat_at__isnull=True),
+        status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING],
+    ).values_list("id", "status", "heartbeat_at", "attempts")
+    out = jobs.Reaped()
+    for job_id, status, heartbeat, attempts in stuck:
+        # Conditional on what was read: a worker that beat or finished meanwhile keeps its job.
+        row = ExportJob.objects.filter(id=job_id, status=status, heartbeat_at=heartbeat)
+        if jobs.may_retry(attempts):
+            if row.update(status=ExportStatus.QUEUED, written=0, heartbeat_at=now, attempts=attempts + 1):
+                jobs.send_after_commit(lambda j=str(job_id): export_run.delay(j))
+                out.requeued += 1
+        elif row.update(status=ExportStatus.FAILED, finished_at=now,
+                        error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="exports")):
+            out.failed += 1
+    return out

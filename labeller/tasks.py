@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from . import active_learning
+from . import active_learning, jobs
 from .exporting import export_claim, export_fail, export_write
 from .models import Project
 
@@ -46,3 +46,9 @@ def refresh_priorities(project_id: int) -> None:
 def explain_suggestions(project_id: int) -> int:
     """Word attributions for the suggestions at the head of the queue (needs the encoder)."""
     return active_learning.explain_top(project_id=project_id)
+
+
+@shared_task
+def reap_stuck_jobs() -> dict:
+    """Beat, every minute: jobs whose heartbeat stopped are sent again or failed (labeller.jobs)."""
+    return {kind: vars(reaped) for kind, reaped in jobs.jobs_reap().items()}

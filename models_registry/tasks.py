@@ -29,4 +29,6 @@ def scheduled_retrain(project_id: int) -> None:
 
 @shared_task
 def reap_dead_training() -> int:
+    # Superseded by labeller.tasks.reap_stuck_jobs; kept so that a beat entry a database scheduler
+    # still holds from an earlier release runs rather than failing as an unregistered task.
     return training.training_reap()

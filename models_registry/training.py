@@ -10,9 +10,11 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from labeller import jobs
 from labeller.active_learning import base_encoder
 from labeller.models import ItemVector, Project
 from ml import finetune, gates
@@ -295,3 +297,30 @@ def training_reap(*, timeout_s: int | None = None) -> int:
         status=VersionStatus.FAILED, finished_at=timezone.now(),
         error=f"the worker stopped: no heartbeat for more than {timeout_s} s (killed or out of memory)",
     )
+
+
+def training_jobs_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
+    """The training kind of labeller.jobs' reaper. A run whose heartbeat stopped is failed, never
+    restarted: a worker killed for running out of memory would be killed again. A version still
+    queued whose message was lost (nothing of its project is training, so it is not waiting its
+    turn) is sent again (its claim makes a second delivery a no-op), and failed after the last attempt."""
+    from .tasks import train_version
+
+    timeout_s = settings.LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT if timeout_s is None else timeout_s
+    out = jobs.Reaped(failed=training_reap(timeout_s=timeout_s))
+    now = timezone.now()
+    training_now = ModelVersion.objects.filter(project=OuterRef("project"), status=VersionStatus.TRAINING)
+    lost = (ModelVersion.objects.filter(status=VersionStatus.QUEUED)
+            .alias(seen=Coalesce("heartbeat_at", "created_at"), busy=Exists(training_now))
+            .filter(seen__lt=now - timedelta(seconds=timeout_s), busy=False)
+            .values_list("id", "heartbeat_at", "attempts"))
+    for version_id, heartbeat, attempts in lost:
+        row = ModelVersion.objects.filter(id=version_id, status=VersionStatus.QUEUED, heartbeat_at=heartbeat)
+        if jobs.may_retry(attempts):
+            if row.update(heartbeat_at=now, attempts=attempts + 1):
+                jobs.send_after_commit(lambda v=version_id: train_version.delay(v))
+                out.requeued += 1
+        elif row.update(status=VersionStatus.FAILED, finished_at=now,
+                        error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="training")):
+            out.failed += 1
+    return out
