@@ -122,7 +122,9 @@ def events_store(*, project: Project, events: list[FeedbackEvent]) -> list[Feedb
     """Insert the batch; the caller's transaction commits it before the API answers. Routing
     is asked for after the commit, at most once a second per project (it takes all pending)."""
     stored = FeedbackEvent.objects.bulk_create(events, batch_size=1000)
-    transaction.on_commit(lambda: route_soon(project.id))
+    # Robust: the events are committed, so a broker that is down must not turn the answer into a
+    # 500 (the client would retry into duplicates); beat's route_all_pending routes them anyway.
+    transaction.on_commit(lambda: route_soon(project.id), robust=True)
     return stored
 
 
