@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeller import jobs
-from labeller.active_learning import base_encoder
+from labeller.active_learning import ENCODE_CHUNK, base_encoder
 from labeller.models import ItemVector, Project
 from ml import finetune, gates
 from ml.encoder import from_float16_bytes
@@ -152,8 +152,9 @@ def _split(examples, classes, multi_label=False):
     return parts
 
 
-def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.ndarray:
-    """Frozen-encoder vectors of these items: stored ones where the base encoder made them."""
+def base_vectors(project: Project, item_ids: list[int], texts: list[str], on_chunk=None) -> np.ndarray:
+    """Frozen-encoder vectors of these items: stored ones where the base encoder made them. The
+    others are encoded in chunks, calling `on_chunk()` after each (a training run's heartbeat)."""
     encoder = base_encoder(project)
     stored = dict(ItemVector.objects.filter(item_id__in=item_ids, encoder_version=encoder.version).values_list("item_id", "vector"))
     out = np.zeros((len(item_ids), encoder.dim), dtype=np.float32)
@@ -161,9 +162,17 @@ def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.
     for i, item_id in enumerate(item_ids):
         if item_id in stored:
             out[i] = from_float16_bytes([bytes(stored[item_id])], encoder.dim)[0]
-    if missing:
-        out[missing] = encoder.encode([texts[i] for i in missing])
+    for start in range(0, len(missing), ENCODE_CHUNK):
+        chunk = missing[start:start + ENCODE_CHUNK]
+        out[chunk] = encoder.encode([texts[i] for i in chunk])
+        if on_chunk is not None:
+            on_chunk()
     return out
+
+
+def version_beat(*, version_id: int) -> None:
+    """A training run's sign of life, for labeller.jobs' reaper."""
+    ModelVersion.objects.filter(id=version_id, status=VersionStatus.TRAINING).update(heartbeat_at=timezone.now())
 
 
 def _train(version: ModelVersion) -> tuple[dict, dict]:
@@ -184,12 +193,14 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict) -> tuple
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
     texts, targets, items = train_texts + val_texts, train_targets + val_targets, train_items + val_items
     label_sets = targets if multi_label else [[classes[i]] for i in targets]
-    vectors = base_vectors(project, items, texts)
+    beat = lambda: version_beat(version_id=version.id)  # noqa: E731
+    vectors = base_vectors(project, items, texts, on_chunk=beat)
     head = fit_head(vectors, label_sets, classes=classes, multi_label=multi_label,
                     c=version.hyperparameters.get("c", 10.0), seed=0)
     if not multi_label:  # versions recorded before the neighbour vote have no knn_weight: none for them
         head.memory = NeighbourMemory.of(vectors, targets, {"knn_weight": 0.0, **version.hyperparameters})
-    probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
+    beat()
+    probs = head.predict_proba(base_vectors(project, eval_items, eval_texts, on_chunk=beat)) if eval_items else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})
     if multi_label:

@@ -226,3 +226,13 @@ def test_beat_runs_one_reaper_for_every_job_kind():
     assert [entry["task"] for entry in reapers] == ["labeller.tasks.reap_stuck_jobs"]
     assert "labeller.tasks.reap_stuck_jobs" in celery_app.tasks
     assert set(jobs_reap()) == {"encode", "refresh", "export", "training"}
+
+
+def test_a_head_version_beats_its_heart_while_it_trains(labelled_project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks():
+        (version,) = training.retrain_request(project=labelled_project, kinds=["head"])
+    claimed = training.version_claim(version_id=version.id)
+    stale(ModelVersion, id=version.id)  # encoding a large snapshot's items can outlast the timeout
+    training.version_train(version=claimed)
+    version.refresh_from_db()
+    assert version.status == VersionStatus.READY and version.heartbeat_at > timezone.now() - timedelta(minutes=1)
