@@ -51,7 +51,10 @@ def doomed_worker(queue: str):
 
 def kill_mid_job(worker, *, started, unfinished, what: str) -> None:
     """Wait until `started()`, freeze the worker there, check `unfinished()`, then SIGKILL it."""
-    wait_for(started, timeout=180, interval=0.02, what=what)
+    try:
+        wait_for(started, timeout=180, interval=0.02, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{log_tail(worker)}") from None
     worker.send_signal(signal.SIGSTOP)
     try:
         assert unfinished(), f"the worker finished {what} before it could be stopped mid-job: give it more to do"
@@ -245,8 +248,7 @@ def broker_for_this_process(url: str):
     """Point this process's task publishing at `url` (the write URL: CELERY_BROKER_URL in the
     environment would win over the read one), with fresh connection pools."""
     def fresh_pools():
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
+        # Dropped, not closed: kombu keeps pools per URL, and the suite's own comes back afterwards.
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
