@@ -130,6 +130,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'labelloop.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A kept connection is checked before its first use in each request (and task), so one
+        # the server dropped (a PostgreSQL restart, a failover) is replaced instead of answering 500.
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -283,15 +286,13 @@ CELERY_TASK_ROUTES = {
 }
 LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh,training,monitoring"
 CELERY_BEAT_SCHEDULE = {
-    # A worker killed mid-training never leaves its version stuck in `training`.
-    "reap-dead-training": {"task": "models_registry.tasks.reap_dead_training", "schedule": 60.0},
+    # A lost message or a killed worker never leaves a job (encode, refresh, export, training)
+    # queued or running forever: labeller.jobs sends it again or fails it with the reason.
+    "reap-stuck-jobs": {"task": "labeller.tasks.reap_stuck_jobs", "schedule": 60.0},
     # Production health per model version: drift, disagreement, alerts.
     "monitor-models": {"task": "feedback.tasks.monitor", "schedule": env_int("LABELLOOP_MONITOR_EVERY", 300)},
     # Feedback whose routing message was lost (a broker restart) is still routed.
     "route-pending-feedback": {"task": "feedback.tasks.route_all_pending", "schedule": 60.0},
-    # Encodes, refreshes, exports and training whose message was lost or never sent (broker down).
-    "resend-lost-jobs": {"task": "labeller.tasks.resend_lost_jobs", "schedule": 60.0},
-    "resend-queued-training": {"task": "models_registry.tasks.resend_queued_training", "schedule": 60.0},
     # Items an import left when its process died (SQLite imports commit batch by batch).
     "discard-abandoned-imports": {"task": "labeller.tasks.discard_abandoned_imports", "schedule": 600.0},
     "expire-idempotency-keys": {"task": "feedback.tasks.expire_idempotency_keys", "schedule": 3600.0},
@@ -307,8 +308,6 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Labelloop's own knobs.
 LABELLOOP_MAX_UPLOAD_BYTES = env_int("LABELLOOP_MAX_UPLOAD_BYTES", 500 * 1024 * 1024)
-# A job still queued this many seconds after its message was sent has it sent again (a lost message).
-LABELLOOP_RESEND_AFTER = env_int("LABELLOOP_RESEND_AFTER", 300)
 LABELLOOP_IMPORT_BATCH_SIZE = env_int("LABELLOOP_IMPORT_BATCH_SIZE", 2000)
 LABELLOOP_IMPORT_MAX_REPORTED_ERRORS = env_int("LABELLOOP_IMPORT_MAX_REPORTED_ERRORS", 1000)
 LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)
@@ -340,6 +339,10 @@ elif env_str("LABELLOOP_ARTEFACT_SHARED_DIR", ""):
     STORAGES["artefacts"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
                              "OPTIONS": {"location": env_str("LABELLOOP_ARTEFACT_SHARED_DIR", "")}}
 LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT", 300)
+# Encode, refresh and export jobs: seconds without a heartbeat before the reaper counts one as stuck,
+# and how many times it sends a stuck job again before failing it with the reason.
+LABELLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_JOB_HEARTBEAT_TIMEOUT", 600)
+LABELLOOP_JOB_MAX_ATTEMPTS = env_int("LABELLOOP_JOB_MAX_ATTEMPTS", 3)
 # Serving and feedback.
 LABELLOOP_PREDICT_MAX_ITEMS = env_int("LABELLOOP_PREDICT_MAX_ITEMS", 256)
 # The runtime that serves predictions: "onnx" (ONNX Runtime, exported in memory from the loaded

@@ -11,18 +11,19 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from ml import explain, strategies
 from ml.encoder import Encoder, from_float16_bytes, to_float16_bytes
 from ml.heads import LinearHead, fit_head, self_train
 
+from . import jobs
 from .agreement import item_majority
 from .enqueue import enqueue, enqueue_on_commit
 from .models import ActiveLearningState, Annotation, Item, ItemVector, JobStatus, Project, SuggestionMode
@@ -30,7 +31,6 @@ from .models import ActiveLearningState, Annotation, Item, ItemVector, JobStatus
 log = logging.getLogger(__name__)
 ENCODE_CHUNK = 1024
 SUGGESTED_TOP = 50  # items at the head of the queue that get a precomputed suggestion
-STALE_REFRESH = timedelta(minutes=10)
 _encoders: dict[str, Encoder] = {}
 
 
@@ -96,7 +96,7 @@ def encode_request(*, project_id: int) -> bool:
     state_for(project_id)
     queued = ActiveLearningState.objects.filter(
         project_id=project_id, encode_status__in=[JobStatus.IDLE, JobStatus.FAILED]
-    ).update(encode_status=JobStatus.QUEUED, encode_error="", encode_queued_at=timezone.now())
+    ).update(encode_status=JobStatus.QUEUED, encode_error="", encode_heartbeat_at=timezone.now(), encode_attempts=0)
     if queued:
         enqueue_on_commit(encode_items, project_id)
     return bool(queued)
@@ -106,7 +106,7 @@ def encode_pending(*, project_id: int) -> int:
     """Encode every item of the project without a vector under the current encoder. Returns the
     number encoded. Vectors of an older encoder are dropped first, so a new encoder re-encodes all."""
     claimed = ActiveLearningState.objects.filter(project_id=project_id, encode_status=JobStatus.QUEUED).update(
-        encode_status=JobStatus.RUNNING
+        encode_status=JobStatus.RUNNING, encode_heartbeat_at=timezone.now()
     )
     if not claimed:
         return 0
@@ -117,7 +117,7 @@ def encode_pending(*, project_id: int) -> int:
         total = Item.objects.filter(project=project).count()
         done = ItemVector.objects.filter(project=project).count()
         ActiveLearningState.objects.filter(project=project).update(
-            encoder_version=encoder.version, encode_total=total, encode_done=done
+            encoder_version=encoder.version, encode_total=total, encode_done=done, encode_heartbeat_at=timezone.now()
         )
         encoded = 0
         while True:
@@ -134,18 +134,45 @@ def encode_pending(*, project_id: int) -> int:
                 ignore_conflicts=True,
             )
             encoded += len(rows)
-            ActiveLearningState.objects.filter(project=project).update(encode_done=F("encode_done") + len(rows))
+            ActiveLearningState.objects.filter(project=project).update(
+                encode_done=F("encode_done") + len(rows), encode_heartbeat_at=timezone.now()
+            )
     except Exception as exc:
         ActiveLearningState.objects.filter(project_id=project_id).update(
             encode_status=JobStatus.FAILED, encode_error=f"{type(exc).__name__}: {exc}"[:2000]
         )
         raise
-    ActiveLearningState.objects.filter(project_id=project_id).update(encode_status=JobStatus.IDLE)
+    ActiveLearningState.objects.filter(project_id=project_id).update(encode_status=JobStatus.IDLE, encode_attempts=0)
     # Items imported while this ran asked for a run that found the job busy: pick them up now.
     if Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
         encode_request(project_id=project_id)
     refresh_request(project_id=project_id)
     return encoded
+
+
+def encode_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
+    """Encode jobs with no heartbeat for `timeout_s`: queued again (encoding skips the items that
+    already have a vector), or failed with the reason after the last attempt."""
+    from .tasks import encode_items
+
+    timeout_s = jobs.job_timeout(timeout_s)
+    now = timezone.now()
+    out = jobs.Reaped()
+    stuck = ActiveLearningState.objects.filter(
+        Q(encode_heartbeat_at__lt=now - timedelta(seconds=timeout_s)) | Q(encode_heartbeat_at__isnull=True),
+        encode_status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+    ).values_list("project_id", "encode_status", "encode_heartbeat_at", "encode_attempts")
+    for project_id, status, heartbeat, attempts in stuck:
+        # Conditional on what was read: a worker that beat or finished meanwhile keeps its job.
+        row = ActiveLearningState.objects.filter(project_id=project_id, encode_status=status, encode_heartbeat_at=heartbeat)
+        if jobs.may_retry(attempts):
+            if row.update(encode_status=JobStatus.QUEUED, encode_heartbeat_at=now, encode_attempts=attempts + 1):
+                jobs.send_after_commit(lambda p=project_id: encode_items.delay(p))
+                out.requeued += 1
+        elif row.update(encode_status=JobStatus.FAILED, encode_attempts=0,
+                        encode_error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="encode")):
+            out.failed += 1
+    return out
 
 
 # --- refresh --------------------------------------------------------------------------------------
@@ -156,34 +183,14 @@ def refresh_request(*, project_id: int) -> bool:
 
     state_for(project_id)
     requested = ActiveLearningState.objects.filter(project_id=project_id, refresh_requested=False).update(
-        refresh_requested=True, refresh_requested_at=timezone.now()
+        refresh_requested=True,
+        # A request is a queued job's sign of life; a running refresh keeps its own heartbeat, so a
+        # dead run is not kept alive by the labels that keep asking for the next one.
+        refresh_heartbeat_at=Case(When(refresh_running=True, then=F("refresh_heartbeat_at")), default=timezone.now()),
     )
     if requested:
         enqueue_on_commit(refresh_priorities, project_id)
     return bool(requested)
-
-
-def requests_resend_lost(*, now: datetime) -> int:
-    """Beat's safety net for encodes and refreshes requested before `now` - LABELLOOP_RESEND_AFTER
-    that no worker took: their message was lost, or never sent (broker down). They are sent again,
-    and their time moves to `now`, so a job waiting behind a long queue is sent at most once per
-    wait; a duplicate is a no-op, as each run claims its job first. Returns how many were sent."""
-    from .tasks import encode_items, refresh_priorities
-
-    cutoff = now - timedelta(seconds=settings.LABELLOOP_RESEND_AFTER)
-    jobs = [
-        (encode_items, "encode_queued_at", Q(encode_status=JobStatus.QUEUED)),
-        (refresh_priorities, "refresh_requested_at",
-         Q(refresh_requested=True) & (Q(refresh_running=False) | Q(refresh_started_at__lt=now - STALE_REFRESH))),
-    ]
-    sent = 0
-    for task, at, waiting in jobs:
-        lost = waiting & (Q(**{f"{at}__lt": cutoff}) | Q(**{f"{at}__isnull": True}))
-        for project_id in ActiveLearningState.objects.filter(lost).values_list("project_id", flat=True):
-            # Claimed with its time, so two sweepers never send the same job twice.
-            if ActiveLearningState.objects.filter(lost, project_id=project_id).update(**{at: now}):
-                sent += enqueue(task, project_id)
-    return sent
 
 
 def refresh_after_label(*, project: Project) -> None:
@@ -217,16 +224,24 @@ class RefreshReport:
 
 
 def refresh_claim(*, project_id: int) -> bool:
+    """Take the requested refresh; a running one is taken over only once its heartbeat stopped."""
     now = timezone.now()
+    dead = now - timedelta(seconds=settings.LABELLOOP_JOB_HEARTBEAT_TIMEOUT)
     claimed = ActiveLearningState.objects.filter(
-        Q(refresh_running=False) | Q(refresh_started_at__lt=now - STALE_REFRESH),
+        Q(refresh_running=False) | Q(refresh_heartbeat_at__lt=dead) | Q(refresh_heartbeat_at__isnull=True),
         project_id=project_id, refresh_requested=True,
-    ).update(refresh_requested=False, refresh_running=True, refresh_started_at=now, labels_since_refresh=0)
+    ).update(refresh_requested=False, refresh_running=True, refresh_started_at=now, refresh_heartbeat_at=now,
+             labels_since_refresh=0)
     return claimed == 1
 
 
+def refresh_beat(*, project_id: int) -> None:
+    """A running refresh's sign of life, between its phases and its write batches."""
+    ActiveLearningState.objects.filter(project_id=project_id, refresh_running=True).update(refresh_heartbeat_at=timezone.now())
+
+
 def refresh_release(*, project_id: int, report: RefreshReport | None, error: str = "") -> None:
-    changes = {"refresh_running": False, "refresh_error": error[:2000]}
+    changes = {"refresh_running": False, "refresh_error": error[:2000], "refresh_attempts": 0}
     if report is not None:
         changes.update(last_refresh_at=timezone.now(), last_refresh_seconds=report.seconds_total)
     ActiveLearningState.objects.filter(project_id=project_id).update(**changes)
@@ -234,6 +249,32 @@ def refresh_release(*, project_id: int, report: RefreshReport | None, error: str
         from .tasks import refresh_priorities
 
         enqueue(refresh_priorities, project_id)
+
+
+def refresh_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
+    """Refreshes with no heartbeat for `timeout_s`, running (the worker died) or requested (the
+    message was lost): requested again, or given up with the reason after the last attempt (the
+    next labels ask for a new one)."""
+    from .tasks import refresh_priorities
+
+    timeout_s = jobs.job_timeout(timeout_s)
+    now = timezone.now()
+    silent = Q(refresh_heartbeat_at__lt=now - timedelta(seconds=timeout_s)) | Q(refresh_heartbeat_at__isnull=True)
+    stuck = ActiveLearningState.objects.filter(silent, Q(refresh_running=True) | Q(refresh_requested=True)).values_list(
+        "project_id", "refresh_running", "refresh_requested", "refresh_heartbeat_at", "refresh_attempts")
+    out = jobs.Reaped()
+    for project_id, running, requested, heartbeat, attempts in stuck:
+        row = ActiveLearningState.objects.filter(project_id=project_id, refresh_running=running,
+                                                 refresh_requested=requested, refresh_heartbeat_at=heartbeat)
+        if jobs.may_retry(attempts):
+            if row.update(refresh_running=False, refresh_requested=True, refresh_heartbeat_at=now,
+                          refresh_attempts=attempts + 1):
+                jobs.send_after_commit(lambda p=project_id: refresh_priorities.delay(p))
+                out.requeued += 1
+        elif row.update(refresh_running=False, refresh_requested=False, refresh_attempts=0,
+                        refresh_error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="refresh")):
+            out.failed += 1
+    return out
 
 
 def project_vectors(project: Project, encoder_version: str) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +348,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     else:
         head = ranking = champion_head(project, state.encoder_version)
     report.seconds_fit = time.perf_counter() - t
+    refresh_beat(project_id=project.id)
 
     t = time.perf_counter()
     rng = np.random.default_rng(seed + state.head_version)
@@ -323,11 +365,12 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     eval_order = rng.permutation(np.array(eval_ids, dtype=np.int64))
     final = strategies.interleave_evaluation(strategy_order, eval_order, share=project.eval_share)
     report.seconds_score = time.perf_counter() - t
+    refresh_beat(project_id=project.id)
 
     t = time.perf_counter()
     n = len(final)
     priorities = 1.0 - np.arange(n, dtype=np.float64) / max(n, 1)
-    write_priorities(final, priorities)
+    write_priorities(final, priorities, on_batch=lambda: refresh_beat(project_id=project.id))
     with transaction.atomic():
         if head is not None and project.suggestion_mode != SuggestionMode.OFF:
             top = final[:SUGGESTED_TOP]
@@ -348,7 +391,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
 WRITE_BATCH = 5000
 
 
-def write_priorities(item_ids: np.ndarray, priorities: np.ndarray) -> None:
+def write_priorities(item_ids: np.ndarray, priorities: np.ndarray, on_batch=None) -> None:
     """Write new priorities, head of the queue first, in short transactions of WRITE_BATCH rows.
 
     One transaction over the whole pool would hold its row locks for as long as the write takes
@@ -369,6 +412,8 @@ def write_priorities(item_ids: np.ndarray, priorities: np.ndarray) -> None:
                 )
             else:
                 cursor.executemany(f"UPDATE {table} SET priority = %s WHERE id = %s", list(zip(values, ids)))
+        if on_batch is not None:
+            on_batch()
 
 
 # --- suggestions and explanations -----------------------------------------------------------------

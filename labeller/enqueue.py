@@ -3,10 +3,10 @@
 A request whose rows are committed must answer as committed: a broker that is down must not turn
 it into a 500 that the client retries into duplicates. So a refused send is logged, not raised.
 Nothing is lost by it: every job leaves its state in the database first (an encode queued, a
-refresh requested, an export queued, feedback pending), and beat's sweepers send again what has
-waited too long (labeller.tasks.resend_lost_jobs, feedback.tasks.route_all_pending,
-models_registry.tasks.resend_queued_training). Each task claims its job before working, so a
-message sent twice is a no-op.
+refresh requested, an export or a version queued, feedback pending), and beat sends again what has
+waited too long: labeller.tasks.reap_stuck_jobs (every job kind, see labeller.jobs) and
+feedback.tasks.route_all_pending. Each task claims its job before working, so a message sent
+twice is a no-op.
 """
 from __future__ import annotations
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Callable, Iterator
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import agreement
-from .enqueue import enqueue, enqueue_on_commit
+from . import agreement, jobs
+from .enqueue import enqueue_on_commit
 from .models import ExportFormat, ExportJob, ExportStatus, Item, Project
 from .selectors import items_with_annotations
 
@@ -38,24 +38,9 @@ def export_create(*, project: Project, user, format: str, status: str = ExportSt
         created_by=user,
         format=format,
         filters={"status": status, "min_agreement": min_agreement},
-        queued_at=timezone.now(),
     )
     enqueue_on_commit(export_run, str(job.id))
     return job
-
-
-def exports_resend_lost(*, now: datetime) -> int:
-    """Beat's safety net: exports still queued LABELLOOP_RESEND_AFTER after their message was sent
-    (lost, or never sent: broker down) are sent again; export_run claims its job, so a duplicate
-    is a no-op. Returns how many were sent."""
-    from .tasks import export_run
-
-    lost = Q(status=ExportStatus.QUEUED, queued_at__lt=now - timedelta(seconds=settings.LABELLOOP_RESEND_AFTER))
-    sent = 0
-    for job_id in ExportJob.objects.filter(lost).values_list("id", flat=True):
-        if ExportJob.objects.filter(lost, id=job_id).update(queued_at=now):
-            sent += enqueue(export_run, str(job_id))
-    return sent
 
 
 def _filtered_items(project: Project, filters: dict) -> QuerySet[Item]:
@@ -193,10 +178,10 @@ def export_write(*, job: ExportJob) -> None:
     """Write the export file for `job`, recording progress; the file appears whole or not at all."""
     project = job.project
     total = _filtered_items(project, job.filters).count()
-    ExportJob.objects.filter(id=job.id).update(total=total)
+    ExportJob.objects.filter(id=job.id).update(total=total, heartbeat_at=timezone.now())
 
     def on_progress(n: int) -> None:
-        ExportJob.objects.filter(id=job.id).update(written=n)
+        ExportJob.objects.filter(id=job.id).update(written=n, heartbeat_at=timezone.now())
 
     settings.LABELLOOP_EXPORT_DIR.mkdir(parents=True, exist_ok=True)
     final = job.file_path
@@ -217,7 +202,9 @@ def export_write(*, job: ExportJob) -> None:
 
 def export_claim(*, job_id) -> ExportJob | None:
     """Move a queued job to running; None if another worker (or an earlier delivery) has it."""
-    claimed = ExportJob.objects.filter(id=job_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING)
+    claimed = ExportJob.objects.filter(id=job_id, status=ExportStatus.QUEUED).update(
+        status=ExportStatus.RUNNING, heartbeat_at=timezone.now()
+    )
     return ExportJob.objects.select_related("project").get(id=job_id) if claimed == 1 else None
 
 
@@ -245,3 +232,28 @@ def exports_expire(*, now=None) -> int:
             if path.is_file() and path.name.split(".")[0] not in known and path.stat().st_mtime < cutoff.timestamp():
                 path.unlink(missing_ok=True)
     return deleted
+
+
+def export_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
+    """Exports with no heartbeat for `timeout_s` (a lost message, a killed worker): queued again
+    (the file is rewritten whole from a `.part`), or failed with the reason after the last attempt."""
+    from .tasks import export_run
+
+    timeout_s = jobs.job_timeout(timeout_s)
+    now = timezone.now()
+    stuck = ExportJob.objects.filter(
+        Q(heartbeat_at__lt=now - timedelta(seconds=timeout_s)) | Q(heartbeat_at__isnull=True),
+        status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING],
+    ).values_list("id", "status", "heartbeat_at", "attempts")
+    out = jobs.Reaped()
+    for job_id, status, heartbeat, attempts in stuck:
+        # Conditional on what was read: a worker that beat or finished meanwhile keeps its job.
+        row = ExportJob.objects.filter(id=job_id, status=status, heartbeat_at=heartbeat)
+        if jobs.may_retry(attempts):
+            if row.update(status=ExportStatus.QUEUED, written=0, heartbeat_at=now, attempts=attempts + 1):
+                jobs.send_after_commit(lambda j=str(job_id): export_run.delay(j))
+                out.requeued += 1
+        elif row.update(status=ExportStatus.FAILED, finished_at=now,
+                        error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="exports")):
+            out.failed += 1
+    return out

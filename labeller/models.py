@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class TaskType(models.TextChoices):
@@ -229,13 +230,15 @@ class ExportJob(models.Model):
     # Validated filters: {"status": "done"|"labelled"|"all", "min_agreement": float|None}
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
-    # When its message was last sent: a job still queued long after is sent again (a lost message).
-    queued_at = models.DateTimeField(null=True, blank=True)
     total = models.PositiveIntegerField(default=0)
     written = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life: set when queued, claimed and as rows are written; labeller.jobs reaps
+    # a job whose heartbeat stops (a lost message, a killed worker). `attempts`: times re-sent.
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -288,14 +291,16 @@ class ActiveLearningState(models.Model):
     encode_total = models.PositiveIntegerField(default=0)
     encode_done = models.PositiveIntegerField(default=0)
     encode_error = models.TextField(blank=True)
-    # When the queued encode's message was last sent; see active_learning.requests_resend_lost.
-    encode_queued_at = models.DateTimeField(null=True, blank=True)
+    # Heartbeats and re-sends of the encode and refresh jobs (see labeller.jobs).
+    encode_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    encode_attempts = models.PositiveIntegerField(default=0)
     # A refresh is requested by setting `refresh_requested`; a worker claims it by flipping
     # `refresh_running`. Requests made while one runs collapse into a single follow-up run.
     refresh_requested = models.BooleanField(default=False)
-    refresh_requested_at = models.DateTimeField(null=True, blank=True)
     refresh_running = models.BooleanField(default=False)
     refresh_started_at = models.DateTimeField(null=True, blank=True)
+    refresh_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    refresh_attempts = models.PositiveIntegerField(default=0)
     labels_since_refresh = models.PositiveIntegerField(default=0)
     last_refresh_at = models.DateTimeField(null=True, blank=True)
     last_refresh_seconds = models.FloatField(null=True, blank=True)

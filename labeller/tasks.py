@@ -1,11 +1,9 @@
-from datetime import datetime
-
 from celery import shared_task
 from django.utils import timezone
 
-from . import active_learning
+from . import active_learning, jobs
 from .enqueue import enqueue
-from .exporting import export_claim, export_fail, export_write, exports_expire, exports_resend_lost
+from .exporting import export_claim, export_fail, export_write, exports_expire
 from .importing import imports_discard_abandoned
 from .models import Project
 
@@ -60,14 +58,12 @@ def explain_suggestions(project_id: int) -> int:
 
 
 @shared_task
-def resend_lost_jobs(now: datetime | None = None) -> int:
-    """Beat's safety net: encodes, refreshes and exports whose message was lost or never sent
-    (the broker was down when they were asked for) are sent again. `now` is for tests."""
-    now = now or timezone.now()
-    return active_learning.requests_resend_lost(now=now) + exports_resend_lost(now=now)
-
-
-@shared_task
 def discard_abandoned_imports() -> int:
     """What an import whose process died left behind (SQLite imports commit batch by batch)."""
     return imports_discard_abandoned(now=timezone.now())
+
+
+@shared_task
+def reap_stuck_jobs() -> dict:
+    """Beat, every minute: jobs whose heartbeat stopped are sent again or failed (labeller.jobs)."""
+    return {kind: vars(reaped) for kind, reaped in jobs.jobs_reap().items()}

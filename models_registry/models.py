@@ -73,13 +73,12 @@ class ModelVersion(models.Model):
     triggered_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     progress = models.JSONField(default=dict, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Times the reaper re-sent a queued version's lost message.")
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     artefact_path = models.CharField(max_length=500, blank=True)
     checksum = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # When its training message was last sent: still queued long after, it is sent again (lost).
-    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

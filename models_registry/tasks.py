@@ -1,7 +1,4 @@
-from datetime import datetime
-
 from celery import shared_task
-from django.utils import timezone
 
 from labeller.models import Project
 
@@ -40,10 +37,7 @@ def expire_snapshots() -> int:
 
 @shared_task
 def reap_dead_training() -> int:
+    # Superseded by labeller.tasks.reap_stuck_jobs; kept so that a beat entry a database scheduler
+    # still holds from an earlier release runs rather than failing as an unregistered task.
     return training.training_reap()
 
-
-@shared_task
-def resend_queued_training(now: datetime | None = None) -> int:
-    """Versions whose training message was lost or never sent are sent again. `now` is for tests."""
-    return training.versions_resend_lost(now=now or timezone.now())

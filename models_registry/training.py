@@ -10,11 +10,13 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, OuterRef
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from labeller.active_learning import base_encoder
-from labeller.enqueue import enqueue, enqueue_on_commit
+from labeller import jobs
+from labeller.active_learning import ENCODE_CHUNK, base_encoder
+from labeller.enqueue import enqueue_on_commit
 from labeller.models import ItemVector, Project
 from ml import finetune, gates
 from ml.encoder import from_float16_bytes
@@ -80,7 +82,6 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
             ModelVersion.objects.create(
                 project=project, number=number + i, kind=kind, snapshot=snapshot, base_model=_base_name(project),
                 hyperparameters=hyper[kind], code_version=CODE_VERSION, triggered_by=trigger, triggered_by_user=user,
-                queued_at=timezone.now(),
             )
             for i, kind in enumerate(kinds)
         ]
@@ -104,22 +105,6 @@ def retrain_if_due(*, project: Project) -> bool:
     except RetrainBusy:
         return False  # the next label after it finishes fires it again
     return True
-
-
-def versions_resend_lost(*, now) -> int:
-    """Beat's safety net: versions still queued LABELLOOP_RESEND_AFTER after their message was sent
-    (lost, or never sent: broker down) are sent again. Not while another version of the project
-    trains: then they are waiting their turn, their message retrying. version_claim makes a
-    duplicate a no-op. Returns how many were sent."""
-    from .tasks import train_version
-
-    busy = ModelVersion.objects.filter(status=VersionStatus.TRAINING).values("project_id")
-    lost = Q(status=VersionStatus.QUEUED, queued_at__lt=now - timedelta(seconds=settings.LABELLOOP_RESEND_AFTER))
-    sent = 0
-    for version_id in ModelVersion.objects.filter(lost).exclude(project_id__in=busy).values_list("id", flat=True):
-        if ModelVersion.objects.filter(lost, id=version_id).update(queued_at=now):
-            sent += enqueue(train_version, version_id)
-    return sent
 
 
 def _base_name(project: Project) -> str:
@@ -190,8 +175,9 @@ def _split(examples, classes, multi_label=False):
     return parts
 
 
-def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.ndarray:
-    """Frozen-encoder vectors of these items: stored ones where the base encoder made them."""
+def base_vectors(project: Project, item_ids: list[int], texts: list[str], on_chunk=None) -> np.ndarray:
+    """Frozen-encoder vectors of these items: stored ones where the base encoder made them. The
+    others are encoded in chunks, calling `on_chunk()` after each (a training run's heartbeat)."""
     encoder = base_encoder(project)
     stored = dict(ItemVector.objects.filter(item_id__in=item_ids, encoder_version=encoder.version).values_list("item_id", "vector"))
     out = np.zeros((len(item_ids), encoder.dim), dtype=np.float32)
@@ -199,9 +185,17 @@ def base_vectors(project: Project, item_ids: list[int], texts: list[str]) -> np.
     for i, item_id in enumerate(item_ids):
         if item_id in stored:
             out[i] = from_float16_bytes([bytes(stored[item_id])], encoder.dim)[0]
-    if missing:
-        out[missing] = encoder.encode([texts[i] for i in missing])
+    for start in range(0, len(missing), ENCODE_CHUNK):
+        chunk = missing[start:start + ENCODE_CHUNK]
+        out[chunk] = encoder.encode([texts[i] for i in chunk])
+        if on_chunk is not None:
+            on_chunk()
     return out
+
+
+def version_beat(*, version_id: int) -> None:
+    """A training run's sign of life, for labeller.jobs' reaper."""
+    ModelVersion.objects.filter(id=version_id, status=VersionStatus.TRAINING).update(heartbeat_at=timezone.now())
 
 
 def _train(version: ModelVersion) -> tuple[dict, dict]:
@@ -222,12 +216,14 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict) -> tuple
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
     texts, targets, items = train_texts + val_texts, train_targets + val_targets, train_items + val_items
     label_sets = targets if multi_label else [[classes[i]] for i in targets]
-    vectors = base_vectors(project, items, texts)
+    beat = lambda: version_beat(version_id=version.id)  # noqa: E731
+    vectors = base_vectors(project, items, texts, on_chunk=beat)
     head = fit_head(vectors, label_sets, classes=classes, multi_label=multi_label,
                     c=version.hyperparameters.get("c", 10.0), seed=0)
     if not multi_label:  # versions recorded before the neighbour vote have no knn_weight: none for them
         head.memory = NeighbourMemory.of(vectors, targets, {"knn_weight": 0.0, **version.hyperparameters})
-    probs = head.predict_proba(base_vectors(project, eval_items, eval_texts)) if eval_items else np.zeros((0, len(classes)))
+    beat()
+    probs = head.predict_proba(base_vectors(project, eval_items, eval_texts, on_chunk=beat)) if eval_items else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})
     if multi_label:
@@ -335,3 +331,30 @@ def training_reap(*, timeout_s: int | None = None) -> int:
         status=VersionStatus.FAILED, finished_at=timezone.now(),
         error=f"the worker stopped: no heartbeat for more than {timeout_s} s (killed or out of memory)",
     )
+
+
+def training_jobs_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
+    """The training kind of labeller.jobs' reaper. A run whose heartbeat stopped is failed, never
+    restarted: a worker killed for running out of memory would be killed again. A version still
+    queued whose message was lost (nothing of its project is training, so it is not waiting its
+    turn) is sent again (its claim makes a second delivery a no-op), and failed after the last attempt."""
+    from .tasks import train_version
+
+    timeout_s = settings.LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT if timeout_s is None else timeout_s
+    out = jobs.Reaped(failed=training_reap(timeout_s=timeout_s))
+    now = timezone.now()
+    training_now = ModelVersion.objects.filter(project=OuterRef("project"), status=VersionStatus.TRAINING)
+    lost = (ModelVersion.objects.filter(status=VersionStatus.QUEUED)
+            .alias(seen=Coalesce("heartbeat_at", "created_at"), busy=Exists(training_now))
+            .filter(seen__lt=now - timedelta(seconds=timeout_s), busy=False)
+            .values_list("id", "heartbeat_at", "attempts"))
+    for version_id, heartbeat, attempts in lost:
+        row = ModelVersion.objects.filter(id=version_id, status=VersionStatus.QUEUED, heartbeat_at=heartbeat)
+        if jobs.may_retry(attempts):
+            if row.update(heartbeat_at=now, attempts=attempts + 1):
+                jobs.send_after_commit(lambda v=version_id: train_version.delay(v))
+                out.requeued += 1
+        elif row.update(status=VersionStatus.FAILED, finished_at=now,
+                        error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="training")):
+            out.failed += 1
+    return out

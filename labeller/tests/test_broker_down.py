@@ -1,25 +1,27 @@
 """A write the database committed is answered as committed, even when the Celery broker is down:
-the client would otherwise retry into duplicates. The message is sent later by beat's sweeper."""
-from datetime import timedelta
-
+the client would otherwise retry into duplicates. The message is sent later by beat's reaper
+(labeller.jobs), which re-sends a queued job once its heartbeat is older than the job timeout."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
 
 from labeller import active_learning
 from labeller.models import ActiveLearningState, ExportJob, ExportStatus, Item, JobStatus
-from labeller.tasks import resend_lost_jobs
+from labeller.jobs import jobs_reap
+from labeller.tasks import reap_stuck_jobs
 
 # Real commits: on_commit callbacks run inside the request, where a broker error used to surface.
 pytestmark = pytest.mark.django_db(transaction=True)
-LATER = timedelta(minutes=30)
+
+
+def reap_as_if_the_timeout_had_passed():
+    jobs_reap(timeout_s=0)
 
 
 def sent(broker, task: str) -> list:
     return [args for name, args in broker.sent if name == task]
 
 
-def test_an_import_answers_201_with_the_broker_down_and_the_sweeper_sends_its_encoding_later(client_for, owner, project, broker):
+def test_an_import_answers_201_with_the_broker_down_and_the_reaper_sends_its_encoding_later(client_for, owner, project, broker):
     broker.down = True
     response = client_for(owner).post(f"/api/projects/{project.id}/imports",
                                       {"file": SimpleUploadedFile("items.csv", b"text\nhello\nbye\n")}, format="multipart")
@@ -28,15 +30,15 @@ def test_an_import_answers_201_with_the_broker_down_and_the_sweeper_sends_its_en
     assert ActiveLearningState.objects.get(project=project).encode_status == JobStatus.QUEUED
 
     broker.down = False
-    resend_lost_jobs()
+    reap_stuck_jobs()
     assert sent(broker, "labeller.tasks.encode_items") == [], "a job queued a moment ago may still be on its way"
-    resend_lost_jobs(now=timezone.now() + LATER)
+    reap_as_if_the_timeout_had_passed()
     assert sent(broker, "labeller.tasks.encode_items") == [[project.id]]
-    resend_lost_jobs(now=timezone.now() + LATER)
-    assert len(sent(broker, "labeller.tasks.encode_items")) == 1, "sent again only once it waited as long again"
+    reap_stuck_jobs()
+    assert len(sent(broker, "labeller.tasks.encode_items")) == 1, "sent again only once its new heartbeat is as old again"
 
 
-def test_an_export_answers_202_with_the_broker_down_and_the_sweeper_sends_it_later(client_for, owner, project, broker):
+def test_an_export_answers_202_with_the_broker_down_and_the_reaper_sends_it_later(client_for, owner, project, broker):
     broker.down = True
     response = client_for(owner).post(f"/api/projects/{project.id}/exports/", {"format": "jsonl"}, format="json")
     assert response.status_code == 202, response.content
@@ -44,11 +46,11 @@ def test_an_export_answers_202_with_the_broker_down_and_the_sweeper_sends_it_lat
     assert job.status == ExportStatus.QUEUED
 
     broker.down = False
-    resend_lost_jobs(now=timezone.now() + LATER)
+    reap_as_if_the_timeout_had_passed()
     assert sent(broker, "labeller.tasks.export_run") == [[str(job.id)]]
 
 
-def test_a_label_that_asks_for_a_refresh_answers_201_with_the_broker_down_and_the_sweeper_sends_it_later(
+def test_a_label_that_asks_for_a_refresh_answers_201_with_the_broker_down_and_the_reaper_sends_it_later(
         client_for, expert, make_project, add_items, broker):
     project = make_project(refresh_every=1)
     (item,) = add_items(project, ["where is my card"])
@@ -60,5 +62,5 @@ def test_a_label_that_asks_for_a_refresh_answers_201_with_the_broker_down_and_th
     assert ActiveLearningState.objects.get(project=project).refresh_requested
 
     broker.down = False
-    resend_lost_jobs(now=timezone.now() + LATER)
+    reap_as_if_the_timeout_had_passed()
     assert sent(broker, "labeller.tasks.refresh_priorities") == [[project.id]]

@@ -297,12 +297,9 @@ def test_a_project_without_evaluation_items_gets_a_version_that_only_an_override
 
 
 @pytest.mark.django_db(transaction=True)  # real commits: the training message is sent inside the request
-def test_a_retrain_answers_202_with_the_broker_down_and_the_sweeper_sends_it_later(labelled_project, client_for, owner, broker):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from models_registry.tasks import resend_queued_training
+def test_a_retrain_answers_202_with_the_broker_down_and_the_reaper_sends_it_later(labelled_project, client_for, owner, broker):
+    from labeller.jobs import jobs_reap
+    from labeller.tasks import reap_stuck_jobs
 
     broker.down = True
     response = client_for(owner).post(f"/api/projects/{labelled_project.id}/models/", {"kinds": ["head"]}, format="json")
@@ -311,7 +308,7 @@ def test_a_retrain_answers_202_with_the_broker_down_and_the_sweeper_sends_it_lat
     assert version.status == VersionStatus.QUEUED
 
     broker.down = False
-    resend_queued_training()
+    reap_stuck_jobs()
     assert [args for name, args in broker.sent if name == "models_registry.tasks.train_version"] == []
-    resend_queued_training(now=timezone.now() + timedelta(minutes=30))
+    jobs_reap(timeout_s=0)  # as if the job timeout had passed
     assert [args for name, args in broker.sent if name == "models_registry.tasks.train_version"] == [[version.id]]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeller', '0006_resend_lost_jobs'),
+        ('labeller', '0005_item_annotation_count_integer'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
