@@ -11,7 +11,6 @@ twice is a no-op.
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 from django.db import transaction
 
@@ -23,7 +22,7 @@ def enqueue(task, *args, **options) -> bool:
     try:
         task.apply_async(args, **options)
     except Exception:  # kombu's OperationalError, a Redis error, a full disk under the filesystem broker
-        log.exception("could not send %s%r; beat's sweeper sends it again later", task.name, args)
+        log.exception("could not send %s%r; beat sends it again later", getattr(task, "name", task), args)
         return False
     return True
 
@@ -31,4 +30,7 @@ def enqueue(task, *args, **options) -> bool:
 def enqueue_on_commit(task, *args, **options) -> None:
     """Send `task(*args)` once the current transaction commits (at once outside one), so a worker
     never reads a row that is not there yet; a refused send never reaches the caller."""
-    transaction.on_commit(partial(enqueue, task, *args, **options), robust=True)
+    def send() -> None:  # a named function: Django's robust on_commit logs a failure by __qualname__
+        enqueue(task, *args, **options)
+
+    transaction.on_commit(send, robust=True)

@@ -114,7 +114,11 @@ def tasks_sent(monkeypatch):
 
     sent = []
     for name in ("encode_items", "refresh_priorities", "explain_suggestions"):
-        monkeypatch.setattr(tasks, name, SimpleNamespace(delay=lambda *args, name=name: sent.append((name, *args))))
+        def record(*args, name=name):
+            sent.append((name, *args))
+
+        monkeypatch.setattr(tasks, name, SimpleNamespace(name=f"labeller.tasks.{name}", delay=record,
+                                                         apply_async=lambda args=(), record=record, **options: record(*args)))
     return sent
 
 
