@@ -49,7 +49,9 @@ class VersionListRetrain(AdminToChange, generics.ListAPIView):
     # drf-spectacular does not wrap it in this list view's pagination.
     @extend_schema(request=s.RetrainSerializer, responses={202: OpenApiResponse(
         response={"type": "array", "items": {"$ref": "#/components/schemas/ModelVersionSummary"}},
-        description="The versions queued for training, one per kind")})
+        description="The versions queued for training, one per kind"),
+        409: OpenApiResponse(description="A version of this project is queued or training: retrain when it has "
+                                         "finished, or cancel it")})
     def post(self, request, project_id):
         serializer = s.RetrainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

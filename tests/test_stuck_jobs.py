@@ -201,7 +201,7 @@ def test_a_queued_version_whose_message_was_lost_is_sent_again(labelled_project,
 
 def test_a_queued_version_waiting_behind_a_live_training_is_left_alone(labelled_project, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks():
-        first, second = training.retrain_request(project=labelled_project, kinds=["head", "head"])
+        first, second = training.retrain_request(project=labelled_project, kinds=["head", "finetuned"])
     training.version_claim(version_id=first.id)
     ModelVersion.objects.filter(id=second.id).update(created_at=timezone.now() - LONG_AGO)
     with django_capture_on_commit_callbacks() as sent:
