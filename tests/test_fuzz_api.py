@@ -8,6 +8,7 @@ whichever this pass runs on), so the fuzzer reaches the same code a deployment r
 leaves 127.0.0.1.
 """
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.db import connection
 
 from models_registry import training
 from models_registry.models import ModelVersion, VersionStatus
@@ -58,7 +60,7 @@ def schemathesis_run(base: str, tmp_path: Path, name: str, authorization: str, s
     return run
 
 
-def test_the_api_keeps_its_documented_contract_under_fuzzing(live_server, served_project, owner, add_items, tmp_path):
+def test_the_api_keeps_its_documented_contract_under_fuzzing(live_server, served_project, owner, add_items, tmp_path, capsys):
     add_items(served_project, ["where is my new card", "what rate do you give for euros", "someone took my wallet"])
     base = live_server.url
     user_token = requests.post(f"{base}/api/auth/token", data={"username": owner.username, "password": "owner-password"}).json()["token"]
@@ -77,6 +79,10 @@ def test_the_api_keeps_its_documented_contract_under_fuzzing(live_server, served
         # training the versions the fuzzer queued once this test's rows are gone.
         for version in ModelVersion.objects.filter(status__in=[VersionStatus.QUEUED, VersionStatus.TRAINING]):
             training.version_cancel(version=version)
+    with capsys.disabled():  # the figures, in the suite's own output: cases run and failures, per pass
+        for name, run in (("project token", product), ("user token", member)):
+            summary = re.findall(r"^\s*(\d+ generated.*)$", run.stdout, re.MULTILINE)
+            print(f"\nSchemathesis, {connection.vendor}, {name}: {summary[-1] if summary else 'no summary'}")
     assert product.returncode == 0 and member.returncode == 0, "Schemathesis found failures (above)"
 
 
