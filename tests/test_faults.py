@@ -1,7 +1,8 @@
 """Fault injection with real processes: a worker SIGKILLed in the middle of each kind of job, the
-broker dying while product feedback arrives, and the database dropping the web process's
-connections. Every job ends `done` or `failed` with a reason, and no write that was answered 2xx
-is lost.
+broker dying while product feedback arrives, the database dropping the web process's
+connections, and a real PostgreSQL restart (of a throwaway cluster, PostgreSQL pass only) under a
+live gunicorn, which serves again without being restarted. Every job ends `done` or `failed` with a
+reason, and no write that was answered 2xx is lost.
 
 A job is started on a queue of its own with a doomed worker (so the suite's worker cannot take it
 first), the doomed worker is frozen (SIGSTOP) once the job is seen half done, checked to be still
@@ -298,14 +299,11 @@ def test_every_feedback_post_answered_2xx_is_stored_when_the_broker_dies(throwaw
 
 # --- (f) the database drops every connection -------------------------------------------------------
 
-@pytest.fixture
-def web_process():
-    """gunicorn serving the test database, one sync worker, connections kept between requests as
-    in production (DATABASE_CONN_MAX_AGE)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite has no server whose connections can be dropped")
+@contextmanager
+def gunicorn(env: dict):
+    """gunicorn serving config.wsgi with `env`, one sync worker; yields (server, base URL) once the
+    app has answered its first request (which loads it)."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict), "DATABASE_CONN_MAX_AGE": "600"}
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1",
                                "--timeout", "120"],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -319,17 +317,30 @@ def web_process():
             assert server.poll() is None, server.stderr.read()
             return False
 
-    wait_for(up, timeout=60, interval=0.1, what="gunicorn to listen")
-    yield base
-    server.terminate()
-    server.wait(15)
+    try:
+        wait_for(up, timeout=60, interval=0.1, what="gunicorn to listen")
+        yield server, base
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+@pytest.fixture
+def web_process():
+    """gunicorn serving the test database, connections kept between requests as in production
+    (DATABASE_CONN_MAX_AGE)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no server whose connections can be dropped")
+    env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict), "DATABASE_CONN_MAX_AGE": "600"}
+    with gunicorn(env) as (_server, base):
+        yield base
 
 
 def test_the_web_process_serves_again_at_once_after_the_database_dropped_its_connections(web_process, owner, make_project):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     make_project()
-    headers = {"Authorization": f"Token {Token.objects.create(user=owner).key}"}
+    headers = {"Authorization": f"Token {AuthToken.objects.create(user=owner)[1]}"}
     assert requests.get(f"{web_process}/api/projects/", headers=headers, timeout=30).status_code == 200
 
     # What a PostgreSQL restart does to the web process: every connection to its database is gone.
@@ -341,3 +352,133 @@ def test_the_web_process_serves_again_at_once_after_the_database_dropped_its_con
 
     answer = requests.get(f"{web_process}/api/projects/", headers=headers, timeout=30)
     assert answer.status_code == 200 and answer.json()["count"] == 1
+
+
+# --- (g) PostgreSQL itself restarts under a live web process -----------------------------------------
+
+def _as_postgres(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    # initdb and the server refuse to run as root; the tests do.
+    return subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture
+def throwaway_postgres():
+    """A PostgreSQL cluster of this test's own (never the machine's server: others use it), to
+    restart. Yields (the command that restarts it, URL of an empty database `labelloop` in it)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL pass only: the SQLite pass has no PostgreSQL server to restart")
+    missing = [tool for tool in ("initdb", "pg_ctl", "runuser") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not on PATH: a throwaway PostgreSQL cluster cannot be made")
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run initdb and pg_ctl as the postgres OS user")
+    import pwd
+
+    try:
+        postgres_user = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres OS user to own a throwaway PostgreSQL cluster")
+    import tempfile
+
+    import psycopg
+
+    # Not pytest's tmp_path: its parents are root's, mode 0700, where the postgres user cannot go.
+    root = Path(tempfile.mkdtemp(prefix="labelloop-pg-"))
+    os.chown(root, postgres_user.pw_uid, postgres_user.pw_gid)
+    data, port = root / "data", free_port()
+    try:
+        _as_postgres(shutil.which("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+        # fsync off: what is tested is the server process going away and coming back, not the disk.
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        _as_postgres(shutil.which("pg_ctl"), "start", "-w", "-t", "60", "-D", str(data), "-l", str(root / "log"), "-o", options)
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as admin:
+            admin.execute("CREATE DATABASE labelloop")
+        # The server's output goes to the log, never to a pipe of ours (which it would hold open).
+        restart = ["runuser", "-u", "postgres", "--", shutil.which("pg_ctl"), "restart", "-m", "fast", "-w", "-t", "60",
+                   "-D", str(data), "-l", str(root / "log")]
+        yield restart, f"postgres://postgres@127.0.0.1:{port}/labelloop"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(["runuser", "-u", "postgres", "--", shutil.which("pg_ctl"), "stop", "-m", "immediate", "-w",
+                            "-D", str(data)], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+RESTART_SETUP = """
+from django.contrib.auth import get_user_model
+from feedback.tokens import token_create
+from labeller.services import project_create
+
+user = get_user_model().objects.create_user("restart-owner", password="restart-owner-password")
+project = project_create(user=user, name="Restart", labels=[{"key": "card_arrival", "name": "Card arrival"}])
+print(project.id, token_create(project=project, name="checkout backend", scopes=["feedback"])[1])
+"""
+
+
+def _workers_of(server) -> set[int]:
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_every_write_answered_2xx_survives_a_real_postgresql_restart_and_the_same_web_process_serves_again(
+        throwaway_postgres, tmp_path):
+    import psycopg
+
+    restart, database_url = throwaway_postgres
+    env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL", "LABELLOOP_CACHE_URL")}
+    # Nothing shared with the suite: its own database, and the filesystem broker and file cache under
+    # its own data directory (the routing message sent after each commit goes there).
+    env.update(DATABASE_URL=database_url, DATABASE_CONN_MAX_AGE="600", LABELLOOP_DATA_DIR=str(tmp_path / "data"))
+    manage = [sys.executable, "manage.py"]
+    subprocess.run(manage + ["migrate", "--noinput"], env=env, cwd=ROOT, check=True, capture_output=True)
+    setup = subprocess.run(manage + ["shell", "-c", RESTART_SETUP], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    project_id, plain = setup.stdout.split()[-2:]
+
+    answered: list[int] = []  # event ids of every post answered 2xx
+    refused: list[str] = []  # what the posts made while the server was down got
+
+    def post(i: int) -> bool:
+        try:
+            response = requests.post(f"{base}/api/projects/{project_id}/feedback", timeout=30,
+                                     headers={"Authorization": f"Bearer {plain}"},
+                                     json={"data": {"text": f"my card {i} never came"}, "kind": "correction",
+                                           "label": "card_arrival", "end_user": f"u-{i}", "occurred_at": "2026-11-25T10:00:00Z"})
+        except requests.ConnectionError as exc:
+            refused.append(f"post {i}: {type(exc).__name__}")
+            return False
+        if response.status_code < 300:
+            answered.extend(response.json()["event_ids"])
+            return True
+        assert response.status_code >= 500, response.content  # never a 4xx for a good post
+        refused.append(f"post {i}: {response.status_code}")
+        return False
+
+    with gunicorn(env) as (server, base):
+        workers = _workers_of(server)
+        assert len(workers) == 1
+        for i in range(3):
+            assert post(i), refused
+
+        # A quiet restart first: no request sees the server down, so only the web process's own
+        # check of its kept connection stands between the next post and a dead socket.
+        subprocess.run(restart, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i in range(3, 6):
+            assert post(i), refused
+
+        # Then a busy one: posts while the server goes down and comes back may fail (5xx or no answer).
+        busy = subprocess.Popen(restart, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        i = 6
+        while busy.poll() is None:
+            post(i)
+            i += 1
+            time.sleep(0.05)
+        assert busy.wait() == 0, "pg_ctl restart failed"
+        refused_during_restart = len(refused)
+        for j in range(i, i + 3):  # the server is back: every post is answered at once
+            assert post(j), refused[refused_during_restart:]
+        assert server.poll() is None and _workers_of(server) == workers
+
+    assert len(answered) >= 9
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://", 1)) as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM feedback_feedbackevent")}
+    assert set(answered) <= stored, f"answered 2xx but lost: {sorted(set(answered) - stored)}"
