@@ -1,6 +1,6 @@
 """Fault injection with real processes: a worker SIGKILLed in the middle of each kind of job, the
 broker dying while product feedback arrives, the database dropping the web process's
-connections, and a real PostgreSQL restart (of a throwaway cluster, PostgreSQL pass only) under a
+connections, and a real PostgreSQL restart (of a throwaway cluster, in both passes) under a
 live gunicorn, which serves again without being restarted. Every job ends `done` or `failed` with a
 reason, and no write that was answered 2xx is lost.
 
@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
@@ -221,7 +220,7 @@ def throwaway_redis():
     """A redis-server of this test's own (never the machine's: others use it), to kill."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (./labelloop test installs Debian's redis-server)")
+        pytest.fail("redis-server is not installed: install Debian's redis-server (./labelloop test does)")
     port = free_port()
     server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -356,35 +355,34 @@ def test_the_web_process_serves_again_at_once_after_the_database_dropped_its_con
 
 # --- (g) PostgreSQL itself restarts under a live web process -----------------------------------------
 
+def _cluster_owner() -> list[str]:
+    """The prefix that runs a command as the cluster's owner: initdb and the server refuse root, so
+    under root (as in CI) they run as the postgres OS user; otherwise as the user running the tests."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
 def _as_postgres(*command: str, **kwargs) -> subprocess.CompletedProcess:
-    # initdb and the server refuse to run as root; the tests do.
-    return subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True, text=True, **kwargs)
+    return subprocess.run([*_cluster_owner(), *command], check=True, capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture
 def throwaway_postgres():
     """A PostgreSQL cluster of this test's own (never the machine's server: others use it), to
-    restart. Yields (the command that restarts it, URL of an empty database `labelloop` in it)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL pass only: the SQLite pass has no PostgreSQL server to restart")
-    missing = [tool for tool in ("initdb", "pg_ctl", "runuser") if shutil.which(tool) is None]
+    restart. Yields (the command that restarts it, URL of an empty database `labelloop` in it).
+    It is independent of the suite's database, so it runs in both passes."""
+    missing = [tool for tool in ("initdb", "pg_ctl", *(["runuser"] if _cluster_owner() else [])) if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"{', '.join(missing)} not on PATH: a throwaway PostgreSQL cluster cannot be made")
-    if os.geteuid() != 0:
-        pytest.skip("needs root, to run initdb and pg_ctl as the postgres OS user")
+        pytest.fail(f"{', '.join(missing)} not on PATH: install PostgreSQL's server binaries (the suite's PostgreSQL pass needs them anyway)")
     import pwd
-
-    try:
-        postgres_user = pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres OS user to own a throwaway PostgreSQL cluster")
     import tempfile
 
     import psycopg
 
     # Not pytest's tmp_path: its parents are root's, mode 0700, where the postgres user cannot go.
     root = Path(tempfile.mkdtemp(prefix="labelloop-pg-"))
-    os.chown(root, postgres_user.pw_uid, postgres_user.pw_gid)
+    if _cluster_owner():
+        owner = pwd.getpwnam("postgres")  # a KeyError here says plainly what is missing
+        os.chown(root, owner.pw_uid, owner.pw_gid)
     data, port = root / "data", free_port()
     try:
         _as_postgres(shutil.which("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
@@ -394,12 +392,12 @@ def throwaway_postgres():
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as admin:
             admin.execute("CREATE DATABASE labelloop")
         # The server's output goes to the log, never to a pipe of ours (which it would hold open).
-        restart = ["runuser", "-u", "postgres", "--", shutil.which("pg_ctl"), "restart", "-m", "fast", "-w", "-t", "60",
+        restart = [*_cluster_owner(), shutil.which("pg_ctl"), "restart", "-m", "fast", "-w", "-t", "60",
                    "-D", str(data), "-l", str(root / "log")]
         yield restart, f"postgres://postgres@127.0.0.1:{port}/labelloop"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", shutil.which("pg_ctl"), "stop", "-m", "immediate", "-w",
+            subprocess.run([*_cluster_owner(), shutil.which("pg_ctl"), "stop", "-m", "immediate", "-w",
                             "-D", str(data)], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
