@@ -38,10 +38,6 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
 

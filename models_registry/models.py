@@ -61,7 +61,6 @@ class ModelVersion(models.Model):
     kind = models.CharField(max_length=10, choices=ModelKind.choices)
     status = models.CharField(max_length=10, choices=VersionStatus.choices, default=VersionStatus.QUEUED)
     base_model = models.CharField(max_length=500, help_text="Encoder version, or the version it was fine-tuned from.")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="versions")
     hyperparameters = models.JSONField(default=dict, blank=True)
     code_version = models.CharField(max_length=100, blank=True)
