@@ -6,7 +6,6 @@ no restart. A request's items are scored together, in length-sorted batches.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -17,6 +16,7 @@ from django.conf import settings
 
 from labeller.active_learning import base_encoder
 from labeller.models import Project
+from ml.draws import stable_hash
 from ml.heads import LinearHead
 
 from . import artefacts
@@ -144,8 +144,7 @@ def goes_to_challenger(project_id: int, caller_key: str, percent: int) -> bool:
     """Sticky split: the same caller key always lands on the same side (for a given percent)."""
     if percent <= 0:
         return False
-    digest = hashlib.blake2b(f"split:{project_id}:{caller_key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % 100 < percent
+    return stable_hash("split", project_id, caller_key) % 100 < percent
 
 
 @dataclass

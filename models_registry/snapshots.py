@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from labeller.agreement import item_majority
 from labeller.models import Annotation, Item, Project
+from ml.draws import stable_fraction
 
 from . import store
 from .models import DatasetSnapshot, TrainingPolicy
@@ -30,8 +31,7 @@ class Example:
 
 
 def _in_validation(project_id: int, item_id: int, share: float) -> bool:
-    digest = hashlib.blake2b(f"val:{project_id}:{item_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < share
+    return stable_fraction("val", project_id, item_id) < share
 
 
 def snapshot_examples(*, project: Project) -> list[Example]:
