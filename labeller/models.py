@@ -121,6 +121,16 @@ class Membership(models.Model):
 class Item(models.Model):
     """One thing to label. `data` can be large, so the queue's hot queries never select it."""
 
+class ItemStatus(models.TextChoices):
+    """The item filters of the item list and of exports: which items a status keeps."""
+
+    ALL = "all", "All items"
+    DONE = "done", "Done (has every label it needs)"
+    NOT_DONE = "not_done", "Not done"
+    LABELLED = "labelled", "Labelled (at least one label)"
+    UNLABELLED = "unlabelled", "Unlabelled"
+
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=255, null=True, blank=True)
     data = models.JSONField()
@@ -227,7 +237,7 @@ class ExportJob(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     format = models.CharField(max_length=20, choices=ExportFormat.choices)
-    # Validated filters: {"status": "done"|"labelled"|"all", "min_agreement": float|None}
+    # Validated filters: {"status": an ItemStatus of exporting.EXPORT_STATUSES, "min_agreement": float|None}
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
