@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from labeller.models import Item, Project
+from labeller.models import Item, OneRowPerProject, Project
 from models_registry.models import ModelVersion
 
 
@@ -233,7 +233,7 @@ class Alert(models.Model):
         ]
 
 
-class ServingPolicy(models.Model):
+class ServingPolicy(OneRowPerProject, models.Model):
     """How a project serves predictions, trusts feedback and when monitoring raises an alert."""
 
     project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="serving_policy")

@@ -1,5 +1,8 @@
 """Projects, their labels and members, items, annotations and export jobs."""
+from __future__ import annotations
+
 import uuid
+from typing import Self
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -118,9 +121,6 @@ class Membership(models.Model):
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
-class Item(models.Model):
-    """One thing to label. `data` can be large, so the queue's hot queries never select it."""
-
 class ItemStatus(models.TextChoices):
     """The item filters of the item list and of exports: which items a status keeps."""
 
@@ -130,6 +130,9 @@ class ItemStatus(models.TextChoices):
     LABELLED = "labelled", "Labelled (at least one label)"
     UNLABELLED = "unlabelled", "Unlabelled"
 
+
+class Item(models.Model):
+    """One thing to label. `data` can be large, so the queue's hot queries never select it."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=255, null=True, blank=True)
@@ -292,7 +295,21 @@ class JobStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class ActiveLearningState(models.Model):
+class OneRowPerProject:
+    """A model keyed by its project (a primary-key OneToOneField): a project has its row from the
+    first time anything reads it, with the field defaults."""
+
+    @classmethod
+    def for_project(cls, project: Project | int) -> Self:
+        """The project's row (a Project or its id), created with the defaults if missing."""
+        if isinstance(project, Project):
+            row, _ = cls.objects.get_or_create(project=project)
+        else:
+            row, _ = cls.objects.get_or_create(project_id=project)
+        return row
+
+
+class ActiveLearningState(OneRowPerProject, models.Model):
     """Per project: encoding progress, the refresh lock and the light head it last fitted."""
 
     project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="al_state")

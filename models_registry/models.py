@@ -3,7 +3,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from labeller.models import Project
+from labeller.models import OneRowPerProject, Project
 
 
 class ImmutableError(Exception):
@@ -130,7 +130,7 @@ class PrimaryMetric(models.TextChoices):
     MACRO_F1 = "macro_f1", "Macro-F1"
 
 
-class TrainingPolicy(models.Model):
+class TrainingPolicy(OneRowPerProject, models.Model):
     """How a project retrains and what a version must show to be promoted."""
 
     project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="training_policy")

@@ -20,7 +20,8 @@ from ml.draws import stable_hash
 from ml.heads import LinearHead
 
 from . import artefacts
-from .models import Alias, ModelKind, ModelVersion, VersionStatus
+from .models import ModelKind, ModelVersion
+from .selectors import aliased_versions
 
 log = logging.getLogger(__name__)
 ALIAS_TTL = 2.0  # seconds a process trusts its cached view of the champion and challenger
@@ -111,8 +112,7 @@ def serving_versions(project: Project) -> dict[str, ModelVersion]:
     cached = _aliases.get(project.id)
     if cached and now - cached[0] < ALIAS_TTL:
         return cached[1]
-    rows = Alias.objects.filter(project=project, version__status=VersionStatus.READY).select_related("version", "version__project")
-    versions = {alias.name: alias.version for alias in rows}
+    versions = aliased_versions(project=project)
     _aliases[project.id] = (now, versions)
     return versions
 

@@ -41,7 +41,7 @@ def snapshot_examples(*, project: Project) -> list[Example]:
     the active-learning evaluation set form the evaluation split and are never trained on; the
     rest is split into train and validation by a stable hash of the item id.
     """
-    policy, _ = TrainingPolicy.objects.get_or_create(project=project)
+    policy = TrainingPolicy.for_project(project)
     by_item: dict[int, list[tuple[list[str], str]]] = {}
     rows = Annotation.objects.filter(project=project, skipped=False).order_by("item_id", "id")
     for item_id, labels, source in rows.values_list("item_id", "labels", "source").iterator(chunk_size=5000):
