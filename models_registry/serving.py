@@ -27,8 +27,7 @@ log = logging.getLogger(__name__)
 ALIAS_TTL = 2.0  # seconds a process trusts its cached view of the champion and challenger
 KEEP_LOADED = 3  # versions kept in memory per process: champion, challenger and one spare
 # A request's texts are length-sorted and run 8 at a time: padding a request's 64 random texts to
-# its longest costs more than the extra forward calls (2 CPU cores, MiniLM: 82 texts/s in one
-# batch of 64, 169 in batches of 8; benchmarks/predict.py).
+# its longest costs more than the extra forward calls (see docs/benchmarks.md, section "Predict API").
 SERVE_BATCH = 8
 
 _lock = threading.Lock()
