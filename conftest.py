@@ -1,8 +1,5 @@
 """Shared fixtures: an owner (project admin), two experts, a viewer and an outsider; API clients;
 and a real Celery worker process for the integration tests."""
-import csv
-from pathlib import Path
-
 import pytest
 from rest_framework.test import APIClient
 

@@ -18,7 +18,8 @@ from labeller.models import ActiveLearningState, Item, ItemVector, JobStatus, Pr
 from ml.encoder import ENCODE_CHUNK, to_float16_bytes
 from ml.encoder_cache import base_encoder, cached_encoder
 from models_registry.artefacts import FineTunedEncoder
-from models_registry.selectors import fine_tuned_champion
+from models_registry.models import ModelKind
+from models_registry.selectors import champion_for
 
 from .refresh import refresh_request
 from .selectors import state_for
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 def encoder_for(project: Project):
     """The encoder the pool is ranked with: the champion's own embeddings when the champion is a
     fine-tuned version, else the project's base encoder. One instance per model per process."""
-    champion = fine_tuned_champion(project=project)
+    champion = champion_for(project=project, kind=ModelKind.FINETUNED)
     if champion is not None:
         return cached_encoder(f"version:{champion.id}:{champion.checksum}", lambda: FineTunedEncoder(champion))
     return base_encoder(project.base_model_path)

@@ -27,7 +27,8 @@ from ml import strategies
 from ml.encoder import from_float16_bytes
 from ml.heads import LinearHead, fit_head, self_train
 from models_registry.artefacts import load_head
-from models_registry.selectors import fine_tuned_champion
+from models_registry.models import ModelKind
+from models_registry.selectors import champion_for
 
 from .selectors import state_for
 from .signals import refresh_finished
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 def champion_head(project: Project, encoder_version: str) -> LinearHead | None:
     """The fine-tuned champion's classifier, if the stored vectors are its embeddings: the
     refresh's fallback while the project has too few labels to fit a head on them."""
-    champion = fine_tuned_champion(project=project)
+    champion = champion_for(project=project, kind=ModelKind.FINETUNED)
     if champion is None or not encoder_version.startswith(f"model-v{champion.number}@"):
         return None
     return load_head(champion)
@@ -189,16 +190,12 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     pool_vectors = vectors[pool_rows] if len(pool_rows) else np.zeros((0, vectors.shape[1]), np.float32)
     batch_size = max(project.refresh_every, 10)
 
-    # `head` suggests labels and is stored; `ranking` orders the pool. A fitted head is then
-    # self-trained on the open pool (evaluation items excluded), but the pool is ranked by the
-    # uncertainty of the head fitted on the labels alone: on Banking77 that explores better
-    # (offline replay, 4 seeds: margin at 800 labels 0.892, against 0.881 when the self-trained head
-    # ranks; docs/benchmarks.md).
-    # The head is refitted on the stored vectors whoever made them: under a fine-tuned champion
-    # they are its embeddings, and a head refitted there on every label since ranks better than the
-    # champion's own classifier, frozen at its snapshot (offline replay, 3 seeds, Banking77: 0.926
-    # against 0.922 at 1,600 labels; docs/benchmarks.md). That classifier is only the fallback
-    # while there is too little to fit.
+    # `head` suggests labels and is stored; `ranking` orders the pool. The pool is ranked by the
+    # uncertainty of the head fitted on the labels alone (a self-trained head is surer, so it
+    # explores less), and the head is refitted on the stored vectors whoever made them: under a
+    # fine-tuned champion that ranks better than the champion's own classifier, frozen at its
+    # snapshot, which is only the fallback while there is too little to fit. Measured in
+    # docs/benchmarks.md ("With a fine-tuned champion in the loop", "With the self-trained head").
     head = ranking = None
     distinct = {label for labels in labelled.values() for label in labels}
     t = time.perf_counter()

@@ -5,5 +5,4 @@ from labeller.models import ActiveLearningState
 
 
 def state_for(project_id: int) -> ActiveLearningState:
-    state, _ = ActiveLearningState.objects.get_or_create(project_id=project_id)
-    return state
+    return ActiveLearningState.for_project(project_id)

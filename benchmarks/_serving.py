@@ -385,7 +385,7 @@ class Http:
                 if response.will_close:
                     self.close()
                 return response.status, data
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.close()
                 if not reused or attempt:
                     raise

@@ -121,12 +121,13 @@ def promote_fine_tuned_champion(project, owner):
     trains on a snapshot of the labels so far, and promotion re-encodes the pool with its
     embeddings and refreshes the queue there."""
     from models_registry import promotion, training
+    from models_registry.selectors import champion_for
 
     (version,) = training.retrain_request(project=project, kinds=["finetuned"], user=owner)  # trains (eager task)
     version.refresh_from_db()
     if version.status != "ready":
         raise RuntimeError(f"the fine-tune failed: {version.error}")
-    if training.champion_of(project) != version:  # no evaluation items here, so no gate to pass
+    if champion_for(project=project) != version:  # no evaluation items here, so no gate to pass
         promotion.version_promote(version=version, user=owner, reason="benchmark: fine-tuned champion", override=True)
     return version
 

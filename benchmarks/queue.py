@@ -471,7 +471,7 @@ def check_logs(results: list[dict], labels_per_item: int) -> dict:
 
 def main() -> int:
     args = parse_args()
-    url = _common.setup_django(args.database_url, recreate=args.recreate_db)
+    _common.setup_django(args.database_url, recreate=args.recreate_db)
     from django.db import connection
 
     from labeller.models import Annotation, Item

@@ -225,11 +225,11 @@ class TokenRevoke(ProjectScopedMixin, APIView):
 class ServingPolicyView(AdminToChange):
     @extend_schema(responses=s.ServingPolicySerializer)
     def get(self, request, project_id):
-        return Response(s.ServingPolicySerializer(predicting.policy_for(self.project)).data)
+        return Response(s.ServingPolicySerializer(predicting.serving_policy_for(self.project)).data)
 
     @extend_schema(request=s.ServingPolicySerializer, responses=s.ServingPolicySerializer)
     def patch(self, request, project_id):
-        policy = predicting.policy_for(self.project)
+        policy = predicting.serving_policy_for(self.project)
         serializer = s.ServingPolicySerializer(policy, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         serializer.save()
@@ -252,7 +252,7 @@ class Monitoring(AdminToChange):
             "schema_violations": [{"day": v.day, "source": v.token.name if v.token else v.source, "endpoint": v.endpoint,
                                    "field": v.field, "problem": v.problem, "count": v.count} for v in violations],
             "source_reliability": review.source_reliability(project=project),
-            "thresholds": monitoring.thresholds_for(predicting.policy_for(project)),
+            "thresholds": monitoring.thresholds_for(predicting.serving_policy_for(project)),
         })
 
     @extend_schema(request=None, responses={202: inline_serializer("MonitoringQueued", {"queued": serializers.BooleanField()})})

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from labeller.models import Item, Project
+from labeller.models import Item, OneRowPerProject, Project
 from models_registry.models import ModelVersion
 
 
@@ -37,10 +37,6 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -237,7 +233,7 @@ class Alert(models.Model):
         ]
 
 
-class ServingPolicy(models.Model):
+class ServingPolicy(OneRowPerProject, models.Model):
     """How a project serves predictions, trusts feedback and when monitoring raises an alert."""
 
     project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="serving_policy")

@@ -31,7 +31,7 @@ from models_registry.snapshots import TRAIN, snapshot_read
 
 from . import webhooks
 from .models import Alert, AlertStatus, FeedbackEvent, MonitoringPoint, Period, Prediction, SchemaViolation, ServedAs
-from .predicting import policy_for
+from .predicting import serving_policy_for
 
 log = logging.getLogger(__name__)
 SAMPLE = 500  # texts per side for the embedding drift; enough for a stable AUC, cheap to encode
@@ -133,7 +133,7 @@ def _feedback_metrics(project, version, start, end) -> dict:
 def monitor_project(*, project: Project, now: datetime | None = None) -> list[MonitoringPoint]:
     """Recompute this hour's and today's points for every version that served, then check alerts."""
     now = now or timezone.now()
-    policy = policy_for(project)
+    policy = serving_policy_for(project)
     points = []
     for period in (Period.HOUR, Period.DAY):
         start = bucket_start(now, period)
@@ -159,7 +159,7 @@ def alerts_check(*, project: Project, points: list[MonitoringPoint], now: dateti
     """Open an alert for each figure over its threshold (once per version and figure); resolve
     the open alerts whose figure is back under. Judged on the hour when it has enough traffic,
     else on the day so far."""
-    policy = policy_for(project)
+    policy = serving_policy_for(project)
     limits = thresholds_for(policy)
     over: dict[str, tuple] = {}
     judged: set[str] = set()

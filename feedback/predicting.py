@@ -13,9 +13,8 @@ from models_registry import serving
 from .models import ApiToken, Prediction, ServedAs, ServingPolicy
 
 
-def policy_for(project: Project) -> ServingPolicy:
-    policy, _ = ServingPolicy.objects.get_or_create(project=project)
-    return policy
+def serving_policy_for(project: Project) -> ServingPolicy:
+    return ServingPolicy.for_project(project)
 
 
 def predict(*, project: Project, items: list[dict], caller, top_k: int = 3) -> list[dict]:
@@ -24,7 +23,7 @@ def predict(*, project: Project, items: list[dict], caller, top_k: int = 3) -> l
     champion, challenger = versions.get("champion"), versions.get("challenger")
     if champion is None:
         raise serving.NoModel("model: the project has no champion yet; train and promote a version first")
-    policy = policy_for(project)
+    policy = serving_policy_for(project)
     token = caller if isinstance(caller, ApiToken) else None
     texts = [str(item["data"][project.text_field]) for item in items]
     keys = [item.get("key") or item.get("external_id") or secrets.token_hex(8) for item in items]

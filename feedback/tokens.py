@@ -23,7 +23,8 @@ PREFIX_ATTEMPTS = 5
 LAST_USED_EVERY = 60.0  # seconds between writes of a token's last_used_at
 
 # Checked tokens, by (prefix, secret hash): at hundreds of requests a second the token's query (with
-# its project) was a third of a feedback request. Only valid tokens are kept.
+# its project) is a large share of a feedback request (see docs/benchmarks.md, section "Feedback
+# ingest"). Only valid tokens are kept.
 _active_tokens: ProcessCache[ApiToken] = ProcessCache(TOKEN_TTL)
 _last_used_written: dict[int, float] = {}
 

@@ -33,7 +33,7 @@ def learning_curve_points(versions, metric: str, width=560, height=200, pad=30):
 @require_safe
 def models_page(request, project_id):
     project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
-    policy = training.policy_for(project)
+    policy = training.training_policy_for(project)
     versions = list(ModelVersion.objects.filter(project=project).select_related("snapshot").prefetch_related("aliases"))
     selected = None
     if re.fullmatch(r"[0-9]{1,10}", request.GET.get("version", ""), re.ASCII):  # isdigit() takes '²'; int() does not

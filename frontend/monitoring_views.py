@@ -100,7 +100,7 @@ def monitoring_page(request, project_id):
     period = request.GET.get("period", Period.HOUR)
     if period not in Period.values:
         period = Period.HOUR
-    policy = predicting.policy_for(project)
+    policy = predicting.serving_policy_for(project)
     thresholds = monitoring.thresholds_for(policy)
     is_admin = membership.can(Role.ADMIN)
     latest = (MonitoringPoint.objects.filter(project=project, period=period).select_related("version")
@@ -132,7 +132,7 @@ def _errors(serializer) -> str:
 @require_POST
 def policy_update(request, project_id):
     project = admin_project(request, project_id)
-    policy = predicting.policy_for(project)
+    policy = predicting.serving_policy_for(project)
     thresholds = {}
     for name in monitoring.DEFAULT_THRESHOLDS:
         raw = request.POST.get(f"threshold_{name}", "").strip()

@@ -35,7 +35,7 @@ def project_detail(request, project_id):
         "exports": project.exports.all()[:10],
         "al": state_for(project.id),
         "export_formats": ExportFormat.choices,
-        "export_statuses": exporting.ExportStatusFilter.CHOICES,
+        "export_statuses": exporting.EXPORT_STATUSES,
         "import_result": request.session.pop(f"import_result_{project.id}", None),
         "open_alerts": open_alert_count(project),
     })

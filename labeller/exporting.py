@@ -17,22 +17,18 @@ from core import jobs
 from core.enqueue import enqueue_on_commit
 
 from . import agreement
-from .models import ExportFormat, ExportJob, ExportStatus, Item, Project
-from .selectors import items_with_annotations
+from .models import ExportFormat, ExportJob, ExportStatus, Item, ItemStatus, Project
+from .selectors import items_with_annotations, items_with_status
 
 
-class ExportStatusFilter:
-    ALL = "all"
-    DONE = "done"  # has every label it needs
-    LABELLED = "labelled"  # at least one label
-    NOT_DONE = "not_done"
-    CHOICES = (ALL, DONE, LABELLED, NOT_DONE)
+# The item statuses an export can be filtered by, in the order the export form lists them.
+EXPORT_STATUSES = tuple(status.value for status in (ItemStatus.ALL, ItemStatus.DONE, ItemStatus.LABELLED, ItemStatus.NOT_DONE))
 
 
 CHUNK = 2000
 
 
-def export_create(*, project: Project, user, format: str, status: str = ExportStatusFilter.ALL,
+def export_create(*, project: Project, user, format: str, status: str = ItemStatus.ALL,
                   min_agreement: float | None = None) -> ExportJob:
     """Record an export job and queue it for a worker once the row is committed."""
     job = ExportJob.objects.create(
@@ -46,15 +42,7 @@ def export_create(*, project: Project, user, format: str, status: str = ExportSt
 
 
 def _filtered_items(project: Project, filters: dict) -> QuerySet[Item]:
-    items = items_with_annotations(project=project)
-    status = filters.get("status", ExportStatusFilter.ALL)
-    if status == ExportStatusFilter.DONE:
-        items = items.filter(is_done=True)
-    elif status == ExportStatusFilter.LABELLED:
-        items = items.filter(annotation_count__gt=0)
-    elif status == ExportStatusFilter.NOT_DONE:
-        items = items.filter(is_done=False)
-    return items
+    return items_with_status(items_with_annotations(project=project), status=filters.get("status", ItemStatus.ALL))
 
 
 def _records(job: ExportJob, on_progress: Callable[[int], None]) -> Iterator[tuple[Item, list[str], float | None]]:

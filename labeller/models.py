@@ -1,5 +1,8 @@
 """Projects, their labels and members, items, annotations and export jobs."""
+from __future__ import annotations
+
 import uuid
+from typing import Self
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -118,6 +121,16 @@ class Membership(models.Model):
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
+class ItemStatus(models.TextChoices):
+    """The item filters of the item list and of exports: which items a status keeps."""
+
+    ALL = "all", "All items"
+    DONE = "done", "Done (has every label it needs)"
+    NOT_DONE = "not_done", "Not done"
+    LABELLED = "labelled", "Labelled (at least one label)"
+    UNLABELLED = "unlabelled", "Unlabelled"
+
+
 class Item(models.Model):
     """One thing to label. `data` can be large, so the queue's hot queries never select it."""
 
@@ -227,7 +240,7 @@ class ExportJob(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     format = models.CharField(max_length=20, choices=ExportFormat.choices)
-    # Validated filters: {"status": "done"|"labelled"|"all", "min_agreement": float|None}
+    # Validated filters: {"status": an ItemStatus of exporting.EXPORT_STATUSES, "min_agreement": float|None}
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
@@ -282,7 +295,21 @@ class JobStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class ActiveLearningState(models.Model):
+class OneRowPerProject:
+    """A model keyed by its project (a primary-key OneToOneField): a project has its row from the
+    first time anything reads it, with the field defaults."""
+
+    @classmethod
+    def for_project(cls, project: Project | int) -> Self:
+        """The project's row (a Project or its id), created with the defaults if missing."""
+        if isinstance(project, Project):
+            row, _ = cls.objects.get_or_create(project=project)
+        else:
+            row, _ = cls.objects.get_or_create(project_id=project)
+        return row
+
+
+class ActiveLearningState(OneRowPerProject, models.Model):
     """Per project: encoding progress, the refresh lock and the light head it last fitted."""
 
     project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="al_state")

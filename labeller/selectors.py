@@ -7,7 +7,7 @@ from django.http import Http404
 from django.core.exceptions import PermissionDenied
 
 from . import agreement
-from .models import Annotation, Item, Membership, Project, Role
+from .models import Annotation, Item, ItemStatus, Membership, Project, Role
 
 
 def projects_for(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -51,6 +51,20 @@ def annotation_history_for(*, project: Project, user: AbstractBaseUser, limit: i
         .select_related("item__project", "annotator")
         .order_by("-updated_at", "-id")[:limit]
     )
+
+
+_STATUS_CONDITIONS = {
+    ItemStatus.DONE: Q(is_done=True),
+    ItemStatus.NOT_DONE: Q(is_done=False),
+    ItemStatus.LABELLED: Q(annotation_count__gt=0),
+    ItemStatus.UNLABELLED: Q(annotation_count=0),
+}
+
+
+def items_with_status(items: QuerySet[Item], *, status: str) -> QuerySet[Item]:
+    """`items` narrowed to those `status` keeps (ItemStatus.ALL: all of them)."""
+    condition = _STATUS_CONDITIONS.get(status)
+    return items if condition is None else items.filter(condition)
 
 
 def items_with_annotations(*, project: Project) -> QuerySet[Item]:

@@ -6,7 +6,6 @@ and run under `torch.inference_mode()` with the thread count set to the machine'
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

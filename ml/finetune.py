@@ -2,8 +2,8 @@
 transformer. Plain PyTorch and transformers, no Django; artefacts are safetensors only.
 
 Why probe first: with ~13 examples per class a randomly initialised head drags the encoder
-around for the first epochs (0.39 test accuracy on Banking77 with 1,000 labels in our runs);
-initialising it from a logistic regression on frozen embeddings starts fine-tuning from 0.83.
+around for the first epochs; initialising it from a logistic regression on frozen embeddings
+starts fine-tuning from the probe's accuracy (see docs/benchmarks.md, section "Training").
 """
 from __future__ import annotations
 
@@ -51,14 +51,15 @@ class FineTuneConfig:
     contrastive_temperature: float = 0.05
     per_class: int = 0  # >0: class-balanced batches of batch_size // per_class labels x per_class texts
     refit_head: bool = False  # refit the linear head by logistic regression on the tuned embeddings
-    # With fewer validation examples than this, stopping on them is noise (100 examples picked the
-    # first epoch in every 1,000-label run): they are trained on too, for small_data_epochs.
+    # With fewer validation examples than this, stopping on them is noise: they are trained on too,
+    # for small_data_epochs (see docs/benchmarks.md, section "Training", "no early stopping on a
+    # tiny validation split").
     min_validation: int = 500
     small_data_epochs: int = 5
     device: str = "auto"  # "auto": CUDA when torch sees a GPU, else the CPU; or "cpu", "cuda", "cuda:1"
     start_from: str = "base"  # "base" model, or the current fine-tuned "champion" (same labels: its head too)
-    # Predictions mix in a vote of the k most similar training examples (single-label; 0 turns it off):
-    # 1,000 Banking77 labels, 0.852 -> 0.862 test accuracy (ml.heads.NeighbourMemory).
+    # Predictions mix in a vote of the k most similar training examples (single-label; 0 turns it
+    # off; ml.heads.NeighbourMemory).
     knn_k: int = KNN_DEFAULTS["knn_k"]
     knn_temperature: float = KNN_DEFAULTS["knn_temperature"]
     knn_weight: float = KNN_DEFAULTS["knn_weight"]
@@ -91,8 +92,9 @@ class FineTuneResult:
 def fold_small_validation(train_texts: list, train_ids: list, val_texts: list, val_ids: list,
                           config: FineTuneConfig) -> tuple[list, list, list, list, FineTuneConfig]:
     """Below `config.min_validation` validation examples, train on them too, for a fixed
-    `config.small_data_epochs` epochs without early stopping (Banking77, 1,000 labels: 0.824 test
-    accuracy stopping on 100 held-out examples, 0.855 training on all for 5 epochs)."""
+    `config.small_data_epochs` epochs without early stopping: a split that small picks the epoch
+    by noise (see docs/benchmarks.md, section "Training", "no early stopping on a tiny validation
+    split")."""
     from dataclasses import replace
 
     if len(val_texts) >= config.min_validation:

@@ -9,12 +9,13 @@ from typing import Sequence
 import numpy as np
 
 
-# The neighbour vote every registered single-label version mixes in (chosen on a dev split of
-# Banking77 train rows, never on its test split; docs/benchmarks.md).
+# The neighbour vote every registered single-label version mixes in, chosen on a dev split of
+# training rows, never on the test split (see docs/benchmarks.md, section "Training", "the
+# neighbour vote").
 KNN_DEFAULTS = {"knn_k": 10, "knn_temperature": 0.05, "knn_weight": 0.4}
 # Past this many examples a memory keeps a seeded random sample: the vote costs a product with the
-# whole memory per request. At 10,000 (15 MB per loaded version, 2 cores): 0.3 ms for one text,
-# 11 ms for 64 (the encoder takes ~220 ms for those 64); at 1,000: 0.06 / 1.2 ms.
+# whole memory per request, and at this size it stays small beside the encoder's forward pass
+# (same section of docs/benchmarks.md).
 KNN_MAX_EXAMPLES = 10_000
 
 
@@ -22,9 +23,9 @@ KNN_MAX_EXAMPLES = 10_000
 class NeighbourMemory:
     """The labelled examples a version learned from, as unit embeddings with their class: a
     prediction mixes the linear head's probabilities with a vote of the `k` most similar of them,
-    weighted by exp(cosine / temperature). Banking77, 1,000 labels: the fine-tuned model goes from
-    0.852 to 0.862 test accuracy and the head from 0.830 to 0.844; all labels, head 0.929 to 0.936.
-    The linear head smooths over a class; the vote keeps what single close examples say."""
+    weighted by exp(cosine / temperature). The linear head smooths over a class; the vote keeps
+    what single close examples say (what it adds: docs/benchmarks.md, section "Training", "the
+    neighbour vote")."""
 
     vectors: np.ndarray  # (n, dim), unit rows
     labels: np.ndarray  # (n,) class index
@@ -132,9 +133,9 @@ class LinearHead:
 # Self-training for the fast refresh's head (cost-effective active learning, Wang et al. 2016):
 # the head labels the unlabelled pool itself and is refitted on those pseudo-labels, down-weighted,
 # beside the experts' labels. Margin sampling leaves the pool with the items the head is surest
-# of, which tell it where each class's bulk lies. Banking77, margin's 1,600 labels, 10 seeds: test
-# accuracy 0.9121 -> 0.9185 (benchmarks/active_learning.py). Weights 0.1-1.0 were within 0.15
-# points of each other on a dev split of training rows (docs/benchmarks.md).
+# of, which tell it where each class's bulk lies. The weight matters little; 0.3 is a choice among
+# equals on a dev split (see docs/benchmarks.md, section "Active learning", "With the self-trained
+# head").
 PSEUDO_LABEL_WEIGHT = 0.3
 # Past this many unlabelled items a seeded random sample is pseudo-labelled: the refit's cost
 # grows with its rows, and the refresh over a 100,000-item pool must stay within seconds.
@@ -143,8 +144,8 @@ PSEUDO_LABEL_MAX = 10_000
 
 def _one_blas_thread(fit):
     """sklearn's lbfgs runs scipy's L-BFGS-B, whose many small BLAS calls are slower with OpenBLAS
-    threads than without (scipy/scipy#22438): with one thread a 1,600-label Banking77 head fits in
-    0.22 s instead of 0.8-1.6 s, and the self-training refit is 3x faster too, on 2 cores."""
+    threads than without (scipy/scipy#22438; the timings: docs/benchmarks.md, section "Active
+    learning", "With the self-trained head")."""
     import functools
 
     @functools.wraps(fit)

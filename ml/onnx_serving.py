@@ -48,7 +48,7 @@ def export(encoder, tokenizer, *, int8: bool = False) -> bytes:
     buffer = io.BytesIO()
     dynamic = {name: {0: "batch", 1: "length"} for name in INPUTS}
     # Traced with eager attention: the SDPA path exports as a generic subgraph that ONNX Runtime
-    # runs about 1.4x slower on CPU (Banking77 queries, 2 cores: 285 -> 400 texts/s in batches of 8).
+    # runs markedly slower on CPU (see docs/benchmarks.md, section "Predict API").
     attention = getattr(encoder.config, "_attn_implementation", None)
     try:
         if attention and attention != "eager" and hasattr(encoder, "set_attn_implementation"):
@@ -88,7 +88,7 @@ class OnnxEncoder:
         options.intra_op_num_threads = threads or int(os.environ.get("LABELLOOP_TORCH_THREADS") or 0) or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         # No busy-waiting between runs: a web worker idles between requests, and spinning threads
-        # took cores from the process's other request threads and from the database.
+        # take cores from the process's other request threads and from the database.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(export(encoder, tokenizer, int8=int8), options,
                                                     providers=["CPUExecutionProvider"])

@@ -126,7 +126,7 @@ class AliasHistory(AdminToChange, generics.ListAPIView):
 
 class TrainingPolicyView(AdminToChange, APIView):
     def _data(self):
-        policy = training.policy_for(self.project)
+        policy = training.training_policy_for(self.project)
         return {"primary_metric": policy.primary_metric, "guardrails": policy.guardrails, "auto_promote": policy.auto_promote,
                 "kinds": policy.retrain_kinds(), "retrain_after_labels": policy.retrain_after_labels,
                 "schedule": schedules.schedule_of(self.project)}
@@ -143,7 +143,7 @@ class TrainingPolicyView(AdminToChange, APIView):
         data = dict(serializer.validated_data)
         if "schedule" in data:
             schedules.schedule_set(project=self.project, cron=data.pop("schedule"))
-        policy = training.policy_for(self.project)
+        policy = training.training_policy_for(self.project)
         for name, value in data.items():
             setattr(policy, name, value)
         policy.save()

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from labeller.models import Project
+from labeller.models import OneRowPerProject, Project
 
 
 class ImmutableError(Exception):
@@ -61,7 +61,6 @@ class ModelVersion(models.Model):
     kind = models.CharField(max_length=10, choices=ModelKind.choices)
     status = models.CharField(max_length=10, choices=VersionStatus.choices, default=VersionStatus.QUEUED)
     base_model = models.CharField(max_length=500, help_text="Encoder version, or the version it was fine-tuned from.")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="versions")
     hyperparameters = models.JSONField(default=dict, blank=True)
     code_version = models.CharField(max_length=100, blank=True)
@@ -131,7 +130,7 @@ class PrimaryMetric(models.TextChoices):
     MACRO_F1 = "macro_f1", "Macro-F1"
 
 
-class TrainingPolicy(models.Model):
+class TrainingPolicy(OneRowPerProject, models.Model):
     """How a project retrains and what a version must show to be promoted."""
 
     project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="training_policy")

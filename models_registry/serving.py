@@ -6,7 +6,6 @@ no restart. A request's items are scored together, in length-sorted batches.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -17,17 +16,18 @@ from django.conf import settings
 
 from labeller.models import Project
 from ml.encoder_cache import base_encoder
+from ml.draws import stable_hash
 from ml.heads import LinearHead
 
 from . import artefacts
-from .models import Alias, ModelKind, ModelVersion, VersionStatus
+from .models import ModelKind, ModelVersion
+from .selectors import aliased_versions
 
 log = logging.getLogger(__name__)
 ALIAS_TTL = 2.0  # seconds a process trusts its cached view of the champion and challenger
 KEEP_LOADED = 3  # versions kept in memory per process: champion, challenger and one spare
 # A request's texts are length-sorted and run 8 at a time: padding a request's 64 random texts to
-# its longest costs more than the extra forward calls (2 CPU cores, MiniLM: 82 texts/s in one
-# batch of 64, 169 in batches of 8; benchmarks/predict.py).
+# its longest costs more than the extra forward calls (see docs/benchmarks.md, section "Predict API").
 SERVE_BATCH = 8
 
 _lock = threading.Lock()
@@ -111,8 +111,7 @@ def serving_versions(project: Project) -> dict[str, ModelVersion]:
     cached = _aliases.get(project.id)
     if cached and now - cached[0] < ALIAS_TTL:
         return cached[1]
-    rows = Alias.objects.filter(project=project, version__status=VersionStatus.READY).select_related("version", "version__project")
-    versions = {alias.name: alias.version for alias in rows}
+    versions = aliased_versions(project=project)
     _aliases[project.id] = (now, versions)
     return versions
 
@@ -144,8 +143,7 @@ def goes_to_challenger(project_id: int, caller_key: str, percent: int) -> bool:
     """Sticky split: the same caller key always lands on the same side (for a given percent)."""
     if percent <= 0:
         return False
-    digest = hashlib.blake2b(f"split:{project_id}:{caller_key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % 100 < percent
+    return stable_hash("split", project_id, caller_key) % 100 < percent
 
 
 @dataclass

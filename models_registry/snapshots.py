@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from labeller.agreement import item_majority
 from labeller.models import Annotation, Item, Project
+from ml.draws import stable_fraction
 
 from . import store
 from .models import DatasetSnapshot, TrainingPolicy
@@ -30,8 +31,7 @@ class Example:
 
 
 def _in_validation(project_id: int, item_id: int, share: float) -> bool:
-    digest = hashlib.blake2b(f"val:{project_id}:{item_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < share
+    return stable_fraction("val", project_id, item_id) < share
 
 
 def snapshot_examples(*, project: Project) -> list[Example]:
@@ -41,7 +41,7 @@ def snapshot_examples(*, project: Project) -> list[Example]:
     the active-learning evaluation set form the evaluation split and are never trained on; the
     rest is split into train and validation by a stable hash of the item id.
     """
-    policy, _ = TrainingPolicy.objects.get_or_create(project=project)
+    policy = TrainingPolicy.for_project(project)
     by_item: dict[int, list[tuple[list[str], str]]] = {}
     rows = Annotation.objects.filter(project=project, skipped=False).order_by("item_id", "id")
     for item_id, labels, source in rows.values_list("item_id", "labels", "source").iterator(chunk_size=5000):

@@ -27,6 +27,7 @@ from ml.metrics import evaluate_multi_label, evaluate_single_label
 from . import artefacts, store
 from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
 from .promotion import version_promote
+from .selectors import champion_for
 from .snapshots import EVALUATION, TRAIN, VALIDATION, snapshot_create, snapshot_read
 
 log = logging.getLogger(__name__)
@@ -55,15 +56,14 @@ def kinds_clean(kinds: list[str]) -> list[str]:
     return unique
 
 
-def policy_for(project: Project) -> TrainingPolicy:
-    policy, _ = TrainingPolicy.objects.get_or_create(project=project)
-    return policy
+def training_policy_for(project: Project) -> TrainingPolicy:
+    return TrainingPolicy.for_project(project)
 
 
 def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None, kinds: list[str] | None = None) -> list[ModelVersion]:
     """Freeze a snapshot and queue one version per kind; workers train them one at a time.
     RetrainBusy while a version of the project is queued or training."""
-    policy = policy_for(project)
+    policy = training_policy_for(project)
     kinds = kinds_clean(kinds or policy.retrain_kinds())
     with transaction.atomic():
         # The project's row lock (SQLite: the IMMEDIATE write lock) serialises version numbering
@@ -94,7 +94,7 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
 
 def retrain_if_due(*, project: Project) -> bool:
     """The threshold trigger: retrain once `retrain_after_labels` new labels have arrived."""
-    policy = policy_for(project)
+    policy = training_policy_for(project)
     if not policy.retrain_after_labels:
         return False
     labelled = project.items.filter(annotation_count__gt=0).count()
@@ -139,8 +139,8 @@ def version_train(*, version: ModelVersion) -> ModelVersion:
         _finish(version, status=VersionStatus.FAILED, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
                 seconds=time.perf_counter() - started)
         raise
-    policy = policy_for(version.project)
-    champion = champion_of(version.project)
+    policy = training_policy_for(version.project)
+    champion = champion_for(project=version.project)
     gate = gates.check(metrics, guardrails=policy.guardrails, primary_metric=policy.primary_metric,
                        champion=champion.metrics if champion else None)
     _finish(version, status=VersionStatus.READY, metrics=metrics, gate=gate, seconds=time.perf_counter() - started, **extra)
@@ -154,11 +154,6 @@ def _finish(version: ModelVersion, *, status: str, seconds: float, **fields) -> 
     ModelVersion.objects.filter(id=version.id).update(
         status=status, finished_at=timezone.now(), training_seconds=round(seconds, 3), **fields
     )
-
-
-def champion_of(project: Project) -> ModelVersion | None:
-    alias = project.aliases.filter(name="champion").select_related("version").first()
-    return alias.version if alias else None
 
 
 def _split(examples, classes, multi_label=False):
@@ -291,7 +286,7 @@ def _starting_model(version: ModelVersion, classes: list[str], config: finetune.
     when it is a fine-tuned version of the same kind of project, with its head kept when its labels
     are the project's labels and probe-initialised otherwise."""
     project = version.project
-    champion = champion_of(project) if config.start_from == "champion" else None
+    champion = champion_for(project=project) if config.start_from == "champion" else None
     if champion is not None and champion.kind == ModelKind.FINETUNED and champion.status == VersionStatus.READY:
         model, champion_classes = finetune.load(artefacts.version_path(champion), champion.checksum)
         model.memory = None  # the champion's examples in its own embedding space: fine_tune builds a new one

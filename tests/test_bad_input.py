@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 
 from feedback.models import FeedbackEvent
-from labeller.models import Annotation, Item, Label
+from labeller.models import Item, Label
 
 pytestmark = pytest.mark.django_db
 

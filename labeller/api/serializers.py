@@ -3,11 +3,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from ..exporting import ExportStatusFilter
+from ..exporting import EXPORT_STATUSES
 from ..importing import ImportMode
 from .fields import IdField, WholeNumberField
 from ..models import (
-    Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, Strategy,
+    Annotation, ExportFormat, ExportJob, Item, ItemStatus, Label, Membership, Project, Role, Strategy,
     SuggestionMode, TaskType,
 )
 from ..suggestions import suggestion_for_item
@@ -173,7 +173,7 @@ class ItemQuerySerializer(serializers.Serializer):
     """The only filters and orderings the item list accepts (no free-form lookups)."""
 
     ORDERINGS = ["id", "-id", "priority", "-priority", "created_at", "-created_at"]
-    status = serializers.ChoiceField(choices=["all", "done", "not_done", "labelled", "unlabelled"], default="all")
+    status = serializers.ChoiceField(choices=ItemStatus.values, default=ItemStatus.ALL.value)
     external_id = serializers.CharField(required=False, max_length=255)
     ordering = serializers.ChoiceField(choices=ORDERINGS, default="id")
     page = WholeNumberField(required=False, min_value=1)
@@ -241,7 +241,7 @@ class AgreementSerializer(serializers.Serializer):
 
 class ExportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ExportFormat.choices)
-    status = serializers.ChoiceField(choices=ExportStatusFilter.CHOICES, default=ExportStatusFilter.ALL)
+    status = serializers.ChoiceField(choices=EXPORT_STATUSES, default=ItemStatus.ALL.value)
     min_agreement = serializers.FloatField(required=False, min_value=0, max_value=1, allow_null=True, default=None)
 
 

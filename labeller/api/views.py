@@ -2,7 +2,6 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import generics, serializers, status
@@ -184,15 +183,7 @@ class ItemList(ProjectScopedMixin, generics.ListAPIView):
 
     def get_queryset(self):
         query = validated_query(self.request, s.ItemQuerySerializer)
-        items = Item.objects.filter(project=self.project)
-        filters = {
-            "done": Q(is_done=True),
-            "not_done": Q(is_done=False),
-            "labelled": Q(annotation_count__gt=0),
-            "unlabelled": Q(annotation_count=0),
-        }
-        if query["status"] in filters:
-            items = items.filter(filters[query["status"]])
+        items = selectors.items_with_status(Item.objects.filter(project=self.project), status=query["status"])
         if "external_id" in query:
             items = items.filter(external_id=query["external_id"])
         return items.order_by(query["ordering"], "id")
