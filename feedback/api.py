@@ -25,7 +25,6 @@ from labeller import selectors
 from labeller.api.views import ProjectScopedMixin
 from labeller.enqueue import enqueue_on_commit
 from labeller.models import Item, Role
-from models_registry.serving import NoModel
 
 from . import idempotency, ingest, monitoring, predicting, review, tokens
 from . import serializers as s
@@ -125,10 +124,7 @@ class Predict(ProductEndpoint):
         if errors:
             violations_record(project=project, caller=caller, endpoint="predict", violations=violations)
             return unprocessable(errors)
-        try:
-            answers = predicting.predict(project=project, items=items, caller=caller, top_k=top_k)
-        except NoModel as exc:
-            return Response({"model": [str(exc).partition(": ")[2]]}, status=status.HTTP_409_CONFLICT)
+        answers = predicting.predict(project=project, items=items, caller=caller, top_k=top_k)
         return Response(answers[0] if single else {"predictions": answers})
 
 
@@ -177,12 +173,9 @@ class Feedback(ProductEndpoint):
             with transaction.atomic():
                 outcome = store()
         else:
-            try:
-                outcome = idempotency.run_once(
-                    caller=caller, key=key, work=store,
-                    request_fingerprint=idempotency.fingerprint(request.method, request.path, request.body))
-            except idempotency.IdempotencyConflict as exc:
-                return Response({idempotency.HEADER: [str(exc).partition(": ")[2]]}, status=exc.status)
+            outcome = idempotency.run_once(
+                caller=caller, key=key, work=store,
+                request_fingerprint=idempotency.fingerprint(request.method, request.path, request.body))
         response = Response(outcome.body, status=outcome.status)
         if outcome.replayed:
             response["Idempotent-Replayed"] = "true"

@@ -57,7 +57,7 @@ class ServingPolicySerializer(serializers.ModelSerializer):
             try:
                 webhook_check(value)
             except WebhookRefused as exc:
-                raise serializers.ValidationError(str(exc).partition(": ")[2]) from exc
+                raise serializers.ValidationError(exc.message) from exc
         return value
 
 

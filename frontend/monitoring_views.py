@@ -19,7 +19,7 @@ from labeller import selectors
 from labeller.models import Role
 
 from .charts import Series, line_chart
-from .models_views import admin_project
+from .model_version_views import admin_project
 
 POINTS_SHOWN = 500  # about three weeks of hours, or a year and a half of days, per version
 

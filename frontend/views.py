@@ -5,11 +5,12 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
+from core.errors import DomainError
 from labeller import active_learning, exporting, importing, selectors
 from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, LabelSerializer
-from labeller.import_formats import UnsupportedFile
 from labeller.models import ExportFormat, Role
 
+from .errors import refusal_show
 from .monitoring_views import open_alert_count
 
 
@@ -54,8 +55,8 @@ def project_import(request, project_id):
         result = importing.items_import(
             project=project, stream=upload.file, filename=upload.name, mode=form.validated_data["mode"]
         )
-    except UnsupportedFile as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        refusal_show(request, exc)
         return redirect("project-detail", project_id=project.id)
     report = result.as_dict()
     report["errors"] = report["errors"][:50]  # the page shows the first few; the API returns them all

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet
-from django.http import Http404
-from django.core.exceptions import PermissionDenied
+
+from core.errors import NotAllowed, NotFound
 
 from . import agreement
 from .models import Annotation, Item, Membership, Project, Role
@@ -30,9 +30,9 @@ def project_get_for(*, user: AbstractBaseUser, project_id: int, role: str = Role
         else None
     )
     if membership is None:
-        raise Http404("No such project.")
+        raise NotFound("No such project.")
     if not membership.can(role):
-        raise PermissionDenied(f"This needs the project role '{role}' or higher; you are '{membership.role}'.")
+        raise NotAllowed(f"This needs the project role '{role}' or higher; you are '{membership.role}'.")
     return membership.project, membership
 
 

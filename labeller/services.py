@@ -8,6 +8,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from core.errors import Conflict, DomainError
+
 from . import active_learning
 from .signals import annotation_recorded
 from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
@@ -16,15 +18,15 @@ from .models import ActiveLearningState, Annotation, Item, Label, Membership, Pr
 MAX_HELD_PER_EXPERT = 2
 
 
-class QueueConflict(Exception):
+class QueueConflict(Conflict):
     """The item cannot take this expert's annotation now (held by another, already complete)."""
 
 
-class LastAdmin(Exception):
+class LastAdmin(Conflict):
     """The change would leave the project without an admin."""
 
 
-class InvalidLabels(ValueError):
+class InvalidLabels(DomainError):
     """Label keys that the project does not have, or the wrong number for its task type."""
 
 
@@ -72,7 +74,7 @@ def _lock_members(project: Project) -> None:
 
 def _refuse_last_admin(project: Project) -> None:
     if Membership.objects.filter(project=project, role=Role.ADMIN).count() <= 1:
-        raise LastAdmin("role: the project needs at least one admin; make another member admin first")
+        raise LastAdmin("the project needs at least one admin; make another member admin first", field="role")
 
 
 def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[int] | None = None) -> Item | None:
@@ -145,10 +147,10 @@ def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
     known = set(project.labels.values_list("key", flat=True))
     unknown = [key for key in labels if key not in known]
     if unknown:
-        raise InvalidLabels(f"labels: unknown label key '{unknown[0]}'")
+        raise InvalidLabels(f"unknown label key '{unknown[0]}'", field="labels")
     unique = sorted(set(labels))
     if not project.is_multi_label and len(unique) != 1:
-        raise InvalidLabels(f"labels: this single-label project needs exactly 1 label, got {len(unique)}")
+        raise InvalidLabels(f"this single-label project needs exactly 1 label, got {len(unique)}", field="labels")
     return unique
 
 
@@ -184,9 +186,9 @@ def annotation_submit(
         if annotation is None:
             held_by_other = locked.held_by_id not in (None, user.pk) and locked.held_until and locked.held_until > now
             if held_by_other:
-                raise QueueConflict("item: held by another expert")
+                raise QueueConflict("held by another expert", field="item")
             if locked.is_done:
-                raise QueueConflict("item: already has all the labels it needs")
+                raise QueueConflict("already has all the labels it needs", field="item")
             annotation = Annotation(item=locked, project=project, annotator=user)
         is_new_label = annotation.pk is None and not skipped
         if suggested_labels is not None and annotation.pk is None:

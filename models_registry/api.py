@@ -3,7 +3,7 @@ Reading needs any project role; every change needs the project's admin role."""
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -29,16 +29,6 @@ class VersionMixin(AdminToChange):
         return version
 
 
-def refused(exc: Exception):
-    field, _, message = str(exc).partition(": ")
-    raise ValidationError({field: [message]} if message else {"detail": str(exc)})
-
-
-class RetrainConflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-
-
 class VersionListRetrain(AdminToChange, generics.ListAPIView):
     serializer_class = s.ModelVersionSummarySerializer
 
@@ -55,12 +45,7 @@ class VersionListRetrain(AdminToChange, generics.ListAPIView):
     def post(self, request, project_id):
         serializer = s.RetrainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            versions = training.retrain_request(project=self.project, user=request.user, kinds=serializer.validated_data.get("kinds"))
-        except training.RetrainBusy as exc:
-            raise RetrainConflict(str(exc)) from exc
-        except (training.NothingToTrain, ValueError) as exc:
-            refused(exc)
+        versions = training.retrain_request(project=self.project, user=request.user, kinds=serializer.validated_data.get("kinds"))
         return Response(s.ModelVersionSummarySerializer(versions, many=True).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -75,10 +60,7 @@ class VersionPromote(VersionMixin, APIView):
     def post(self, request, project_id, number):
         serializer = s.PromoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            move = registry.version_promote(version=self.get_version(), user=request.user, **serializer.validated_data)
-        except registry.PromotionRefused as exc:
-            refused(exc)
+        move = registry.version_promote(version=self.get_version(), user=request.user, **serializer.validated_data)
         return Response(s.AliasMoveSerializer(move).data)
 
 
@@ -87,10 +69,7 @@ class VersionChallenger(VersionMixin, APIView):
     def post(self, request, project_id, number):
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            move = registry.version_set_challenger(version=self.get_version(), user=request.user, **serializer.validated_data)
-        except registry.PromotionRefused as exc:
-            refused(exc)
+        move = registry.version_set_challenger(version=self.get_version(), user=request.user, **serializer.validated_data)
         return Response(s.AliasMoveSerializer(move).data)
 
 
@@ -110,10 +89,7 @@ class ChampionRollback(AdminToChange, APIView):
     def post(self, request, project_id):
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            move = registry.champion_rollback(project=self.project, user=request.user, **serializer.validated_data)
-        except registry.PromotionRefused as exc:
-            refused(exc)
+        move = registry.champion_rollback(project=self.project, user=request.user, **serializer.validated_data)
         return Response(s.AliasMoveSerializer(move).data)
 
 

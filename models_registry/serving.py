@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
+from core.errors import Conflict
 from labeller.active_learning import base_encoder
 from labeller.models import Project
 from ml.heads import LinearHead
@@ -36,7 +37,7 @@ _aliases: dict[int, tuple[float, dict[str, ModelVersion]]] = {}
 _serving_encoders: dict[tuple, object] = {}
 
 
-class NoModel(Exception):
+class NoModel(Conflict):
     """The project has no champion to serve yet."""
 
 

@@ -7,10 +7,13 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
+from core.errors import DomainError
 from labeller import selectors
 from labeller.models import Role
 from models_registry import registry, training
 from models_registry.models import AliasMove, ModelKind, ModelVersion
+
+from .errors import refusal_show
 
 
 def learning_curve_points(versions, metric: str, width=560, height=200, pad=30):
@@ -76,8 +79,8 @@ def retrain(request, project_id):
     try:
         versions = training.retrain_request(project=project, user=request.user, kinds=kinds)
         messages.success(request, "Queued " + ", ".join(str(v) for v in versions) + ".")
-    except (training.NothingToTrain, training.RetrainBusy, ValueError) as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        refusal_show(request, exc)
     return redirect("models-page", project_id=project.id)
 
 
@@ -90,8 +93,8 @@ def promote(request, project_id, number):
         registry.version_promote(version=version, user=request.user, reason=request.POST.get("reason", ""),
                                  override=request.POST.get("override") == "on")
         messages.success(request, f"v{number} is the champion.")
-    except registry.PromotionRefused as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        refusal_show(request, exc)
     return redirect("models-page", project_id=project.id)
 
 
@@ -102,8 +105,8 @@ def rollback(request, project_id):
     try:
         move = registry.champion_rollback(project=project, user=request.user, reason=request.POST.get("reason", ""))
         messages.success(request, f"Rolled back to v{move.to_version.number}.")
-    except registry.PromotionRefused as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        refusal_show(request, exc)
     return redirect("models-page", project_id=project.id)
 
 
