@@ -36,6 +36,41 @@ def project_get_for(*, user: AbstractBaseUser, project_id: int, role: str = Role
     return membership.project, membership
 
 
+ITEM_STATUS_FILTERS = {
+    "done": Q(is_done=True),
+    "not_done": Q(is_done=False),
+    "labelled": Q(annotation_count__gt=0),
+    "unlabelled": Q(annotation_count=0),
+}
+
+
+def items_for(*, project: Project, status: str = "all", external_id: str | None = None, ordering: str = "id") -> QuerySet[Item]:
+    """The project's items, filtered by status ("all" or a key of ITEM_STATUS_FILTERS) and
+    external id, in `ordering` then id."""
+    items = Item.objects.filter(project=project)
+    if status in ITEM_STATUS_FILTERS:
+        items = items.filter(ITEM_STATUS_FILTERS[status])
+    if external_id is not None:
+        items = items.filter(external_id=external_id)
+    return items.order_by(ordering, "id")
+
+
+def item_get_for_submit(*, project: Project, item_id: int) -> Item:
+    """The item, with only what submitting an annotation reads; NotFound outside the project."""
+    item = (Item.objects.select_related("project").only("id", "project", "held_by", "held_until", "is_done")
+            .filter(project=project, id=item_id).first())
+    if item is None:
+        raise NotFound("No such item in this project.")
+    return item
+
+
+def annotations_for(*, project: Project, item_id: int | None = None) -> QuerySet[Annotation]:
+    annotations = Annotation.objects.filter(project=project).select_related("annotator", "item__project")
+    if item_id is not None:
+        annotations = annotations.filter(item_id=item_id)
+    return annotations.order_by("id")
+
+
 def project_progress(*, project: Project) -> dict:
     counts = Item.objects.filter(project=project).aggregate(
         total=Count("id"), done=Count("id", filter=Q(is_done=True)), labelled=Count("id", filter=Q(annotation_count__gt=0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -37,6 +37,33 @@ def project_create(*, user: AbstractBaseUser, labels: list[dict], **fields) -> P
     Membership.objects.create(project=project, user=user, role=Role.ADMIN)
     ActiveLearningState.objects.create(project=project)
     return project
+
+
+def project_update(*, project: Project, **fields) -> Project:
+    """Change the project's settings named in `fields` (already validated)."""
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.save(update_fields=list(fields) or None)
+    return project
+
+
+def label_create(*, project: Project, key: str, name: str, **fields) -> Label:
+    """Add a label at the end of the project's list; its key and shortcut must be new there."""
+    shortcut = fields.get("shortcut")
+    _refuse_taken_label(project, key=key, shortcut=shortcut)
+    try:
+        with transaction.atomic():
+            return Label.objects.create(project=project, order=project.labels.count(), key=key, name=name, **fields)
+    except IntegrityError:  # created by a concurrent request since the check above: answer as it does
+        _refuse_taken_label(project, key=key, shortcut=shortcut)
+        raise DomainError(f"shortcut '{shortcut}' is already used", field="shortcut")
+
+
+def _refuse_taken_label(project: Project, *, key: str, shortcut: str | None) -> None:
+    if project.labels.filter(key=key).exists():
+        raise DomainError(f"label '{key}' already exists in this project", field="key")
+    if shortcut and project.labels.filter(shortcut=shortcut).exists():
+        raise DomainError(f"shortcut '{shortcut}' is already used", field="shortcut")
 
 
 @transaction.atomic
@@ -127,6 +154,16 @@ def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[
             return None
         Item.objects.filter(id=item_id).update(held_by=user, held_until=held_until)
     return _item_for_screen(item_id, project)
+
+
+def queue_next_with_suggestion(
+    *, project: Project, user: AbstractBaseUser, exclude: list[int] | None = None
+) -> tuple[Item, dict | None] | None:
+    """The item `queue_claim_next` holds for the expert, with the model's suggestion for it."""
+    item = queue_claim_next(project=project, user=user, exclude=exclude)
+    if item is None:
+        return None
+    return item, active_learning.suggestion_for_item(item=item)
 
 
 def _item_for_screen(item_id: int, project: Project) -> Item:

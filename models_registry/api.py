@@ -7,17 +7,11 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeller.api.views import ProjectScopedMixin
-from labeller.models import Role
+from labeller.api.views import AdminToChange
 
-from . import registry, schedules, training
+from . import registry, training, training_policy
 from . import serializers as s
 from .models import ModelVersion
-
-
-class AdminToChange(ProjectScopedMixin):
-    def required_role(self):
-        return Role.VIEWER if self.request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
 
 
 class VersionMixin(AdminToChange):
@@ -101,26 +95,13 @@ class AliasHistory(AdminToChange, generics.ListAPIView):
 
 
 class TrainingPolicyView(AdminToChange, APIView):
-    def _data(self):
-        policy = training.policy_for(self.project)
-        return {"primary_metric": policy.primary_metric, "guardrails": policy.guardrails, "auto_promote": policy.auto_promote,
-                "kinds": policy.retrain_kinds(), "retrain_after_labels": policy.retrain_after_labels,
-                "schedule": schedules.schedule_of(self.project)}
-
     @extend_schema(responses=s.TrainingPolicySerializer)
     def get(self, request, project_id):
-        return Response(self._data())
+        return Response(training_policy.training_policy_read(project=self.project))
 
     @extend_schema(request=s.TrainingPolicySerializer, responses=s.TrainingPolicySerializer)
     def patch(self, request, project_id):
         labels = list(self.project.labels.values_list("key", flat=True))
         serializer = s.TrainingPolicySerializer(data=request.data, context={"labels": labels})
         serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        if "schedule" in data:
-            schedules.schedule_set(project=self.project, cron=data.pop("schedule"))
-        policy = training.policy_for(self.project)
-        for name, value in data.items():
-            setattr(policy, name, value)
-        policy.save()
-        return Response(self._data())
+        return Response(training_policy.training_policy_update(project=self.project, **serializer.validated_data))

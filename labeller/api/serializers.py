@@ -5,7 +5,6 @@ from rest_framework import serializers
 
 from ..exporting import ExportStatusFilter
 from ..importing import ImportMode
-from .. import active_learning
 from .fields import IdField, WholeNumberField
 from ..models import (
     ActiveLearningState, Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, Strategy,
@@ -197,7 +196,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
 
     def get_suggestion(self, item) -> dict | None:
         """Label(s), confidence, top 3, nearest labelled items and the words that pushed it."""
-        return active_learning.suggestion_for_item(item=item)
+        return self.context.get("suggestion")
 
 
 class AnnotationSubmitSerializer(serializers.Serializer):
