@@ -71,6 +71,11 @@ def annotations_for(*, project: Project, item_id: int | None = None) -> QuerySet
     return annotations.order_by("id")
 
 
+def labels_for_screen(*, project: Project) -> list[dict]:
+    """The project's labels in their order, as the labelling screen reads them."""
+    return list(project.labels.values("key", "name", "color", "shortcut"))
+
+
 def project_progress(*, project: Project) -> dict:
     counts = Item.objects.filter(project=project).aggregate(
         total=Count("id"), done=Count("id", filter=Q(is_done=True)), labelled=Count("id", filter=Q(annotation_count__gt=0))
