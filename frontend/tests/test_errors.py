@@ -6,7 +6,7 @@ from django.contrib.messages.storage.fallback import FallbackStorage
 from django.test import RequestFactory
 
 from core.errors import Conflict, DomainError
-from frontend.errors import form_problems, refusal_show
+from frontend.errors import form_problems, refusal_show, refusals_shown
 
 
 def request_with_messages():
@@ -37,3 +37,10 @@ def test_a_page_shows_the_services_refusal(client, owner, project):
     client.force_login(owner)
     page = client.post(f"/projects/{project.id}/models/rollback", follow=True).content.decode()
     assert "champion: there is no earlier champion to roll back to" in page
+
+
+def test_a_block_that_is_refused_shows_the_refusal_and_goes_on():
+    request = request_with_messages()
+    with refusals_shown(request):
+        raise Conflict("held by another expert", field="item")
+    assert [str(m) for m in get_messages(request)] == ["item: held by another expert"]
