@@ -51,9 +51,9 @@ class ProjectScopedMixin:
         return self._project
 
 
+# Any project role reads; changing anything needs the project's admin role. (A comment, not a
+# docstring: drf-spectacular would make it the description of every operation of its views.)
 class AdminToChange(ProjectScopedMixin):
-    """Any project role reads; changing anything needs the project's admin role."""
-
     def required_role(self):
         return Role.VIEWER if self.request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
 
