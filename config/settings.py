@@ -211,7 +211,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "labeller.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "labeller.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.exception_handler.exception_handler",
     # Product backends' project tokens are throttled per token (feedback.tokens.ProjectTokenThrottle).
     # 100 a second per token: about what two cores serve, so one backend cannot starve the rest.
     # 0, not DRF's default None: with None a client picks its own address by sending X-Forwarded-For.

@@ -21,15 +21,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeller import selectors
-from labeller.api.views import ProjectScopedMixin
 from core.enqueue import enqueue_on_commit
-from labeller.models import Item, Role
-from models_registry.serving import NoModel
+from labeller import selectors as labeller_selectors
+from labeller.api.views import AdminToChange, ProjectScopedMixin
+from labeller.models import Role
 
-from . import idempotency, ingest, monitoring, predicting, review, tokens
+from . import idempotency, ingest, predicting, selectors, serving_policy, tokens
 from . import serializers as s
-from .models import Alert, ApiToken, MonitoringPoint, SchemaViolation, Scope
+from .models import ApiToken, Scope
 from .schema import ItemSchema, check_item_data
 from .violations import violations_record
 
@@ -64,7 +63,7 @@ class ProductEndpoint(APIView):
             if not token.has_scope(self.scope):
                 raise PermissionDenied(f"scope: this token lacks the '{self.scope}' scope")
             return token.project, token
-        project, _ = selectors.project_get_for(user=self.request.user, project_id=project_id, role=Role.EXPERT)
+        project, _ = labeller_selectors.project_get_for(user=self.request.user, project_id=project_id, role=Role.EXPERT)
         return project, self.request.user
 
 
@@ -125,10 +124,7 @@ class Predict(ProductEndpoint):
         if errors:
             violations_record(project=project, caller=caller, endpoint="predict", violations=violations)
             return unprocessable(errors)
-        try:
-            answers = predicting.predict(project=project, items=items, caller=caller, top_k=top_k)
-        except NoModel as exc:
-            return Response({"model": [str(exc).partition(": ")[2]]}, status=status.HTTP_409_CONFLICT)
+        answers = predicting.predict(project=project, items=items, caller=caller, top_k=top_k)
         return Response(answers[0] if single else {"predictions": answers})
 
 
@@ -177,21 +173,13 @@ class Feedback(ProductEndpoint):
             with transaction.atomic():
                 outcome = store()
         else:
-            try:
-                outcome = idempotency.run_once(
-                    caller=caller, key=key, work=store,
-                    request_fingerprint=idempotency.fingerprint(request.method, request.path, request.body))
-            except idempotency.IdempotencyConflict as exc:
-                return Response({idempotency.HEADER: [str(exc).partition(": ")[2]]}, status=exc.status)
+            outcome = idempotency.run_once(
+                caller=caller, key=key, work=store,
+                request_fingerprint=idempotency.fingerprint(request.method, request.path, request.body))
         response = Response(outcome.body, status=outcome.status)
         if outcome.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
-
-
-class AdminToChange(ProjectScopedMixin, APIView):
-    def required_role(self):
-        return Role.VIEWER if self.request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
 
 
 class TokenListCreate(ProjectScopedMixin, APIView):
@@ -222,7 +210,7 @@ class TokenRevoke(ProjectScopedMixin, APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ServingPolicyView(AdminToChange):
+class ServingPolicyView(AdminToChange, APIView):
     @extend_schema(responses=s.ServingPolicySerializer)
     def get(self, request, project_id):
         return Response(s.ServingPolicySerializer(predicting.serving_policy_for(self.project)).data)
@@ -232,27 +220,22 @@ class ServingPolicyView(AdminToChange):
         policy = predicting.serving_policy_for(self.project)
         serializer = s.ServingPolicySerializer(policy, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        serializer.save()
-        return Response(serializer.data)
+        policy = serving_policy.serving_policy_update(policy=policy, **serializer.validated_data)
+        return Response(s.ServingPolicySerializer(policy).data)
 
 
-class Monitoring(AdminToChange):
+class Monitoring(AdminToChange, APIView):
     @extend_schema(parameters=[OpenApiParameter("period", str, enum=["hour", "day"], default="hour")],
                    responses={200: {"type": "object"}})
     def get(self, request, project_id):
-        project = self.project
         period = request.query_params.get("period", "hour")
         if period not in ("hour", "day"):
             raise ValidationError({"period": ["must be hour or day"]})
-        points = MonitoringPoint.objects.filter(project=project, period=period).select_related("version").order_by("-start")[:500]
-        violations = SchemaViolation.objects.filter(project=project).select_related("token").order_by("-day", "-count")[:200]
+        overview = selectors.monitoring_overview(project=self.project, period=period)
         return Response({
-            "points": s.MonitoringPointSerializer(reversed(list(points)), many=True).data,
-            "alerts": s.AlertSerializer(Alert.objects.filter(project=project).select_related("version")[:100], many=True).data,
-            "schema_violations": [{"day": v.day, "source": v.token.name if v.token else v.source, "endpoint": v.endpoint,
-                                   "field": v.field, "problem": v.problem, "count": v.count} for v in violations],
-            "source_reliability": review.source_reliability(project=project),
-            "thresholds": monitoring.thresholds_for(predicting.serving_policy_for(project)),
+            **overview,
+            "points": s.MonitoringPointSerializer(overview["points"], many=True).data,
+            "alerts": s.AlertSerializer(overview["alerts"], many=True).data,
         })
 
     @extend_schema(request=None, responses={202: inline_serializer("MonitoringQueued", {"queued": serializers.BooleanField()})})
@@ -270,12 +253,7 @@ class ReviewQueue(ProjectScopedMixin, APIView):
 
     @extend_schema(operation_id="projects_review_list", responses={200: {"type": "object"}})
     def get(self, request, project_id):
-        items = Item.objects.filter(project=self.project, needs_review=True, is_done=False).order_by("id")[:50]
-        return Response({
-            "count": Item.objects.filter(project=self.project, needs_review=True, is_done=False).count(),
-            "items": [{"id": item.id, "external_id": item.external_id, "text": item.text(),
-                       "review": review.review_summary(item=item)} for item in items],
-        })
+        return Response(selectors.review_queue(project=self.project))
 
 
 class ReviewDetail(ProjectScopedMixin, APIView):
@@ -285,7 +263,4 @@ class ReviewDetail(ProjectScopedMixin, APIView):
 
     @extend_schema(operation_id="projects_review_item_retrieve", responses={200: {"type": "object"}})
     def get(self, request, project_id, item_id):
-        item = Item.objects.filter(project=self.project, id=item_id).first()
-        if item is None:
-            raise Http404("No such item in this project.")
-        return Response({"item": item.id, "needs_review": item.needs_review, "review": review.review_summary(item=item)})
+        return Response(selectors.review_item_get(project=self.project, item_id=item_id))

@@ -23,12 +23,14 @@ from typing import Callable
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from core.errors import DomainError
+
 from .models import ApiToken, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 IN_FLIGHT_WAIT = "1s"  # PostgreSQL lock_timeout for a retry racing the first request
 KEEP = timedelta(hours=24)
-IN_PROGRESS = f"{HEADER}: a request with this key is still in progress; retry later"
+IN_PROGRESS = "a request with this key is still in progress; retry later"
 
 
 @dataclass
@@ -38,12 +40,11 @@ class Outcome:
     replayed: bool = False
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(DomainError):
     """The key is in use by a request still running (409) or by a different request (422)."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, field=HEADER, status=status)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -58,7 +59,7 @@ def run_once(*, caller, key: str, request_fingerprint: str, work: Callable[[], O
     """Run `work` at most once per (caller, key), in the transaction that stores its response.
     A response with status >= 500 is not stored (the key stays free for a retry)."""
     if not key or len(key) > 255:
-        raise IdempotencyConflict(422, f"{HEADER}: must be 1 to 255 characters")
+        raise IdempotencyConflict(422, "must be 1 to 255 characters")
     owner = _owner(caller)
     with transaction.atomic():
         record_id = _claim(owner, key, request_fingerprint)
@@ -103,7 +104,7 @@ def _claim(owner: dict, key: str, request_fingerprint: str) -> int | None:
 def _replay(owner: dict, key: str, request_fingerprint: str) -> Outcome:
     record = IdempotencyRecord.objects.get(key=key, **owner)
     if record.fingerprint != request_fingerprint:
-        raise IdempotencyConflict(422, f"{HEADER}: this key was used with a different request; use a new key")
+        raise IdempotencyConflict(422, "this key was used with a different request; use a new key")
     if not record.completed:  # not written by this code (it commits records completed); be safe
         raise IdempotencyConflict(409, IN_PROGRESS)
     return Outcome(record.response_status, record.response_body, replayed=True)

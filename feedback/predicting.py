@@ -22,7 +22,7 @@ def predict(*, project: Project, items: list[dict], caller, top_k: int = 3) -> l
     versions = serving.serving_versions(project)
     champion, challenger = versions.get("champion"), versions.get("challenger")
     if champion is None:
-        raise serving.NoModel("model: the project has no champion yet; train and promote a version first")
+        raise serving.NoModel("the project has no champion yet; train and promote a version first", field="model")
     policy = serving_policy_for(project)
     token = caller if isinstance(caller, ApiToken) else None
     texts = [str(item["data"][project.text_field]) for item in items]

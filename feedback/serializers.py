@@ -1,7 +1,17 @@
 from rest_framework import serializers
 
+from core.errors import DomainError
+
+from . import serving_policy
 from .models import Alert, ApiToken, FeedbackKind, MonitoringPoint, Scope, ServingPolicy
-from .monitoring import DEFAULT_THRESHOLDS
+
+
+def _checked(check, value):
+    """`check(value)`, its DomainError as this field's error."""
+    try:
+        return check(value)
+    except DomainError as exc:
+        raise serializers.ValidationError(exc.message) from exc
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -30,35 +40,16 @@ class ServingPolicySerializer(serializers.ModelSerializer):
         fields = ["abstain_below", "challenger_percent", "shadow", "thresholds", "min_predictions", "webhook_url"]
 
     def validate_abstain_below(self, value):
-        if not 0 <= value <= 1:
-            raise serializers.ValidationError("must be between 0 and 1")
-        return value
+        return _checked(serving_policy.abstain_below_check, value)
 
     def validate_challenger_percent(self, value):
-        if value > 100:
-            raise serializers.ValidationError("must be between 0 and 100")
-        return value
+        return _checked(serving_policy.challenger_percent_check, value)
 
     def validate_thresholds(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("must be an object of {figure: threshold}")
-        unknown = sorted(set(value) - set(DEFAULT_THRESHOLDS))
-        if unknown:
-            raise serializers.ValidationError(f"unknown figure '{unknown[0]}'; known: {', '.join(DEFAULT_THRESHOLDS)}")
-        for name, limit in value.items():
-            if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
-                raise serializers.ValidationError(f"{name}: must be a non-negative number")
-        return value
+        return _checked(serving_policy.thresholds_check, value)
 
     def validate_webhook_url(self, value):
-        from .webhooks import WebhookRefused, webhook_check
-
-        if value:
-            try:
-                webhook_check(value)
-            except WebhookRefused as exc:
-                raise serializers.ValidationError(str(exc).partition(": ")[2]) from exc
-        return value
+        return _checked(serving_policy.webhook_url_check, value)
 
 
 class MonitoringPointSerializer(serializers.ModelSerializer):

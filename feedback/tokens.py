@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions, throttling
 
+from core.errors import DomainError
 from labeller.models import Project
 
 from .models import ApiToken, Scope
@@ -37,7 +38,7 @@ def token_create(*, project: Project, name: str, scopes: list[str], trusted: boo
     """A new token and its plain text, `ll_<prefix>_<secret>`; only the hash is kept."""
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown or not scopes:
-        raise ValueError(f"scopes: choose from {', '.join(Scope.values)}")
+        raise DomainError(f"choose from {', '.join(Scope.values)}", field="scopes")
     secret = secrets.token_urlsafe(32)
     for attempt in range(PREFIX_ATTEMPTS):
         # The prefix is unique and random (32 bits): a collision, however rare, picks another

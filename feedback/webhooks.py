@@ -19,14 +19,19 @@ from celery import shared_task
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from core.errors import DomainError
+
 from .models import Alert
 
 TIMEOUT_SECONDS = 5
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 
 
-class WebhookRefused(ValueError):
-    pass
+class WebhookRefused(DomainError):
+    """The URL may not receive alerts; always about the policy's `webhook_url`."""
+
+    def __init__(self, message: str):
+        super().__init__(message, field="webhook_url")
 
 
 @dataclass(frozen=True)
@@ -51,34 +56,34 @@ class WebhookTarget:
 def webhook_target(url: str) -> WebhookTarget:
     """Where `url` may be sent: its parts and checked addresses, or WebhookRefused saying why not."""
     if "\\" in url:
-        raise WebhookRefused("webhook_url: must not contain a backslash")
+        raise WebhookRefused("must not contain a backslash")
     if _UNSAFE.search(url):
-        raise WebhookRefused("webhook_url: must not contain spaces or control characters")
+        raise WebhookRefused("must not contain spaces or control characters")
     if not url.isascii():
-        raise WebhookRefused("webhook_url: must be ASCII (write an international host name in its xn-- form)")
+        raise WebhookRefused("must be ASCII (write an international host name in its xn-- form)")
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise WebhookRefused("webhook_url: must be an http(s) URL with a host")
+        raise WebhookRefused("must be an http(s) URL with a host")
     if "@" in parts.netloc:
-        raise WebhookRefused("webhook_url: must not carry a user name or password")
+        raise WebhookRefused("must not carry a user name or password")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise WebhookRefused("webhook_url: the port must be a number from 1 to 65535") from exc
+        raise WebhookRefused("the port must be a number from 1 to 65535") from exc
     host = parts.hostname.lower()
     allowed = settings.LABELLOOP_WEBHOOK_ALLOWED_HOSTS
     if host not in allowed:
-        raise WebhookRefused(f"webhook_url: host '{host}' is not allow-listed (LABELLOOP_WEBHOOK_ALLOWED_HOSTS)")
+        raise WebhookRefused(f"host '{host}' is not allow-listed (LABELLOOP_WEBHOOK_ALLOWED_HOSTS)")
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise WebhookRefused(f"webhook_url: host '{host}' does not resolve ({exc})") from exc
+        raise WebhookRefused(f"host '{host}' does not resolve ({exc})") from exc
     addresses = sorted({info[4][0] for info in infos})
     if not settings.LABELLOOP_WEBHOOK_ALLOW_PRIVATE:
         for address in addresses:
             ip = ipaddress.ip_address(address)
             if not ip.is_global:
-                raise WebhookRefused(f"webhook_url: '{host}' resolves to a non-public address ({address})")
+                raise WebhookRefused(f"'{host}' resolves to a non-public address ({address})")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return WebhookTarget(scheme=parts.scheme, host=host, port=port, path=path, addresses=addresses)
 

@@ -1,7 +1,7 @@
 """The project's monitoring page: live accuracy per version, drift, traffic split, abstentions,
 schema violations and alerts over time; for admins, the serving policy, the API tokens and a
 "recompute now" button. Reads through the feedback app's models and services, writes through its
-serializers (the same validation as the API) and services."""
+services after checking the input with frontend.forms (the API's rules and messages)."""
 from collections import defaultdict
 
 from django.contrib import messages
@@ -12,14 +12,15 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from feedback import monitoring, predicting, review, tokens
+from feedback import monitoring, predicting, review, serving_policy, tokens
 from feedback.models import Alert, AlertStatus, ApiToken, MonitoringPoint, Period, SchemaViolation, Scope
-from feedback.serializers import ServingPolicySerializer, TokenCreateSerializer
 from labeller import selectors
 from labeller.models import Role
 
 from .charts import Series, line_chart
-from .models_views import admin_project
+from .errors import form_problems
+from .forms import ServingPolicyForm, TokenCreateForm
+from .model_version_views import admin_project
 
 POINTS_SHOWN = 500  # about three weeks of hours, or a year and a half of days, per version
 
@@ -124,10 +125,6 @@ def monitoring_page(request, project_id):
     })
 
 
-def _errors(serializer) -> str:
-    return "; ".join(f"{field}: {' '.join(map(str, problems))}" for field, problems in serializer.errors.items())
-
-
 @login_required
 @require_POST
 def policy_update(request, project_id):
@@ -150,12 +147,12 @@ def policy_update(request, project_id):
         "webhook_url": request.POST.get("webhook_url", "").strip(),
         "thresholds": {k: v for k, v in thresholds.items() if v != monitoring.DEFAULT_THRESHOLDS[k]},
     }
-    serializer = ServingPolicySerializer(policy, data=data)
-    if serializer.is_valid():
-        serializer.save()
+    form = ServingPolicyForm(data)
+    if form.is_valid():
+        serving_policy.serving_policy_update(policy=policy, **form.cleaned_data)
         messages.success(request, "Serving policy saved.")
     else:
-        messages.error(request, _errors(serializer))
+        messages.error(request, "; ".join(form_problems(form)))
     return redirect("monitoring-page", project_id=project.id)
 
 
@@ -163,15 +160,15 @@ def policy_update(request, project_id):
 @require_POST
 def token_create(request, project_id):
     project = admin_project(request, project_id)
-    serializer = TokenCreateSerializer(data={"name": request.POST.get("name", "").strip(),
-                                             "scopes": request.POST.getlist("scopes"),
-                                             "trusted": request.POST.get("trusted") == "on"})
-    if serializer.is_valid():
-        token, plain = tokens.token_create(project=project, user=request.user, **serializer.validated_data)
+    form = TokenCreateForm({"name": request.POST.get("name", "").strip(),
+                            "scopes": request.POST.getlist("scopes"),
+                            "trusted": request.POST.get("trusted") == "on"})
+    if form.is_valid():
+        token, plain = tokens.token_create(project=project, user=request.user, **form.cleaned_data)
         # Shown once, on the next page only: the database keeps only its hash.
         request.session[f"new_token_{project.id}"] = {"name": token.name, "token": plain}
     else:
-        messages.error(request, _errors(serializer))
+        messages.error(request, "; ".join(form_problems(form)))
     return redirect("monitoring-page", project_id=project.id)
 
 

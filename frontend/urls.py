@@ -3,7 +3,7 @@ from django.urls import path
 
 from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
 
-from . import models_views, monitoring_views, views
+from . import model_version_views, monitoring_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -13,11 +13,11 @@ urlpatterns = [
     path("projects/<id:project_id>/import", views.project_import, name="project-import"),
     path("projects/<id:project_id>/export", views.project_export, name="project-export"),
     path("projects/<id:project_id>/label", views.label_screen, name="label-screen"),
-    path("projects/<id:project_id>/models", models_views.models_page, name="models-page"),
-    path("projects/<id:project_id>/models/retrain", models_views.retrain, name="models-retrain"),
-    path("projects/<id:project_id>/models/<number:number>/promote", models_views.promote, name="models-promote"),
-    path("projects/<id:project_id>/models/<number:number>/cancel", models_views.cancel, name="models-cancel"),
-    path("projects/<id:project_id>/models/rollback", models_views.rollback, name="models-rollback"),
+    path("projects/<id:project_id>/models", model_version_views.models_page, name="models-page"),
+    path("projects/<id:project_id>/models/retrain", model_version_views.retrain, name="models-retrain"),
+    path("projects/<id:project_id>/models/<number:number>/promote", model_version_views.promote, name="models-promote"),
+    path("projects/<id:project_id>/models/<number:number>/cancel", model_version_views.cancel, name="models-cancel"),
+    path("projects/<id:project_id>/models/rollback", model_version_views.rollback, name="models-rollback"),
     path("projects/<id:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
     path("projects/<id:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
     path("projects/<id:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),

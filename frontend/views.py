@@ -6,11 +6,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from active_learning.selectors import state_for
+from core.errors import DomainError
 from labeller import exporting, importing, selectors
-from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, LabelSerializer
-from labeller.import_formats import UnsupportedFile
 from labeller.models import ExportFormat, Role
 
+from .errors import form_problems, refusal_show
+from .forms import ExportForm, ImportForm
 from .monitoring_views import open_alert_count
 
 
@@ -45,18 +46,18 @@ def project_detail(request, project_id):
 @require_POST
 def project_import(request, project_id):
     project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.ADMIN)
-    form = ImportSerializer(data={"file": request.FILES.get("file"), "mode": request.POST.get("mode", "atomic")})
+    form = ImportForm({"mode": request.POST.get("mode", "atomic")}, request.FILES)
     if not form.is_valid():
-        for field, problems in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(problems)}")
+        for problem in form_problems(form):
+            messages.error(request, problem)
         return redirect("project-detail", project_id=project.id)
-    upload = form.validated_data["file"]
+    upload = form.cleaned_data["file"]
     try:
         result = importing.items_import(
-            project=project, stream=upload.file, filename=upload.name, mode=form.validated_data["mode"]
+            project=project, stream=upload.file, filename=upload.name, mode=form.cleaned_data["mode"]
         )
-    except UnsupportedFile as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        refusal_show(request, exc)
         return redirect("project-detail", project_id=project.id)
     report = result.as_dict()
     report["errors"] = report["errors"][:50]  # the page shows the first few; the API returns them all
@@ -69,16 +70,16 @@ def project_import(request, project_id):
 @require_POST
 def project_export(request, project_id):
     project, _ = selectors.project_get_for(user=request.user, project_id=project_id)
-    form = ExportCreateSerializer(data={
+    form = ExportForm({
         "format": request.POST.get("format"),
         "status": request.POST.get("status", "all"),
         "min_agreement": request.POST.get("min_agreement") or None,
     })
     if not form.is_valid():
-        for field, problems in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(problems)}")
+        for problem in form_problems(form):
+            messages.error(request, problem)
     else:
-        exporting.export_create(project=project, user=request.user, **form.validated_data)
+        exporting.export_create(project=project, user=request.user, **form.cleaned_data)
         messages.success(request, "Export queued; it appears below when a worker has written it.")
     return redirect("project-detail", project_id=project.id)
 
@@ -93,7 +94,7 @@ def label_screen(request, project_id):
             "projectId": project.id,
             "multiLabel": project.is_multi_label,
             "suggestionMode": project.suggestion_mode,
-            "labels": LabelSerializer(project.labels.all(), many=True).data,
+            "labels": selectors.labels_for_screen(project=project),
             "progress": selectors.project_progress(project=project),
         },
     })

@@ -15,6 +15,7 @@ from typing import BinaryIO, Iterator
 
 import ijson
 
+from core.errors import DomainError
 from core.json_values import DECODE_HOOKS, MAX_DEPTH, NUL, NUL_MESSAGE, refused_paths
 
 SUPPORTED_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
@@ -23,7 +24,7 @@ EXTERNAL_ID = "external_id"
 csv.field_size_limit(16 * 1024 * 1024)
 
 
-class UnsupportedFile(ValueError):
+class UnsupportedFile(DomainError):
     """The file as a whole cannot be read as an import (wrong type, not text)."""
 
 
@@ -55,7 +56,7 @@ def format_for(filename: str) -> str:
         if name.endswith(extension):
             return fmt
     shown = name.rsplit(".", 1)[-1] if "." in name else "(none)"
-    raise UnsupportedFile(f"file: unsupported file type '.{shown}'; upload a .csv, .jsonl or .json file")
+    raise UnsupportedFile(f"unsupported file type '.{shown}'; upload a .csv, .jsonl or .json file", field="file")
 
 
 def sniff(stream: BinaryIO) -> None:
@@ -64,9 +65,9 @@ def sniff(stream: BinaryIO) -> None:
     stream.seek(0)
     stripped = head.lstrip(codecs.BOM_UTF8).lstrip()
     if stripped.startswith(b"<"):
-        raise UnsupportedFile("file: looks like HTML, SVG or XML markup, not CSV or JSON")
+        raise UnsupportedFile("looks like HTML, SVG or XML markup, not CSV or JSON", field="file")
     if b"\x00" in head:
-        raise UnsupportedFile("file: contains NUL bytes; it looks binary or UTF-16, upload UTF-8 text")
+        raise UnsupportedFile("contains NUL bytes; it looks binary or UTF-16, upload UTF-8 text", field="file")
 
 
 def read_rows(stream: BinaryIO, fmt: str) -> Iterator[ParsedRow | RowError]:

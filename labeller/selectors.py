@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet
-from django.http import Http404
-from django.core.exceptions import PermissionDenied
+
+from core.errors import NotAllowed, NotFound
 
 from . import agreement
 from .models import Annotation, Item, ItemStatus, Membership, Project, Role
@@ -30,10 +30,50 @@ def project_get_for(*, user: AbstractBaseUser, project_id: int, role: str = Role
         else None
     )
     if membership is None:
-        raise Http404("No such project.")
+        raise NotFound("No such project.")
     if not membership.can(role):
-        raise PermissionDenied(f"This needs the project role '{role}' or higher; you are '{membership.role}'.")
+        raise NotAllowed(f"This needs the project role '{role}' or higher; you are '{membership.role}'.")
     return membership.project, membership
+
+
+ITEM_STATUS_FILTERS = {
+    "done": Q(is_done=True),
+    "not_done": Q(is_done=False),
+    "labelled": Q(annotation_count__gt=0),
+    "unlabelled": Q(annotation_count=0),
+}
+
+
+def items_for(*, project: Project, status: str = "all", external_id: str | None = None, ordering: str = "id") -> QuerySet[Item]:
+    """The project's items, filtered by status ("all" or a key of ITEM_STATUS_FILTERS) and
+    external id, in `ordering` then id."""
+    items = Item.objects.filter(project=project)
+    if status in ITEM_STATUS_FILTERS:
+        items = items.filter(ITEM_STATUS_FILTERS[status])
+    if external_id is not None:
+        items = items.filter(external_id=external_id)
+    return items.order_by(ordering, "id")
+
+
+def item_get_for_submit(*, project: Project, item_id: int) -> Item:
+    """The item, with only what submitting an annotation reads; NotFound outside the project."""
+    item = (Item.objects.select_related("project").only("id", "project", "held_by", "held_until", "is_done")
+            .filter(project=project, id=item_id).first())
+    if item is None:
+        raise NotFound("No such item in this project.")
+    return item
+
+
+def annotations_for(*, project: Project, item_id: int | None = None) -> QuerySet[Annotation]:
+    annotations = Annotation.objects.filter(project=project).select_related("annotator", "item__project")
+    if item_id is not None:
+        annotations = annotations.filter(item_id=item_id)
+    return annotations.order_by("id")
+
+
+def labels_for_screen(*, project: Project) -> list[dict]:
+    """The project's labels in their order, as the labelling screen reads them."""
+    return list(project.labels.values("key", "name", "color", "shortcut"))
 
 
 def project_progress(*, project: Project) -> dict:

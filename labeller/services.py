@@ -4,26 +4,29 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from core.errors import Conflict, DomainError
+
 from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
 from .signals import annotation_recorded, labels_recorded
+from .suggestions import suggestion_for_item
 
 # An expert holds the item on screen plus one fetched ahead, so submitting feels instant.
 MAX_HELD_PER_EXPERT = 2
 
 
-class QueueConflict(Exception):
+class QueueConflict(Conflict):
     """The item cannot take this expert's annotation now (held by another, already complete)."""
 
 
-class LastAdmin(Exception):
+class LastAdmin(Conflict):
     """The change would leave the project without an admin."""
 
 
-class InvalidLabels(ValueError):
+class InvalidLabels(DomainError):
     """Label keys that the project does not have, or the wrong number for its task type."""
 
 
@@ -34,6 +37,33 @@ def project_create(*, user: AbstractBaseUser, labels: list[dict], **fields) -> P
     Membership.objects.create(project=project, user=user, role=Role.ADMIN)
     ActiveLearningState.objects.create(project=project)
     return project
+
+
+def project_update(*, project: Project, **fields) -> Project:
+    """Change the project's settings named in `fields` (already validated)."""
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.save(update_fields=list(fields) or None)
+    return project
+
+
+def label_create(*, project: Project, key: str, name: str, **fields) -> Label:
+    """Add a label at the end of the project's list; its key and shortcut must be new there."""
+    shortcut = fields.get("shortcut")
+    _refuse_taken_label(project, key=key, shortcut=shortcut)
+    try:
+        with transaction.atomic():
+            return Label.objects.create(project=project, order=project.labels.count(), key=key, name=name, **fields)
+    except IntegrityError:  # created by a concurrent request since the check above: answer as it does
+        _refuse_taken_label(project, key=key, shortcut=shortcut)
+        raise DomainError(f"shortcut '{shortcut}' is already used", field="shortcut")
+
+
+def _refuse_taken_label(project: Project, *, key: str, shortcut: str | None) -> None:
+    if project.labels.filter(key=key).exists():
+        raise DomainError(f"label '{key}' already exists in this project", field="key")
+    if shortcut and project.labels.filter(shortcut=shortcut).exists():
+        raise DomainError(f"shortcut '{shortcut}' is already used", field="shortcut")
 
 
 @transaction.atomic
@@ -71,7 +101,7 @@ def _lock_members(project: Project) -> None:
 
 def _refuse_last_admin(project: Project) -> None:
     if Membership.objects.filter(project=project, role=Role.ADMIN).count() <= 1:
-        raise LastAdmin("role: the project needs at least one admin; make another member admin first")
+        raise LastAdmin("the project needs at least one admin; make another member admin first", field="role")
 
 
 def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[int] | None = None) -> Item | None:
@@ -126,6 +156,16 @@ def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[
     return _item_for_screen(item_id, project)
 
 
+def queue_next_with_suggestion(
+    *, project: Project, user: AbstractBaseUser, exclude: list[int] | None = None
+) -> tuple[Item, dict | None] | None:
+    """The item `queue_claim_next` holds for the expert, with the model's suggestion for it."""
+    item = queue_claim_next(project=project, user=user, exclude=exclude)
+    if item is None:
+        return None
+    return item, suggestion_for_item(item=item)
+
+
 def _item_for_screen(item_id: int, project: Project) -> Item:
     item = Item.objects.get(id=item_id)
     item.project = project
@@ -144,10 +184,10 @@ def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
     known = set(project.labels.values_list("key", flat=True))
     unknown = [key for key in labels if key not in known]
     if unknown:
-        raise InvalidLabels(f"labels: unknown label key '{unknown[0]}'")
+        raise InvalidLabels(f"unknown label key '{unknown[0]}'", field="labels")
     unique = sorted(set(labels))
     if not project.is_multi_label and len(unique) != 1:
-        raise InvalidLabels(f"labels: this single-label project needs exactly 1 label, got {len(unique)}")
+        raise InvalidLabels(f"this single-label project needs exactly 1 label, got {len(unique)}", field="labels")
     return unique
 
 
@@ -183,9 +223,9 @@ def annotation_submit(
         if annotation is None:
             held_by_other = locked.held_by_id not in (None, user.pk) and locked.held_until and locked.held_until > now
             if held_by_other:
-                raise QueueConflict("item: held by another expert")
+                raise QueueConflict("held by another expert", field="item")
             if locked.is_done:
-                raise QueueConflict("item: already has all the labels it needs")
+                raise QueueConflict("already has all the labels it needs", field="item")
             annotation = Annotation(item=locked, project=project, annotator=user)
         is_new_label = annotation.pk is None and not skipped
         if suggested_labels is not None and annotation.pk is None:

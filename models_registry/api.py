@@ -3,21 +3,15 @@ Reading needs any project role; every change needs the project's admin role."""
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeller.api.views import ProjectScopedMixin
-from labeller.models import Role
+from labeller.api.views import AdminToChange
 
-from . import promotion, schedules, training
+from . import promotion, training, training_policy
 from . import serializers as s
 from .models import ModelVersion
-
-
-class AdminToChange(ProjectScopedMixin):
-    def required_role(self):
-        return Role.VIEWER if self.request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
 
 
 class VersionMixin(AdminToChange):
@@ -27,16 +21,6 @@ class VersionMixin(AdminToChange):
         if version is None:
             raise Http404("No such model version in this project.")
         return version
-
-
-def refused(exc: Exception):
-    field, _, message = str(exc).partition(": ")
-    raise ValidationError({field: [message]} if message else {"detail": str(exc)})
-
-
-class RetrainConflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class VersionListRetrain(AdminToChange, generics.ListAPIView):
@@ -55,12 +39,7 @@ class VersionListRetrain(AdminToChange, generics.ListAPIView):
     def post(self, request, project_id):
         serializer = s.RetrainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            versions = training.retrain_request(project=self.project, user=request.user, kinds=serializer.validated_data.get("kinds"))
-        except training.RetrainBusy as exc:
-            raise RetrainConflict(str(exc)) from exc
-        except (training.NothingToTrain, ValueError) as exc:
-            refused(exc)
+        versions = training.retrain_request(project=self.project, user=request.user, kinds=serializer.validated_data.get("kinds"))
         return Response(s.ModelVersionSummarySerializer(versions, many=True).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -75,10 +54,7 @@ class VersionPromote(VersionMixin, APIView):
     def post(self, request, project_id, number):
         serializer = s.PromoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            move = promotion.version_promote(version=self.get_version(), user=request.user, **serializer.validated_data)
-        except promotion.PromotionRefused as exc:
-            refused(exc)
+        move = promotion.version_promote(version=self.get_version(), user=request.user, **serializer.validated_data)
         return Response(s.AliasMoveSerializer(move).data)
 
 
@@ -87,10 +63,7 @@ class VersionChallenger(VersionMixin, APIView):
     def post(self, request, project_id, number):
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            move = promotion.version_set_challenger(version=self.get_version(), user=request.user, **serializer.validated_data)
-        except promotion.PromotionRefused as exc:
-            refused(exc)
+        move = promotion.version_set_challenger(version=self.get_version(), user=request.user, **serializer.validated_data)
         return Response(s.AliasMoveSerializer(move).data)
 
 
@@ -110,10 +83,7 @@ class ChampionRollback(AdminToChange, APIView):
     def post(self, request, project_id):
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            move = promotion.champion_rollback(project=self.project, user=request.user, **serializer.validated_data)
-        except promotion.PromotionRefused as exc:
-            refused(exc)
+        move = promotion.champion_rollback(project=self.project, user=request.user, **serializer.validated_data)
         return Response(s.AliasMoveSerializer(move).data)
 
 
@@ -125,26 +95,13 @@ class AliasHistory(AdminToChange, generics.ListAPIView):
 
 
 class TrainingPolicyView(AdminToChange, APIView):
-    def _data(self):
-        policy = training.training_policy_for(self.project)
-        return {"primary_metric": policy.primary_metric, "guardrails": policy.guardrails, "auto_promote": policy.auto_promote,
-                "kinds": policy.retrain_kinds(), "retrain_after_labels": policy.retrain_after_labels,
-                "schedule": schedules.schedule_of(self.project)}
-
     @extend_schema(responses=s.TrainingPolicySerializer)
     def get(self, request, project_id):
-        return Response(self._data())
+        return Response(training_policy.training_policy_read(project=self.project))
 
     @extend_schema(request=s.TrainingPolicySerializer, responses=s.TrainingPolicySerializer)
     def patch(self, request, project_id):
         labels = list(self.project.labels.values_list("key", flat=True))
         serializer = s.TrainingPolicySerializer(data=request.data, context={"labels": labels})
         serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        if "schedule" in data:
-            schedules.schedule_set(project=self.project, cron=data.pop("schedule"))
-        policy = training.training_policy_for(self.project)
-        for name, value in data.items():
-            setattr(policy, name, value)
-        policy.save()
-        return Response(self._data())
+        return Response(training_policy.training_policy_update(project=self.project, **serializer.validated_data))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from core.errors import DomainError
 from core.signals import send_on_commit
 from labeller.models import Project
 
@@ -10,8 +11,8 @@ from .models import Alias, AliasMove, AliasName, ModelVersion, VersionStatus
 from .signals import champion_changed
 
 
-class PromotionRefused(ValueError):
-    pass
+class PromotionRefused(DomainError):
+    """The alias cannot move to this version (not ready, fails the gate without an override, ...)."""
 
 
 def _move(*, project: Project, name: str, to_version: ModelVersion | None, user, reason: str, override: bool = False) -> AliasMove:
@@ -33,13 +34,14 @@ def _move(*, project: Project, name: str, to_version: ModelVersion | None, user,
 def version_promote(*, version: ModelVersion, user, reason: str, override: bool = False) -> AliasMove:
     """Make `version` the champion. A version that failed a guardrail needs `override` and a reason."""
     if version.status != VersionStatus.READY:
-        raise PromotionRefused(f"version: v{version.number} is {version.status}, only a ready version can be promoted")
+        raise PromotionRefused(f"v{version.number} is {version.status}, only a ready version can be promoted", field="version")
     gate = version.gate or {}
     if not gate.get("passed", False) and not override:
         failures = "; ".join(gate.get("failures", [])) or "not evaluated"
-        raise PromotionRefused(f"version: v{version.number} fails the gate ({failures}); promote with an override and a reason")
+        raise PromotionRefused(f"v{version.number} fails the gate ({failures}); promote with an override and a reason",
+                               field="version")
     if override and not reason.strip():
-        raise PromotionRefused("reason: an override needs a reason")
+        raise PromotionRefused("an override needs a reason", field="reason")
     move = _move(project=version.project, name=AliasName.CHAMPION, to_version=version, user=user,
                  reason=reason or "promoted", override=override and not gate.get("passed", False))
     if Alias.objects.filter(project=version.project, name=AliasName.CHALLENGER, version=version).exists():
@@ -53,7 +55,7 @@ def champion_rollback(*, project: Project, user, reason: str) -> AliasMove:
     """Move the champion back to the version it replaced (one click, recorded)."""
     last = AliasMove.objects.filter(project=project, name=AliasName.CHAMPION).exclude(to_version=None).first()
     if last is None or last.from_version is None:
-        raise PromotionRefused("champion: there is no earlier champion to roll back to")
+        raise PromotionRefused("there is no earlier champion to roll back to", field="champion")
     move = _move(project=project, name=AliasName.CHAMPION, to_version=last.from_version, user=user,
                  reason=reason or f"rollback from v{last.to_version.number}")
     _champion_changed(project)
@@ -63,7 +65,7 @@ def champion_rollback(*, project: Project, user, reason: str) -> AliasMove:
 @transaction.atomic
 def version_set_challenger(*, version: ModelVersion, user, reason: str) -> AliasMove:
     if version.status != VersionStatus.READY:
-        raise PromotionRefused(f"version: v{version.number} is {version.status}, not ready")
+        raise PromotionRefused(f"v{version.number} is {version.status}, not ready", field="version")
     return _move(project=version.project, name=AliasName.CHALLENGER, to_version=version, user=user, reason=reason or "challenger")
 
 

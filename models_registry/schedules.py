@@ -4,6 +4,7 @@ import json
 from celery.schedules import ParseException, crontab
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from core.errors import DomainError
 from labeller.models import Project
 
 
@@ -44,7 +45,7 @@ def schedule_set(*, project: Project, cron: str | None) -> PeriodicTask | None:
     try:
         fields = cron_fields(cron)
     except ValueError as exc:
-        raise ValueError(f"schedule: {exc}") from exc
+        raise DomainError(str(exc), field="schedule") from exc
     schedule, _ = CrontabSchedule.objects.get_or_create(**fields, timezone="UTC")
     task, _ = PeriodicTask.objects.update_or_create(
         name=schedule_name(project),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
+from core.errors import Conflict
 from labeller.models import Project
 from ml.encoder_cache import base_encoder
 from ml.draws import stable_hash
@@ -36,7 +37,7 @@ _aliases: dict[int, tuple[float, dict[str, ModelVersion]]] = {}
 _serving_encoders: dict[tuple, object] = {}
 
 
-class NoModel(Exception):
+class NoModel(Conflict):
     """The project has no champion to serve yet."""
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core import jobs
 from core.enqueue import enqueue_on_commit
+from core.errors import Conflict, DomainError
 from labeller.models import ItemVector, Project
 from ml import finetune, gates
 from ml.encoder import ENCODE_CHUNK, from_float16_bytes
@@ -38,21 +39,25 @@ class TrainingBusy(Exception):
     """Another version of the project is training; this one waits its turn."""
 
 
-class NothingToTrain(ValueError):
-    pass
+class NothingToTrain(DomainError):
+    """The project has no labelled items for a snapshot to hold."""
 
 
-class RetrainBusy(Exception):
+class UnknownKind(DomainError, ValueError):
+    """A model kind this code cannot train (a ValueError too: a bad value in a list of kinds)."""
+
+
+class RetrainBusy(Conflict):
     """A version of the project is queued or training: another retrain now would only pile up
     behind it (and each fine-tune holds a worker for minutes)."""
 
 
 def kinds_clean(kinds: list[str]) -> list[str]:
-    """`kinds` as a set, in the order first given; ValueError naming `kinds` for an unknown one."""
+    """`kinds` as a set, in the order first given; UnknownKind naming `kinds` for an unknown one."""
     unique = list(dict.fromkeys(str(kind) for kind in kinds))
     unknown = [kind for kind in unique if kind not in ModelKind.values]
     if unknown:
-        raise ValueError(f"kinds: unknown kind '{unknown[0]}'; known: {', '.join(ModelKind.values)}")
+        raise UnknownKind(f"unknown kind '{unknown[0]}'; known: {', '.join(ModelKind.values)}", field="kinds")
     return unique
 
 
@@ -75,7 +80,7 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
             raise RetrainBusy(f"v{busy.number} is {busy.status}; retrain when it has finished, or cancel it")
         snapshot = snapshot_create(project=project, user=user)
         if snapshot.n_train == 0:
-            raise NothingToTrain("project: no labelled items to train on yet")
+            raise NothingToTrain("no labelled items to train on yet", field="project")
         number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
         hyper = {ModelKind.HEAD: {"c": 10.0, **KNN_DEFAULTS}, ModelKind.FINETUNED: {**finetune.FineTuneConfig().as_dict(), **policy.finetune}}
         versions = [

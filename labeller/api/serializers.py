@@ -3,6 +3,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from core.errors import DomainError
+
+from .. import validators
 from ..exporting import EXPORT_STATUSES
 from ..importing import ImportMode
 from .fields import IdField, WholeNumberField
@@ -10,7 +13,6 @@ from ..models import (
     Annotation, ExportFormat, ExportJob, Item, ItemStatus, Label, Membership, Project, Role, Strategy,
     SuggestionMode, TaskType,
 )
-from ..suggestions import suggestion_for_item
 
 
 class LabelSerializer(serializers.ModelSerializer):
@@ -157,9 +159,10 @@ class ImportSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=ImportMode.CHOICES, default=ImportMode.ATOMIC)
 
     def validate_file(self, upload):
-        limit = settings.LABELLOOP_MAX_UPLOAD_BYTES
-        if upload.size > limit:
-            raise serializers.ValidationError(f"is {upload.size} bytes; the limit is {limit} bytes")
+        try:
+            validators.upload_size_check(size=upload.size)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.message) from exc
         return upload
 
 
@@ -197,7 +200,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
 
     def get_suggestion(self, item) -> dict | None:
         """Label(s), confidence, top 3, nearest labelled items and the words that pushed it."""
-        return suggestion_for_item(item=item)
+        return self.context.get("suggestion")
 
 
 class AnnotationSubmitSerializer(serializers.Serializer):

@@ -1,7 +1,6 @@
 """Thin API views: validate with a serializer, call one service or selector, shape the answer."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import generics, serializers, status
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import exporting, importing, selectors, services
-from ..models import Annotation, ExportJob, ExportStatus, Item, Label, Membership, Role
+from ..models import Annotation, ExportJob, ExportStatus, Item, Membership, Role
 from . import serializers as s
 from .parsers import StrictMultiPartParser
 
@@ -52,6 +51,13 @@ class ProjectScopedMixin:
         return self._project
 
 
+# Any project role reads; changing anything needs the project's admin role. (A comment, not a
+# docstring: drf-spectacular would make it the description of every operation of its views.)
+class AdminToChange(ProjectScopedMixin):
+    def required_role(self):
+        return Role.VIEWER if self.request.method in ("GET", "HEAD", "OPTIONS") else Role.ADMIN
+
+
 class ProjectListCreate(generics.ListAPIView):
     serializer_class = s.ProjectSerializer
 
@@ -84,10 +90,7 @@ class ProjectDetail(ProjectScopedMixin, APIView):
     def patch(self, request, project_id):
         serializer = s.ProjectUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        project = self.project
-        for name, value in serializer.validated_data.items():
-            setattr(project, name, value)
-        project.save(update_fields=list(serializer.validated_data) or None)
+        project = services.project_update(project=self.project, **serializer.validated_data)
         return Response(s.ProjectSerializer(project, context={"roles": {project.id: self.membership.role}}).data)
 
 
@@ -103,18 +106,7 @@ class LabelListCreate(ProjectScopedMixin, APIView):
     def post(self, request, project_id):
         serializer = s.LabelCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        if self.project.labels.filter(key=data["key"]).exists():
-            raise ValidationError({"key": [f"label '{data['key']}' already exists in this project"]})
-        if data.get("shortcut") and self.project.labels.filter(shortcut=data["shortcut"]).exists():
-            raise ValidationError({"shortcut": [f"shortcut '{data['shortcut']}' is already used"]})
-        try:
-            with transaction.atomic():
-                label = Label.objects.create(project=self.project, order=self.project.labels.count(), **data)
-        except IntegrityError:  # created by a concurrent request since the checks above: answer as they do
-            if self.project.labels.filter(key=data["key"]).exists():
-                raise ValidationError({"key": [f"label '{data['key']}' already exists in this project"]})
-            raise ValidationError({"shortcut": [f"shortcut '{data['shortcut']}' is already used"]})
+        label = services.label_create(project=self.project, **serializer.validated_data)
         return Response(s.LabelSerializer(label).data, status=status.HTTP_201_CREATED)
 
 
@@ -183,10 +175,8 @@ class ItemList(ProjectScopedMixin, generics.ListAPIView):
 
     def get_queryset(self):
         query = validated_query(self.request, s.ItemQuerySerializer)
-        items = selectors.items_with_status(Item.objects.filter(project=self.project), status=query["status"])
-        if "external_id" in query:
-            items = items.filter(external_id=query["external_id"])
-        return items.order_by(query["ordering"], "id")
+        return selectors.items_for(project=self.project, status=query["status"], external_id=query.get("external_id"),
+                                   ordering=query["ordering"])
 
 
 class ItemDetail(ProjectScopedMixin, generics.RetrieveAPIView):
@@ -204,12 +194,13 @@ class QueueNext(ProjectScopedMixin, APIView):
     def post(self, request, project_id):
         serializer = s.QueueNextSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        item = services.queue_claim_next(
+        claimed = services.queue_next_with_suggestion(
             project=self.project, user=request.user, exclude=serializer.validated_data["exclude"]
         )
-        if item is None:
+        if claimed is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.QueueItemSerializer(item).data)
+        item, suggestion = claimed
+        return Response(s.QueueItemSerializer(item, context={"suggestion": suggestion}).data)
 
 
 class QueueRelease(ProjectScopedMixin, APIView):
@@ -225,12 +216,7 @@ class ItemScopedMixin(ProjectScopedMixin):
 
     @property
     def item(self):
-        try:
-            return Item.objects.select_related("project").only(
-                "id", "project", "held_by", "held_until", "is_done"
-            ).get(project=self.project, id=self.kwargs["item_id"])
-        except Item.DoesNotExist:
-            raise Http404("No such item in this project.")
+        return selectors.item_get_for_submit(project=self.project, item_id=self.kwargs["item_id"])
 
 
 HELD_OR_COMPLETE = OpenApiResponse(description="The item is held by another expert, or already has all the labels it needs")
@@ -266,10 +252,7 @@ class AnnotationList(ProjectScopedMixin, generics.ListAPIView):
         query = validated_query(self.request, s.AnnotationQuerySerializer)
         if query["mine"]:
             return selectors.annotation_history_for(project=self.project, user=self.request.user, limit=50)
-        annotations = Annotation.objects.filter(project=self.project).select_related("annotator", "item__project")
-        if "item" in query:
-            annotations = annotations.filter(item_id=query["item"])
-        return annotations.order_by("id")
+        return selectors.annotations_for(project=self.project, item_id=query.get("item"))
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "with_text": True}

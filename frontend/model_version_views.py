@@ -12,6 +12,8 @@ from labeller.models import Role
 from models_registry import promotion, training
 from models_registry.models import AliasMove, ModelKind, ModelVersion
 
+from .errors import refusals_shown
+
 
 def learning_curve_points(versions, metric: str, width=560, height=200, pad=30):
     """SVG polyline points of the primary metric against training labels, one series per kind."""
@@ -70,14 +72,12 @@ def retrain(request, project_id):
     project = admin_project(request, project_id)
     kinds = request.POST.getlist("kinds") or None
     unknown = sorted(set(kinds or []) - set(ModelKind.values))
-    if unknown:  # the service would queue a version of no known kind (a KeyError, a 500)
+    if unknown:  # in the page's words, which name the choices (the service refuses them too)
         messages.error(request, f"kinds: unknown kind '{unknown[0]}'; choose from {', '.join(ModelKind.values)}")
         return redirect("models-page", project_id=project.id)
-    try:
+    with refusals_shown(request):
         versions = training.retrain_request(project=project, user=request.user, kinds=kinds)
         messages.success(request, "Queued " + ", ".join(str(v) for v in versions) + ".")
-    except (training.NothingToTrain, training.RetrainBusy, ValueError) as exc:
-        messages.error(request, str(exc))
     return redirect("models-page", project_id=project.id)
 
 
@@ -86,12 +86,10 @@ def retrain(request, project_id):
 def promote(request, project_id, number):
     project = admin_project(request, project_id)
     version = get_object_or_404(ModelVersion, project=project, number=number)
-    try:
+    with refusals_shown(request):
         promotion.version_promote(version=version, user=request.user, reason=request.POST.get("reason", ""),
                                  override=request.POST.get("override") == "on")
         messages.success(request, f"v{number} is the champion.")
-    except promotion.PromotionRefused as exc:
-        messages.error(request, str(exc))
     return redirect("models-page", project_id=project.id)
 
 
@@ -99,11 +97,9 @@ def promote(request, project_id, number):
 @require_POST
 def rollback(request, project_id):
     project = admin_project(request, project_id)
-    try:
+    with refusals_shown(request):
         move = promotion.champion_rollback(project=project, user=request.user, reason=request.POST.get("reason", ""))
         messages.success(request, f"Rolled back to v{move.to_version.number}.")
-    except promotion.PromotionRefused as exc:
-        messages.error(request, str(exc))
     return redirect("models-page", project_id=project.id)
 
 

@@ -1,0 +1,76 @@
+"""The pages' forms. Their fields are the API serializers' fields, their rules the same shared
+checks (labeller.validators, feedback.serving_policy), and their messages the API's, so a page
+refuses what the API refuses, in the same words."""
+from django import forms
+from django.core.validators import URLValidator
+
+from core.errors import DomainError
+from feedback import serving_policy
+from feedback.models import Scope
+from labeller import validators
+from labeller.exporting import EXPORT_STATUSES
+from labeller.importing import ImportMode
+from labeller.models import ExportFormat
+
+# The API's (Django REST framework's) words for the problems both refuse.
+NULL = "This field may not be null."
+BLANK = "This field may not be blank."
+EMPTY_LIST = "This list may not be empty."
+NOT_A_CHOICE = '"%(value)s" is not a valid choice.'
+NOT_A_NUMBER = "A valid number is required."
+NOT_AN_INTEGER = "A valid integer is required."
+TOO_LONG = "Ensure this field has no more than %(limit_value)d characters."
+
+
+def field_checked(check, value):
+    """`value`, once `check(value)` passed; its DomainError becomes the field's error."""
+    try:
+        check(value)
+    except DomainError as exc:
+        raise forms.ValidationError(exc.message) from exc
+    return value
+
+
+def choices(values) -> list[tuple[str, str]]:
+    return [(value, value) for value in values]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(error_messages={"required": NULL})
+    mode = forms.ChoiceField(choices=choices(ImportMode.CHOICES), error_messages={"invalid_choice": NOT_A_CHOICE})
+
+    def clean_file(self):
+        return field_checked(lambda upload: validators.upload_size_check(size=upload.size), self.cleaned_data["file"])
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=ExportFormat.choices, error_messages={"required": NULL, "invalid_choice": NOT_A_CHOICE})
+    status = forms.ChoiceField(choices=choices(EXPORT_STATUSES), error_messages={"invalid_choice": NOT_A_CHOICE})
+    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1, error_messages={"invalid": NOT_A_NUMBER})
+
+
+class ServingPolicyForm(forms.Form):
+    abstain_below = forms.FloatField(error_messages={"required": NULL, "invalid": NOT_A_NUMBER})
+    challenger_percent = forms.IntegerField(min_value=0, max_value=32767, error_messages={"required": NULL, "invalid": NOT_AN_INTEGER})
+    shadow = forms.BooleanField(required=False)
+    min_predictions = forms.IntegerField(min_value=0, max_value=2147483647, error_messages={"required": NULL, "invalid": NOT_AN_INTEGER})
+    webhook_url = forms.CharField(required=False, max_length=200, validators=[URLValidator()], error_messages={"max_length": TOO_LONG})
+    thresholds = forms.Field(required=False)
+
+    def clean_abstain_below(self):
+        return field_checked(serving_policy.abstain_below_check, self.cleaned_data["abstain_below"])
+
+    def clean_challenger_percent(self):
+        return field_checked(serving_policy.challenger_percent_check, self.cleaned_data["challenger_percent"])
+
+    def clean_thresholds(self):
+        return field_checked(serving_policy.thresholds_check, self.cleaned_data["thresholds"])
+
+    def clean_webhook_url(self):
+        return field_checked(serving_policy.webhook_url_check, self.cleaned_data["webhook_url"])
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, error_messages={"required": BLANK, "max_length": TOO_LONG})
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, error_messages={"required": EMPTY_LIST, "invalid_choice": NOT_A_CHOICE})
+    trusted = forms.BooleanField(required=False)
