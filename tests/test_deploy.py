@@ -1,7 +1,7 @@
 """Production defaults that let no one in: compose creates no user and publishes nothing but the web
 port on loopback, Django's deploy check is clean with compose's environment, the image runs as an
-unprivileged user and carries no local state, the secret key is private from its first byte, and the
-API docs work with no internet."""
+unprivileged user, carries no local state and installs only the hash-locked runtime dependencies,
+the secret key is private from its first byte, and the API docs work with no internet."""
 import os
 import re
 import subprocess
@@ -62,6 +62,64 @@ def test_the_image_carries_no_local_state():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", "data", ".test-data"} <= ignored
+
+
+LOCKS = ("requirements.txt", "requirements-dev.txt")
+# Packages only the tests and benchmarks use: none of them belongs in the image.
+TEST_AND_BENCHMARK_ONLY = {"pytest", "pytest-django", "playwright", "moto", "flask", "flask-cors", "schemathesis",
+                           "hypothesis", "responses", "matplotlib", "import-linter"}
+
+
+def package_name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.split(r"[=<>!~\[;\s]", requirement, maxsplit=1)[0]).lower()
+
+
+def lock_entries(lock: str) -> dict[str, tuple[str, list[str]]]:
+    """{package: (its requirement line, the options under it)} of a pip-compile lock file."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    options: list[str] = []
+    for line in (ROOT / lock).read_text().splitlines():
+        text = line.strip().removesuffix("\\").strip()
+        if not text or text.startswith("#"):
+            continue
+        if line[0].isspace():
+            options.append(text)
+        else:
+            options = []
+            entries[package_name(text)] = (text, options)
+    return entries
+
+
+def test_the_image_installs_the_runtime_lock_only():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.findall(r"(?:-r|--requirement)\s+(\S+)", dockerfile) == ["requirements.txt"]
+    assert re.findall(r"^COPY\s+requirements\S*", dockerfile, re.MULTILINE) == ["COPY requirements.txt"]
+
+
+@pytest.mark.parametrize("lock", LOCKS)
+def test_every_locked_package_is_pinned_with_its_hashes(lock):
+    entries = lock_entries(lock)
+    assert len(entries) > 50
+    for package, (requirement, options) in entries.items():
+        assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*==[^\s=]+", requirement), requirement
+        assert options and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", option) for option in options), package
+
+
+def test_the_dev_lock_holds_the_runtime_lock_unchanged():
+    runtime, dev = (lock_entries(lock) for lock in LOCKS)
+    assert {package: dev.get(package) for package in runtime} == runtime
+
+
+def test_torch_stays_pinned_to_its_cpu_build():
+    declared = [line.split("#")[0].strip() for line in (ROOT / "requirements.in").read_text().splitlines()]
+    assert "torch==2.13.0" in declared
+    assert lock_entries("requirements.txt")["torch"][0] == "torch==2.13.0+cpu"
+
+
+def test_the_runtime_lock_carries_no_test_or_benchmark_package():
+    runtime, dev = (set(lock_entries(lock)) for lock in LOCKS)
+    assert not TEST_AND_BENCHMARK_ONLY & runtime
+    assert TEST_AND_BENCHMARK_ONLY <= dev
 
 
 @pytest.mark.django_db
