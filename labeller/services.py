@@ -11,6 +11,7 @@ from django.utils import timezone
 from . import active_learning
 from .signals import annotation_recorded
 from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
+from .task_types import InvalidValue, task_type_for
 
 # An expert holds the item on screen plus one fetched ahead, so submitting feels instant.
 MAX_HELD_PER_EXPERT = 2
@@ -143,13 +144,10 @@ def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[in
 
 def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
     known = set(project.labels.values_list("key", flat=True))
-    unknown = [key for key in labels if key not in known]
-    if unknown:
-        raise InvalidLabels(f"labels: unknown label key '{unknown[0]}'")
-    unique = sorted(set(labels))
-    if not project.is_multi_label and len(unique) != 1:
-        raise InvalidLabels(f"labels: this single-label project needs exactly 1 label, got {len(unique)}")
-    return unique
+    try:
+        return task_type_for(project).validate(labels, labels=known)
+    except InvalidValue as exc:
+        raise InvalidLabels(f"labels: {exc}") from None
 
 
 def annotation_submit(
