@@ -9,6 +9,7 @@ from labeller import active_learning, exporting, importing, selectors
 from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, LabelSerializer
 from labeller.import_formats import UnsupportedFile
 from labeller.models import ExportFormat, Role
+from labeller.task_types import task_type_for
 
 from .monitoring_views import open_alert_count
 
@@ -86,11 +87,12 @@ def project_export(request, project_id):
 @require_safe
 def label_screen(request, project_id):
     project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.EXPERT)
-    return render(request, "frontend/label.html", {
+    task_type = task_type_for(project)
+    return render(request, task_type.label_template, {
         "project": project,
         "config": {
             "projectId": project.id,
-            "multiLabel": project.is_multi_label,
+            **task_type.page_config(),
             "suggestionMode": project.suggestion_mode,
             "labels": LabelSerializer(project.labels.all(), many=True).data,
             "progress": selectors.project_progress(project=project),
