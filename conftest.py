@@ -142,11 +142,11 @@ def fresh_serving_cache():
 @pytest.fixture
 def served_project(labelled_project, owner):
     """labelled_project with a trained head version as its champion."""
-    from models_registry import registry, serving
+    from models_registry import promotion, serving
     from tests.helpers import train_head
 
     version = train_head(labelled_project)
-    registry.version_promote(version=version, user=owner, reason="first model", override=True)
+    promotion.version_promote(version=version, user=owner, reason="first model", override=True)
     serving.forget_aliases()
     return labelled_project
 

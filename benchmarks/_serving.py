@@ -121,7 +121,7 @@ def served_project(*, name: str, intents: int, per_intent: int, eval_every: int 
 
     from labeller.models import Annotation, AnnotationSource, Item
     from labeller.services import project_create
-    from models_registry import registry, serving, training
+    from models_registry import promotion, serving, training
 
     timings = {}
     started = time.perf_counter()
@@ -149,7 +149,7 @@ def served_project(*, name: str, intents: int, per_intent: int, eval_every: int 
     version = training.version_train(version=training.version_claim(version_id=version.id))
     version.refresh_from_db()
     timings["train head"] = time.perf_counter() - t
-    registry.version_promote(version=version, user=owner, reason="benchmark champion", override=True)
+    promotion.version_promote(version=version, user=owner, reason="benchmark champion", override=True)
     serving.forget_aliases()
     timings["total"] = time.perf_counter() - started
     return Served(project, version, owner, keys, timings)

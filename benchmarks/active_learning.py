@@ -120,19 +120,19 @@ def promote_fine_tuned_champion(project, owner):
     """What an admin's Retrain and Promote buttons do, with the tasks eager: the fine-tuned version
     trains on a snapshot of the labels so far, and promotion re-encodes the pool with its
     embeddings and refreshes the queue there."""
-    from models_registry import registry, training
+    from models_registry import promotion, training
 
     (version,) = training.retrain_request(project=project, kinds=["finetuned"], user=owner)  # trains (eager task)
     version.refresh_from_db()
     if version.status != "ready":
         raise RuntimeError(f"the fine-tune failed: {version.error}")
     if training.champion_of(project) != version:  # no evaluation items here, so no gate to pass
-        registry.version_promote(version=version, user=owner, reason="benchmark: fine-tuned champion", override=True)
+        promotion.version_promote(version=version, user=owner, reason="benchmark: fine-tuned champion", override=True)
     return version
 
 
 def run_strategy(name, seed, args, train_texts, train_labels, classes, test_texts, test_vectors, test_labels, owner):
-    from labeller import active_learning as al
+    from active_learning import encoding, refresh, selectors
     from labeller.importing import items_import
     from labeller.models import Item
     from labeller.services import annotation_submit, project_create, queue_claim_next
@@ -146,7 +146,7 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_text
     items_import(project=project, stream=io.BytesIO(body.encode()), filename="train.csv")  # encodes (eager task)
     row_of_item = {item_id: int(ext) for item_id, ext in Item.objects.filter(project=project).values_list("id", "external_id")}
     truth = {item_id: train_labels[row] for item_id, row in row_of_item.items()}
-    vectors_ids, vectors = al.project_vectors(project, al.state_for(project.id).encoder_version)
+    vectors_ids, vectors = refresh.project_vectors(project, selectors.state_for(project.id).encoder_version)
     row_of = {item_id: i for i, item_id in enumerate(vectors_ids.tolist())}
 
     rng = np.random.default_rng(seed)
@@ -156,7 +156,7 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_text
         annotation_submit(item=Item.objects.select_related("project").get(id=item_id), user=owner,
                           labels=[truth[item_id]])
         labelled.append(int(item_id))
-    al.refresh_request(project_id=project.id)  # the refresh a worker would run now (eager)
+    refresh.refresh_request(project_id=project.id)  # the refresh a worker would run now (eager)
     curve, refresh_seconds, champion = [], [], None
     checkpoints = sorted({args.seed_size, *range(args.eval_every, args.budget + 1, args.eval_every), args.budget} - set(range(args.seed_size)))
     for target in checkpoints:
@@ -169,12 +169,12 @@ def run_strategy(name, seed, args, train_texts, train_labels, classes, test_text
         if args.champion_at and champion is None and len(labelled) >= args.champion_at:
             started = time.perf_counter()
             champion = promote_fine_tuned_champion(project, owner)
-            vectors_ids, vectors = al.project_vectors(project, al.state_for(project.id).encoder_version)
+            vectors_ids, vectors = refresh.project_vectors(project, selectors.state_for(project.id).encoder_version)
             row_of = {item_id: i for i, item_id in enumerate(vectors_ids.tolist())}
-            test_vectors = al.encoder_for(project).encode(list(test_texts))  # computed live, as predictions are
+            test_vectors = encoding.encoder_for(project).encode(list(test_texts))  # computed live, as predictions are
             print(f"    champion v{champion.number} (fine-tuned on {champion.snapshot.n_train + champion.snapshot.n_validation} "
                   f"labels) promoted, pool re-encoded: {time.perf_counter() - started:.0f} s", flush=True)
-        state = al.state_for(project.id)
+        state = selectors.state_for(project.id)
         if state.last_refresh_seconds:
             refresh_seconds.append(state.last_refresh_seconds)
         rows = [row_of[i] for i in labelled]
@@ -230,7 +230,7 @@ def fast_refresh_timing(pool, train_vectors, train_labels, classes, owner, label
     """A refresh over `pool` stored vectors with `labelled` labels: fit + score + priority write."""
     from django.db import transaction
 
-    from labeller import active_learning as al
+    from active_learning import refresh
     from labeller.models import ActiveLearningState, Annotation, Item, ItemVector
     from labeller.services import project_create
     from ml.encoder import to_float16_bytes
@@ -256,8 +256,8 @@ def fast_refresh_timing(pool, train_vectors, train_labels, classes, owner, label
         )
         Item.objects.filter(id__in=[items[i].id for i in chosen]).update(is_done=True, annotation_count=1)
         ActiveLearningState.objects.filter(project=project).update(encoder_version="bench")
-    al.refresh_run(project=project)  # warm-up (imports, first KMeans)
-    return al.refresh_run(project=project)
+    refresh.refresh_run(project=project)  # warm-up (imports, first KMeans)
+    return refresh.refresh_run(project=project)
 
 
 def main():
@@ -265,7 +265,7 @@ def main():
     setup_django(args.database_url)
     from django.contrib.auth import get_user_model
 
-    from labeller import active_learning as al
+    from ml import encoder_cache
     from ml.encoder import Encoder
 
     train_texts, train_labels = read_csv(args.train, args.text_column, args.label_column)
@@ -282,7 +282,7 @@ def main():
     raw = encoder.raw_forward_throughput(train_texts)
     print(f"raw model forward: {raw.per_second:.0f} texts/s ({raw.texts} texts, {raw.seconds:.1f} s)")
     cached = CachedEncoder(encoder)
-    al._encoders[""] = cached
+    encoder_cache._encoders[""] = cached
     # The first import encodes the pool through the production service (eager encode task).
     from labeller.importing import items_import
     from labeller.services import project_create

@@ -24,7 +24,7 @@ What it measures
 Options worth knowing: --think-ms N makes each expert pause ~N ms (0.5x..1.5x) between claim
 and submit, i.e. a realistic pace instead of the default closed loop with no pause, which
 measures saturation; --concurrent-refresh also rewrites the priority of the whole open pool with
-labeller.active_learning.write_priorities in a loop, as the active-learning refresh does, and
+active_learning.refresh.write_priorities in a loop, as the active-learning refresh does, and
 splits next-item latency into during/outside that write.
 
 Targets: next-item (claim) p95 <= 25 ms, zero double assignments.
@@ -85,7 +85,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--concurrent-refresh", action="store_true",
-        help="also run labeller.active_learning.write_priorities over the whole open pool in a loop, in its own "
+        help="also run active_learning.refresh.write_priorities over the whole open pool in a loop, in its own "
              "process, as the active-learning refresh does (off by default)",
     )
     parser.add_argument("--database-url", default=None, help=f"default {_common.DEFAULT_DATABASE_URL}")
@@ -338,7 +338,7 @@ def refresher_worker(project_id: int, args, barrier, results) -> None:
     try:
         import numpy as np
 
-        from labeller.active_learning import write_priorities
+        from active_learning.refresh import write_priorities
         from labeller.models import Item
 
         windows = []

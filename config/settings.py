@@ -89,12 +89,13 @@ INSTALLED_APPS = [
     "labeller",
     "feedback",
     "models_registry",
+    "active_learning",
     "frontend",
 ]
 
 MIDDLEWARE = [
     # First: refuses an oversized body on its declared size, before anything reads it.
-    "labeller.middleware.BodySizeLimit",
+    "core.middleware.BodySizeLimit",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -190,7 +191,7 @@ LOGOUT_REDIRECT_URL = "login"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None
 # Largest non-upload body (JSON: predict, feedback). Refused on its declared size by
-# labeller.middleware.BodySizeLimit, since DRF's parsers do not apply Django's check. 1,000
+# core.middleware.BodySizeLimit, since DRF's parsers do not apply Django's check. 1,000
 # feedback events or 256 predict items with a few KiB of item data each fit.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LABELLOOP_MAX_BODY_BYTES", 10 * 1024 * 1024)
 
@@ -287,7 +288,7 @@ CELERY_TASK_ROUTES = {
 LABELLOOP_WORKER_QUEUES = "default,exports,encode,refresh,training,monitoring"
 CELERY_BEAT_SCHEDULE = {
     # A lost message or a killed worker never leaves a job (encode, refresh, export, training)
-    # queued or running forever: labeller.jobs sends it again or fails it with the reason.
+    # queued or running forever: core.jobs sends it again or fails it with the reason.
     "reap-stuck-jobs": {"task": "labeller.tasks.reap_stuck_jobs", "schedule": 60.0},
     # Production health per model version: drift, disagreement, alerts.
     "monitor-models": {"task": "feedback.tasks.monitor", "schedule": env_int("LABELLOOP_MONITOR_EVERY", 300)},

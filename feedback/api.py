@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from labeller import selectors
 from labeller.api.views import ProjectScopedMixin
-from labeller.enqueue import enqueue_on_commit
+from core.enqueue import enqueue_on_commit
 from labeller.models import Item, Role
 from models_registry.serving import NoModel
 

@@ -17,9 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from labeller.enqueue import enqueue
+from core.enqueue import enqueue
 from labeller.models import Project
 
+from . import review
 from .models import ApiToken, FeedbackEvent, FeedbackKind, Prediction
 from .process_cache import ProcessCache
 from .schema import ItemSchema, Violation, check_item_data
@@ -145,7 +146,5 @@ def events_store(*, project: Project, events: list[FeedbackEvent]) -> list[Feedb
 
 
 def route_soon(project_id: int) -> None:
-    from .tasks import route_feedback
-
     if cache.add(f"feedback-route:{project_id}", 1, timeout=1):
-        enqueue(route_feedback, project_id, countdown=settings.LABELLOOP_FEEDBACK_ROUTE_DELAY)
+        enqueue(review.route_feedback, project_id, countdown=settings.LABELLOOP_FEEDBACK_ROUTE_DELAY)

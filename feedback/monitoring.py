@@ -22,13 +22,14 @@ import numpy as np
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeller.active_learning import base_encoder
-from labeller.enqueue import enqueue_on_commit
+from core.enqueue import enqueue_on_commit
 from labeller.models import Project
 from ml import drift
+from ml.encoder_cache import base_encoder
 from models_registry.models import ModelVersion
 from models_registry.snapshots import TRAIN, snapshot_read
 
+from . import webhooks
 from .models import Alert, AlertStatus, FeedbackEvent, MonitoringPoint, Period, Prediction, SchemaViolation, ServedAs
 from .predicting import policy_for
 
@@ -70,7 +71,7 @@ def reference_for(version: ModelVersion) -> dict | None:
         "oov_baseline": drift.oov_rate(held_out, vocab) if held_out else 0.0,
         "lengths": [len(t) for t in train],
         "labels": Counter(label for e in examples if e.split == TRAIN for label in e.labels),
-        "embeddings": base_encoder(version.project).encode(sample) if sample else None,
+        "embeddings": base_encoder(version.project.base_model_path).encode(sample) if sample else None,
     }
     _references[version.id] = reference
     return reference
@@ -96,7 +97,7 @@ def point_metrics(*, project: Project, version: ModelVersion, start: datetime, e
         return n, metrics
     texts = [str(r[4] or "") for r in judged]
     sample = random.Random(0).sample(texts, min(SAMPLE, len(texts)))
-    live = base_encoder(project).encode(sample)
+    live = base_encoder(project.base_model_path).encode(sample)
     oov = drift.oov_rate(texts, reference["vocab"])
     metrics.update(
         prediction_js=round(drift.js_divergence(metrics["distribution"], reference["labels"]), 4),
@@ -213,9 +214,7 @@ def alerts_check(*, project: Project, points: list[MonitoringPoint], now: dateti
 
 
 def _notify(alert_id: int) -> None:
-    from .tasks import send_alert_webhook
-
-    enqueue_on_commit(send_alert_webhook, alert_id)
+    enqueue_on_commit(webhooks.send_alert_webhook, alert_id)
 
 
 def monitor_all(*, now: datetime | None = None) -> int:

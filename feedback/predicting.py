@@ -6,8 +6,8 @@ import secrets
 
 from django.db import transaction
 
-from labeller import active_learning
 from labeller.models import Item, Project
+from labeller.signals import items_added
 from models_registry import serving
 
 from .models import ApiToken, Prediction, ServedAs, ServingPolicy
@@ -95,7 +95,7 @@ def items_for(project: Project, wanted: list[tuple[dict, str]]) -> list[Item]:
     anonymous = Item.objects.bulk_create([Item(project=project, data=data, priority=1.0)
                                           for data, external_id in wanted if not external_id])
     if missing or anonymous:
-        active_learning.encode_request(project_id=project.id)
+        items_added.send(sender=Item, project_id=project.id)
     fresh = iter(anonymous)
     return [by_external_id[external_id] if external_id else next(fresh) for _, external_id in wanted]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 
+from celery import shared_task
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
 
@@ -245,3 +246,10 @@ def source_reliability(*, project: Project) -> list[dict]:
 
 def review_counts(*, project: Project) -> Counter:
     return Counter(dict(FeedbackEvent.objects.filter(project=project).values_list("status").annotate(n=Count("id"))))
+
+
+# Beside the service it runs, so ingest enqueues it without a tasks module importing it back; the
+# name predates this module (routes, messages already queued).
+@shared_task(name="feedback.tasks.route_feedback", acks_late=True)
+def route_feedback(project_id: int) -> int:
+    return route_pending(project_id=project_id)

@@ -1,20 +1,15 @@
-"""Thin Celery tasks: ids in, one service call."""
+"""Thin Celery tasks: ids in, one service call. Tasks a service enqueues itself live beside it
+(review.route_feedback, webhooks.send_alert_webhook); these are beat's and the pages' to send."""
 import logging
 
-import requests
 from celery import shared_task
 
 from labeller.models import Project
 
-from . import idempotency, monitoring, review, webhooks
-from .models import Alert, FeedbackEvent, FeedbackStatus
+from . import idempotency, monitoring, review
+from .models import FeedbackEvent, FeedbackStatus
 
 log = logging.getLogger(__name__)
-
-
-@shared_task(acks_late=True)
-def route_feedback(project_id: int) -> int:
-    return review.route_pending(project_id=project_id)
 
 
 @shared_task
@@ -38,11 +33,6 @@ def monitor() -> int:
 @shared_task
 def monitor_one(project_id: int) -> int:
     return len(monitoring.monitor_project(project=Project.objects.get(id=project_id)))
-
-
-@shared_task(autoretry_for=(requests.RequestException,), retry_backoff=True, max_retries=5)
-def send_alert_webhook(alert_id: int) -> str:
-    return webhooks.alert_send(alert=Alert.objects.select_related("project", "version").get(id=alert_id))
 
 
 @shared_task

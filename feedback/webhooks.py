@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+from celery import shared_task
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
@@ -141,3 +142,11 @@ def alert_send(*, alert: Alert) -> str:
             outcome = f"HTTP {webhook_post(target, alert_payload(alert)).status_code}"
     Alert.objects.filter(id=alert.id).update(webhook_status=outcome[:200])
     return outcome
+
+
+# Beside the service it runs, so monitoring enqueues it without a tasks module importing it back;
+# the name predates this module (routes, messages already queued).
+@shared_task(name="feedback.tasks.send_alert_webhook", autoretry_for=(requests.RequestException,),
+             retry_backoff=True, max_retries=5)
+def send_alert_webhook(alert_id: int) -> str:
+    return alert_send(alert=Alert.objects.select_related("project", "version").get(id=alert_id))

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from labeller import selectors
 from labeller.models import Role
-from models_registry import registry, training
+from models_registry import promotion, training
 from models_registry.models import AliasMove, ModelKind, ModelVersion
 
 
@@ -87,10 +87,10 @@ def promote(request, project_id, number):
     project = admin_project(request, project_id)
     version = get_object_or_404(ModelVersion, project=project, number=number)
     try:
-        registry.version_promote(version=version, user=request.user, reason=request.POST.get("reason", ""),
+        promotion.version_promote(version=version, user=request.user, reason=request.POST.get("reason", ""),
                                  override=request.POST.get("override") == "on")
         messages.success(request, f"v{number} is the champion.")
-    except registry.PromotionRefused as exc:
+    except promotion.PromotionRefused as exc:
         messages.error(request, str(exc))
     return redirect("models-page", project_id=project.id)
 
@@ -100,9 +100,9 @@ def promote(request, project_id, number):
 def rollback(request, project_id):
     project = admin_project(request, project_id)
     try:
-        move = registry.champion_rollback(project=project, user=request.user, reason=request.POST.get("reason", ""))
+        move = promotion.champion_rollback(project=project, user=request.user, reason=request.POST.get("reason", ""))
         messages.success(request, f"Rolled back to v{move.to_version.number}.")
-    except registry.PromotionRefused as exc:
+    except promotion.PromotionRefused as exc:
         messages.error(request, str(exc))
     return redirect("models-page", project_id=project.id)
 

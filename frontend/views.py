@@ -5,7 +5,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from labeller import active_learning, exporting, importing, selectors
+from active_learning.selectors import state_for
+from labeller import exporting, importing, selectors
 from labeller.api.serializers import ExportCreateSerializer, ImportSerializer, LabelSerializer
 from labeller.import_formats import UnsupportedFile
 from labeller.models import ExportFormat, Role
@@ -33,7 +34,7 @@ def project_detail(request, project_id):
         "progress": selectors.project_progress(project=project),
         "agreement": selectors.project_agreement(project=project) if project.labels_per_item > 1 else None,
         "exports": project.exports.all()[:10],
-        "al": active_learning.state_for(project.id),
+        "al": state_for(project.id),
         "export_formats": ExportFormat.choices,
         "export_statuses": exporting.ExportStatusFilter.CHOICES,
         "import_result": request.session.pop(f"import_result_{project.id}", None),

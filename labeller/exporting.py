@@ -11,8 +11,11 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import jobs
-from .enqueue import enqueue_on_commit
+from celery import shared_task
+
+from core import jobs
+from core.enqueue import enqueue_on_commit
+
 from .models import ExportFormat, ExportJob, ExportStatus, Item, Project
 from .selectors import items_with_annotations
 from .task_types import task_type_for
@@ -32,8 +35,6 @@ CHUNK = 2000
 def export_create(*, project: Project, user, format: str, status: str = ExportStatusFilter.ALL,
                   min_agreement: float | None = None) -> ExportJob:
     """Record an export job and queue it for a worker once the row is committed."""
-    from .tasks import export_run
-
     job = ExportJob.objects.create(
         project=project,
         created_by=user,
@@ -237,8 +238,6 @@ def exports_expire(*, now=None) -> int:
 def export_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
     """Exports with no heartbeat for `timeout_s` (a lost message, a killed worker): queued again
     (the file is rewritten whole from a `.part`), or failed with the reason after the last attempt."""
-    from .tasks import export_run
-
     timeout_s = jobs.job_timeout(timeout_s)
     now = timezone.now()
     stuck = ExportJob.objects.filter(
@@ -257,3 +256,18 @@ def export_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
                         error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="exports")):
             out.failed += 1
     return out
+
+
+# Beside the service it runs, so export_create enqueues it without importing a tasks module that
+# imports this one back; the name predates this module (routes, messages already queued).
+@shared_task(name="labeller.tasks.export_run", acks_late=True)
+def export_run(export_id: str) -> None:
+    """Write one export file. Claiming the job first makes a redelivered message a no-op."""
+    job = export_claim(job_id=export_id)
+    if job is None:
+        return
+    try:
+        export_write(job=job)
+    except Exception as exc:
+        export_fail(job_id=export_id, error=f"{type(exc).__name__}: {exc}")
+        raise

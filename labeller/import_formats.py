@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator
 
 import ijson
 
-from .json_values import DECODE_HOOKS, MAX_DEPTH, NUL, NUL_MESSAGE, refused_paths
+from core.json_values import DECODE_HOOKS, MAX_DEPTH, NUL, NUL_MESSAGE, refused_paths
 
 SUPPORTED_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 EXTERNAL_ID = "external_id"

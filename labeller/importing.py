@@ -23,9 +23,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 
-from .active_learning import encode_request, is_eval_draw
+from .evaluation_set import is_eval_draw
 from .import_formats import ParsedRow, RowError, format_for, read_rows
 from .models import Annotation, AnnotationSource, Item, Project
+from .signals import items_added
 from .task_types import InvalidValue, task_type_for
 
 
@@ -110,7 +111,7 @@ def items_import(*, project: Project, stream: BinaryIO, filename: str, mode: str
         if not result.committed:
             transaction.set_rollback(True)
         elif result.created:
-            encode_request(project_id=project.id)  # runs once this transaction commits
+            items_added.send(sender=Item, project_id=project.id)  # the encode request commits with the items
     return result
 
 
@@ -132,7 +133,7 @@ def _import_in_committed_batches(project: Project, stream: BinaryIO, fmt: str, m
     with transaction.atomic():
         Item.objects.filter(import_id=import_id).update(import_id=None)
         if result.created:
-            encode_request(project_id=project.id)
+            items_added.send(sender=Item, project_id=project.id)
     return result
 
 

@@ -235,7 +235,7 @@ class ExportJob(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # Last sign of life: set when queued, claimed and as rows are written; labeller.jobs reaps
+    # Last sign of life: set when queued, claimed and as rows are written; core.jobs reaps
     # a job whose heartbeat stops (a lost message, a killed worker). `attempts`: times re-sent.
     heartbeat_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveIntegerField(default=0)
@@ -291,7 +291,7 @@ class ActiveLearningState(models.Model):
     encode_total = models.PositiveIntegerField(default=0)
     encode_done = models.PositiveIntegerField(default=0)
     encode_error = models.TextField(blank=True)
-    # Heartbeats and re-sends of the encode and refresh jobs (see labeller.jobs).
+    # Heartbeats and re-sends of the encode and refresh jobs (see core.jobs).
     encode_heartbeat_at = models.DateTimeField(null=True, blank=True)
     encode_attempts = models.PositiveIntegerField(default=0)
     # A refresh is requested by setting `refresh_requested`; a worker claims it by flipping

@@ -8,9 +8,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from . import active_learning
-from .signals import annotation_recorded
 from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
+from .signals import annotation_recorded, labels_recorded
 from .task_types import InvalidValue, task_type_for
 
 # An expert holds the item on screen plus one fetched ahead, so submitting feels instant.
@@ -205,5 +204,5 @@ def annotation_submit(
         if not skipped:
             annotation_recorded.send(sender=Annotation, item=locked, annotation=annotation)
     if is_new_label:
-        active_learning.refresh_after_label(project=project)
+        labels_recorded.send(sender=Annotation, project=project)  # after the commit above
     return annotation

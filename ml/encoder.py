@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DEFAULT_MAX_LENGTH = 128
+ENCODE_CHUNK = 1024  # texts read, encoded and stored per step of a long encode (a heartbeat between steps)
 # Characters of a text the model reads (LABELLOOP_MODEL_MAX_CHARS). The tokenizer keeps 128 tokens
 # anyway, a few hundred characters of prose, but it tokenises the whole text first: an item of
 # 16 MiB cost that every time it was encoded, and 41 times over in word occlusion. 10,000

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from labeller.api.views import ProjectScopedMixin
 from labeller.models import Role
 
-from . import registry, schedules, training
+from . import promotion, schedules, training
 from . import serializers as s
 from .models import ModelVersion
 
@@ -76,8 +76,8 @@ class VersionPromote(VersionMixin, APIView):
         serializer = s.PromoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            move = registry.version_promote(version=self.get_version(), user=request.user, **serializer.validated_data)
-        except registry.PromotionRefused as exc:
+            move = promotion.version_promote(version=self.get_version(), user=request.user, **serializer.validated_data)
+        except promotion.PromotionRefused as exc:
             refused(exc)
         return Response(s.AliasMoveSerializer(move).data)
 
@@ -88,8 +88,8 @@ class VersionChallenger(VersionMixin, APIView):
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            move = registry.version_set_challenger(version=self.get_version(), user=request.user, **serializer.validated_data)
-        except registry.PromotionRefused as exc:
+            move = promotion.version_set_challenger(version=self.get_version(), user=request.user, **serializer.validated_data)
+        except promotion.PromotionRefused as exc:
             refused(exc)
         return Response(s.AliasMoveSerializer(move).data)
 
@@ -111,8 +111,8 @@ class ChampionRollback(AdminToChange, APIView):
         serializer = s.ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            move = registry.champion_rollback(project=self.project, user=request.user, **serializer.validated_data)
-        except registry.PromotionRefused as exc:
+            move = promotion.champion_rollback(project=self.project, user=request.user, **serializer.validated_data)
+        except promotion.PromotionRefused as exc:
             refused(exc)
         return Response(s.AliasMoveSerializer(move).data)
 

@@ -6,6 +6,6 @@ class ModelsRegistryConfig(AppConfig):
     verbose_name = "Model registry"
 
     def ready(self):
-        from labeller.jobs import reaper_register
+        from core.jobs import reaper_register
 
         reaper_register("training", "models_registry.training.training_jobs_reap")

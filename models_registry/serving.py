@@ -14,9 +14,9 @@ import time
 import numpy as np
 from django.conf import settings
 
-from labeller.active_learning import base_encoder
 from labeller.models import Project
 from labeller.task_types import Decision, classification_of
+from ml.encoder_cache import base_encoder
 from ml.heads import LinearHead
 
 from . import artefacts
@@ -94,7 +94,7 @@ def serving_encoder(project: Project):
     (LABELLOOP_SERVE_RUNTIME); LABELLOOP_SERVE_INT8 quantises the serving copy."""
     key = (project.base_model_path or "", settings.LABELLOOP_SERVE_RUNTIME, settings.LABELLOOP_SERVE_INT8)
     if key not in _serving_encoders:
-        base = base_encoder(project)
+        base = base_encoder(project.base_model_path)
         encoder = None
         if settings.LABELLOOP_SERVE_RUNTIME == "onnx":
             encoder = _onnx_encoder(base.model, base.tokenizer, base.max_length)

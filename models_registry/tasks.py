@@ -1,20 +1,11 @@
+"""Beat's periodic registry tasks. train_version lives beside its service in training.py."""
 from celery import shared_task
 
 from labeller.models import Project
 
 from . import training
 from .models import Trigger
-
-
-@shared_task(bind=True, acks_late=True, max_retries=None)
-def train_version(self, version_id: int) -> None:
-    """Train one version. If another version of the project is training, wait and try again."""
-    try:
-        version = training.version_claim(version_id=version_id)
-    except training.TrainingBusy:
-        raise self.retry(countdown=15)
-    if version is not None:
-        training.version_train(version=version)
+from .snapshots import snapshots_expire
 
 
 @shared_task
@@ -30,8 +21,6 @@ def scheduled_retrain(project_id: int) -> None:
 @shared_task
 def expire_snapshots() -> int:
     """Delete dataset snapshots no version uses, past their retention (beat, daily); idempotent."""
-    from .snapshots import snapshots_expire
-
     return snapshots_expire()
 
 

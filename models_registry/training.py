@@ -8,23 +8,25 @@ import traceback
 from datetime import timedelta
 
 import numpy as np
+from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, Max, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from labeller import jobs
-from labeller.active_learning import ENCODE_CHUNK, base_encoder
-from labeller.enqueue import enqueue_on_commit
+from core import jobs
+from core.enqueue import enqueue_on_commit
 from labeller.models import ItemVector, Project
 from labeller.task_types import TaskType, task_type_for
 from ml import finetune, gates
-from ml.encoder import from_float16_bytes
+from ml.encoder import ENCODE_CHUNK, from_float16_bytes
+from ml.encoder_cache import base_encoder
 from ml.heads import KNN_DEFAULTS, NeighbourMemory
 
 from . import artefacts, store
 from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
+from .promotion import version_promote
 from .snapshots import EVALUATION, TRAIN, VALIDATION, snapshot_create, snapshot_read
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,6 @@ def policy_for(project: Project) -> TrainingPolicy:
 def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None, kinds: list[str] | None = None) -> list[ModelVersion]:
     """Freeze a snapshot and queue one version per kind; workers train them one at a time.
     RetrainBusy while a version of the project is queued or training."""
-    from .tasks import train_version
-
     policy = policy_for(project)
     kinds = kinds_clean(kinds or policy.retrain_kinds())
     with transaction.atomic():
@@ -146,8 +146,6 @@ def version_train(*, version: ModelVersion) -> ModelVersion:
     _finish(version, status=VersionStatus.READY, metrics=metrics, gate=gate, seconds=time.perf_counter() - started, **extra)
     version.refresh_from_db()
     if policy.auto_promote and gate["passed"] and gate["better_than_champion"]:
-        from .registry import version_promote
-
         version_promote(version=version, user=None, reason="auto-promotion: gate passed and not worse than the champion")
     return version
 
@@ -179,7 +177,7 @@ def _split(examples, classes, task_type: TaskType):
 def base_vectors(project: Project, item_ids: list[int], texts: list[str], on_chunk=None) -> np.ndarray:
     """Frozen-encoder vectors of these items: stored ones where the base encoder made them. The
     others are encoded in chunks, calling `on_chunk()` after each (a training run's heartbeat)."""
-    encoder = base_encoder(project)
+    encoder = base_encoder(project.base_model_path)
     stored = dict(ItemVector.objects.filter(item_id__in=item_ids, encoder_version=encoder.version).values_list("item_id", "vector"))
     out = np.zeros((len(item_ids), encoder.dim), dtype=np.float32)
     missing = [i for i, item_id in enumerate(item_ids) if item_id not in stored]
@@ -195,7 +193,7 @@ def base_vectors(project: Project, item_ids: list[int], texts: list[str], on_chu
 
 
 def version_beat(*, version_id: int) -> None:
-    """A training run's sign of life, for labeller.jobs' reaper."""
+    """A training run's sign of life, for core.jobs' reaper."""
     ModelVersion.objects.filter(id=version_id, status=VersionStatus.TRAINING).update(heartbeat_at=timezone.now())
 
 
@@ -297,7 +295,7 @@ def _starting_model(version: ModelVersion, classes: list[str], config: finetune.
     why = None
     if config.start_from == "champion":
         why = "no champion" if champion is None else f"the champion v{champion.number} is not a fine-tuned version of this kind"
-    model = task_type.load_base(project.base_model_path or base_encoder(project).model_path, len(classes),
+    model = task_type.load_base(project.base_model_path or base_encoder(project.base_model_path).model_path, len(classes),
                                 max_length=config.max_length)
     return model, {"model": _base_name(project), "head": "probe", **({"instead_of_champion": why} if why else {})}
 
@@ -323,12 +321,10 @@ def training_reap(*, timeout_s: int | None = None) -> int:
 
 
 def training_jobs_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
-    """The training kind of labeller.jobs' reaper. A run whose heartbeat stopped is failed, never
+    """The training kind of core.jobs' reaper. A run whose heartbeat stopped is failed, never
     restarted: a worker killed for running out of memory would be killed again. A version still
     queued whose message was lost (nothing of its project is training, so it is not waiting its
     turn) is sent again (its claim makes a second delivery a no-op), and failed after the last attempt."""
-    from .tasks import train_version
-
     timeout_s = settings.LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT if timeout_s is None else timeout_s
     out = jobs.Reaped(failed=training_reap(timeout_s=timeout_s))
     now = timezone.now()
@@ -347,3 +343,16 @@ def training_jobs_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
                         error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="training")):
             out.failed += 1
     return out
+
+
+# Beside the service it runs, so retrain_request enqueues it without importing a tasks module that
+# imports this one back; the name predates this module (routes, messages already queued).
+@shared_task(name="models_registry.tasks.train_version", bind=True, acks_late=True, max_retries=None)
+def train_version(self, version_id: int) -> None:
+    """Train one version. If another version of the project is training, wait and try again."""
+    try:
+        version = version_claim(version_id=version_id)
+    except TrainingBusy:
+        raise self.retry(countdown=15)
+    if version is not None:
+        version_train(version=version)

@@ -54,13 +54,13 @@ def expected_refresh_head(project, encoder_version):
     """The head a refresh should store, computed here from what it reads: fit_head on the labelled
     items' stored vectors, self-trained on the open pool without evaluation items. Returns it with
     the labels-only head it started from."""
-    from labeller import active_learning as al
+    from active_learning import refresh
     from labeller.models import Item
     from ml.heads import fit_head, self_train
 
-    ids, vectors = al.project_vectors(project, encoder_version)
+    ids, vectors = refresh.project_vectors(project, encoder_version)
     row = {item_id: r for r, item_id in enumerate(ids.tolist())}
-    labelled = al.training_labels(project)
+    labelled = refresh.training_labels(project)
     pool = Item.objects.filter(project=project, is_done=False, is_eval=False).order_by("id").values_list("id", flat=True)
     labelled_vectors, label_sets = vectors[[row[i] for i in labelled]], list(labelled.values())
     labels_alone = fit_head(labelled_vectors, label_sets, classes=list(project.labels.values_list("key", flat=True)))

@@ -27,9 +27,9 @@ from django.db import connection
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from labeller import active_learning as al
+from active_learning import encoding
 from labeller.exporting import CHUNK as EXPORT_CHUNK
-from labeller.jobs import Reaped, jobs_reap
+from core.jobs import Reaped, jobs_reap
 from labeller.models import ActiveLearningState, ExportJob, ExportStatus, Item, ItemVector, JobStatus, SuggestionMode
 from ml.encoder import to_float16_bytes
 from tests.helpers import wait_for
@@ -93,33 +93,33 @@ def wait_for_worker(worker, predicate, *, timeout: float, what: str):
 # --- (a) encoding ----------------------------------------------------------------------------------
 
 def test_encoding_killed_mid_run_is_sent_again_and_encodes_every_item(celery_worker_process, make_project):
-    from labeller.tasks import encode_items
+    from active_learning.encoding import encode_items
 
     project = make_project()
     Item.objects.bulk_create(Item(project=project, data={"text": f"where is my card number {i}?"})
-                             for i in range(2 * al.ENCODE_CHUNK))
+                             for i in range(2 * encoding.ENCODE_CHUNK))
     with doomed_worker("encode-doomed") as worker:
         # What encode_request does, sent to the doomed worker's queue.
         ActiveLearningState.objects.filter(project=project).update(encode_status=JobStatus.QUEUED, encode_heartbeat_at=timezone.now())
         encode_items.apply_async((project.id,), queue="encode-doomed")
         state = lambda: ActiveLearningState.objects.get(project=project)  # noqa: E731
-        kill_mid_job(worker, started=lambda: state().encode_done >= al.ENCODE_CHUNK,
+        kill_mid_job(worker, started=lambda: state().encode_done >= encoding.ENCODE_CHUNK,
                      unfinished=lambda: state().encode_status == JobStatus.RUNNING, what="the first chunk")
     kept = ItemVector.objects.filter(project=project).count()
-    assert al.ENCODE_CHUNK <= kept < Item.objects.filter(project=project).count()
+    assert encoding.ENCODE_CHUNK <= kept < Item.objects.filter(project=project).count()
 
     assert reap_until("encode", requeued=1).requeued == 1
     done = wait_for_worker(celery_worker_process, timeout=150, what="the suite's worker to finish encoding",
                            predicate=lambda: ActiveLearningState.objects.filter(project=project, encode_status=JobStatus.IDLE).first())
     assert done.encode_error == "" and done.encode_attempts == 0, log_tail(celery_worker_process)
-    assert ItemVector.objects.filter(project=project).count() == 2 * al.ENCODE_CHUNK  # every item, once
+    assert ItemVector.objects.filter(project=project).count() == 2 * encoding.ENCODE_CHUNK  # every item, once
 
 
 # --- (b) a priority refresh ------------------------------------------------------------------------
 
 def test_a_refresh_killed_mid_run_is_requested_again_and_ranks_the_queue(celery_worker_process, make_project, expert):
     from labeller.services import annotation_submit
-    from labeller.tasks import refresh_priorities
+    from active_learning.refresh import refresh_priorities
 
     # No suggestions: nothing after the refresh needs the encoder. Labels never ask for a refresh.
     project = make_project(refresh_every=10_000, suggestion_mode=SuggestionMode.OFF)
@@ -151,7 +151,7 @@ def test_a_refresh_killed_mid_run_is_requested_again_and_ranks_the_queue(celery_
 # --- (c) an export ---------------------------------------------------------------------------------
 
 def test_an_export_killed_mid_file_is_run_again_and_written_whole(celery_worker_process, make_project, owner):
-    from labeller.tasks import export_run
+    from labeller.exporting import export_run
 
     project = make_project()
     total = 5 * EXPORT_CHUNK
@@ -182,7 +182,7 @@ def test_a_training_run_killed_mid_epoch_fails_with_the_reason_and_the_next_vers
     from models_registry import training
     from models_registry.models import ModelVersion, TrainingPolicy, VersionStatus
     from models_registry.snapshots import snapshot_create
-    from models_registry.tasks import train_version
+    from models_registry.training import train_version
 
     hyper = {"epochs": 50, "small_data_epochs": 50, "batch_size": 4}
     TrainingPolicy.objects.update_or_create(project=labelled_project, defaults={"finetune": hyper})

@@ -19,7 +19,7 @@ from feedback.review import route_pending
 from feedback.tokens import token_create
 from labeller.models import Item, Label
 from labeller.services import annotation_submit, queue_claim_next
-from models_registry import registry, serving, training
+from models_registry import promotion, serving, training
 from tests.banking77 import INTENTS, banking77
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ NEW_DOMAIN = ["top_up_failed", "cash_withdrawal_charge", "apple_pay_or_google_pa
 def train_and_promote(project, owner):
     (version,) = training.retrain_request(project=project, kinds=["head"])
     version = training.version_train(version=training.version_claim(version_id=version.id))
-    registry.version_promote(version=version, user=owner, reason="test", override=True)
+    promotion.version_promote(version=version, user=owner, reason="test", override=True)
     serving.forget_aliases()
     return version
 

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app as celery_app
-from labeller import active_learning as al
+from active_learning import encoding, refresh
 from labeller.exporting import export_claim, export_create
-from labeller.jobs import Reaped, jobs_reap
+from core.jobs import Reaped, jobs_reap
 from labeller.models import ActiveLearningState, ExportJob, ExportStatus, JobStatus
 from models_registry import training
 from models_registry.models import ModelVersion, VersionStatus
@@ -107,7 +107,7 @@ def test_an_encode_whose_worker_died_is_queued_again(project, django_capture_on_
 
 def test_a_lost_encode_message_is_sent_again(project, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks():
-        assert al.encode_request(project_id=project.id)
+        assert encoding.encode_request(project_id=project.id)
     stale_state(project, encode_heartbeat_at=timezone.now() - LONG_AGO)
     with django_capture_on_commit_callbacks() as sent:
         assert jobs_reap()["encode"] == Reaped(requeued=1, failed=0)
@@ -130,7 +130,7 @@ def test_an_encode_stuck_after_its_last_attempt_is_failed_and_can_be_asked_for_a
     state = ActiveLearningState.objects.get(project=project)
     assert sent == [] and state.encode_status == JobStatus.FAILED and "no heartbeat" in state.encode_error
     with django_capture_on_commit_callbacks():
-        assert al.encode_request(project_id=project.id)  # a failed encode no longer blocks new requests
+        assert encoding.encode_request(project_id=project.id)  # a failed encode no longer blocks new requests
     assert ActiveLearningState.objects.get(project=project).encode_attempts == 0
 
 
@@ -147,7 +147,7 @@ def test_a_refresh_whose_worker_died_is_requested_again_and_runs(eager_celery, p
 
 def test_a_lost_refresh_request_is_sent_again(project, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks():
-        assert al.refresh_request(project_id=project.id)
+        assert refresh.refresh_request(project_id=project.id)
     stale_state(project, refresh_heartbeat_at=timezone.now() - LONG_AGO)
     with django_capture_on_commit_callbacks() as sent:
         assert jobs_reap()["refresh"] == Reaped(requeued=1, failed=0)
@@ -156,13 +156,13 @@ def test_a_lost_refresh_request_is_sent_again(project, django_capture_on_commit_
 
 def test_a_live_refresh_is_left_alone(project, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks():
-        al.refresh_request(project_id=project.id)
-    assert al.refresh_claim(project_id=project.id)
+        refresh.refresh_request(project_id=project.id)
+    assert refresh.refresh_claim(project_id=project.id)
     with django_capture_on_commit_callbacks() as sent:
         assert jobs_reap()["refresh"] == Reaped()
     state = ActiveLearningState.objects.get(project=project)
     assert sent == [] and state.refresh_running
-    assert not al.refresh_claim(project_id=project.id)  # nor taken over by a second delivery
+    assert not refresh.refresh_claim(project_id=project.id)  # nor taken over by a second delivery
 
 
 def test_a_refresh_stuck_after_its_last_attempt_gives_up_with_the_reason(project, django_capture_on_commit_callbacks):
@@ -174,7 +174,7 @@ def test_a_refresh_stuck_after_its_last_attempt_gives_up_with_the_reason(project
     assert sent == [] and not state.refresh_running and not state.refresh_requested
     assert "no heartbeat" in state.refresh_error
     with django_capture_on_commit_callbacks():
-        assert al.refresh_request(project_id=project.id)  # the next labels ask for one again
+        assert refresh.refresh_request(project_id=project.id)  # the next labels ask for one again
 
 
 # --- training --------------------------------------------------------------------------------------

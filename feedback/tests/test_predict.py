@@ -6,7 +6,7 @@ from django.test import override_settings
 from feedback import tokens
 from feedback.models import Prediction, SchemaViolation, ServingPolicy
 from labeller.models import Item
-from models_registry import registry, serving
+from models_registry import promotion, serving
 from models_registry.models import ModelVersion
 
 from .conftest import train_head
@@ -165,7 +165,7 @@ def test_a_project_without_a_champion_says_so(labelled_project, token_client):
 def _with_challenger(project, owner, percent, shadow=False):
     challenger = train_head(project)
     ModelVersion.objects.filter(id=challenger.id).update(hyperparameters={"c": 0.01})
-    registry.version_set_challenger(version=challenger, user=owner, reason="try it")
+    promotion.version_set_challenger(version=challenger, user=owner, reason="try it")
     ServingPolicy.objects.update_or_create(project=project, defaults={"challenger_percent": percent, "shadow": shadow})
     serving.forget_aliases()
     return challenger
@@ -196,6 +196,6 @@ def test_a_new_champion_is_served_without_a_restart(served_project, token_client
     client = token_client(served_project, ["predict"])
     assert client.post(URL.format(served_project.id), {"data": {"text": "lost card"}}, format="json").json()["model_version"] == 1
     v2 = train_head(served_project)
-    registry.version_promote(version=v2, user=owner, reason="better", override=True)
+    promotion.version_promote(version=v2, user=owner, reason="better", override=True)
     serving.forget_aliases()  # what ALIAS_TTL seconds do in a running process
     assert client.post(URL.format(served_project.id), {"data": {"text": "lost card"}}, format="json").json()["model_version"] == 2

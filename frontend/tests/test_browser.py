@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from django.db import connections
 
-from labeller import active_learning
+from active_learning import encoding, explaining, refresh
 from labeller.models import ActiveLearningState, Annotation, Item, JobStatus
 from labeller.services import annotation_submit
 from tests.banking77 import FOLDER
@@ -110,14 +110,12 @@ def banking77_texts(per_intent: int) -> dict[str, list[str]]:
 def tasks_sent(monkeypatch):
     """Keep the active-learning tasks off the broker and list them instead: the test runs each
     step itself, and a worker started for another test of the session must not run them too."""
-    from labeller import tasks
-
     sent = []
-    for name in ("encode_items", "refresh_priorities", "explain_suggestions"):
+    for module, name in ((encoding, "encode_items"), (refresh, "refresh_priorities"), (explaining, "explain_suggestions")):
         def record(*args, name=name):
             sent.append((name, *args))
 
-        monkeypatch.setattr(tasks, name, SimpleNamespace(name=f"labeller.tasks.{name}", delay=record,
+        monkeypatch.setattr(module, name, SimpleNamespace(name=f"labeller.tasks.{name}", delay=record,
                                                          apply_async=lambda args=(), record=record, **options: record(*args)))
     return sent
 
@@ -132,20 +130,20 @@ def suggesting_project(make_project, add_items, owner, tasks_sent):
     items = add_items(project, [text for key in texts for text in texts[key]])
 
     ActiveLearningState.objects.filter(project=project).update(encode_status=JobStatus.QUEUED)
-    assert active_learning.encode_pending(project_id=project.id) == len(items)
+    assert encoding.encode_pending(project_id=project.id) == len(items)
     assert tasks_sent == [("refresh_priorities", project.id)]  # what a worker would pick up next
 
     for key in INTENT_OF:  # ground truth, like an earlier expert
         for item in [item for item, k in zip(items, keys) if k == key][:SEEDS_PER_INTENT]:
             annotation_submit(item=item, user=owner, labels=[key])
 
-    assert active_learning.refresh_claim(project_id=project.id)
-    report = active_learning.refresh_run(project=project)
-    active_learning.refresh_release(project_id=project.id, report=report)
+    assert refresh.refresh_claim(project_id=project.id)
+    report = refresh.refresh_run(project=project)
+    refresh.refresh_release(project_id=project.id, report=report)
     seeds = len(INTENT_OF) * SEEDS_PER_INTENT
     assert (report.labelled, report.pool, report.cold_start) == (seeds, len(items) - seeds, False)
     # Word attributions for the two items the expert is served first (the worker does 20).
-    assert active_learning.explain_top(project_id=project.id, limit=2) == 2
+    assert explaining.explain_top(project_id=project.id, limit=2) == 2
     for item in Item.objects.filter(project=project, is_done=False).order_by("-priority", "id")[:2]:
         assert item.suggestion["words"] and len(item.suggestion["neighbours"]) == 3, item.suggestion
     return project

@@ -18,9 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def training_version(labelled_project, monkeypatch):
     """A fine-tuned version a worker has claimed, 10 steps of 100 in; no task reaches a broker."""
-    from models_registry import tasks
-
-    monkeypatch.setattr(tasks, "train_version", SimpleNamespace(delay=lambda *a, **k: None, apply_async=lambda *a, **k: None))
+    monkeypatch.setattr(training, "train_version", SimpleNamespace(delay=lambda *a, **k: None, apply_async=lambda *a, **k: None))
     (version,) = training.retrain_request(project=labelled_project, kinds=["finetuned"])
     version = training.version_claim(version_id=version.id)
     set_progress(version, step=10, loss=2.5, eta_s=90)

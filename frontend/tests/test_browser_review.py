@@ -32,14 +32,14 @@ MOBILE_APP = "mobile <b>app</b>"  # a source name that must show as text, not as
 def tasks_sent(monkeypatch):
     """Keep every task off the broker and list it instead: the test routes the feedback itself,
     and a worker started for another test of the session must not train or route for this one."""
-    from feedback import tasks as feedback_tasks
-    from labeller import tasks as labeller_tasks
-    from models_registry import tasks as registry_tasks
+    from active_learning import encoding, explaining, refresh
+    from feedback import review
+    from models_registry import training
 
     sent = []
-    for module, name in [(labeller_tasks, "encode_items"), (labeller_tasks, "refresh_priorities"),
-                         (labeller_tasks, "explain_suggestions"), (registry_tasks, "train_version"),
-                         (feedback_tasks, "route_feedback")]:
+    for module, name in [(encoding, "encode_items"), (refresh, "refresh_priorities"),
+                         (explaining, "explain_suggestions"), (training, "train_version"),
+                         (review, "route_feedback")]:
         def record(*args, name=name, **kwargs):
             sent.append(name)
         monkeypatch.setattr(module, name, SimpleNamespace(delay=record, apply_async=record))

@@ -1,7 +1,7 @@
 """The models page: versions, curve, confusion matrix, and admin-only buttons."""
 import pytest
 
-from models_registry import registry, training
+from models_registry import promotion, training
 from models_registry.models import Alias, ModelVersion
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """The JSON and forms every API endpoint reads: refused with a 400 naming the path, before any
 view or the database sees them, when they hold what Python accepts but nothing downstream can
-keep (labeller.json_values: deep nesting, NaN, Infinity, 1e999, huge integers, NUL). Deep
+keep (core.json_values: deep nesting, NaN, Infinity, 1e999, huge integers, NUL). Deep
 nesting was a RecursionError, a 500; NaN and NUL were 500s from PostgreSQL.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
-from ..json_values import DECODE_HOOKS, MAX_DEPTH, NUL, NUL_MESSAGE, refused_paths
+from core.json_values import DECODE_HOOKS, MAX_DEPTH, NUL, NUL_MESSAGE, refused_paths
 
 
 def loads(text: str):

@@ -5,12 +5,12 @@ from rest_framework import serializers
 
 from ..exporting import ExportStatusFilter
 from ..importing import ImportMode
-from .. import active_learning
 from .fields import IdField, WholeNumberField
 from ..models import (
-    ActiveLearningState, Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, Strategy,
+    Annotation, ExportFormat, ExportJob, Item, Label, Membership, Project, Role, Strategy,
     SuggestionMode, TaskType,
 )
+from ..suggestions import suggestion_for_item
 
 
 class LabelSerializer(serializers.ModelSerializer):
@@ -197,7 +197,7 @@ class QueueItemSerializer(serializers.ModelSerializer):
 
     def get_suggestion(self, item) -> dict | None:
         """Label(s), confidence, top 3, nearest labelled items and the words that pushed it."""
-        return active_learning.suggestion_for_item(item=item)
+        return suggestion_for_item(item=item)
 
 
 class AnnotationSubmitSerializer(serializers.Serializer):
@@ -258,13 +258,3 @@ class ExportJobSerializer(serializers.ModelSerializer):
         if job.status != "done":
             return None
         return f"/api/projects/{job.project_id}/exports/{job.id}/download"
-
-
-class ActiveLearningStateSerializer(serializers.ModelSerializer):
-    encode_progress = serializers.FloatField(read_only=True)
-
-    class Meta:
-        model = ActiveLearningState
-        fields = ["encoder_version", "encode_status", "encode_total", "encode_done", "encode_progress", "encode_error",
-                  "refresh_requested", "refresh_running", "labels_since_refresh", "last_refresh_at",
-                  "last_refresh_seconds", "refresh_error", "head_version", "head_trained_on"]

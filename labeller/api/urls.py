@@ -25,7 +25,6 @@ urlpatterns = [
     path("projects/<id:project_id>/annotations/", views.AnnotationList.as_view(), name="api-annotations"),
     path("projects/<id:project_id>/annotations/<id:annotation_id>/", views.AnnotationDetail.as_view(), name="api-annotation"),
     path("projects/<id:project_id>/agreement", views.AgreementView.as_view(), name="api-agreement"),
-    path("projects/<id:project_id>/active-learning", views.ActiveLearningStatus.as_view(), name="api-active-learning"),
     path("projects/<id:project_id>/exports/", views.ExportListCreate.as_view(), name="api-exports"),
     path("projects/<id:project_id>/exports/<uuid:export_id>/", views.ExportDetail.as_view(), name="api-export"),
     path("projects/<id:project_id>/exports/<uuid:export_id>/download", views.ExportDownload.as_view(), name="api-export-download"),

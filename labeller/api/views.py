@@ -10,7 +10,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import active_learning, exporting, importing, selectors, services
+from .. import exporting, importing, selectors, services
 from ..models import Annotation, ExportJob, ExportStatus, Item, Label, Membership, Role
 from . import serializers as s
 from .parsers import StrictMultiPartParser
@@ -349,19 +349,3 @@ class ExportDownload(ProjectScopedMixin, APIView):
             raise Http404("No finished export with this id in this project.")
         filename = f"project-{self.project.id}-{job.created_at:%Y%m%d-%H%M%S}.{job.file_name.rsplit('.', 1)[1]}"
         return FileResponse(open(job.file_path, "rb"), as_attachment=True, filename=filename)
-
-
-class ActiveLearningStatus(ProjectScopedMixin, APIView):
-    """Encoding progress and the last refresh; POST asks for a refresh now."""
-
-    def required_role(self):
-        return Role.EXPERT if self.request.method == "POST" else Role.VIEWER
-
-    @extend_schema(responses=s.ActiveLearningStateSerializer)
-    def get(self, request, project_id):
-        return Response(s.ActiveLearningStateSerializer(active_learning.state_for(self.project.id)).data)
-
-    @extend_schema(request=None, responses={202: s.ActiveLearningStateSerializer})
-    def post(self, request, project_id):
-        active_learning.refresh_request(project_id=self.project.id)
-        return Response(s.ActiveLearningStateSerializer(active_learning.state_for(self.project.id)).data, status=status.HTTP_202_ACCEPTED)

@@ -4,7 +4,9 @@ import io
 import numpy as np
 import pytest
 
-from labeller import active_learning as al
+from active_learning import refresh
+
+from labeller import suggestions
 from labeller.importing import items_import
 from labeller.models import ActiveLearningState, Annotation, Item, ItemVector
 from labeller.services import annotation_submit, queue_claim_next
@@ -45,7 +47,7 @@ def test_the_refresh_serves_the_items_between_clusters_first(clustered, expert2)
     project.diversity = False
     project.eval_share = 0
     project.save()
-    report = al.refresh_run(project=project)
+    report = refresh.refresh_run(project=project)
     assert report.labelled == 6 and report.pool == 29 and not report.cold_start
     first_five = [queue_claim_next(project=project, user=expert2, exclude=[]).id]
     Item.objects.filter(held_by=expert2).update(held_by=None, held_until=None)
@@ -56,9 +58,9 @@ def test_the_refresh_serves_the_items_between_clusters_first(clustered, expert2)
 
 def test_the_refresh_stores_a_suggestion_with_neighbours_for_the_top_of_the_queue(clustered):
     project, items = clustered
-    al.refresh_run(project=project)
+    refresh.refresh_run(project=project)
     item = Item.objects.get(id=items[5].id)  # cluster 0, unlabelled
-    suggestion = al.suggestion_for_item(item=item)
+    suggestion = suggestions.suggestion_for_item(item=item)
     assert suggestion["labels"] == ["card_arrival"] and 0 < suggestion["confidence"] <= 1
     assert [t["label"] for t in suggestion["top"]][0] == "card_arrival"
     # Two items of its cluster are labelled: they are its nearest labelled neighbours.
@@ -69,10 +71,10 @@ def test_the_refresh_stores_a_suggestion_with_neighbours_for_the_top_of_the_queu
 
 def test_suggestions_are_off_when_the_project_says_so(clustered):
     project, items = clustered
-    al.refresh_run(project=project)
+    refresh.refresh_run(project=project)
     project.suggestion_mode = "off"
     project.save()
-    assert al.suggestion_for_item(item=Item.objects.select_related("project").get(id=items[5].id)) is None
+    assert suggestions.suggestion_for_item(item=Item.objects.select_related("project").get(id=items[5].id)) is None
 
 
 def test_a_project_without_labels_gets_a_cold_start_of_representative_items(project, add_items):
@@ -83,7 +85,7 @@ def test_a_project_without_labels_gets_a_cold_start_of_representative_items(proj
     store_vectors(project, items, vectors)
     project.refresh_every, project.eval_share = 4, 0
     project.save()
-    assert al.refresh_run(project=project).cold_start
+    assert refresh.refresh_run(project=project).cold_start
     # The first batch (10 items: at least refresh_every, at least 10) covers every cluster.
     top = Item.objects.filter(project=project).order_by("-priority").values_list("id", flat=True)[:10]
     assert {(item_id - items[0].id) // 15 for item_id in top} == {0, 1, 2, 3}
@@ -96,8 +98,8 @@ def test_evaluation_items_are_served_at_their_share_and_never_trained_on(cluster
     project.save()
     eval_labelled = items[12]
     annotation_submit(item=eval_labelled, user=expert, labels=["card_arrival"])  # deliberately "wrong"
-    assert eval_labelled.id not in al.training_labels(project)
-    al.refresh_run(project=project)
+    assert eval_labelled.id not in refresh.training_labels(project)
+    refresh.refresh_run(project=project)
     top = list(Item.objects.filter(project=project, is_done=False).order_by("-priority").values_list("is_eval", flat=True)[:10])
     assert sum(top) == 2
 
@@ -105,7 +107,7 @@ def test_evaluation_items_are_served_at_their_share_and_never_trained_on(cluster
 def test_the_stored_head_self_trains_on_the_open_pool_but_never_on_evaluation_items(clustered):
     project, items = clustered
     Item.objects.filter(id__in=[i.id for i in items[10:30:2]]).update(is_eval=True)
-    al.refresh_run(project=project)
+    refresh.refresh_run(project=project)
     stored = LinearHead.from_bytes(ActiveLearningState.objects.get(project=project).head)
     expected, labels_alone = expected_refresh_head(project, "test-encoder")
     assert np.allclose(stored.coef, expected.coef, atol=1e-3)
@@ -128,8 +130,8 @@ def test_a_refresh_is_requested_every_k_new_labels(make_project, add_items, expe
         state = ActiveLearningState.objects.get(project=project)
         requested.append(state.refresh_requested)
         if state.refresh_requested:  # a worker takes it
-            assert al.refresh_claim(project_id=project.id)
-            al.refresh_release(project_id=project.id, report=al.RefreshReport())
+            assert refresh.refresh_claim(project_id=project.id)
+            refresh.refresh_release(project_id=project.id, report=refresh.RefreshReport())
     assert requested == [False, False, True, False, False, True]
 
 
@@ -141,14 +143,14 @@ def test_skips_and_edits_do_not_count_as_new_labels(make_project, add_items, exp
 
 
 def test_requests_that_pile_up_collapse_into_one_run(project):
-    assert al.refresh_request(project_id=project.id) is True
-    assert al.refresh_request(project_id=project.id) is False  # already pending
-    assert al.refresh_claim(project_id=project.id) is True
-    assert al.refresh_claim(project_id=project.id) is False  # one at a time
-    assert al.refresh_request(project_id=project.id) is True  # asked again while running
-    assert al.refresh_claim(project_id=project.id) is False  # waits for the running one
-    al.refresh_release(project_id=project.id, report=al.RefreshReport())
-    assert al.refresh_claim(project_id=project.id) is True  # then exactly one follow-up
+    assert refresh.refresh_request(project_id=project.id) is True
+    assert refresh.refresh_request(project_id=project.id) is False  # already pending
+    assert refresh.refresh_claim(project_id=project.id) is True
+    assert refresh.refresh_claim(project_id=project.id) is False  # one at a time
+    assert refresh.refresh_request(project_id=project.id) is True  # asked again while running
+    assert refresh.refresh_claim(project_id=project.id) is False  # waits for the running one
+    refresh.refresh_release(project_id=project.id, report=refresh.RefreshReport())
+    assert refresh.refresh_claim(project_id=project.id) is True  # then exactly one follow-up
 
 
 def test_whether_the_expert_accepted_the_suggestion_is_recorded(project, add_items, expert, expert2):
@@ -161,7 +163,7 @@ def test_whether_the_expert_accepted_the_suggestion_is_recorded(project, add_ite
 
 def test_the_queue_api_serves_the_suggestion(clustered, client_for, expert2):
     project, items = clustered
-    al.refresh_run(project=project)
+    refresh.refresh_run(project=project)
     body = client_for(expert2).post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
     assert body["suggestion"]["labels"][0] in KEYS
     assert "is_eval" not in body  # experts are not told which items are the evaluation set
@@ -206,9 +208,9 @@ def test_a_project_refreshing_every_10000_labels_clusters_its_pool_into_a_bounde
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     items = add_items(project, [f"item {i}" for i in range(n)])
     store_vectors(project, items, vectors)
-    assert al.refresh_run(project=project).cold_start
+    assert refresh.refresh_run(project=project).cold_start
     for item, key in zip(items[:6], KEYS * 2):
         annotation_submit(item=item, user=expert, labels=[key])
-    assert not al.refresh_run(project=project).cold_start  # ranked, with the diverse batch
+    assert not refresh.refresh_run(project=project).cold_start  # ranked, with the diverse batch
     assert len(cluster_counts) == 2 and max(cluster_counts) <= MAX_CLUSTERS
     assert Item.objects.filter(project=project, is_done=False).exclude(priority=0).count() == n - 6

@@ -1,12 +1,12 @@
 """A write the database committed is answered as committed, even when the Celery broker is down:
 the client would otherwise retry into duplicates. The message is sent later by beat's reaper
-(labeller.jobs), which re-sends a queued job once its heartbeat is older than the job timeout."""
+(core.jobs), which re-sends a queued job once its heartbeat is older than the job timeout."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from labeller import active_learning
+from active_learning import selectors
 from labeller.models import ActiveLearningState, ExportJob, ExportStatus, Item, JobStatus
-from labeller.jobs import jobs_reap
+from core.jobs import jobs_reap
 from labeller.tasks import reap_stuck_jobs
 
 # Real commits: on_commit callbacks run inside the request, where a broker error used to surface.
@@ -54,7 +54,7 @@ def test_a_label_that_asks_for_a_refresh_answers_201_with_the_broker_down_and_th
         client_for, expert, make_project, add_items, broker):
     project = make_project(refresh_every=1)
     (item,) = add_items(project, ["where is my card"])
-    active_learning.state_for(project.id)
+    selectors.state_for(project.id)
     broker.down = True
     response = client_for(expert).post(f"/api/projects/{project.id}/items/{item.id}/annotations",
                                        {"labels": ["card_arrival"]}, format="json")

@@ -3,11 +3,11 @@ refits the light head there on all the labels so far (a small real fine-tune, in
 import numpy as np
 import pytest
 
-from labeller import active_learning as al
+from active_learning import encoding, refresh, selectors
 from labeller.models import ActiveLearningState, JobStatus
 from labeller.services import annotation_submit
 from ml.heads import LinearHead
-from models_registry import registry, training
+from models_registry import promotion, training
 from models_registry.artefacts import load_head
 from models_registry.models import TrainingPolicy, VersionStatus
 from tests.banking77 import banking77
@@ -19,8 +19,8 @@ SMALL_FINETUNE = {"epochs": 1, "small_data_epochs": 1, "batch_size": 8, "max_len
 
 def encode_now(project):
     ActiveLearningState.objects.filter(project=project).update(encode_status=JobStatus.QUEUED)
-    al.encode_pending(project_id=project.id)
-    return al.state_for(project.id)
+    encoding.encode_pending(project_id=project.id)
+    return selectors.state_for(project.id)
 
 
 def test_with_a_fine_tuned_champion_each_refresh_refits_the_head_on_its_embeddings(labelled_project, owner, expert, add_items):
@@ -31,14 +31,14 @@ def test_with_a_fine_tuned_champion_each_refresh_refits_the_head_on_its_embeddin
     (version,) = training.retrain_request(project=project, kinds=["finetuned"])
     version = training.version_train(version=training.version_claim(version_id=version.id))
     assert version.status == VersionStatus.READY, version.error
-    registry.version_promote(version=version, user=owner, reason="first fine-tune", override=True)
+    promotion.version_promote(version=version, user=owner, reason="first fine-tune", override=True)
 
     state = encode_now(project)  # what promotion asks a worker to do
     assert state.encoder_version.startswith(f"model-v{version.number}@")
-    al.refresh_run(project=project)
-    stored = LinearHead.from_bytes(bytes(al.state_for(project.id).head))
+    refresh.refresh_run(project=project)
+    stored = LinearHead.from_bytes(bytes(selectors.state_for(project.id).head))
     expected, _ = expected_refresh_head(project, state.encoder_version)
-    n = len(al.training_labels(project))
+    n = len(refresh.training_labels(project))
     np.testing.assert_allclose(stored.coef, expected.coef, atol=1e-4)
     assert not np.allclose(stored.coef, load_head(version).coef, atol=1e-2)  # not the champion's classifier
 
@@ -46,8 +46,8 @@ def test_with_a_fine_tuned_champion_each_refresh_refits_the_head_on_its_embeddin
     for item, row in zip(pool[:6], rows[:6]):
         item.project = project
         annotation_submit(item=item, user=expert, labels=[row["category"]])
-    al.refresh_run(project=project)
-    state = al.state_for(project.id)
+    refresh.refresh_run(project=project)
+    state = selectors.state_for(project.id)
     expected, _ = expected_refresh_head(project, state.encoder_version)
     assert state.head_trained_on == n + 6
     np.testing.assert_allclose(LinearHead.from_bytes(bytes(state.head)).coef, expected.coef, atol=1e-4)

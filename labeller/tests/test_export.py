@@ -92,7 +92,7 @@ def test_an_unknown_export_format_is_refused(client_for, owner, project):
 
 
 def test_a_delivered_twice_export_runs_once(eager_celery, project, owner):
-    from labeller.tasks import export_run
+    from labeller.exporting import export_run
 
     job = ExportJob.objects.create(project=project, created_by=owner, format="jsonl")
     export_run(str(job.id))

@@ -134,7 +134,7 @@ def test_values_export_as_a_csv_cell_and_label_studio_choices():
 # --- the decision ---------------------------------------------------------------------------------
 
 def _suggestion_before(classes, p, multi_label):
-    """labeller/active_learning.suggestion_dict's decision as it was written before the seam."""
+    """labeller/suggestions.suggestion_dict's decision as it was written before the seam."""
     order = np.argsort(-p)
     if multi_label:
         labels = [classes[i] for i in order if p[i] >= 0.5] or [classes[order[0]]]
@@ -188,7 +188,7 @@ def test_the_decision_is_bit_for_bit_the_one_suggestions_and_serving_made(task_t
 
 @pytest.mark.parametrize("multi_label", [False, True])
 def test_the_labelling_page_suggestion_is_the_decision(multi_label):
-    from labeller.active_learning import suggestion_dict
+    from labeller.suggestions import suggestion_dict
 
     task_type = MULTI_LABEL if multi_label else SINGLE_LABEL
     head = LinearHead(CLASSES, np.zeros((4, 2)), np.zeros(4), multi_label=multi_label)

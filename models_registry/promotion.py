@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from labeller import active_learning
+from core.signals import send_on_commit
 from labeller.models import Project
 
 from .models import Alias, AliasMove, AliasName, ModelVersion, VersionStatus
+from .signals import champion_changed
 
 
 class PromotionRefused(ValueError):
@@ -67,5 +68,5 @@ def version_set_challenger(*, version: ModelVersion, user, reason: str) -> Alias
 
 
 def _champion_changed(project: Project) -> None:
-    """A new champion re-scores the pool: re-encode with its embeddings (if fine-tuned), then refresh."""
-    transaction.on_commit(lambda: active_learning.encode_request(project_id=project.id))
+    """A new champion re-scores the pool (active learning re-encodes with its embeddings)."""
+    send_on_commit(champion_changed, sender=Alias, project_id=project.id)

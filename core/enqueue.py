@@ -4,7 +4,7 @@ A request whose rows are committed must answer as committed: a broker that is do
 it into a 500 that the client retries into duplicates. So a refused send is logged, not raised.
 Nothing is lost by it: every job leaves its state in the database first (an encode queued, a
 refresh requested, an export or a version queued, feedback pending), and beat sends again what has
-waited too long: labeller.tasks.reap_stuck_jobs (every job kind, see labeller.jobs) and
+waited too long: labeller.tasks.reap_stuck_jobs (every job kind, see core.jobs) and
 feedback.tasks.route_all_pending. Each task claims its job before working, so a message sent
 twice is a no-op.
 """

@@ -1,186 +1,52 @@
-"""Active learning services: encode items once per encoder, refit a light head on the stored
-vectors every few labels, and re-rank the expert queue by the project's query strategy.
+"""The refresh: refit a light head on the stored vectors every few labels, re-rank the expert
+queue by the project's query strategy, and precompute suggestions for the head of the queue.
 
 The ML itself lives in `ml/` (no Django); this module reads and writes the database around it.
-A fine-tuned champion plugs in as the encoder: the pool is re-encoded with its embeddings, and
-the refresh refits its light head on those (see docs/active-learning.md).
+Under a fine-tuned champion the stored vectors are its embeddings and the head is refitted on
+those (see docs/active-learning.md).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from celery import shared_task
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
-from ml import explain, strategies
-from ml.encoder import Encoder, from_float16_bytes, to_float16_bytes
+from core import jobs
+from core.enqueue import enqueue, enqueue_on_commit
+from labeller.agreement import item_majority
+from labeller.models import ActiveLearningState, Annotation, Item, ItemVector, Project, SuggestionMode
+from ml import strategies
+from ml.encoder import from_float16_bytes
 from ml.heads import LinearHead, fit_head, self_train
+from models_registry.artefacts import load_head
+from models_registry.selectors import fine_tuned_champion
 
-from . import jobs
-from .agreement import item_majority
-from .enqueue import enqueue, enqueue_on_commit
-from .models import ActiveLearningState, Annotation, Item, ItemVector, JobStatus, Project, SuggestionMode
+from .selectors import state_for
+from .signals import refresh_finished
+from .suggestions import SUGGESTED_TOP, suggestions_for
 
 log = logging.getLogger(__name__)
-ENCODE_CHUNK = 1024
-SUGGESTED_TOP = 50  # items at the head of the queue that get a precomputed suggestion
-_encoders: dict[str, Encoder] = {}
-
-
-def encoder_for(project: Project):
-    """The encoder the pool is ranked with: the champion's own embeddings when the champion is a
-    fine-tuned version, else the project's base encoder. One instance per model per process:
-    loading costs seconds, encoding milliseconds."""
-    champion = _fine_tuned_champion(project)
-    if champion is not None:
-        key = f"version:{champion.id}:{champion.checksum}"
-        if key not in _encoders:
-            from models_registry.artefacts import FineTunedEncoder
-
-            _encoders[key] = FineTunedEncoder(champion)
-        return _encoders[key]
-    return base_encoder(project)
-
-
-def base_encoder(project: Project) -> Encoder:
-    """The project's frozen base encoder (its configured path, else all-MiniLM-L6-v2)."""
-    path = project.base_model_path or ""
-    if path not in _encoders:
-        _encoders[path] = Encoder(path or None)
-    return _encoders[path]
-
-
-def _fine_tuned_champion(project: Project):
-    from models_registry.models import Alias
-
-    alias = Alias.objects.filter(project=project, name="champion", version__kind="finetuned",
-                                 version__status="ready").select_related("version").first()
-    return alias.version if alias else None
 
 
 def champion_head(project: Project, encoder_version: str) -> LinearHead | None:
     """The fine-tuned champion's classifier, if the stored vectors are its embeddings: the
     refresh's fallback while the project has too few labels to fit a head on them."""
-    champion = _fine_tuned_champion(project)
+    champion = fine_tuned_champion(project=project)
     if champion is None or not encoder_version.startswith(f"model-v{champion.number}@"):
         return None
-    from models_registry.artefacts import load_head
-
     return load_head(champion)
 
 
-def state_for(project_id: int) -> ActiveLearningState:
-    state, _ = ActiveLearningState.objects.get_or_create(project_id=project_id)
-    return state
-
-
-def is_eval_draw(project_id: int, row_key: str, share: float) -> bool:
-    """A uniform, reproducible draw: the same item of the same project always lands the same way."""
-    digest = hashlib.blake2b(f"{project_id}:{row_key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < share
-
-
-# --- encoding -------------------------------------------------------------------------------------
-
-def encode_request(*, project_id: int) -> bool:
-    """Ask a worker to encode the project's new items; a request while one is queued is a no-op."""
-    from .tasks import encode_items
-
-    state_for(project_id)
-    queued = ActiveLearningState.objects.filter(
-        project_id=project_id, encode_status__in=[JobStatus.IDLE, JobStatus.FAILED]
-    ).update(encode_status=JobStatus.QUEUED, encode_error="", encode_heartbeat_at=timezone.now(), encode_attempts=0)
-    if queued:
-        enqueue_on_commit(encode_items, project_id)
-    return bool(queued)
-
-
-def encode_pending(*, project_id: int) -> int:
-    """Encode every item of the project without a vector under the current encoder. Returns the
-    number encoded. Vectors of an older encoder are dropped first, so a new encoder re-encodes all."""
-    claimed = ActiveLearningState.objects.filter(project_id=project_id, encode_status=JobStatus.QUEUED).update(
-        encode_status=JobStatus.RUNNING, encode_heartbeat_at=timezone.now()
-    )
-    if not claimed:
-        return 0
-    try:
-        project = Project.objects.get(id=project_id)
-        encoder = encoder_for(project)
-        ItemVector.objects.filter(project=project).exclude(encoder_version=encoder.version).delete()
-        total = Item.objects.filter(project=project).count()
-        done = ItemVector.objects.filter(project=project).count()
-        ActiveLearningState.objects.filter(project=project).update(
-            encoder_version=encoder.version, encode_total=total, encode_done=done, encode_heartbeat_at=timezone.now()
-        )
-        encoded = 0
-        while True:
-            rows = list(
-                Item.objects.filter(project=project, vector__isnull=True).order_by("id").values_list("id", "data")[:ENCODE_CHUNK]
-            )
-            if not rows:
-                break
-            texts = [str(data.get(project.text_field, "")) for _, data in rows]
-            blobs = to_float16_bytes(encoder.encode(texts))
-            ItemVector.objects.bulk_create(
-                [ItemVector(item_id=item_id, project=project, encoder_version=encoder.version, vector=blob)
-                 for (item_id, _), blob in zip(rows, blobs)],
-                ignore_conflicts=True,
-            )
-            encoded += len(rows)
-            ActiveLearningState.objects.filter(project=project).update(
-                encode_done=F("encode_done") + len(rows), encode_heartbeat_at=timezone.now()
-            )
-    except Exception as exc:
-        ActiveLearningState.objects.filter(project_id=project_id).update(
-            encode_status=JobStatus.FAILED, encode_error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
-        raise
-    ActiveLearningState.objects.filter(project_id=project_id).update(encode_status=JobStatus.IDLE, encode_attempts=0)
-    # Items imported while this ran asked for a run that found the job busy: pick them up now.
-    if Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
-        encode_request(project_id=project_id)
-    refresh_request(project_id=project_id)
-    return encoded
-
-
-def encode_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
-    """Encode jobs with no heartbeat for `timeout_s`: queued again (encoding skips the items that
-    already have a vector), or failed with the reason after the last attempt."""
-    from .tasks import encode_items
-
-    timeout_s = jobs.job_timeout(timeout_s)
-    now = timezone.now()
-    out = jobs.Reaped()
-    stuck = ActiveLearningState.objects.filter(
-        Q(encode_heartbeat_at__lt=now - timedelta(seconds=timeout_s)) | Q(encode_heartbeat_at__isnull=True),
-        encode_status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-    ).values_list("project_id", "encode_status", "encode_heartbeat_at", "encode_attempts")
-    for project_id, status, heartbeat, attempts in stuck:
-        # Conditional on what was read: a worker that beat or finished meanwhile keeps its job.
-        row = ActiveLearningState.objects.filter(project_id=project_id, encode_status=status, encode_heartbeat_at=heartbeat)
-        if jobs.may_retry(attempts):
-            if row.update(encode_status=JobStatus.QUEUED, encode_heartbeat_at=now, encode_attempts=attempts + 1):
-                jobs.send_after_commit(lambda p=project_id: encode_items.delay(p))
-                out.requeued += 1
-        elif row.update(encode_status=JobStatus.FAILED, encode_attempts=0,
-                        encode_error=jobs.stuck_reason(timeout_s=timeout_s, attempts=attempts, queue="encode")):
-            out.failed += 1
-    return out
-
-
-# --- refresh --------------------------------------------------------------------------------------
-
 def refresh_request(*, project_id: int) -> bool:
     """Ask for a refresh. Requests that pile up while one is pending collapse into one."""
-    from .tasks import refresh_priorities
-
     state_for(project_id)
     requested = ActiveLearningState.objects.filter(project_id=project_id, refresh_requested=False).update(
         refresh_requested=True,
@@ -246,17 +112,13 @@ def refresh_release(*, project_id: int, report: RefreshReport | None, error: str
         changes.update(last_refresh_at=timezone.now(), last_refresh_seconds=report.seconds_total)
     ActiveLearningState.objects.filter(project_id=project_id).update(**changes)
     if ActiveLearningState.objects.filter(project_id=project_id, refresh_requested=True).exists():
-        from .tasks import refresh_priorities
-
-        enqueue(refresh_priorities, project_id)
+            enqueue(refresh_priorities, project_id)
 
 
 def refresh_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
     """Refreshes with no heartbeat for `timeout_s`, running (the worker died) or requested (the
     message was lost): requested again, or given up with the reason after the last attempt (the
     next labels ask for a new one)."""
-    from .tasks import refresh_priorities
-
     timeout_s = jobs.job_timeout(timeout_s)
     now = timezone.now()
     silent = Q(refresh_heartbeat_at__lt=now - timedelta(seconds=timeout_s)) | Q(refresh_heartbeat_at__isnull=True)
@@ -416,87 +278,20 @@ def write_priorities(item_ids: np.ndarray, priorities: np.ndarray, on_batch=None
             on_batch()
 
 
-# --- suggestions and explanations -----------------------------------------------------------------
-
-def suggestions_for(project, head: LinearHead, item_ids, ids, vectors, labelled, position, head_version) -> list[dict]:
-    """The suggestion shown beside each item: label(s), confidence, top 3, nearest labelled items."""
-    if len(item_ids) == 0:
-        return []
-    labelled_ids = list(labelled)
-    labelled_vectors = vectors[[position[i] for i in labelled_ids]] if labelled_ids else np.zeros((0, vectors.shape[1]))
-    texts = dict(Item.objects.filter(id__in=labelled_ids).values_list("id", f"data__{project.text_field}")) if labelled_ids else {}
-    item_vectors = vectors[[position[int(i)] for i in item_ids]]
-    probs = head.predict_proba(item_vectors)
-    out = []
-    for row, p in enumerate(probs):
-        neighbours = []
-        for index, similarity in explain.nearest(item_vectors[row], labelled_vectors, k=3):
-            neighbour = labelled_ids[index]
-            neighbours.append({"item": neighbour, "text": str(texts.get(neighbour, ""))[:300],
-                               "labels": labelled[neighbour], "similarity": round(similarity, 3)})
-        out.append(suggestion_dict(head, p, neighbours, head_version))
-    return out
 
 
-def suggestion_dict(head: LinearHead, p: np.ndarray, neighbours: list[dict], head_version: int) -> dict:
-    order = np.argsort(-p)
-    if head.multi_label:
-        labels = [head.classes[i] for i in order if p[i] >= 0.5] or [head.classes[order[0]]]
-        confidence = float(np.min([max(p[i], 1 - p[i]) for i in range(len(p))]))
-    else:
-        labels = [head.classes[order[0]]]
-        confidence = float(p[order[0]])
-    return {
-        "labels": labels,
-        "confidence": round(confidence, 4),
-        "top": [{"label": head.classes[i], "p": round(float(p[i]), 4)} for i in order[:3]],
-        "neighbours": neighbours,
-        "words": [],
-        "head_version": head_version,
-    }
-
-
-def explain_top(*, project_id: int, limit: int = 20) -> int:
-    """Add word attributions (occlusion through the encoder and head) to the suggestions at the
-    head of the queue. Runs after a refresh on the encode queue, where the encoder is loaded."""
-    project = Project.objects.get(id=project_id)
-    state = state_for(project_id)
-    if not state.head or project.suggestion_mode == SuggestionMode.OFF:
-        return 0
-    head = LinearHead.from_bytes(bytes(state.head))
-    encoder = encoder_for(project)
-    items = list(
-        Item.objects.filter(project=project, is_done=False, suggestion__isnull=False)
-        .order_by("-priority", "id")[:limit]
-    )
-    updated = []
-    for item in items:
-        suggestion = item.suggestion
-        if suggestion.get("words") or suggestion.get("head_version") != state.head_version:
-            continue
-        class_index = head.classes.index(suggestion["labels"][0])
-        suggestion["words"] = explain.word_occlusion(
-            item.text(), class_index, encode=encoder.encode, predict_proba=head.predict_proba
-        )
-        updated.append(item)
-    Item.objects.bulk_update(updated, ["suggestion"])
-    return len(updated)
-
-
-def suggestion_for_item(*, item: Item) -> dict | None:
-    """What to show beside `item`: the precomputed suggestion if current, else one computed now
-    from the stored head and the item's vector (without word attributions)."""
-    project = item.project
-    if project.suggestion_mode == SuggestionMode.OFF:
-        return None
-    state = ActiveLearningState.objects.filter(project=project).first()
-    if state is None or not state.head:
-        return None
-    if item.suggestion and item.suggestion.get("head_version") == state.head_version:
-        return item.suggestion
-    stored = ItemVector.objects.filter(item=item, encoder_version=state.encoder_version).values_list("vector", flat=True).first()
-    if stored is None:
-        return None
-    head = LinearHead.from_bytes(bytes(state.head))
-    vector = from_float16_bytes([bytes(stored)], len(stored) // 2)
-    return suggestion_dict(head, head.predict_proba(vector)[0], [], state.head_version)
+# Beside the service it runs, so the service enqueues it without a tasks module importing it back;
+# the name predates this module and is kept for the routes and for messages already queued.
+@shared_task(name="labeller.tasks.refresh_priorities", acks_late=True)
+def refresh_priorities(project_id: int) -> None:
+    """Refit the head and re-rank the queue; at most one per project runs at a time."""
+    if not refresh_claim(project_id=project_id):
+        return
+    report = None
+    try:
+        report = refresh_run(project=Project.objects.get(id=project_id))
+    except Exception as exc:
+        refresh_release(project_id=project_id, report=None, error=f"{type(exc).__name__}: {exc}")
+        raise
+    refresh_release(project_id=project_id, report=report)
+    refresh_finished.send(sender=ActiveLearningState, project_id=project_id)

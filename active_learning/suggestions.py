@@ -1,0 +1,31 @@
+"""Suggestions precomputed for the head of the queue, with the nearest labelled items as evidence."""
+from __future__ import annotations
+
+import numpy as np
+
+from labeller.models import Item
+from labeller.suggestions import suggestion_dict
+from ml import explain
+from ml.heads import LinearHead
+
+SUGGESTED_TOP = 50  # items at the head of the queue that get a precomputed suggestion
+
+
+def suggestions_for(project, head: LinearHead, item_ids, ids, vectors, labelled, position, head_version) -> list[dict]:
+    """The suggestion shown beside each item: label(s), confidence, top 3, nearest labelled items."""
+    if len(item_ids) == 0:
+        return []
+    labelled_ids = list(labelled)
+    labelled_vectors = vectors[[position[i] for i in labelled_ids]] if labelled_ids else np.zeros((0, vectors.shape[1]))
+    texts = dict(Item.objects.filter(id__in=labelled_ids).values_list("id", f"data__{project.text_field}")) if labelled_ids else {}
+    item_vectors = vectors[[position[int(i)] for i in item_ids]]
+    probs = head.predict_proba(item_vectors)
+    out = []
+    for row, p in enumerate(probs):
+        neighbours = []
+        for index, similarity in explain.nearest(item_vectors[row], labelled_vectors, k=3):
+            neighbour = labelled_ids[index]
+            neighbours.append({"item": neighbour, "text": str(texts.get(neighbour, ""))[:300],
+                               "labels": labelled[neighbour], "similarity": round(similarity, 3)})
+        out.append(suggestion_dict(head, p, neighbours, head_version))
+    return out
