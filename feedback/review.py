@@ -15,8 +15,8 @@ from celery import shared_task
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
 
-from labeller.agreement import item_majority
 from labeller.models import Annotation, AnnotationSource, Item, Project
+from labeller.task_types import task_type_for
 from ml.drift import wilson_interval
 
 from .models import ApiToken, FeedbackEvent, FeedbackKind, FeedbackStatus, Prediction
@@ -159,9 +159,10 @@ def _expert_labels(project: Project, item_ids: set[int]) -> dict[int, list[str]]
     for item_id, labels in (Annotation.objects.filter(item_id__in=item_ids, skipped=False)
                             .exclude(source=AnnotationSource.FEEDBACK).values_list("item_id", "labels")):
         label_sets[item_id].append(labels)
+    task_type = task_type_for(project)
     out = {}
     for item_id, sets in label_sets.items():
-        majority, _ = item_majority(sets, multi_label=project.is_multi_label)
+        majority, _ = task_type.majority(sets)
         if majority:
             out[item_id] = majority
     return out

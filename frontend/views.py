@@ -9,6 +9,7 @@ from active_learning.selectors import state_for
 from core.errors import DomainError
 from labeller import exporting, importing, selectors
 from labeller.models import ExportFormat, Role
+from labeller.task_types import task_type_for
 
 from .errors import form_problems, refusal_show
 from .forms import ExportForm, ImportForm
@@ -88,11 +89,12 @@ def project_export(request, project_id):
 @require_safe
 def label_screen(request, project_id):
     project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.EXPERT)
-    return render(request, "frontend/label.html", {
+    task_type = task_type_for(project)
+    return render(request, task_type.label_template, {
         "project": project,
         "config": {
             "projectId": project.id,
-            "multiLabel": project.is_multi_label,
+            **task_type.page_config(),
             "suggestionMode": project.suggestion_mode,
             "labels": selectors.labels_for_screen(project=project),
             "progress": selectors.project_progress(project=project),

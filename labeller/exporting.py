@@ -16,9 +16,9 @@ from celery import shared_task
 from core import jobs
 from core.enqueue import enqueue_on_commit
 
-from . import agreement
 from .models import ExportFormat, ExportJob, ExportStatus, Item, ItemStatus, Project
 from .selectors import items_with_annotations, items_with_status
+from .task_types import task_type_for
 
 
 # The item statuses an export can be filtered by, in the order the export form lists them.
@@ -47,11 +47,10 @@ def _filtered_items(project: Project, filters: dict) -> QuerySet[Item]:
 
 def _records(job: ExportJob, on_progress: Callable[[int], None]) -> Iterator[tuple[Item, list[str], float | None]]:
     project = job.project
+    task_type = task_type_for(project)
     min_agreement = job.filters.get("min_agreement")
     for n, item in enumerate(_filtered_items(project, job.filters).iterator(chunk_size=CHUNK), start=1):
-        majority, item_agreement = agreement.item_majority(
-            [a.labels for a in item.submitted], multi_label=project.is_multi_label
-        )
+        majority, item_agreement = task_type.majority([a.labels for a in item.submitted])
         if n % CHUNK == 0:
             on_progress(n)
         if min_agreement is not None and (item_agreement is None or item_agreement < min_agreement):
@@ -116,9 +115,10 @@ def _write_csv(out, records, project: Project) -> int:
     (they are data, not spreadsheets), so they keep every byte."""
     writer = _SafeCsvWriter(out)
     writer.writerow(CSV_COLUMNS)
+    cell = task_type_for(project).csv_cell
     written = 0
     for item, majority, item_agreement in records:
-        common = [item.id, item.external_id or "", item.data.get(project.text_field, ""), "|".join(majority),
+        common = [item.id, item.external_id or "", item.data.get(project.text_field, ""), cell(majority),
                   "" if item_agreement is None else f"{item_agreement:.3f}", item.is_done]
         data = json.dumps(item.data, ensure_ascii=False)
         for a in item.submitted or [None]:
@@ -126,14 +126,16 @@ def _write_csv(out, records, project: Project) -> int:
                 writer.writerow(common + ["", "", "", "", "", "", data])
             else:
                 d = _annotation_dict(a)
-                writer.writerow(common + [d["id"], d["annotator"] or "", "|".join(d["labels"]), d["lead_time"] or "",
+                writer.writerow(common + [d["id"], d["annotator"] or "", cell(d["labels"]), d["lead_time"] or "",
                                           d["created_at"], d["updated_at"], data])
         written += 1
     return written
 
 
 def _write_label_studio(out, records, project: Project) -> int:
-    """Label Studio's task list: `data`, and each annotation as a `choices` result."""
+    """Label Studio's task list: `data`, and each annotation as its task type's result (`choices`
+    for classification)."""
+    result = task_type_for(project).label_studio_result
     out.write("[\n")
     written = 0
     for item, majority, item_agreement in records:
@@ -145,10 +147,7 @@ def _write_label_studio(out, records, project: Project) -> int:
                 {
                     "id": a.id,
                     "completed_by": a.annotator.username if a.annotator else None,
-                    "result": [{
-                        "from_name": "label", "to_name": project.text_field, "type": "choices",
-                        "value": {"choices": a.labels},
-                    }],
+                    "result": result(a.labels, to_name=project.text_field),
                     "was_cancelled": False,
                     "lead_time": a.lead_time,
                     "created_at": a.created_at.isoformat(),

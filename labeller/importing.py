@@ -27,6 +27,7 @@ from .evaluation_set import is_eval_draw
 from .import_formats import ParsedRow, RowError, format_for, read_rows
 from .models import Annotation, AnnotationSource, Item, Project
 from .signals import items_added
+from .task_types import InvalidValue, task_type_for
 
 
 DISCARD_BATCH = 2000
@@ -75,6 +76,7 @@ class _RowChecker:
 
     def __init__(self, project: Project):
         self.project = project
+        self.task_type = task_type_for(project)
         self.fields = project.schema_fields()
         labels = list(project.labels.values_list("key", "name"))
         self.label_by_value = {name: key for key, name in labels}
@@ -92,14 +94,10 @@ class _RowChecker:
             return RowError(parsed.row, parsed.line, "external_id", "longer than 255 characters")
         label_sets = []
         for chosen in parsed.annotations:
-            unknown = [value for value in chosen if value not in self.label_by_value]
-            if unknown:
-                return RowError(parsed.row, parsed.line, "annotations", f"unknown label '{unknown[0]}'")
-            if not self.project.is_multi_label and len(chosen) != 1:
-                return RowError(
-                    parsed.row, parsed.line, "annotations", f"single-label project: expected 1 label, found {len(chosen)}"
-                )
-            label_sets.append(sorted({self.label_by_value[value] for value in chosen}))
+            try:
+                label_sets.append(self.task_type.read_import(chosen, label_by_value=self.label_by_value))
+            except InvalidValue as exc:
+                return RowError(parsed.row, parsed.line, "annotations", str(exc))
         return label_sets
 
 

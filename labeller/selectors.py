@@ -6,8 +6,8 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from core.errors import NotAllowed, NotFound
 
-from . import agreement
 from .models import Annotation, Item, ItemStatus, Membership, Project, Role
+from .task_types import task_type_for
 
 
 def projects_for(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -124,9 +124,5 @@ def project_agreement(*, project: Project) -> dict:
         .prefetch_related(Prefetch("annotations", queryset=Annotation.objects.filter(skipped=False), to_attr="submitted"))
     )
     units = [[a.labels for a in item.submitted] for item in overlapping.iterator(chunk_size=2000)]
-    alpha = agreement.project_alpha(
-        units,
-        labels=list(project.labels.values_list("key", flat=True)),
-        multi_label=project.is_multi_label,
-    )
+    alpha = task_type_for(project).alpha(units, labels=list(project.labels.values_list("key", flat=True)))
     return {"statistic": "krippendorff_alpha_nominal", "alpha": alpha, "items_with_overlap": len(units)}

@@ -13,6 +13,7 @@ from core.errors import Conflict, DomainError
 from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
 from .signals import annotation_recorded, labels_recorded
 from .suggestions import suggestion_for_item
+from .task_types import InvalidValue, task_type_for
 
 # An expert holds the item on screen plus one fetched ahead, so submitting feels instant.
 MAX_HELD_PER_EXPERT = 2
@@ -182,13 +183,10 @@ def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[in
 
 def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
     known = set(project.labels.values_list("key", flat=True))
-    unknown = [key for key in labels if key not in known]
-    if unknown:
-        raise InvalidLabels(f"unknown label key '{unknown[0]}'", field="labels")
-    unique = sorted(set(labels))
-    if not project.is_multi_label and len(unique) != 1:
-        raise InvalidLabels(f"this single-label project needs exactly 1 label, got {len(unique)}", field="labels")
-    return unique
+    try:
+        return task_type_for(project).validate(labels, labels=known)
+    except InvalidValue as exc:
+        raise InvalidLabels(str(exc), field="labels") from None
 
 
 def annotation_submit(

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 
 from core.errors import Conflict
 from labeller.models import Project
+from labeller.task_types import Decision, classification_of
 from ml.encoder_cache import base_encoder
 from ml.draws import stable_hash
 from ml.heads import LinearHead
@@ -42,7 +42,8 @@ class NoModel(Conflict):
 
 
 class Predictor:
-    """A loaded version: `probabilities(texts)` in the version's class order."""
+    """A loaded version: `probabilities(texts)` in the version's class order, and the task type
+    that turns them into answers (the one it was trained for, as stored with its weights)."""
 
     def __init__(self, version: ModelVersion):
         self.version = version
@@ -51,12 +52,12 @@ class Predictor:
             self.head = artefacts.load_head(version)
             self.encoder = serving_encoder(version.project)
             self.classes = self.head.classes
-            self.multi_label = self.head.multi_label
+            self.task_type = classification_of(self.head)
             return
         from ml import finetune
 
         model, self.classes = finetune.load(artefacts.version_path(version), version.checksum)
-        self.multi_label = model.multi_label
+        self.task_type = classification_of(model)
         if settings.LABELLOOP_SERVE_RUNTIME == "onnx":
             self._onnx = _onnx_encoder(model.encoder, model.tokenizer, model.max_length)
             # its classifier (and neighbour vote) over the ONNX embeddings, as head versions do
@@ -147,25 +148,7 @@ def goes_to_challenger(project_id: int, caller_key: str, percent: int) -> bool:
     return stable_hash("split", project_id, caller_key) % 100 < percent
 
 
-@dataclass
-class Answer:
-    labels: list[str]
-    confidence: float
-    top: list[dict]
-
-
-def answers(predictor: Predictor, texts: list[str], top_k: int) -> list[Answer]:
+def answers(predictor: Predictor, texts: list[str], top_k: int) -> list[Decision]:
     probs = predictor.probabilities(texts)
-    classes = predictor.classes
-    out = []
-    for p in probs:
-        order = np.argsort(-p)
-        if predictor.multi_label:
-            labels = [classes[i] for i in order if p[i] >= 0.5] or [classes[order[0]]]
-            confidence = float(min(max(x, 1 - x) for x in p))
-        else:
-            labels, confidence = [classes[order[0]]], float(p[order[0]])
-        out.append(Answer(labels, round(confidence, 4),
-                          [{"label": classes[i], "p": round(float(p[i]), 4)} for i in order[:top_k]]))
-    return out
+    return [predictor.task_type.decide(predictor.classes, p, top_k=top_k) for p in probs]
 

@@ -11,9 +11,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from labeller.agreement import item_majority
 from labeller.models import Annotation, Item, Project
 from ml.draws import stable_fraction
+from labeller.task_types import task_type_for
 
 from . import store
 from .models import DatasetSnapshot, TrainingPolicy
@@ -47,10 +47,11 @@ def snapshot_examples(*, project: Project) -> list[Example]:
     for item_id, labels, source in rows.values_list("item_id", "labels", "source").iterator(chunk_size=5000):
         by_item.setdefault(item_id, []).append((labels, source))
     items = Item.objects.filter(id__in=list(by_item)).values_list("id", "data", "is_eval")
+    task_type = task_type_for(project)
     examples = []
     for item_id, data, is_eval in items.iterator(chunk_size=5000):
         label_sets = [labels for labels, _ in by_item[item_id]]
-        majority, _ = item_majority(label_sets, multi_label=project.is_multi_label)
+        majority, _ = task_type.majority(label_sets)
         if not majority:
             continue
         if is_eval:

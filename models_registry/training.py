@@ -19,11 +19,11 @@ from core import jobs
 from core.enqueue import enqueue_on_commit
 from core.errors import Conflict, DomainError
 from labeller.models import ItemVector, Project
+from labeller.task_types import TaskType, task_type_for
 from ml import finetune, gates
 from ml.encoder import ENCODE_CHUNK, from_float16_bytes
 from ml.encoder_cache import base_encoder
-from ml.heads import KNN_DEFAULTS, NeighbourMemory, fit_head
-from ml.metrics import evaluate_multi_label, evaluate_single_label
+from ml.heads import KNN_DEFAULTS, NeighbourMemory
 
 from . import artefacts, store
 from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
@@ -161,14 +161,15 @@ def _finish(version: ModelVersion, *, status: str, seconds: float, **fields) -> 
     )
 
 
-def _split(examples, classes, multi_label=False):
-    """(texts, targets, item ids) per split; a target is a class index, or a list of labels."""
+def _split(examples, classes, task_type: TaskType):
+    """(texts, targets, item ids) per split; a target is the task type's (classification: a class
+    index, or a list of labels)."""
     index = {c: i for i, c in enumerate(classes)}
     parts = {TRAIN: ([], [], []), VALIDATION: ([], [], []), EVALUATION: ([], [], [])}
     for e in examples:
         texts, targets, items = parts[e.split]
         texts.append(e.text)
-        targets.append(list(e.labels) if multi_label else index[e.labels[0]])
+        targets.append(task_type.training_target(e.labels, index))
         items.append(e.item)
     return parts
 
@@ -199,35 +200,31 @@ def version_beat(*, version_id: int) -> None:
 def _train(version: ModelVersion) -> tuple[dict, dict]:
     project = version.project
     classes = list(project.labels.values_list("key", flat=True))
-    parts = _split(snapshot_read(version.snapshot), classes, multi_label=project.is_multi_label)
+    task_type = task_type_for(project)
+    parts = _split(snapshot_read(version.snapshot), classes, task_type)
     if version.kind == ModelKind.FINETUNED:
-        return _train_finetuned(version, classes, parts)
-    return _train_head(version, classes, parts)
+        return _train_finetuned(version, classes, parts, task_type)
+    return _train_head(version, classes, parts, task_type)
 
 
-def _train_head(version: ModelVersion, classes: list[str], parts: dict) -> tuple[dict, dict]:
+def _train_head(version: ModelVersion, classes: list[str], parts: dict, task_type: TaskType) -> tuple[dict, dict]:
     """Logistic regression on the frozen encoder's vectors: over the classes, or one per label for a
     multi-label project. Nothing to tune on the validation split, so it trains on train + validation."""
     project = version.project
-    multi_label = project.is_multi_label
     (train_texts, train_targets, train_items), (val_texts, val_targets, val_items), (eval_texts, eval_targets, eval_items) = (
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
     texts, targets, items = train_texts + val_texts, train_targets + val_targets, train_items + val_items
-    label_sets = targets if multi_label else [[classes[i]] for i in targets]
+    label_sets = task_type.head_label_sets(targets, classes)
     beat = lambda: version_beat(version_id=version.id)  # noqa: E731
     vectors = base_vectors(project, items, texts, on_chunk=beat)
-    head = fit_head(vectors, label_sets, classes=classes, multi_label=multi_label,
-                    c=version.hyperparameters.get("c", 10.0), seed=0)
-    if not multi_label:  # versions recorded before the neighbour vote have no knn_weight: none for them
+    head = task_type.fit_head(vectors, label_sets, classes=classes, c=version.hyperparameters.get("c", 10.0), seed=0)
+    if task_type.neighbour_vote:  # versions recorded before the neighbour vote have no knn_weight: none for them
         head.memory = NeighbourMemory.of(vectors, targets, {"knn_weight": 0.0, **version.hyperparameters})
     beat()
     probs = head.predict_proba(base_vectors(project, eval_items, eval_texts, on_chunk=beat)) if eval_items else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})
-    if multi_label:
-        metrics = evaluate_multi_label(probs, eval_targets, classes)
-    else:
-        metrics = evaluate_single_label(probs, [classes[i] for i in eval_targets], classes)
+    metrics = task_type.evaluate(probs, eval_targets, classes)
     return metrics, {"artefact_path": _relative(folder), "checksum": checksum, "examples_per_second": None}
 
 
@@ -235,21 +232,16 @@ def _relative(folder) -> str:
     return str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
 
 
-def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict) -> tuple[dict, dict]:
+def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict, task_type: TaskType) -> tuple[dict, dict]:
     """The whole transformer: linear probe, then fine-tuning; softmax cross-entropy for a
     single-label project, a sigmoid and binary cross-entropy per label for a multi-label one."""
-    project = version.project
-    multi_label = project.is_multi_label
     (train_texts, train_targets, _), (val_texts, val_targets, _), (eval_texts, eval_targets, _) = (
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
-    if multi_label:  # label lists -> multi-hot rows of class indices
-        index = {c: i for i, c in enumerate(classes)}
-        train_targets, val_targets = (list(finetune.multi_hot([[index[l] for l in labels] for labels in part], len(classes)))
-                                      for part in (train_targets, val_targets))
+    train_targets, val_targets = (task_type.finetune_targets(part, classes) for part in (train_targets, val_targets))
     config = finetune.FineTuneConfig(**version.hyperparameters)
     train_texts, train_targets, val_texts, val_targets, config = finetune.fold_small_validation(
         train_texts, train_targets, val_texts, val_targets, config)
-    model, started_from = _starting_model(version, classes, config)
+    model, started_from = _starting_model(version, classes, config, task_type)
     finetune.set_seed(config.seed)
     if started_from["head"] == "probe":
         finetune.probe_init(model, train_texts, np.array(train_targets), len(classes), c=config.probe_c, seed=config.seed)
@@ -274,10 +266,7 @@ def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict) -> 
     probs = model.predict(eval_texts)[0] if eval_texts else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
     checksum = finetune.save(model, folder, classes, extra={"version": version.number})
-    if multi_label:
-        metrics = evaluate_multi_label(probs, eval_targets, classes)
-    else:
-        metrics = evaluate_single_label(probs, [classes[i] for i in eval_targets], classes)
+    metrics = task_type.evaluate(probs, eval_targets, classes)
     metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped,
                            "epochs": config.epochs, "early_stopping": bool(val_texts), "device": result.device,
                            "started_from": started_from}
@@ -285,7 +274,7 @@ def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict) -> 
                      "examples_per_second": round(result.examples_per_second, 2)}
 
 
-def _starting_model(version: ModelVersion, classes: list[str], config: finetune.FineTuneConfig):
+def _starting_model(version: ModelVersion, classes: list[str], config: finetune.FineTuneConfig, task_type: TaskType):
     """The model fine-tuning starts from, and a record of it for the version's lineage: the base
     model with a probe-initialised head, or (start_from="champion") the current champion's weights
     when it is a fine-tuned version of the same kind of project, with its head kept when its labels
@@ -295,7 +284,7 @@ def _starting_model(version: ModelVersion, classes: list[str], config: finetune.
     if champion is not None and champion.kind == ModelKind.FINETUNED and champion.status == VersionStatus.READY:
         model, champion_classes = finetune.load(artefacts.version_path(champion), champion.checksum)
         model.memory = None  # the champion's examples in its own embedding space: fine_tune builds a new one
-        if model.multi_label == project.is_multi_label:
+        if task_type.fits(model):
             model.max_length = config.max_length
             if champion_classes == classes:
                 return model, {"model": f"v{champion.number}", "checksum": champion.checksum, "head": "kept"}
@@ -306,8 +295,8 @@ def _starting_model(version: ModelVersion, classes: list[str], config: finetune.
     why = None
     if config.start_from == "champion":
         why = "no champion" if champion is None else f"the champion v{champion.number} is not a fine-tuned version of this kind"
-    model = finetune.load_base(project.base_model_path or base_encoder(project.base_model_path).model_path, len(classes),
-                               max_length=config.max_length, multi_label=project.is_multi_label)
+    model = task_type.load_base(project.base_model_path or base_encoder(project.base_model_path).model_path, len(classes),
+                                max_length=config.max_length)
     return model, {"model": _base_name(project), "head": "probe", **({"instead_of_champion": why} if why else {})}
 
 

@@ -1,0 +1,134 @@
+"""What a task type implements: the one place that knows what an annotation is for a kind of
+project, and what a model does with it. Plain Python over numpy; the ML itself lives in `ml/`.
+
+Every layer asks the project's task type (`task_type_for(project)`) instead of branching on the
+task: services validate values with it, agreement and exports resolve and write them with it,
+training fits and evaluates through it, serving and active learning turn probabilities into a
+decision with it. docs/task-types.md says where each method is called.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, Collection, Mapping, Sequence
+
+import numpy as np
+
+# An annotation value as stored on Annotation.labels (classification: a list of label keys).
+Value = Any
+
+
+class InvalidValue(ValueError):
+    """A value the task type refuses; the message says why, for the person who sent it. The
+    caller names the field."""
+
+
+@dataclass
+class Decision:
+    """What a model says about one item: the chosen value, how sure it is (0 to 1, 4 decimals)
+    and the best candidates with their probabilities, best first."""
+
+    labels: list[str]
+    confidence: float
+    top: list[dict]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TaskType(ABC):
+    """One kind of labelling task. Subclasses are stateless singletons, looked up by `key` (the
+    value stored in Project.task_type)."""
+
+    key: str
+
+    # --- the value -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def validate(self, value: Value, *, labels: Collection[str]) -> Value:
+        """The value an expert submitted, checked against the project's label keys and
+        normalised for storage. InvalidValue if it is not acceptable."""
+
+    @abstractmethod
+    def read_import(self, chosen: Sequence[str], *, label_by_value: Mapping[str, str]) -> Value:
+        """An imported row's annotation (label names or keys, as the file gives them), as the
+        stored value. InvalidValue, with the import report's wording, if it is not acceptable."""
+
+    # --- agreement -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def majority(self, values: Sequence[Value]) -> tuple[Value, float | None]:
+        """The item's resolved value from its annotators' values, and the share who agree with
+        it (None when nobody labelled it)."""
+
+    @abstractmethod
+    def trains_on(self, majority: Value) -> bool:
+        """Whether a resolved value teaches the refresh's head something (an empty one may mean
+        'no answer' or 'none of the labels', depending on the task)."""
+
+    @abstractmethod
+    def alpha(self, units: Sequence[Sequence[Value]], *, labels: Sequence[str]) -> float | None:
+        """Krippendorff's alpha over items labelled by two or more annotators."""
+
+    # --- display and export ----------------------------------------------------------------------
+
+    label_template: str = "frontend/label.html"
+
+    @abstractmethod
+    def page_config(self) -> dict:
+        """Flags the labelling page's script reads from its config (merged into it)."""
+
+    @abstractmethod
+    def csv_cell(self, value: Value) -> str:
+        """A value as one CSV cell (the export's majority and labels columns)."""
+
+    @abstractmethod
+    def label_studio_result(self, value: Value, *, to_name: str) -> list[dict]:
+        """A value as a Label Studio annotation's `result` list."""
+
+    # --- the model -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:
+        """The decision for one item from its row of class probabilities: what serving answers
+        and what the labelling page suggests. The only place this rule is written."""
+
+    @abstractmethod
+    def training_target(self, labels: Sequence[str], index: Mapping[str, int]) -> Any:
+        """A resolved value as a training target (`index`: class key -> column)."""
+
+    @abstractmethod
+    def head_label_sets(self, targets: Sequence[Any], classes: Sequence[str]) -> list[list[str]]:
+        """Training targets back as the label sets a light head is fitted on."""
+
+    @abstractmethod
+    def fit_head(self, vectors: np.ndarray, label_sets: Sequence[Sequence[str]], *, classes: Sequence[str], **settings):
+        """A light head fitted on stored embeddings (ml.heads), for this task."""
+
+    # Whether registered head versions mix in the neighbour vote (ml.heads.NeighbourMemory).
+    neighbour_vote: bool = False
+
+    @abstractmethod
+    def finetune_targets(self, targets: Sequence[Any], classes: Sequence[str]) -> list:
+        """Training targets in the form ml.finetune trains on."""
+
+    @abstractmethod
+    def load_base(self, model_path: str, n_classes: int, *, max_length: int):
+        """A base model to fine-tune for this task (ml.finetune)."""
+
+    @abstractmethod
+    def fits(self, model) -> bool:
+        """Whether a loaded model (a fine-tuned champion) answers this task, so fine-tuning may
+        start from it."""
+
+    @abstractmethod
+    def uncertainty(self, probs: np.ndarray, strategy: str, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Active learning's score per pool row, higher = more unsure (ml.strategies)."""
+
+    @abstractmethod
+    def explained_class(self, classes: Sequence[str], value: Value) -> int:
+        """The class whose probability a word attribution follows for a suggested value."""
+
+    @abstractmethod
+    def evaluate(self, probs: np.ndarray, targets: Sequence[Any], classes: Sequence[str]) -> dict:
+        """Metrics of a version on the evaluation split (ml.metrics), from its training targets."""
