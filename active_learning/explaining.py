@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from labeller.models import Item, Project, SuggestionMode
+from labeller.task_types import classification_of
 from ml import explain
 from ml.heads import LinearHead
 
@@ -30,7 +31,7 @@ def explain_top(*, project_id: int, limit: int = 20) -> int:
         suggestion = item.suggestion
         if suggestion.get("words") or suggestion.get("head_version") != state.head_version:
             continue
-        class_index = head.classes.index(suggestion["labels"][0])
+        class_index = classification_of(head).explained_class(head.classes, suggestion["labels"])
         suggestion["words"] = explain.word_occlusion(
             item.text(), class_index, encode=encoder.encode, predict_proba=head.predict_proba
         )

@@ -21,11 +21,11 @@ from django.utils import timezone
 
 from core import jobs
 from core.enqueue import enqueue, enqueue_on_commit
-from labeller.agreement import item_majority
 from labeller.models import ActiveLearningState, Annotation, Item, ItemVector, Project, SuggestionMode
+from labeller.task_types import task_type_for
 from ml import strategies
 from ml.encoder import from_float16_bytes
-from ml.heads import LinearHead, fit_head, self_train
+from ml.heads import LinearHead, self_train
 from models_registry.artefacts import load_head
 from models_registry.models import ModelKind
 from models_registry.selectors import champion_for
@@ -161,10 +161,11 @@ def training_labels(project: Project, *, include_eval: bool = False) -> dict[int
         annotations = annotations.filter(item__is_eval=False)
     for item_id, labels in annotations.order_by("id").values_list("item_id", "labels").iterator(chunk_size=5000):
         by_item.setdefault(item_id, []).append(labels)
+    task_type = task_type_for(project)
     resolved = {}
     for item_id, label_sets in by_item.items():
-        majority, _ = item_majority(label_sets, multi_label=project.is_multi_label)
-        if majority or project.is_multi_label:
+        majority, _ = task_type.majority(label_sets)
+        if task_type.trains_on(majority):
             resolved[item_id] = majority
     return resolved
 
@@ -202,7 +203,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     if len(labelled) >= 2 and len(distinct) >= 2:
         label_rows = np.array([position[i] for i in labelled], dtype=np.int64)
         label_sets = list(labelled.values())
-        ranking = fit_head(vectors[label_rows], label_sets, classes=classes, multi_label=project.is_multi_label, seed=seed)
+        ranking = task_type_for(project).fit_head(vectors[label_rows], label_sets, classes=classes, seed=seed)
         head = self_train(ranking, vectors[label_rows], label_sets, pool_vectors, seed=seed)
     else:
         head = ranking = champion_head(project, state.encoder_version)
@@ -217,7 +218,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
         order = np.argsort(-scores, kind="stable")
     else:
         probs = ranking.predict_proba(pool_vectors)
-        scores = strategies.uncertainty(probs, project.strategy, multi_label=project.is_multi_label, rng=rng)
+        scores = task_type_for(project).uncertainty(probs, project.strategy, rng=rng)
         diverse = project.diversity and project.strategy != strategies.RANDOM
         order = strategies.rank_pool(scores, pool_vectors, batch_size=batch_size, diverse=diverse, seed=seed)
     strategy_order = np.array(pool_ids, dtype=np.int64)[order] if len(pool_ids) else np.zeros(0, np.int64)

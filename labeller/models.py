@@ -75,10 +75,6 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def is_multi_label(self) -> bool:
-        return self.task_type == TaskType.MULTI_LABEL
-
     def schema_fields(self) -> list[str]:
         """Every field an item must have: the text field first, then the other required ones."""
         return [self.text_field] + [f for f in self.required_fields if f != self.text_field]

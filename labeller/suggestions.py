@@ -8,24 +8,13 @@ from ml.encoder import from_float16_bytes
 from ml.heads import LinearHead
 
 from .models import ActiveLearningState, Item, ItemVector, SuggestionMode
+from .task_types import classification_of
 
 
 def suggestion_dict(head: LinearHead, p: np.ndarray, neighbours: list[dict], head_version: int) -> dict:
-    order = np.argsort(-p)
-    if head.multi_label:
-        labels = [head.classes[i] for i in order if p[i] >= 0.5] or [head.classes[order[0]]]
-        confidence = float(np.min([max(p[i], 1 - p[i]) for i in range(len(p))]))
-    else:
-        labels = [head.classes[order[0]]]
-        confidence = float(p[order[0]])
-    return {
-        "labels": labels,
-        "confidence": round(confidence, 4),
-        "top": [{"label": head.classes[i], "p": round(float(p[i]), 4)} for i in order[:3]],
-        "neighbours": neighbours,
-        "words": [],
-        "head_version": head_version,
-    }
+    """The head's decision for one item (by the task it was fitted for), with its evidence."""
+    decision = classification_of(head).decide(head.classes, p, top_k=3)
+    return {**decision.as_dict(), "neighbours": neighbours, "words": [], "head_version": head_version}
 
 
 def suggestion_for_item(*, item: Item) -> dict | None:
