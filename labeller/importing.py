@@ -199,7 +199,7 @@ def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]
         Item.objects.filter(project=project, external_id__in=wanted).values_list("external_id", flat=True)
     )
     items, label_sets = [], []
-    for parsed, annotations in batch:
+    for parsed, row_values in batch:
         if parsed.external_id is not None:
             if parsed.external_id in taken:
                 first = taken[parsed.external_id]
@@ -213,25 +213,25 @@ def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]
                     )
                 continue
             taken[parsed.external_id] = parsed.row
-        done = len(annotations) >= project.labels_per_item
+        done = len(row_values) >= project.labels_per_item
         items.append(
             Item(
                 project=project,
                 external_id=parsed.external_id,
                 data=parsed.data,
-                annotation_count=len(annotations),
+                annotation_count=len(row_values),
                 is_done=done,
                 is_eval=is_eval_draw(project.id, parsed.external_id or f"row-{parsed.row}", project.eval_share),
                 import_id=import_id,
             )
         )
-        label_sets.append(annotations)
+        label_sets.append(row_values)
     Item.objects.bulk_create(items)
     result.created += len(items)
     imported = [
         Annotation(item=item, project=project, labels=labels, source=AnnotationSource.IMPORT)
-        for item, annotations in zip(items, label_sets)
-        for labels in annotations
+        for item, values in zip(items, label_sets)
+        for labels in values
     ]
     if imported:
         Annotation.objects.bulk_create(imported)
