@@ -37,6 +37,12 @@ def after_change(request, project):
     return redirect("project-list")
 
 
+def refused(request, project, form):
+    for problem in form_problems(form):
+        messages.error(request, problem)
+    return redirect("members-page", project_id=project.id)
+
+
 @login_required
 @require_safe
 def members_page(request, project_id):
@@ -55,9 +61,7 @@ def member_add(request, project_id):
     project = admin_project(request, project_id)
     form = MemberAddForm(request.POST)
     if not form.is_valid():
-        for problem in form_problems(form):
-            messages.error(request, problem)
-        return redirect("members-page", project_id=project.id)
+        return refused(request, project, form)
     user, role = form.cleaned_data["username"], form.cleaned_data["role"]
     with refusals_shown(request):
         services.membership_set(project=project, user=user, role=role)
@@ -72,9 +76,7 @@ def member_role(request, project_id, user_id):
     membership = member_of(project, user_id)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
-        for problem in form_problems(form):
-            messages.error(request, problem)
-        return redirect("members-page", project_id=project.id)
+        return refused(request, project, form)
     with refusals_shown(request):
         services.membership_set(project=project, user=membership.user, role=form.cleaned_data["role"])
         messages.success(request, f"{membership.user.username} now has the role {form.cleaned_data['role']}.")
