@@ -3,7 +3,6 @@ by username or e-mail, change a role, remove a member. The rules are the API's: 
 (a project always keeps an admin) and the same user lookup (no answer tells which users exist)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
@@ -18,13 +17,6 @@ def admin_project(request, project_id):
     """The project, for its admins only (403 below admin, 404 for outsiders)."""
     project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.ADMIN)
     return project
-
-
-def member_of(project, user_id) -> Membership:
-    membership = Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
-    if membership is None:
-        raise Http404("No such member.")
-    return membership
 
 
 def after_change(request, project):
@@ -73,7 +65,7 @@ def member_add(request, project_id):
 @require_POST
 def member_role(request, project_id, user_id):
     project = admin_project(request, project_id)
-    membership = member_of(project, user_id)
+    membership = selectors.membership_get(project=project, user_id=user_id)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         return refused(request, project, form)
@@ -87,7 +79,7 @@ def member_role(request, project_id, user_id):
 @require_POST
 def member_remove(request, project_id, user_id):
     project = admin_project(request, project_id)
-    membership = member_of(project, user_id)
+    membership = selectors.membership_get(project=project, user_id=user_id)
     with refusals_shown(request):
         if services.membership_remove(project=project, user=membership.user):
             messages.success(request, f"{membership.user.username} is no longer a member.")

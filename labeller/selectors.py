@@ -37,11 +37,19 @@ def project_get_for(*, user: AbstractBaseUser, project_id: int, role: str = Role
     return membership.project, membership
 
 
-
 def memberships_for(*, project: Project) -> QuerySet[Membership]:
     """The project's members with their users, admins first, then by username."""
     rank = Case(*(When(role=role, then=Value(-r)) for role, r in ROLE_RANK.items()))
     return project.memberships.select_related("user").order_by(rank, "user__username")
+
+
+def membership_get(*, project: Project, user_id: int) -> Membership:
+    """The project's membership of that user, with the user; NotFound if they are not a member."""
+    membership = project.memberships.select_related("user").filter(user_id=user_id).first()
+    if membership is None:
+        raise NotFound("No such member.")
+    return membership
+
 
 # One answer for an unknown user, an inactive one and an ambiguous e-mail, without echoing what was
 # typed: adding a member must not become a way to learn which usernames or addresses exist.
