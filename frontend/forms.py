@@ -7,10 +7,10 @@ from django.core.validators import URLValidator
 from core.errors import DomainError
 from feedback import serving_policy
 from feedback.models import Scope
-from labeller import validators
+from labeller import selectors, validators
 from labeller.exporting import EXPORT_STATUSES
 from labeller.importing import ImportMode
-from labeller.models import ExportFormat
+from labeller.models import ExportFormat, Role
 
 # The API's (Django REST framework's) words for the problems both refuse.
 NULL = "This field may not be null."
@@ -20,6 +20,7 @@ NOT_A_CHOICE = '"%(value)s" is not a valid choice.'
 NOT_A_NUMBER = "A valid number is required."
 NOT_AN_INTEGER = "A valid integer is required."
 TOO_LONG = "Ensure this field has no more than %(limit_value)d characters."
+REQUIRED = "This field is required."
 
 
 def field_checked(check, value):
@@ -74,3 +75,21 @@ class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=100, error_messages={"required": BLANK, "max_length": TOO_LONG})
     scopes = forms.MultipleChoiceField(choices=Scope.choices, error_messages={"required": EMPTY_LIST, "invalid_choice": NOT_A_CHOICE})
     trusted = forms.BooleanField(required=False)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, error_messages={"required": REQUIRED, "invalid_choice": NOT_A_CHOICE})
+
+
+class MemberAddForm(MemberRoleForm):
+    """A user named by username or e-mail, with a role; `cleaned_data["username"]` is the user.
+    Unknown, inactive and ambiguous get the API's one answer (labeller.selectors.user_find_for_invite)."""
+
+    username = forms.CharField(max_length=254, error_messages={"required": BLANK, "max_length": TOO_LONG})
+    field_order = ["username", "role"]
+
+    def clean_username(self):
+        try:
+            return selectors.user_find_for_invite(identifier=self.cleaned_data["username"])
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from exc

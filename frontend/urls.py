@@ -3,7 +3,7 @@ from django.urls import path
 
 from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
 
-from . import model_version_views, monitoring_views, views
+from . import member_views, model_version_views, monitoring_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -18,6 +18,10 @@ urlpatterns = [
     path("projects/<id:project_id>/models/<number:number>/promote", model_version_views.promote, name="models-promote"),
     path("projects/<id:project_id>/models/<number:number>/cancel", model_version_views.cancel, name="models-cancel"),
     path("projects/<id:project_id>/models/rollback", model_version_views.rollback, name="models-rollback"),
+    path("projects/<id:project_id>/members", member_views.members_page, name="members-page"),
+    path("projects/<id:project_id>/members/add", member_views.member_add, name="members-add"),
+    path("projects/<id:project_id>/members/<id:user_id>/role", member_views.member_role, name="member-role"),
+    path("projects/<id:project_id>/members/<id:user_id>/remove", member_views.member_remove, name="member-remove"),
     path("projects/<id:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
     path("projects/<id:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
     path("projects/<id:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),

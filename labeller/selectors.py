@@ -1,12 +1,13 @@
 """Reads of the labelling application, always scoped to what the caller may see."""
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Case, Count, Prefetch, Q, QuerySet, Value, When
 
-from core.errors import NotAllowed, NotFound
+from core.errors import DomainError, NotAllowed, NotFound
 
-from .models import Annotation, Item, ItemStatus, Membership, Project, Role
+from .models import ROLE_RANK, Annotation, Item, ItemStatus, Membership, Project, Role
 from .task_types import task_type_for
 
 
@@ -34,6 +35,38 @@ def project_get_for(*, user: AbstractBaseUser, project_id: int, role: str = Role
     if not membership.can(role):
         raise NotAllowed(f"This needs the project role '{role}' or higher; you are '{membership.role}'.")
     return membership.project, membership
+
+
+def memberships_for(*, project: Project) -> QuerySet[Membership]:
+    """The project's members with their users, admins first, then by username."""
+    rank = Case(*(When(role=role, then=Value(-r)) for role, r in ROLE_RANK.items()))
+    return project.memberships.select_related("user").order_by(rank, "user__username")
+
+
+def membership_get(*, project: Project, user_id: int) -> Membership:
+    """The project's membership of that user, with the user; NotFound if they are not a member."""
+    membership = project.memberships.select_related("user").filter(user_id=user_id).first()
+    if membership is None:
+        raise NotFound("No such member.")
+    return membership
+
+
+# One answer for an unknown user, an inactive one and an ambiguous e-mail, without echoing what was
+# typed: adding a member must not become a way to learn which usernames or addresses exist.
+INVITE_REFUSED = "cannot be added: check the username"
+
+
+def user_find_for_invite(*, identifier: str) -> AbstractBaseUser:
+    """The active user to add to a project, named by their username or, failing that, by the
+    e-mail address of exactly one active user (Django does not make e-mails unique)."""
+    users = get_user_model().objects.filter(is_active=True)
+    user = users.filter(username=identifier).first()
+    if user is None and "@" in identifier:
+        by_email = list(users.filter(email__iexact=identifier)[:2])
+        user = by_email[0] if len(by_email) == 1 else None
+    if user is None:
+        raise DomainError(INVITE_REFUSED, field="username")
+    return user
 
 
 ITEM_STATUS_FILTERS = {

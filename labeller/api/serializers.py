@@ -1,11 +1,10 @@
 """Explicit input and output shapes of the labelling API."""
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from core.errors import DomainError
 
-from .. import validators
+from .. import selectors, validators
 from ..exporting import EXPORT_STATUSES
 from ..importing import ImportMode
 from .fields import IdField, WholeNumberField
@@ -142,16 +141,14 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MembershipSetSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=254, help_text="The user's username, or the e-mail address of exactly one user.")
     role = serializers.ChoiceField(choices=Role.choices)
 
     def validate_username(self, value):
-        # One answer for an unknown and an inactive user, without echoing the name: the endpoint
-        # must not become a way to learn which usernames exist.
-        user = get_user_model().objects.filter(username=value, is_active=True).first()
-        if user is None:
-            raise serializers.ValidationError("cannot be added: check the username")
-        return user
+        try:
+            return selectors.user_find_for_invite(identifier=value)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.message) from exc
 
 
 class ImportSerializer(serializers.Serializer):
