@@ -1,5 +1,9 @@
-"""How the pages show a refusal: a service's DomainError, or a form's problems, as the one-line
-messages the page prints above its content ("field: message", as the API names the field)."""
+"""How the pages show a refusal, as the one-line messages a page prints above its content.
+
+A service's DomainError is shown as its message alone: it is a sentence about what the user just
+pressed ("v1 is already the champion"); its field is the key the API answers it under, not words
+for a person. A form's problems name their field ("name: This field is required."): a form has
+several inputs, and the person needs to know which one to fix."""
 from contextlib import contextmanager
 
 from django.contrib import messages
@@ -8,7 +12,7 @@ from core.errors import DomainError
 
 
 def refusal_show(request, error: DomainError) -> None:
-    messages.error(request, str(error))
+    messages.error(request, error.message)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """The project's models page: versions side by side, learning curve, confusion matrix, training
 progress, and the Retrain, Promote and Roll back buttons (project admins only)."""
+import math
 import re
 
 from django.contrib import messages
@@ -31,12 +32,27 @@ def learning_curve_points(versions, metric: str, width=560, height=200, pad=30):
     return {kind: {"points": " ".join(f"{p['x']},{p['y']}" for p in pts), "dots": pts} for kind, pts in series.items()}
 
 
+STARTING = "starting…"
+
+
+def progress_text(progress: dict) -> str:
+    """A training run's progress line; models.js writes the same line from the versions API. A run
+    that has just started has no epoch, loss or ETA yet, and says so instead of "epoch /, loss , ETA s"."""
+    numbers = [progress.get(key) for key in ("epoch", "epochs", "loss", "eta_s")]
+    if not all(isinstance(n, (int, float)) and math.isfinite(n) for n in numbers):
+        return STARTING
+    epoch, epochs, loss, eta_s = numbers
+    return f"epoch {epoch}/{epochs}, loss {loss:.3f}, ETA {math.floor(eta_s + 0.5)} s"  # rounded as Math.round does
+
+
 @login_required
 @require_safe
 def models_page(request, project_id):
     project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
     policy = training.training_policy_for(project)
     versions = list(ModelVersion.objects.filter(project=project).select_related("snapshot").prefetch_related("aliases"))
+    for v in versions:
+        v.progress_text = progress_text(v.progress or {})
     selected = None
     if re.fullmatch(r"[0-9]{1,10}", request.GET.get("version", ""), re.ASCII):  # isdigit() takes '²'; int() does not
         selected = next((v for v in versions if v.number == int(request.GET["version"])), None)

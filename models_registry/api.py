@@ -50,7 +50,9 @@ class VersionDetail(VersionMixin, APIView):
 
 
 class VersionPromote(VersionMixin, APIView):
-    @extend_schema(request=s.PromoteSerializer, responses=s.AliasMoveSerializer)
+    @extend_schema(request=s.PromoteSerializer, responses={
+        200: s.AliasMoveSerializer,
+        409: OpenApiResponse(description="The version is already the champion: nothing moves")})
     def post(self, request, project_id, number):
         serializer = s.PromoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from core.errors import DomainError
+from core.errors import Conflict, DomainError
 from core.signals import send_on_commit
 from labeller.models import Project
 
@@ -13,6 +13,10 @@ from .signals import champion_changed
 
 class PromotionRefused(DomainError):
     """The alias cannot move to this version (not ready, fails the gate without an override, ...)."""
+
+
+class AlreadyChampion(PromotionRefused, Conflict):
+    """The version is the champion now: promoting it again would record a move that moves nothing."""
 
 
 def _move(*, project: Project, name: str, to_version: ModelVersion | None, user, reason: str, override: bool = False) -> AliasMove:
@@ -33,6 +37,9 @@ def _move(*, project: Project, name: str, to_version: ModelVersion | None, user,
 @transaction.atomic
 def version_promote(*, version: ModelVersion, user, reason: str, override: bool = False) -> AliasMove:
     """Make `version` the champion. A version that failed a guardrail needs `override` and a reason."""
+    champion = Alias.objects.select_for_update().filter(project=version.project, name=AliasName.CHAMPION).first()
+    if champion and champion.version_id == version.id:  # locked: two clicks on Promote record one move
+        raise AlreadyChampion(f"v{version.number} is already the champion", field="version")
     if version.status != VersionStatus.READY:
         raise PromotionRefused(f"v{version.number} is {version.status}, only a ready version can be promoted", field="version")
     gate = version.gate or {}

@@ -16,12 +16,12 @@ def request_with_messages():
     return request
 
 
-def test_it_shows_a_refusal_as_field_and_message():
+def test_it_shows_a_refusal_as_its_sentence_without_the_field():
     request = request_with_messages()
     refusal_show(request, DomainError("there is no earlier champion to roll back to", field="champion"))
     refusal_show(request, Conflict("v1 is queued; retry when it has finished"))
     assert [str(m) for m in get_messages(request)] == [
-        "champion: there is no earlier champion to roll back to", "v1 is queued; retry when it has finished"]
+        "there is no earlier champion to roll back to", "v1 is queued; retry when it has finished"]
 
 
 def test_it_lists_a_forms_problems_one_field_a_line():
@@ -36,11 +36,11 @@ def test_it_lists_a_forms_problems_one_field_a_line():
 def test_a_page_shows_the_services_refusal(client, owner, project):
     client.force_login(owner)
     page = client.post(f"/projects/{project.id}/models/rollback", follow=True).content.decode()
-    assert "champion: there is no earlier champion to roll back to" in page
+    assert '<p class="message error">there is no earlier champion to roll back to</p>' in page
 
 
 def test_a_block_that_is_refused_shows_the_refusal_and_goes_on():
     request = request_with_messages()
     with refusals_shown(request):
         raise Conflict("held by another expert", field="item")
-    assert [str(m) for m in get_messages(request)] == ["item: held by another expert"]
+    assert [str(m) for m in get_messages(request)] == ["held by another expert"]

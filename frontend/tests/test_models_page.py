@@ -1,8 +1,11 @@
 """The models page: versions, curve, confusion matrix, and admin-only buttons."""
+import re
+
 import pytest
+from django.utils.html import escape
 
 from models_registry import training
-from models_registry.models import Alias, ModelVersion
+from models_registry.models import Alias, AliasMove, ModelVersion, TrainingPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +65,50 @@ def test_the_retrain_button_says_why_nothing_is_queued_while_a_version_is_queued
     page = client.post(f"/projects/{labelled_project.id}/models/retrain", {"kinds": ["head"]}, follow=True).content.decode()
     assert "v1 is queued" in page
     assert ModelVersion.objects.filter(project=labelled_project).count() == 1
+
+
+def without_tooltips(page: str) -> str:
+    """The page as read, not hovered: title attributes removed."""
+    return re.sub(r'title="[^"]*"', "", page)
+
+
+def test_a_version_failing_its_gate_shows_why_in_its_row(client, owner, labelled_project):
+    TrainingPolicy.objects.update_or_create(project=labelled_project, defaults={"guardrails": [{"type": "min_primary", "value": 0.999}]})
+    version = trained(labelled_project)
+    (failure,) = version.gate["failures"]
+    client.force_login(owner)
+    page = without_tooltips(client.get(f"/projects/{labelled_project.id}/models").content.decode())
+    assert 'class="gate-failures"' in page and escape(failure) in page
+
+
+def test_promoting_the_champion_again_says_so_in_a_sentence(client, owner, labelled_project):
+    version = trained(labelled_project)
+    client.force_login(owner)
+    client.post(f"/projects/{labelled_project.id}/models/{version.number}/promote", {"reason": "first"})
+    page = client.post(f"/projects/{labelled_project.id}/models/{version.number}/promote", {"reason": "again"},
+                       follow=True).content.decode()
+    assert '<p class="message error">v1 is already the champion' in page
+    assert AliasMove.objects.filter(project=labelled_project).count() == 1
+
+
+def test_a_refused_rollback_shows_the_sentence_without_the_field(client, owner, labelled_project):
+    client.force_login(owner)
+    page = client.post(f"/projects/{labelled_project.id}/models/rollback", {"reason": "x"}, follow=True).content.decode()
+    assert '<p class="message error">there is no earlier champion to roll back to</p>' in page
+
+
+def test_a_version_starting_to_train_says_starting_until_it_has_numbers(client, owner, labelled_project):
+    ModelVersion.objects.create(project=labelled_project, number=1, kind="finetuned", status="training", base_model="tiny")
+    client.force_login(owner)
+    page = client.get(f"/projects/{labelled_project.id}/models").content.decode()
+    assert re.search(r'class="muted progress-text">\s*starting…\s*<', page)
+    assert "epoch /" not in page and "ETA  s" not in page
+
+
+def test_the_progress_line_has_numbers_only_once_all_of_them_exist():
+    from frontend.model_version_views import progress_text
+
+    assert progress_text({"epoch": 1, "epochs": 2, "step": 10, "steps": 100, "loss": 2.5, "eta_s": 89.5}) == \
+        "epoch 1/2, loss 2.500, ETA 90 s"
+    for partial in ({}, {"epoch": 1, "epochs": 2, "step": 0, "steps": 100}, {"epoch": 1, "epochs": 2, "loss": None, "eta_s": 3}):
+        assert progress_text(partial) == "starting…"

@@ -1,5 +1,6 @@
 """The monitoring page: charts from real monitoring points, alerts with a banner on the project
 page, and the admin forms (serving policy, tokens, recompute) with the API's validation."""
+import re
 from datetime import date, datetime, timedelta, timezone as tz
 
 import pytest
@@ -108,3 +109,12 @@ def test_experts_read_the_page_but_cannot_change_anything(client, expert, viewer
     assert client.get(base).status_code == 200
     client.force_login(outsider)
     assert client.get(base).status_code == 404
+
+
+def test_a_new_token_is_shown_at_the_top_of_the_page_with_a_copy_button(client, owner, served_project):
+    client.force_login(owner)
+    page = client.post(f"/projects/{served_project.id}/monitoring/tokens", {"name": "checkout", "scopes": ["feedback"]},
+                       follow=True).content.decode()
+    token = ApiToken.objects.get(project=served_project, name="checkout")
+    assert page.index('id="new-token"') < page.index('id="alerts"') < page.index('id="tokens"')
+    assert re.search(rf'<button[^>]* data-copy="ll_{token.prefix}_[^"]+"', page) and "frontend/copy.js" in page

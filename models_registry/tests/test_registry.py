@@ -69,6 +69,24 @@ def test_promotion_and_rollback_move_the_alias_and_record_who_when_and_why(label
     assert moves == [(None, 1, "owner", "first model"), (1, 2, "owner", "better"), (2, 1, "owner", "v2 misbehaves in production")]
 
 
+def test_promoting_the_current_champion_is_refused_and_writes_nothing(labelled_project, owner, client_for):
+    from core.errors import Conflict
+
+    version = train(labelled_project, "head")
+    promotion.version_promote(version=version, user=owner, reason="first model")
+    with pytest.raises(promotion.PromotionRefused, match="v1 is already the champion") as refused:
+        promotion.version_promote(version=version, user=owner, reason="again", override=True)
+    assert isinstance(refused.value, Conflict) and refused.value.field == "version"
+    client = client_for(owner)
+    response = client.post(f"/api/projects/{labelled_project.id}/models/{version.number}/promote", {"reason": "again"},
+                           format="json")
+    assert response.status_code == 409 and response.json() == {"version": [refused.value.message]}
+    assert AliasMove.objects.filter(project=labelled_project).count() == 1
+    responses = client.get("/api/schema/?format=json").json()["paths"][
+        "/api/projects/{project_id}/models/{number}/promote"]["post"]["responses"]
+    assert "409" in responses and "champion" in responses["409"]["description"]
+
+
 def test_auto_promotion_when_the_gate_passes_is_a_project_setting(labelled_project):
     version = train(labelled_project, "head", auto_promote=True)
     assert Alias.objects.get(project=labelled_project, name="champion").version == version

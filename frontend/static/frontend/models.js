@@ -8,14 +8,19 @@
 
   const typing = () => [...document.querySelectorAll("form input[name=reason]")].some((input) => input.value);
 
+  // A run that has just started has no epoch, loss or ETA yet: say so rather than "epoch /, loss , ETA s".
+  const progressText = (progress) => {
+    const known = (value) => value !== null && value !== undefined && Number.isFinite(Number(value));
+    if (![progress.epoch, progress.epochs, progress.loss, progress.eta_s].every(known)) return "starting…";
+    return `epoch ${progress.epoch}/${progress.epochs}, loss ${Number(progress.loss).toFixed(3)}, ` +
+      `ETA ${Math.round(progress.eta_s)} s`;
+  };
+
   const show = (row, progress) => {
     const bar = row.querySelector(".bar > span");
     if (bar && progress.steps) bar.style.width = `${Math.round((100 * progress.step) / progress.steps)}%`;
     const text = row.querySelector(".progress-text");
-    if (text && progress.epochs) {
-      text.textContent = `epoch ${progress.epoch}/${progress.epochs}, loss ${Number(progress.loss).toFixed(3)}, ` +
-        `ETA ${Math.round(progress.eta_s)} s`;
-    }
+    if (text) text.textContent = progressText(progress);
   };
 
   const poll = async () => {
@@ -26,7 +31,7 @@
         for (const version of (await response.json()).results) {
           const row = document.getElementById(`version-${version.number}`);
           if (!row || row.dataset.status !== version.status) changed = true;
-          else if (version.progress) show(row, version.progress);
+          else if (version.status === "training") show(row, version.progress || {});
         }
       }
     } catch (error) {
