@@ -14,7 +14,8 @@ from .test_browser import chromium, label_with_keyboard, log_in, log_out, open_l
 pytestmark = pytest.mark.django_db
 
 REFUSED = "username: cannot be added: check the username"
-LAST_ADMIN = "role: the project needs at least one admin; make another member admin first"
+# The page shows the refusal as its sentence (frontend.errors); the API names the field `role`.
+LAST_ADMIN = "the project needs at least one admin; make another member admin first"
 
 
 def members_url(project, suffix=""):
