@@ -124,7 +124,6 @@ def rollback(request, project_id):
 def cancel(request, project_id, number):
     project = admin_project(request, project_id)
     version = get_object_or_404(ModelVersion, project=project, number=number)
-    with refusals_shown(request):
-        training.version_cancel_or_refuse(version=version)
+    if training.version_cancel(version=version):
         messages.success(request, f"Cancelling v{number}.")
     return redirect("models-page", project_id=project.id)

@@ -97,13 +97,6 @@ def test_a_refused_rollback_shows_the_sentence_without_the_field(client, owner, 
     assert '<p class="message error">there is no earlier champion to roll back to</p>' in page
 
 
-def test_cancelling_a_finished_version_says_why_nothing_happened(client, owner, labelled_project):
-    version = trained(labelled_project)
-    client.force_login(owner)
-    page = client.post(f"/projects/{labelled_project.id}/models/{version.number}/cancel", follow=True).content.decode()
-    assert f'<p class="message error">v{version.number} is ready; only queued or training versions can be cancelled</p>' in page
-
-
 def test_a_version_starting_to_train_says_starting_until_it_has_numbers(client, owner, labelled_project):
     ModelVersion.objects.create(project=labelled_project, number=1, kind="finetuned", status="training", base_model="tiny")
     client.force_login(owner)
