@@ -9,14 +9,9 @@ from django.views.decorators.http import require_POST, require_safe
 from labeller import selectors, services
 from labeller.models import Membership, Role
 
+from .access import admin_project
 from .errors import form_problems, refusals_shown
 from .forms import MemberAddForm, MemberRoleForm
-
-
-def admin_project(request, project_id):
-    """The project, for its admins only (403 below admin, 404 for outsiders)."""
-    project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.ADMIN)
-    return project
 
 
 def after_change(request, project):

@@ -13,6 +13,7 @@ from labeller.models import Role
 from models_registry import promotion, training
 from models_registry.models import AliasMove, ModelKind, ModelVersion
 
+from .access import admin_project
 from .errors import refusals_shown
 
 
@@ -74,12 +75,6 @@ def models_page(request, project_id):
         "moves": AliasMove.objects.filter(project=project).select_related("from_version", "to_version", "moved_by")[:20],
         "busy": any(v.status in ("queued", "training") for v in versions),
     })
-
-
-def admin_project(request, project_id):
-    """The project, for its admins only (403 below admin, 404 for outsiders)."""
-    project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.ADMIN)
-    return project
 
 
 @login_required

@@ -17,10 +17,10 @@ from feedback.models import Alert, AlertStatus, ApiToken, MonitoringPoint, Perio
 from labeller import selectors
 from labeller.models import Role
 
+from .access import admin_project
 from .charts import Series, line_chart
 from .errors import form_problems
 from .forms import ServingPolicyForm, TokenCreateForm
-from .model_version_views import admin_project
 
 POINTS_SHOWN = 500  # about three weeks of hours, or a year and a half of days, per version
 
