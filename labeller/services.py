@@ -109,22 +109,21 @@ def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[
     """Hold and return the most useful item that still needs this expert's label.
 
     An item the expert already holds (other than those in `exclude`, which the caller has on
-    screen) comes back first, so a reload does not lose it. Otherwise the highest-priority open
-    item that nobody else holds and that this expert has not labelled or skipped is claimed. On
-    PostgreSQL concurrent experts skip each other's locked rows; SQLite serialises writers.
+    screen) comes back first, so a reload does not lose it, unless an item waits for review: a
+    review settles a disagreement product users are waiting on, so it outranks the items held
+    for the expert (one of them is given back when the expert holds all they may). Otherwise the
+    highest-priority open item that nobody else holds and that this expert has not labelled or
+    skipped is claimed. On PostgreSQL concurrent experts skip each other's locked rows; SQLite
+    serialises writers.
     """
     now = timezone.now()
     exclude = exclude or []
     held = list(
         Item.objects.filter(project=project, held_by=user, held_until__gt=now, is_done=False)
-        .order_by("held_until")
-        .values_list("id", flat=True)
+        .order_by("-needs_review", "held_until")
+        .values_list("id", "needs_review")
     )
-    mine = [item_id for item_id in held if item_id not in exclude]
-    if mine:
-        return _item_for_screen(mine[0], project)
-    if len(held) >= MAX_HELD_PER_EXPERT:
-        return None
+    mine = [(item_id, review) for item_id, review in held if item_id not in exclude]
     candidates = (
         Item.objects.filter(project=project, is_done=False, import_id__isnull=True)  # not mid-import
         .filter(Q(held_until__isnull=True) | Q(held_until__lte=now))
@@ -132,6 +131,12 @@ def queue_claim_next(*, project: Project, user: AbstractBaseUser, exclude: list[
         .exclude(Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user)))
         .order_by("-needs_review", "-priority", "id")
     )
+    if mine and (mine[0][1] or not candidates.filter(needs_review=True).exists()):
+        return _item_for_screen(mine[0][0], project)
+    if len(held) >= MAX_HELD_PER_EXPERT:
+        if not mine:
+            return None
+        queue_release(project=project, user=user, item_ids=[mine[-1][0]])  # the one it would serve last
     held_until = now + timedelta(seconds=project.hold_seconds)
     if connection.vendor == "postgresql":
         # One statement, one round trip: pick (skipping rows other experts are claiming) and hold.

@@ -149,3 +149,23 @@ def test_concurrent_experts_are_never_given_the_same_item(project, make_user, ad
     assert not errors
     item_ids = [item_id for _, item_id in claimed]
     assert len(item_ids) == 32 and len(set(item_ids)) == 32
+
+
+def test_an_item_waiting_for_review_comes_before_the_items_the_expert_already_holds(project, expert, add_items):
+    """After a reload the expert's held items come back, but a review the product flagged
+    since outranks them: it settles a disagreement users are waiting on."""
+    first, second, review = add_items(project, ["one", "two", "flagged"])
+    assert queue_claim_next(project=project, user=expert) == first
+    assert queue_claim_next(project=project, user=expert, exclude=[first.id]) == second
+    Item.objects.filter(id=review.id).update(needs_review=True)
+    assert queue_claim_next(project=project, user=expert) == review
+    # the items held before are not lost: they come back once the review is on screen
+    assert queue_claim_next(project=project, user=expert, exclude=[review.id]) in (first, second)
+
+
+def test_a_held_review_comes_back_before_other_held_items(project, expert, add_items):
+    first, review = add_items(project, ["one", "flagged"])
+    assert queue_claim_next(project=project, user=expert) == first
+    Item.objects.filter(id=review.id).update(needs_review=True)
+    assert queue_claim_next(project=project, user=expert, exclude=[first.id]) == review
+    assert queue_claim_next(project=project, user=expert) == review
