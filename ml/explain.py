@@ -11,6 +11,23 @@ from .encoder import model_max_chars
 
 WORD = re.compile(r"\w+(?:'\w+)?", re.UNICODE)
 
+# Words that carry grammar, not meaning. Occluding one shifts a sentence encoder's vector a lot
+# (the sentence stops being a question, or loses its subject), so they topped the list and read as
+# noise ("bank my did Why"). A short built-in English list: a text in another language has none of
+# them, so every word there stays a candidate, as before, rather than the explanation breaking.
+STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below
+between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down
+during each few for from further had hadn't has hasn't have haven't having he her here hers herself
+him himself his how i i'd i'll i'm i've if in into is isn't it it's its itself just let's me more
+most my myself no nor not now of off on once only or other ought our ours ourselves out over own
+please same she should shouldn't so some such than that that's the their theirs them themselves then
+there there's these they this those through to too under until up very was wasn't we were weren't
+what what's when where which while who whom why will with won't would wouldn't you your yours
+yourself yourselves get got still yet also already
+""".split())
+MIN_WEIGHT = 0.01  # a word whose removal moves the probability by less than a point is not shown
+
 
 def nearest(vector: np.ndarray, labelled: np.ndarray, *, k: int = 3) -> list[tuple[int, float]]:
     """Indices into `labelled` of the k most similar unit vectors, with their cosine similarity."""
@@ -25,11 +42,13 @@ def nearest(vector: np.ndarray, labelled: np.ndarray, *, k: int = 3) -> list[tup
 
 def word_occlusion(text: str, class_index: int, *, encode: Callable[[Sequence[str]], np.ndarray],
                    predict_proba: Callable[[np.ndarray], np.ndarray], max_words: int = 40, top: int = 5) -> list[dict]:
-    """Which words pushed the prediction: drop each word in turn and measure how much the
-    probability of the suggested class falls. One batched forward for all variants.
-    Reads the characters the model reads, and finds no more words than it occludes."""
+    """Which words pushed the prediction: drop each content word (not a stop-word, not a single
+    character) in turn and measure how much the probability of the suggested class falls. One
+    batched forward for all variants. Reads the characters the model reads, and finds no more
+    words than it occludes; a word that moves the probability by less than a point is left out."""
     text = text[:model_max_chars()]
-    words = list(islice(WORD.finditer(text), max_words))
+    content = (w for w in WORD.finditer(text) if len(w.group(0)) > 1 and w.group(0).lower() not in STOP_WORDS)
+    words = list(islice(content, max_words))
     if not words:
         return []
     variants = [text] + [text[: w.start()] + text[w.end():] for w in words]
@@ -37,4 +56,4 @@ def word_occlusion(text: str, class_index: int, *, encode: Callable[[Sequence[st
     base = probs[0]
     effects = [(w.group(0), float(base - p)) for w, p in zip(words, probs[1:])]
     effects.sort(key=lambda pair: -pair[1])
-    return [{"word": word, "weight": round(weight, 4)} for word, weight in effects[:top] if weight > 0]
+    return [{"word": word, "weight": round(weight, 4)} for word, weight in effects[:top] if weight >= MIN_WEIGHT]

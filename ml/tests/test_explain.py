@@ -43,3 +43,31 @@ def test_the_character_cap_has_a_default_and_reads_the_environment(monkeypatch):
     monkeypatch.setenv("LABELLOOP_MODEL_MAX_CHARS", "123")
     assert encoder_module.model_max_chars() == 123
     assert encoder_module.clip_texts(["x" * 500, "short"]) == ["x" * 123, "short"]
+
+
+def every_word_counts(texts):
+    """A stand-in encoder under which every word, stop-words included, moves the prediction:
+    the reason the screen showed 'bank my did Why' for a question about a card payment."""
+    weights = {"why": 3.0, "did": 2.5, "my": 2.0, "bank": 1.5, "charge": 1.0, "me": 2.2, "twice": 0.8}
+    return np.array([[sum(weights.get(w.lower(), 0.0) for w in t.split()), 11.5] for t in texts])
+
+
+def test_occlusion_leaves_out_stop_words_and_names_the_content_words():
+    words = word_occlusion("Why did my bank charge me twice", 0, encode=every_word_counts, predict_proba=probabilities)
+    assert [w["word"] for w in words] == ["bank", "charge", "twice"]
+
+
+def test_a_text_of_stop_words_alone_has_no_words_to_show():
+    assert word_occlusion("why did my", 0, encode=every_word_counts, predict_proba=probabilities) == []
+
+
+def test_a_language_the_stop_word_list_does_not_know_is_explained_word_by_word():
+    # No English stop-words to drop: every word is a candidate, as before.
+    words = word_occlusion("Warum kam meine card nicht", 0, encode=bag_of_words, predict_proba=probabilities)
+    assert [w["word"] for w in words] == ["card"]
+
+
+def test_a_word_that_barely_moves_the_probability_is_not_shown():
+    def faint(texts):
+        return np.array([[5.0 + 0.001 * t.count("parcel"), 0.0] for t in texts])
+    assert word_occlusion("parcel", 0, encode=faint, predict_proba=probabilities) == []
