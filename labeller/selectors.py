@@ -8,6 +8,7 @@ from django.db.models import Case, Count, Prefetch, Q, QuerySet, Value, When
 from core.errors import DomainError, NotAllowed, NotFound
 
 from .models import ROLE_RANK, Annotation, Item, ItemStatus, Membership, Project, Role
+from .shortcuts import shortcuts_assign
 from .task_types import task_type_for
 
 
@@ -105,8 +106,12 @@ def annotations_for(*, project: Project, item_id: int | None = None) -> QuerySet
 
 
 def labels_for_screen(*, project: Project) -> list[dict]:
-    """The project's labels in their order, as the labelling screen reads them."""
-    return list(project.labels.values("key", "name", "color", "shortcut"))
+    """The project's labels in their order, as the labelling screen reads them: each with the
+    keys that choose it (its own shortcut, else one the screen assigns; see shortcuts.py)."""
+    labels = list(project.labels.values("key", "name", "color", "shortcut"))
+    for label, keys in zip(labels, shortcuts_assign([label["shortcut"] for label in labels])):
+        label["shortcut"] = keys
+    return labels
 
 
 def project_progress(*, project: Project) -> dict:

@@ -48,6 +48,8 @@ TEXTS = [
 # Label key (conftest's LABELS) -> its Banking77 intent, and a part of its name to type in the filter.
 BANKING77 = FOLDER / "train.csv"
 INTENT_OF = {"card_arrival": "card_arrival", "exchange_rate": "exchange_rate", "lost_card": "lost_or_stolen_card"}
+# conftest's LABELS by name: the screen speaks in names, never keys.
+NAME = {"card_arrival": "Card arrival", "exchange_rate": "Exchange rate", "lost_card": "Lost or stolen card"}
 FILTER_TYPED = {"card_arrival": "arrival", "exchange_rate": "exchange", "lost_card": "stolen"}
 TEXTS_PER_INTENT = 8
 SEEDS_PER_INTENT = 2  # labelled before the expert arrives, so the head has something to learn from
@@ -217,8 +219,8 @@ def label_with_keyboard(page: Page, shortcut: str, key: str, *, enter_presses: i
         page.keyboard.press("Enter")
     next_text = wait_for_new_item(page, labelled_text)
     if enter_presses == 1:  # a second Enter that lands on the next item asks for a label
-        expect(page.locator("#status")).to_have_text(f"Labelled: {key}")
-    expect(page.locator("#history li").first).to_have_text(f"{key} — {labelled_text}", use_inner_text=True)
+        expect(page.locator("#status")).to_have_text(f"Labelled: {NAME[key]}")
+    expect(page.locator("#history li button").first).to_have_text(f"{NAME[key]} — {labelled_text}", use_inner_text=True)
     return next_text
 
 
@@ -227,7 +229,7 @@ def submit_with_enter(page: Page, key: str) -> str:
     labelled_text = item_text(page)
     page.keyboard.press("Enter")
     next_text = wait_for_new_item(page, labelled_text)
-    expect(page.locator("#status")).to_have_text(f"Labelled: {key}")
+    expect(page.locator("#status")).to_have_text(f"Labelled: {NAME[key]}")
     return next_text
 
 
@@ -286,10 +288,10 @@ def edit_last_label_with_keyboard(page: Page, *, old_key: str, shortcut: str, ke
     expect(label_button(page, key)).to_have_attribute("aria-pressed", "true")
     expect(label_button(page, old_key)).to_have_attribute("aria-pressed", "false")
     page.keyboard.press("Enter")
-    expect(page.locator("#status")).to_have_text(re.compile(rf"^Changed item \d+ to {key}\.$"))
+    expect(page.locator("#status")).to_have_text(f"Changed “{text[:59] + '…' if len(text) > 60 else text}” to {NAME[key]}.")
     expect(page.locator("#item")).not_to_have_class(re.compile(r"\bediting\b"))
     expect(page.locator("#item-text")).to_have_text(current_text, use_inner_text=True)
-    expect(page.locator("#history li").first).to_have_text(f"{key} — {text}", use_inner_text=True)
+    expect(page.locator("#history li button").first).to_have_text(f"{NAME[key]} — {text}", use_inner_text=True)
 
 
 def export_jsonl_from_project_page(page: Page, project) -> list[dict]:
@@ -350,7 +352,7 @@ def test_expert_labels_with_the_keyboard_and_the_owner_downloads_the_export(
     assert shown == TEXTS[3]
     expect(page.locator("#progress")).to_have_text(f"3 / {len(TEXTS)} done")
     # The history shows the script-tag item as text too.
-    expect(page.locator("#history")).to_contain_text(f"exchange_rate — {XSS_TEXT}", use_inner_text=True)
+    expect(page.locator("#history")).to_contain_text(f"Exchange rate — {XSS_TEXT}", use_inner_text=True)
     expect(page.locator("#history b, #history script")).to_have_count(0)
 
     # Ctrl+Z: change the last label (lost_card) to card_arrival.

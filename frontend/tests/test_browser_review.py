@@ -107,7 +107,7 @@ def test_the_expert_sees_the_model_and_the_users_side_by_side_and_their_label_se
     expect(page.locator("#item-text")).to_have_text(TEXT)
     confidence = math.floor(answer["confidence"] * 100 + 0.5)  # as JavaScript's Math.round
     expect_review_panel(
-        page, model=name_of[answer["label"]], meta=f"{confidence}% confident, version 1",
+        page, model=name_of[answer["label"]], meta=f"{confidence}% confident, version 1, when the product asked",
         users=[f"{name_of[said]} — 2 users", "(the prediction is wrong) — 1 user"],
         sources=["checkout backend — 100% reliable", f"{MOBILE_APP} — not yet estimated"],
     )
@@ -117,10 +117,10 @@ def test_the_expert_sees_the_model_and_the_users_side_by_side_and_their_label_se
     page.keyboard.press(shortcut_of[said])
     expect(page.locator(f'#labels button.label[data-key="{said}"]')).to_have_attribute("aria-pressed", "true")
     page.keyboard.press("Enter")
-    expect(page.locator("#status")).to_have_text(f"Labelled: {said}")
+    expect(page.locator("#status")).to_have_text(f"Labelled: {name_of[said]}")
     expect(page.locator("#item-text")).to_have_text(NO_MORE_ITEMS)
     expect(page.locator("#review")).to_be_hidden()
-    expect(page.locator("#history li").first).to_have_text(f"{said} — {TEXT}", use_inner_text=True)
+    expect(page.locator("#history li button").first).to_have_text(f"{name_of[said]} — {TEXT}", use_inner_text=True)
     assert page.js_errors == []
 
     # The label settled the review: the item is done, and every event on it is scored.

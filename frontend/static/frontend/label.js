@@ -17,6 +17,8 @@
     shownAt: performance.now(),
     history: [],
     highlighted: -1,    // index into the visible labels while filtering
+    ranked: [],         // the label buttons the filter shows, best match first
+    pendingKey: "",     // the first key of a two-key shortcut, waiting for the second
     done: config.progress.done,
     total: config.progress.total,
   };
@@ -45,25 +47,72 @@
   }
 
   // --- labels -------------------------------------------------------------------------------
-  const buttons = config.labels.map((label) => {
+  // Every label has keys that choose it (labeller/shortcuts.py): one key, or a prefix and a second
+  // key when there are more labels than keys. The codes are prefix-free, so one key never waits.
+  const wordsOf = (text) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  const buttons = config.labels.map((label, order) => {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "label";
     button.dataset.key = label.key;
+    button.dataset.order = order;
+    button.dataset.shortcut = (label.shortcut || "").toLowerCase();
+    button.title = label.name;
     button.style.setProperty("--label-color", label.color);
     const name = document.createElement("span");
+    name.className = "name";
     name.textContent = label.name;
     button.appendChild(name);
     if (label.shortcut) {
-      const kbd = document.createElement("kbd");
-      kbd.textContent = label.shortcut;
-      button.appendChild(kbd);
+      const keys = document.createElement("span");
+      keys.className = "keys";
+      [...label.shortcut].forEach((k) => {
+        const kbd = document.createElement("kbd");
+        kbd.textContent = k;
+        keys.appendChild(kbd);
+      });
+      button.appendChild(keys);
     }
     button.addEventListener("click", () => choose(label.key));
     $("labels").appendChild(button);
-    return button;
+    return { button, label, nameWords: wordsOf(label.name), keyWords: wordsOf(label.key) };
   });
   const byShortcut = new Map(config.labels.filter((l) => l.shortcut).map((l) => [l.shortcut.toLowerCase(), l.key]));
+  const prefixes = new Set([...byShortcut.keys()].filter((code) => code.length === 2).map((code) => code[0]));
+  state.ranked = buttons.map((b) => b.button);
+  window.addEventListener("resize", () => setPending(state.pendingKey));
+
+  // A key pressed outside the filter: a label's shortcut, or the first key of a two-key one.
+  function pressShortcut(key) {
+    const typed = state.pendingKey + key.toLowerCase();
+    if (byShortcut.has(typed)) {
+      setPending("");
+      choose(byShortcut.get(typed));
+      return true;
+    }
+    if (!state.pendingKey && prefixes.has(typed)) {
+      setPending(typed);
+      return true;
+    }
+    if (state.pendingKey) {
+      setPending("");  // no label has that second key: drop the sequence
+      return true;
+    }
+    return false;
+  }
+
+  function setPending(prefix) {
+    state.pendingKey = prefix;
+    $("labels").classList.toggle("pending", !!prefix);
+    buttons.forEach(({ button }) => button.classList.toggle("continues", !!prefix && button.dataset.shortcut.startsWith(prefix)));
+    $("pending-key").textContent = prefix ? `${prefix} … now the second key (Escape cancels)` : labelBoxHint();
+  }
+
+  // When the box scrolls, say so: the rows below its edge are otherwise easy to miss.
+  function labelBoxHint() {
+    const box = $("labels");
+    return box.scrollHeight > box.clientHeight ? `${state.ranked.length} labels: scroll the box for more, or press / to filter` : "";
+  }
 
   function choose(key) {
     if (config.multiLabel) {
@@ -75,27 +124,79 @@
   }
 
   function paintLabels() {
-    buttons.forEach((b) => b.setAttribute("aria-pressed", state.selected.has(b.dataset.key) ? "true" : "false"));
+    buttons.forEach(({ button }) => button.setAttribute("aria-pressed", state.selected.has(button.dataset.key) ? "true" : "false"));
     $("submit").disabled = !state.current && !state.editing;
   }
 
   function visibleButtons() {
-    return buttons.filter((b) => !b.hidden);
+    return state.ranked;
+  }
+
+  // The filter: each typed word must begin a word of the label's name (or of its key); the best
+  // match first: words matched early in the name, whole words, names before keys.
+  function matchScore(entry, terms) {
+    let score = 0;
+    for (const term of terms) {
+      const at = entry.nameWords.findIndex((w) => w.startsWith(term));
+      if (at >= 0) score += at + (entry.nameWords[at] === term ? 0 : 0.5);
+      else if (entry.keyWords.some((w) => w.startsWith(term))) score += 10;
+      else return null;
+    }
+    return score;
   }
 
   function filterLabels() {
-    const words = $("label-filter").value.toLowerCase().trim();
-    buttons.forEach((b) => {
-      b.hidden = words !== "" && !(b.textContent.toLowerCase().includes(words) || b.dataset.key.toLowerCase().includes(words));
+    const terms = wordsOf($("label-filter").value);
+    const scored = buttons.map((entry) => [entry, terms.length ? matchScore(entry, terms) : 0]).filter(([, score]) => score !== null);
+    scored.sort((a, b) => a[1] - b[1] || a[0].button.dataset.order - b[0].button.dataset.order);
+    state.ranked = scored.map(([entry]) => entry.button);
+    const shown = new Set(state.ranked);
+    buttons.forEach((entry) => {
+      entry.button.hidden = !shown.has(entry.button);
+      markName(entry, terms);
     });
-    state.highlighted = words ? 0 : -1;
+    // Best match first in the page itself (what a screen reader reads), the rest after, hidden.
+    $("labels").append(...state.ranked, ...buttons.map((entry) => entry.button).filter((b) => !shown.has(b)));
+    state.highlighted = terms.length && state.ranked.length ? 0 : -1;
     paintHighlight();
+    setPending("");
+  }
+
+  // The part of each name word a typed word matched, marked (built as nodes, never as HTML).
+  function markName(entry, terms) {
+    const name = entry.button.querySelector(".name");
+    name.replaceChildren();
+    let last = 0;
+    for (const match of entry.label.name.matchAll(/[\p{L}\p{N}]+/gu)) {
+      const word = match[0].toLowerCase();
+      const length = Math.max(0, ...terms.filter((t) => word.startsWith(t)).map((t) => t.length));
+      if (!length) continue;
+      const mark = document.createElement("mark");
+      mark.textContent = match[0].slice(0, length);
+      name.append(entry.label.name.slice(last, match.index), mark);
+      last = match.index + length;
+    }
+    name.append(entry.label.name.slice(last));
   }
 
   function paintHighlight() {
     const visible = visibleButtons();
-    buttons.forEach((b) => b.classList.remove("highlighted"));
-    if (state.highlighted >= 0 && visible[state.highlighted]) visible[state.highlighted].classList.add("highlighted");
+    buttons.forEach(({ button }) => button.classList.remove("highlighted"));
+    const target = state.highlighted >= 0 ? visible[state.highlighted] : null;
+    if (target) {
+      target.classList.add("highlighted");
+      target.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  // Tab takes the model's suggestion (Enter then submits it, as after a label's shortcut).
+  function acceptSuggestion() {
+    const suggestion = state.current && !state.editing && state.current.suggestion;
+    if (!suggestion || $("suggestion").hidden) return false;
+    state.selected = new Set(suggestion.labels);
+    paintLabels();
+    say(`Took the suggestion: ${names(suggestion.labels)}. Enter submits.`);
+    return true;
   }
 
   // --- items --------------------------------------------------------------------------------
@@ -119,17 +220,19 @@
     paintReview(item);
     paintLabels();
     paintProgress();
+    paintTimer();
   }
 
   // --- the model's suggestion and why -------------------------------------------------------
   const labelName = new Map(config.labels.map((l) => [l.key, l.name]));
+  const names = (keys) => keys.map((k) => labelName.get(k) || k).join(", ");
 
   function paintSuggestion(suggestion) {
     const box = $("suggestion");
     box.hidden = !suggestion;
-    buttons.forEach((b) => b.classList.toggle("suggested", !!suggestion && suggestion.labels.includes(b.dataset.key)));
+    buttons.forEach(({ button }) => button.classList.toggle("suggested", !!suggestion && suggestion.labels.includes(button.dataset.key)));
     if (!suggestion) return;
-    $("suggestion-label").textContent = suggestion.labels.map((k) => labelName.get(k) || k).join(", ");
+    $("suggestion-label").textContent = names(suggestion.labels);
     $("suggestion-confidence").textContent = `${Math.round(suggestion.confidence * 100)}% confident`;
     const others = suggestion.top.filter((t) => !suggestion.labels.includes(t.label));
     $("suggestion-alternatives").textContent = others.length
@@ -157,7 +260,6 @@
   }
 
   // --- the review panel: product users said the model is wrong here -----------------------------
-  const names = (keys) => keys.map((k) => labelName.get(k) || k).join(", ");
   const percent = (x) => `${Math.round(x * 100)}%`;
 
   function listItem(title, rest) {
@@ -182,7 +284,9 @@
     if (state.current !== item || state.editing || !detail.needs_review || !detail.review) return;
     const { model, users, sources, source_reliability: reliability } = detail.review;
     $("review-model-label").textContent = model ? names(model.labels) : "no logged prediction";
-    $("review-model-meta").textContent = model ? `${percent(model.confidence)} confident, version ${model.version}` : "";
+    // The served model's answer when the product asked; the suggestion line above is the
+    // labelling model's answer now. Two models, so the two confidences may differ: each is named.
+    $("review-model-meta").textContent = model ? `${percent(model.confidence)} confident, version ${model.version}, when the product asked` : "";
     $("review-users").replaceChildren(...users.map((u) => {
       const record = u.track_record;  // these users' past feedback that experts reviewed
       const past = record.reviewed ? `; right ${percent(record.reliability)} of ${record.reviewed} reviewed before` : "";
@@ -245,7 +349,7 @@
       try {
         const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels, lead_time: leadTime() });
         remember(annotation);
-        say(`Changed item ${edited.item} to ${labels.join(", ")}.`);
+        say(`Changed “${clip(edited.item_text || "the item")}” to ${names(labels) || "(none)"}.`);
         show(state.current);
       } catch (err) {
         say(err.message, true);
@@ -261,7 +365,7 @@
       annotation.item_text = item.text;
       remember(annotation);
       state.done += annotation.item_done ? 1 : 0;
-      say(`Labelled: ${labels.join(", ") || "(none)"}`);
+      say(`Labelled: ${names(labels) || "(none)"}`);
       await advance();
     } catch (err) {
       say(err.message, true);
@@ -288,17 +392,25 @@
     paintHistory();
   }
 
+  const clip = (text) => (text.length > 60 ? text.slice(0, 59) + "…" : text);
+
+  // Numbered by hand: a long entry wraps, and an <ol>'s own number sat by its last line.
   function paintHistory() {
     const list = $("history");
     list.replaceChildren();
-    state.history.forEach((annotation) => {
+    state.history.forEach((annotation, index) => {
       const li = document.createElement("li");
+      const number = document.createElement("span");
+      number.className = "number";
+      number.textContent = `${index + 1}.`;
       const button = document.createElement("button");
       button.type = "button";
       button.className = "link";
-      button.textContent = `${annotation.skipped ? "(skipped)" : annotation.labels.join(", ")} — ${annotation.item_text || "item " + annotation.item}`;
+      const text = annotation.item_text || "(text not loaded)";
+      button.textContent = `${annotation.skipped ? "(skipped)" : names(annotation.labels) || "(none)"} — ${text}`;
+      button.title = text;
       button.addEventListener("click", () => edit(annotation));
-      li.appendChild(button);
+      li.append(number, button);
       list.appendChild(li);
     });
   }
@@ -308,11 +420,12 @@
     state.selected = new Set(annotation.labels);
     state.shownAt = performance.now();
     $("item").classList.add("editing");
-    $("item-text").textContent = annotation.item_text || `item ${annotation.item}`;
+    $("item-text").textContent = annotation.item_text || "(text not loaded)";
     $("item-meta").textContent = "Editing an earlier label: Enter saves, Escape goes back.";
     paintSuggestion(null); // the suggestion explains the item underneath, not the one being edited
     paintReview(null);
     paintLabels();
+    paintTimer();
   }
 
   // --- keyboard -----------------------------------------------------------------------------
@@ -338,7 +451,7 @@
       } else if (event.key === "Enter") {
         event.preventDefault();
         const target = visible[Math.max(0, state.highlighted)];
-        if (target) choose(target.dataset.key);
+        if (target && state.highlighted >= 0) choose(target.dataset.key);
         $("label-filter").value = "";
         filterLabels();
         $("label-filter").blur();
@@ -350,26 +463,34 @@
       return;
     }
     if (event.target.tagName === "INPUT" || event.target.tagName === "TEXTAREA") return;
-    if (event.key === "Enter") {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Escape" && state.pendingKey) {
+      setPending("");
+    } else if (event.key === "Enter") {
       event.preventDefault();
+      setPending("");
       submit();
     } else if (event.key === "Escape" && state.editing) {
       show(state.current);
     } else if (event.key === "/") {
       event.preventDefault();
+      setPending("");
       $("label-filter").focus();
-    } else if (!event.ctrlKey && !event.metaKey && !event.altKey && byShortcut.has(event.key.toLowerCase())) {
+    } else if (event.key === "Tab" && !event.shiftKey) {
+      if (acceptSuggestion()) event.preventDefault();  // with no suggestion, Tab moves focus as usual
+    } else if (event.key.length === 1 && pressShortcut(event.key)) {
       event.preventDefault();
-      choose(byShortcut.get(event.key.toLowerCase()));
     }
   });
   $("label-filter").addEventListener("input", filterLabels);
   $("submit").addEventListener("click", submit);
   $("skip").addEventListener("click", skip);
   $("undo").addEventListener("click", () => state.history.length && edit(state.history[0]));
-  setInterval(() => {
-    if (state.current || state.editing) $("timer").textContent = `${Math.floor(leadTime())} s on this item`;
-  }, 1000);
+  // The clock runs while an item (or an edit) is on screen, and is blank on "No more items".
+  function paintTimer() {
+    $("timer").textContent = state.current || state.editing ? `${Math.floor(leadTime())} s on this item` : "";
+  }
+  setInterval(paintTimer, 1000);
 
   // --- start --------------------------------------------------------------------------------
   (async function start() {
@@ -377,6 +498,7 @@
       const history = await call("GET", "/annotations/?mine=true");
       state.history = history.results.slice(0, 10);
       paintHistory();
+      setPending("");
       show(await claim([]));
       fetchAhead();
     } catch (err) {
