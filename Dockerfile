@@ -20,4 +20,4 @@ RUN LABELLOOP_DATA_DIR=/tmp/build-data python manage.py collectstatic --noinput 
 USER labelloop
 VOLUME /data
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "-b", "0.0.0.0:8000", "-w", "3", "--threads", "4", "--timeout", "600"]
+CMD ["gunicorn", "config.wsgi", "-c", "config/gunicorn.conf.py", "-b", "0.0.0.0:8000", "-w", "3", "--threads", "4"]

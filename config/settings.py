@@ -263,6 +263,10 @@ SPECTACULAR_SETTINGS = {
 # Celery. The embedded default is kombu's filesystem transport: no broker server to install.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The transport ignores the host, but kombu warns "No hostname was supplied" each time a
+    # process first connects without one (the first line `./labelloop run` printed): name one.
+    if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
+        CELERY_BROKER_URL = "filesystem://localhost/"
     _broker_dir = Path(env_str("LABELLOOP_BROKER_DIR", str(DATA_DIR / "broker")))
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -152,3 +152,20 @@ def answers(predictor: Predictor, texts: list[str], top_k: int) -> list[Decision
     probs = predictor.probabilities(texts)
     return [predictor.task_type.decide(predictor.classes, p, top_k=top_k) for p in probs]
 
+
+
+def serving_warm() -> int:
+    """Load every project's champion and challenger in this process and run one text through
+    each, so the first prediction a gunicorn worker answers does not pay for loading (6-8 s).
+    Called when a worker starts (config/gunicorn.conf.py); nothing to do before a first
+    promotion. A version that fails to load is logged and left to load on demand, as before:
+    a broken artefact must not stop the web server from starting."""
+    warmed = 0
+    for project in Project.objects.filter(aliases__isnull=False).distinct():
+        for version in serving_versions(project).values():
+            try:
+                predictor_for(version).probabilities(["warm up"])
+                warmed += 1
+            except Exception:
+                log.warning("could not preload version %s of project %s", version.number, project.id, exc_info=True)
+    return warmed

@@ -54,3 +54,16 @@ def test_the_default_project_token_rate_is_a_sane_one(tmp_path):
     rate = run_with_settings(tmp_path, "from django.conf import settings; "
                                        "print(settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['project_token'])")
     assert rate == "100/s"
+
+
+def test_sending_on_the_embedded_broker_warns_of_nothing(tmp_path):
+    """`./labelloop run` printed kombu's "No hostname was supplied" as its first line."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL", "LABELLOOP_CACHE_URL")}
+    environment.update(LABELLOOP_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings")
+    code = ("import django; django.setup()\n"
+            "from config.celery import app\n"
+            "app.send_task('labelloop.nothing', queue='default')\n"
+            "with app.connection_for_write() as connection: connection.info()\n")
+    run = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT, check=True, capture_output=True, text=True)
+    assert run.stderr == "" and run.stdout == ""
+    assert list((tmp_path / "broker").glob("*.msg"))  # the message did go out
