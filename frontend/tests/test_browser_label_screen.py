@@ -128,6 +128,9 @@ def test_tab_takes_the_suggestion_and_enter_submits_it(page, banking77_project, 
     item.save(update_fields=["suggestion"])
     open_screen(page, banking77_project)
     expect(page.locator("#suggestion-label")).to_have_text("Declined card payment")
+    # Named as the labelling model's: the Review panel's served model may say otherwise, and did.
+    expect(page.locator("#suggestion p").first).to_contain_text("Labelling model suggests Declined card payment 64% confident")
+    expect(page.locator("#suggestion")).to_contain_text("Tab takes it")
     expect(page.locator('#labels button.label[aria-pressed="true"]')).to_have_count(0)
     page.keyboard.press("Tab")
     expect(button(page, "declined_card_payment")).to_have_attribute("aria-pressed", "true")
