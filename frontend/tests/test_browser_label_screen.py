@@ -116,6 +116,9 @@ def test_at_1400_by_900_the_label_box_scrolls_and_cuts_no_row_in_half(page, bank
     expect(page.locator("#pending-key")).to_have_text("77 labels: scroll the box for more, or press / to filter")
     if SCREENSHOTS:
         page.screenshot(path=os.path.join(SCREENSHOTS, "label-screen-1400x900.png"))
+        page.keyboard.press("/")
+        page.keyboard.type("top card")
+        page.screenshot(path=os.path.join(SCREENSHOTS, "label-screen-filter-1400x900.png"))
 
 
 def test_tab_takes_the_suggestion_and_enter_submits_it(page, banking77_project, add_items):
