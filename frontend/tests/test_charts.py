@@ -28,3 +28,9 @@ def test_bands_days_and_empty_charts():
                        title="t", y_min=0, y_max=1)
     assert chart["series"][0]["band"].count(",") == 2 and len(chart["x_ticks"]) == 1
     assert line_chart([Series("v1", [(at(0), None)])], title="t")["empty"]
+
+
+def test_a_numeric_x_axis_starts_at_zero_with_round_ticks():
+    chart = line_chart([Series("head", [(40, 0.5), (120, 0.8)])], title="t", y_min=0, y_max=1, x_label="training labels")
+    assert [t["label"] for t in chart["x_ticks"]] == ["0", "50", "100", "150", "200"]  # 120 rounds up to 200
+    assert chart["series"][0]["dots"][0]["title"] == "head · 40 · 0.500" and chart["x_label"] == "training labels"
