@@ -8,7 +8,7 @@ from django.db.models.functions import Cast
 
 from core.errors import DomainError, NotAllowed, NotFound
 
-from .models import ROLE_RANK, Annotation, Item, ItemStatus, Membership, Project, Role
+from .models import ROLE_RANK, Annotation, Item, ItemStatus, Label, Membership, Project, Role
 from .task_types import task_type_for
 
 
@@ -109,6 +109,14 @@ def labels_for_screen(*, project: Project) -> list[dict]:
     """The project's labels in their order, as the labelling screen reads them; archived labels
     are not offered for new annotations."""
     return list(project.labels.filter(archived=False).values("key", "name", "color", "shortcut"))
+
+
+def label_get(*, project: Project, label_id: int) -> Label:
+    """One of the project's labels; NotFound for any other id."""
+    label = project.labels.filter(id=label_id).first()
+    if label is None:
+        raise NotFound("no such label in this project", field="label")
+    return label
 
 
 def _annotations_with(project: Project, key: str) -> QuerySet[Annotation]:
