@@ -85,8 +85,9 @@ def label_update(*, label: Label, **fields) -> Label:
     try:
         with transaction.atomic():
             label.save(update_fields=list(fields) or None)
-    except IntegrityError:  # taken by a concurrent request since the check above
-        raise Conflict("another label took this key or shortcut meanwhile; reload and try again", field="key")
+    except IntegrityError:  # taken by a concurrent request since the check above: answer as it does
+        _refuse_taken_label(label.project, key=key, shortcut=fields.get("shortcut"), other_than=label)
+        raise DomainError(f"shortcut '{fields.get('shortcut')}' is already used", field="shortcut")
     return label
 
 

@@ -94,3 +94,17 @@ def test_a_new_user_sets_up_a_project_imports_items_and_sees_its_labels(page, ou
     page.goto(f"/projects/{project.id}/label")
     expect(page.locator("#labels button.label")).to_have_count(3)
     assert page.js_errors == []
+
+
+def test_labels_are_read_from_a_chosen_column_of_a_csv_file(page, outsider):  # noqa: F811
+    log_in(page, "outsider")
+    page.goto("/projects/new")
+    page.locator("#labels-csv").set_input_files(files=[{
+        "name": "tickets.csv", "mimeType": "text/csv",
+        "buffer": 'text,category,team\n"Charged twice, please help",Billing,money\nApp crashes,Bug report,app\n'
+                  'Refund?,Billing,money\n"Say ""hi""",Other,\n'.encode()}])
+    expect(page.get_by_label("One label per line")).to_have_value("Billing\nBug report\nOther")  # "category" guessed
+    page.get_by_label("Column holding the labels").select_option("team")
+    expect(page.get_by_label("One label per line")).to_have_value("money\napp")
+    expect(page.locator("#label-table tbody tr")).to_have_count(2)
+    assert page.js_errors == []
