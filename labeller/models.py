@@ -91,6 +91,8 @@ class Label(models.Model):
     color = models.CharField(max_length=7, default="#4f46e5", validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$")])
     shortcut = models.CharField(max_length=1, blank=True)
     order = models.PositiveIntegerField(default=0)
+    # Retired: its annotations and exports keep it, new annotations cannot choose it.
+    archived = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["order", "id"]

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Prefetch, Q, QuerySet, TextField, Value, When
+from django.db.models.functions import Cast
 
 from core.errors import DomainError, NotAllowed, NotFound
 
-from .models import ROLE_RANK, Annotation, Item, ItemStatus, Membership, Project, Role
+from .models import ROLE_RANK, Annotation, Item, ItemStatus, Label, Membership, Project, Role
 from .task_types import task_type_for
 
 
@@ -105,8 +106,40 @@ def annotations_for(*, project: Project, item_id: int | None = None) -> QuerySet
 
 
 def labels_for_screen(*, project: Project) -> list[dict]:
-    """The project's labels in their order, as the labelling screen reads them."""
-    return list(project.labels.values("key", "name", "color", "shortcut"))
+    """The project's labels in their order, as the labelling screen reads them; archived labels
+    are not offered for new annotations."""
+    return list(project.labels.filter(archived=False).values("key", "name", "color", "shortcut"))
+
+
+def label_get(*, project: Project, label_id: int) -> Label:
+    """One of the project's labels; NotFound for any other id."""
+    label = project.labels.filter(id=label_id).first()
+    if label is None:
+        raise NotFound("no such label in this project", field="label")
+    return label
+
+
+def _annotations_with(project: Project, key: str) -> QuerySet[Annotation]:
+    # `labels` is a JSON list of keys, and a key holds no character that JSON escapes, so the key
+    # in quotes appears in the stored text exactly when the list holds it. (SQLite has no JSON
+    # `contains` lookup; this one query works on both databases.)
+    return Annotation.objects.filter(project=project).annotate(
+        labels_text=Cast("labels", TextField())
+    ).filter(labels_text__contains=f'"{key}"')
+
+
+def label_in_use(*, project: Project, key: str) -> bool:
+    """Whether any annotation of the project (skips aside, they hold no labels) holds the key."""
+    return _annotations_with(project, key).exists()
+
+
+def label_usage(*, project: Project) -> dict[str, int]:
+    """How many annotations hold each of the project's labels (a key absent: none), in one pass."""
+    counts: dict[str, int] = {}
+    for labels in Annotation.objects.filter(project=project, skipped=False).values_list("labels", flat=True).iterator():
+        for key in labels:
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def project_progress(*, project: Project) -> dict:
