@@ -141,12 +141,18 @@ def items_with_status(items: QuerySet[Item], *, status: str) -> QuerySet[Item]:
 
 
 def items_with_annotations(*, project: Project) -> QuerySet[Item]:
-    annotations = Annotation.objects.filter(skipped=False).select_related("annotator").order_by("id")
+    """The project's items with every annotation, skips included, as `item.annotations_all`."""
+    annotations = Annotation.objects.select_related("annotator").order_by("id")
     return (
         Item.objects.filter(project=project)
         .order_by("id")
-        .prefetch_related(Prefetch("annotations", queryset=annotations, to_attr="submitted"))
+        .prefetch_related(Prefetch("annotations", queryset=annotations, to_attr="annotations_all"))
     )
+
+
+def items_only_skipped(*, project: Project) -> QuerySet[Item]:
+    """Items someone skipped and nobody labelled."""
+    return Item.objects.filter(project=project, annotation_count=0, annotations__skipped=True).distinct()
 
 
 def project_agreement(*, project: Project) -> dict:
