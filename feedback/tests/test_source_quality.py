@@ -15,8 +15,7 @@ from feedback.tokens import token_create
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def sources(project, viewer):
+def add_sources(project, viewer):
     shop, _ = token_create(project=project, name="shop", scopes=["feedback"])
     crm, _ = token_create(project=project, name="crm", scopes=["feedback"], trusted=True)
 
@@ -32,6 +31,11 @@ def sources(project, viewer):
     event(FeedbackKind.CORRECTION, FeedbackStatus.TRAINING, token=crm)
     event(FeedbackKind.REJECTION, FeedbackStatus.REVIEWED, False, user=viewer)
     return project
+
+
+@pytest.fixture
+def sources(project, viewer):
+    return add_sources(project, viewer)
 
 
 def test_each_source_has_its_reliability_acceptance_and_overturned_confirmations(sources):
