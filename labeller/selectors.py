@@ -1,11 +1,13 @@
 """Reads of the labelling application, always scoped to what the caller may see."""
 from __future__ import annotations
 
+import json
 from statistics import median
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Prefetch, Q, QuerySet, TextField, Value, When
+from django.db.models.functions import Cast
 
 from core.errors import DomainError, NotAllowed, NotFound
 
@@ -200,13 +202,20 @@ def annotator_quality(*, project: Project) -> dict:
         lead_times.setdefault(who, []).append(seconds)
 
     figures = AnnotatorAgreement(majority=task_type_for(project).majority)
+    # The labels come as their JSON text and each distinct text is decoded once: a project uses
+    # few distinct answers, and decoding every row was a third of the time at 100k annotations.
     shared = (Annotation.objects.filter(project=project, skipped=False, item__annotation_count__gte=2)
-              .order_by("item_id", "id").values_list("item_id", "annotator_id", "labels", "suggestion_accepted"))
+              .order_by("item_id", "id")
+              .values_list("item_id", "annotator_id", Cast("labels", TextField()), "suggestion_accepted"))
+    decoded: dict[str, list[str]] = {}
     current, answers = None, []
-    for item_id, who, labels, accepted in shared.iterator(chunk_size=5000):
+    for item_id, who, text, accepted in shared.iterator(chunk_size=5000):
         if item_id != current:
             figures.add_item(answers)
             current, answers = item_id, []
+        labels = decoded.get(text)
+        if labels is None:
+            labels = decoded[text] = json.loads(text)
         answers.append((who, labels, accepted))
     figures.add_item(answers)
 

@@ -77,3 +77,16 @@ def test_pairwise_agreement_counts_the_items_each_pair_shared(quality_project):
 
 def test_a_project_without_annotations_has_no_annotator_rows(project):
     assert annotator_quality(project=project) == {"annotators": [], "pairwise": []}
+
+
+def test_multi_label_answers_compare_as_sets_under_the_multi_label_majority(make_project, add_items, expert, expert2):
+    project = make_project(name="Multi", task_type="multi_label", labels_per_item=2)
+    i1, i2 = add_items(project, ["i1", "i2"])
+    annotation_submit(item=i1, user=expert, labels=[A, B], suggested_labels=[B, A])
+    annotation_submit(item=i1, user=expert2, labels=[A])  # majority: A alone (B has one vote of two)
+    annotation_submit(item=i2, user=expert, labels=[C, B])
+    annotation_submit(item=i2, user=expert2, labels=[B, C])
+    rows = {r["username"]: r for r in annotator_quality(project=project)["annotators"]}
+    assert (rows["expert"]["agreement_with_majority"], rows["expert"]["agreement_with_others"]) == (0.5, 0.5)
+    assert (rows["expert"]["accepted"], rows["expert"]["overturned"]) == (1, 1)
+    assert rows["expert2"]["agreement_with_majority"] == 1.0
