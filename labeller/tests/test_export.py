@@ -230,3 +230,15 @@ def test_an_annotation_without_an_annotator_exports_to_label_studio_without_comp
     Annotation.objects.filter(project=labelled).update(annotator=None)
     tasks = json.loads(export(client_for(owner), labelled, django_capture_on_commit_callbacks, format="label_studio"))
     assert "completed_by" not in tasks[0]["annotations"][0] and tasks[0]["annotations"][0]["completed_by_username"] is None
+
+
+def test_a_label_studio_export_with_skips_imports_back_without_them(
+        eager_celery, client_for, owner, with_skips, make_project, django_capture_on_commit_callbacks):
+    client = client_for(owner)
+    content = export(client, with_skips, django_capture_on_commit_callbacks, format="label_studio")
+    copy = make_project(name="Copy")
+    response = client.post(f"/api/projects/{copy.id}/imports", {"file": SimpleUploadedFile("export.json", content.encode())},
+                           format="multipart")
+    assert response.status_code == 201, response.json()
+    assert response.json()["created"] == 3 and response.json()["annotations_created"] == 1
+    assert list(Annotation.objects.filter(project=copy).values_list("labels", flat=True)) == [["card_arrival"]]
