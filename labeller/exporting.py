@@ -211,7 +211,8 @@ def export_write(*, job: ExportJob) -> None:
     settings.LABELLOOP_EXPORT_DIR.mkdir(parents=True, exist_ok=True)
     final = job.file_path
     partial = final.with_suffix(final.suffix + ".part")
-    summary = ExportSummary(not_matching_status=Item.objects.filter(project=project).count() - total)
+    # Counted apart from `total`: items imported or deleted in between can make it off by those.
+    summary = ExportSummary(not_matching_status=max(0, Item.objects.filter(project=project).count() - total))
     records = _records(job, summary, on_progress)
     with open(partial, "w", encoding="utf-8", newline="") as out:
         if job.format == ExportFormat.JSONL:
@@ -221,8 +222,8 @@ def export_write(*, job: ExportJob) -> None:
         else:
             _write_label_studio(out, records, project)
     os.replace(partial, final)
-    summary.skipped_only_items_left_out = (items_only_skipped(project=project).count()
-                                           - summary.skipped_only_items_written)
+    summary.skipped_only_items_left_out = max(0, items_only_skipped(project=project).count()
+                                              - summary.skipped_only_items_written)
     ExportJob.objects.filter(id=job.id).update(
         status=ExportStatus.DONE, written=total, summary=asdict(summary), finished_at=timezone.now()
     )

@@ -285,7 +285,9 @@ class ExportJob(models.Model):
         lines = [f"{_items(s['items_written'])} written."]
         left_out = []
         if s["not_matching_status"]:
-            left_out.append(f"{_items(s['not_matching_status'])} {_NOT_MATCHING[self.filters.get('status')]}")
+            # .get: items added while an "all" export ran count here too, and must not break the page.
+            why = _NOT_MATCHING.get(self.filters.get("status"), "outside the filter")
+            left_out.append(f"{_items(s['not_matching_status'])} {why}")
         if s["below_min_agreement"]:
             left_out.append(f"{_items(s['below_min_agreement'])} with agreement below "
                             f"{self.filters['min_agreement']:g} (or none)")
