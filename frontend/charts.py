@@ -129,3 +129,50 @@ def _tick(value: float) -> str:
     if float(value).is_integer() and abs(value) >= 1:
         return str(int(value))
     return f"{value:.3g}"
+
+
+# Horizontal bar charts: one row per category (an annotator, a source), one bar per series.
+BAR_WIDTH, BAR_LABELS, BAR_HEIGHT, BAR_GAP, BAR_TOP, BAR_AXIS = 560, 120, 12, 8, 6, 22
+BAR_VALUES = 40  # room right of the longest bar for its value
+
+
+@dataclass
+class Bars:
+    """One series of a bar chart: a value (or None, drawn as "no data") per category."""
+
+    name: str
+    values: list[float | None]
+    color: str | None = None
+
+
+def bar_chart(categories: list[str], series: list[Bars], *, title: str, x_max: float | None = None,
+              value_format: str = "{:.0%}") -> dict:
+    """The geometry of horizontal grouped bars: `categories` down the left, each with one bar per
+    series. Without `x_max` the value axis runs from 0 to a round number above the highest value."""
+    values = [v for s in series for v in s.values if v is not None]
+    high = x_max if x_max is not None else _nice_ceil(max(values, default=0.0))
+    right = BAR_WIDTH - BAR_VALUES
+    row = len(series) * BAR_HEIGHT + BAR_GAP
+    height = BAR_TOP + row * len(categories) + BAR_AXIS
+    chart = {"title": title, "width": BAR_WIDTH, "height": height, "left": BAR_LABELS, "right": right,
+             "top": BAR_TOP, "bottom": height - BAR_AXIS, "empty": not values, "rows": [], "x_ticks": [],
+             "series": [{"name": s.name, "color": s.color or PALETTE[i % len(PALETTE)]} for i, s in enumerate(series)]}
+    if not values:
+        return chart
+
+    def px(value: float) -> float:
+        return round(BAR_LABELS + (right - BAR_LABELS) * min(max(value, 0.0), high) / high, 1)
+
+    for c, category in enumerate(categories):
+        top = BAR_TOP + c * row
+        bars = []
+        for s, legend in zip(series, chart["series"]):
+            y = top + len(bars) * BAR_HEIGHT
+            value = s.values[c]
+            shown = "no data" if value is None else value_format.format(value)
+            bars.append({"y": y, "height": BAR_HEIGHT - 2, "width": 0 if value is None else round(px(value) - BAR_LABELS, 1),
+                         "color": legend["color"], "text": shown, "text_x": BAR_LABELS + 4 if value is None else px(value) + 4,
+                         "title": f"{category} · {s.name} · {shown}", "missing": value is None})
+        chart["rows"].append({"label": category, "y": top + (row - BAR_GAP) / 2, "bars": bars})
+    chart["x_ticks"] = [{"x": px(high * k / 4), "label": value_format.format(high * k / 4)} for k in range(5)]
+    return chart

@@ -3,7 +3,7 @@ from django.urls import path
 
 from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
 
-from . import label_views, member_views, model_version_views, monitoring_views, project_views, views
+from . import annotator_views, label_views, member_views, model_version_views, monitoring_views, project_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -30,6 +30,7 @@ urlpatterns = [
     path("projects/<id:project_id>/labels/<id:label_id>/archive", label_views.label_archive, name="label-archive"),
     path("projects/<id:project_id>/labels/<id:label_id>/move", label_views.label_move, name="label-move"),
     path("projects/<id:project_id>/labels/<id:label_id>/delete", label_views.label_delete, name="label-delete"),
+    path("projects/<id:project_id>/annotators", annotator_views.annotators_page, name="annotators-page"),
     path("projects/<id:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
     path("projects/<id:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
     path("projects/<id:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),

@@ -194,6 +194,7 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "models-cancel": {"POST": page(Role.ADMIN)},
     "models-rollback": {"POST": page(Role.ADMIN)},
     "members-page": reads(page(Role.ADMIN)),
+    "annotators-page": reads(page(Role.ADMIN)),
     "members-add": {"POST": page(Role.ADMIN)},
     "member-role": {"POST": page(Role.ADMIN)},
     "member-remove": {"POST": page(Role.ADMIN)},

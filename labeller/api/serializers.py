@@ -273,11 +273,13 @@ class ExportCreateSerializer(serializers.Serializer):
 class ExportJobSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     download_url = serializers.SerializerMethodField()
+    filter_text = serializers.CharField(read_only=True)
+    summary_text = serializers.CharField(read_only=True)
 
     class Meta:
         model = ExportJob
-        fields = ["id", "format", "filters", "status", "total", "written", "progress", "error",
-                  "created_at", "finished_at", "download_url"]
+        fields = ["id", "format", "filters", "filter_text", "status", "total", "written", "progress", "summary",
+                  "summary_text", "error", "created_at", "finished_at", "download_url"]
 
     def get_download_url(self, job) -> str | None:
         if job.status != "done":
