@@ -33,9 +33,10 @@ _label_keys: ProcessCache[frozenset[str]] = ProcessCache(LABEL_KEYS_TTL)
 
 
 def label_keys_of(project: Project) -> frozenset[str]:
+    """The labels a correction may give: an archived label is not offered for new labels."""
     # Keyed with the creation time too: SQLite may give a deleted project's id to a new one.
     return _label_keys.get((project.id, project.created_at),
-                           lambda: frozenset(project.labels.values_list("key", flat=True)))
+                           lambda: frozenset(project.labels.filter(archived=False).values_list("key", flat=True)))
 
 
 def forget_label_keys(project_id: int | None = None) -> None:
@@ -82,7 +83,7 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
         label = raw.get("label")
         if kind == FeedbackKind.CORRECTION:
             if not isinstance(label, str) or label not in label_keys:
-                out.error(f"{path}.label", "a correction needs the right label, one of the project's label keys")
+                out.error(f"{path}.label", "a correction needs the right label, one of the project's label keys (not an archived one)")
         elif label not in (None, ""):
             out.error(f"{path}.label", "only a correction carries a label")
         end_user = raw.get("end_user")

@@ -1,11 +1,13 @@
 """Reads of the feedback app for the API: the monitoring overview and the review queue."""
 from __future__ import annotations
 
+from django.db.models import Count, Q
+
 from core.errors import NotFound
 from labeller.models import Item, Project
 
 from . import monitoring, predicting, review
-from .models import Alert, MonitoringPoint, SchemaViolation
+from .models import Alert, FeedbackEvent, FeedbackKind, FeedbackStatus, MonitoringPoint, SchemaViolation
 
 MONITORING_POINTS = 500
 MONITORING_ALERTS = 100
@@ -45,3 +47,31 @@ def review_item_get(*, project: Project, item_id: int) -> dict:
     if item is None:
         raise NotFound("No such item in this project.")
     return {"item": item.id, "needs_review": item.needs_review, "review": review.review_summary(item=item)}
+
+
+def feedback_source_quality(*, project: Project) -> list[dict]:
+    """Per feedback source (review.source_reliability's rows: each token, each member who posted
+    feedback): the annotator-quality figures that apply to a source. Its events are its answers;
+    agreement with experts is its reliability; labels are the events that became training data
+    (trusted sources). A confirmation is the source accepting the model's prediction; it is
+    overturned when an expert reviewed the item and disagreed (docs/annotator-quality.md)."""
+    confirmation = Q(kind=FeedbackKind.CONFIRMATION)
+    counts = (FeedbackEvent.objects.filter(project=project).values("token__prefix", "user__username")
+              .annotate(labels=Count("id", filter=Q(status=FeedbackStatus.TRAINING)),
+                        confirmations=Count("id", filter=confirmation),
+                        confirmations_reviewed=Count("id", filter=confirmation & Q(expert_agrees__isnull=False)),
+                        overturned=Count("id", filter=confirmation & Q(expert_agrees=False)))
+              .order_by())
+    by_source = {}
+    for c in counts:
+        key = c["token__prefix"] or (f"{c['user__username']} (member)" if c["user__username"] else None)
+        by_source[key] = c
+    rows = []
+    for source in review.source_reliability(project=project):
+        c = by_source.get(source["token"] or source["name"], {})
+        confirmations, reviewed = c.get("confirmations", 0), c.get("confirmations_reviewed", 0)
+        rows.append({**source, "labels": c.get("labels", 0), "confirmations": confirmations,
+                     "acceptance_rate": round(confirmations / source["events"], 3) if source["events"] else None,
+                     "confirmations_reviewed": reviewed, "overturned": c.get("overturned", 0),
+                     "overturned_rate": round(c.get("overturned", 0) / reviewed, 3) if reviewed else None})
+    return rows

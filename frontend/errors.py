@@ -27,3 +27,22 @@ def refusals_shown(request):
 def form_problems(form) -> list[str]:
     """One "field: problem problem" line per field that the form refused."""
     return [f"{field}: {' '.join(map(str, problems))}" for field, problems in form.errors.items()]
+
+
+
+def serializer_problems(errors, path: str = "") -> list[str]:
+    """One "field: problem" line per field an API serializer refused; a nested field is named by
+    its path as the API's answer nests it ("labels[2].key", counting items from 1 as people do)."""
+    if isinstance(errors, list) and not any(isinstance(e, (dict, list)) for e in errors):
+        return [f"{path}: {' '.join(map(str, errors))}" if path else " ".join(map(str, errors))]
+    inner = errors.items() if isinstance(errors, dict) else enumerate(errors)
+    return [line for name, problems in inner if problems
+            for line in serializer_problems(problems, _path(path, name))]
+
+
+def _path(path: str, name) -> str:
+    if isinstance(name, int):
+        return f"{path}[{name + 1}]"
+    if name == "non_field_errors":
+        return path
+    return f"{path}.{name}" if path else name

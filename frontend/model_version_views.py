@@ -14,23 +14,25 @@ from models_registry import promotion, training
 from models_registry.models import AliasMove, ModelKind, ModelVersion
 
 from .access import admin_project
+from .charts import Series, line_chart
 from .errors import refusals_shown
 
 
-def learning_curve_points(versions, metric: str, width=560, height=200, pad=30):
-    """SVG polyline points of the primary metric against training labels, one series per kind."""
-    ready = [v for v in versions if v.status == "ready" and v.metrics and v.snapshot]
-    if not ready:
-        return {}
-    xs = [v.snapshot.n_train + v.snapshot.n_validation for v in ready]
-    x_max = max(xs) or 1
+def learning_curve(versions, *, metric: str, metric_name: str) -> dict:
+    """The primary metric of each ready version against the labels it was trained on, one line per
+    kind, on a 0–1 axis with a scale on both axes."""
+    ready = sorted((v for v in versions if v.status == "ready" and v.metrics and v.snapshot),
+                   key=lambda v: (v.snapshot.n_train + v.snapshot.n_validation, v.number))
     series = {}
-    for v, x in sorted(zip(ready, xs), key=lambda pair: pair[1]):
-        y = v.metrics.get(metric) or 0.0
-        px = pad + (width - 2 * pad) * x / x_max
-        py = height - pad - (height - 2 * pad) * y
-        series.setdefault(v.kind, []).append({"x": round(px, 1), "y": round(py, 1), "label": f"v{v.number}: {y:.3f} @ {x}"})
-    return {kind: {"points": " ".join(f"{p['x']},{p['y']}" for p in pts), "dots": pts} for kind, pts in series.items()}
+    for v in ready:
+        series.setdefault(v.kind, []).append((v.snapshot.n_train + v.snapshot.n_validation, v.metrics.get(metric) or 0.0))
+    names = dict(ModelKind.choices)
+    return line_chart([Series(names.get(kind, kind), points, color=CURVE_COLORS.get(kind)) for kind, points in series.items()],
+                      title=f"{metric_name} against training labels", y_min=0, y_max=1,
+                      x_label="training labels", y_label=metric_name)
+
+
+CURVE_COLORS = {ModelKind.HEAD: "#0891b2", ModelKind.FINETUNED: "#4f46e5"}
 
 
 STARTING = "starting…"
@@ -71,7 +73,7 @@ def models_page(request, project_id):
         "versions": versions,
         "selected": selected,
         "confusion": confusion,
-        "curve": learning_curve_points(versions, policy.primary_metric),
+        "curve": learning_curve(versions, metric=policy.primary_metric, metric_name=policy.get_primary_metric_display()),
         "moves": AliasMove.objects.filter(project=project).select_related("from_version", "to_version", "moved_by")[:20],
         "busy": any(v.status in ("queued", "training") for v in versions),
     })
@@ -119,6 +121,7 @@ def rollback(request, project_id):
 def cancel(request, project_id, number):
     project = admin_project(request, project_id)
     version = get_object_or_404(ModelVersion, project=project, number=number)
-    if training.version_cancel(version=version):
+    with refusals_shown(request):
+        training.version_cancel_or_refuse(version=version)
         messages.success(request, f"Cancelling v{number}.")
     return redirect("models-page", project_id=project.id)

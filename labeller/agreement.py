@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 LabelSet = Sequence[str]
 
@@ -72,3 +72,55 @@ def project_alpha(items: Iterable[Sequence[LabelSet]], *, labels: Sequence[str],
         if alpha is not None:
             alphas.append(alpha)
     return sum(alphas) / len(alphas) if alphas else None
+
+
+class AnnotatorAgreement:
+    """Per annotator, over the items they shared with others (two or more labels): agreement with
+    each item's majority, with each other annotator, and what became of the model's suggestions
+    they accepted. Fed one item at a time, so a project's annotations can stream through it.
+
+    Definitions (docs/annotator-quality.md):
+    - with the majority: the annotator's answer equals the item's majority over all its labels
+      (theirs included, the one exports and training use);
+    - with another annotator: both gave the same answer on an item they both labelled;
+    - overturned: the annotator accepted the model's suggestion and the item's majority now
+      differs from it (later experts, an expert's review, trusted feedback outvoted it);
+    - overruled: the same for answers the annotator chose against the suggestion, for comparison.
+    """
+
+    def __init__(self, *, majority: Callable[[Sequence[LabelSet]], tuple[LabelSet, float | None]]):
+        self.majority = majority  # the task type's rule: TaskType.majority
+        self.shared: Counter = Counter()  # annotator -> items shared with others
+        self.with_majority: Counter = Counter()
+        self.accepted_shared: Counter = Counter()  # accepted suggestions on shared items
+        self.overturned: Counter = Counter()
+        self.chosen_shared: Counter = Counter()  # answers against the suggestion on shared items
+        self.overruled: Counter = Counter()
+        self.pairs: Counter = Counter()  # (annotator, other) -> items both labelled
+        self.pairs_agreeing: Counter = Counter()
+
+    def add_item(self, labels: Sequence[tuple[object, LabelSet, bool | None]]) -> None:
+        """One item's answers: (annotator or None for a label no user gave, labels, accepted?)."""
+        if len(labels) < 2:
+            return
+        majority = sorted(self.majority([answer for _, answer, _ in labels])[0])
+        answers = [(who, sorted(set(answer)), accepted) for who, answer, accepted in labels if who is not None]
+        for who, answer, accepted in answers:
+            agrees = answer == majority
+            self.shared[who] += 1
+            self.with_majority[who] += agrees
+            if accepted is True:
+                self.accepted_shared[who] += 1
+                self.overturned[who] += not agrees
+            elif accepted is False:
+                self.chosen_shared[who] += 1
+                self.overruled[who] += not agrees
+            for other, other_answer, _ in answers:
+                if other != who:
+                    self.pairs[who, other] += 1
+                    self.pairs_agreeing[who, other] += answer == other_answer
+
+    def with_others(self, who) -> tuple[int, int]:
+        """(pairs of answers with other annotators, of which equal) for one annotator."""
+        pairs = [(n, self.pairs_agreeing[key]) for key, n in self.pairs.items() if key[0] == who]
+        return sum(n for n, _ in pairs), sum(a for _, a in pairs)

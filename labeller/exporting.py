@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Callable, Iterator
 
@@ -17,7 +18,7 @@ from core import jobs
 from core.enqueue import enqueue_on_commit
 
 from .models import ExportFormat, ExportJob, ExportStatus, Item, ItemStatus, Project
-from .selectors import items_with_annotations, items_with_status
+from .selectors import items_only_skipped, items_with_annotations, items_with_status
 from .task_types import task_type_for
 
 
@@ -45,16 +46,42 @@ def _filtered_items(project: Project, filters: dict) -> QuerySet[Item]:
     return items_with_status(items_with_annotations(project=project), status=filters.get("status", ItemStatus.ALL))
 
 
-def _records(job: ExportJob, on_progress: Callable[[int], None]) -> Iterator[tuple[Item, list[str], float | None]]:
+@dataclass
+class ExportSummary:
+    """What a file holds and what it left out, stored on the job (ExportJob.summary).
+
+    Skipped annotations are written, marked (`skipped` in JSONL and CSV, Label Studio's
+    `was_cancelled`), and never count towards an item's majority or agreement. An item only ever
+    skipped has no labels: it is written under the "all" and "not done" filters, and falls out
+    of "done" and "labelled" (and of any minimum agreement, having none)."""
+
+    items_written: int = 0
+    not_matching_status: int = 0
+    below_min_agreement: int = 0
+    skipped_annotations: int = 0
+    skipped_only_items_written: int = 0
+    skipped_only_items_left_out: int = 0
+
+
+def _records(job: ExportJob, summary: ExportSummary,
+             on_progress: Callable[[int], None]) -> Iterator[tuple[Item, list[str], float | None]]:
+    """(item, majority, agreement) of each item the job keeps; `item.submitted`: its labels,
+    `item.annotations_all`: those and its skips."""
     project = job.project
     task_type = task_type_for(project)
     min_agreement = job.filters.get("min_agreement")
     for n, item in enumerate(_filtered_items(project, job.filters).iterator(chunk_size=CHUNK), start=1):
+        item.submitted = [a for a in item.annotations_all if not a.skipped]
         majority, item_agreement = task_type.majority([a.labels for a in item.submitted])
         if n % CHUNK == 0:
             on_progress(n)
         if min_agreement is not None and (item_agreement is None or item_agreement < min_agreement):
+            summary.below_min_agreement += 1
             continue
+        skips = len(item.annotations_all) - len(item.submitted)
+        summary.items_written += 1
+        summary.skipped_annotations += skips
+        summary.skipped_only_items_written += bool(skips and not item.submitted)
         yield item, majority, item_agreement
 
 
@@ -64,6 +91,7 @@ def _annotation_dict(annotation) -> dict:
         "annotator": annotation.annotator.username if annotation.annotator else None,
         "source": annotation.source,
         "labels": annotation.labels,
+        "skipped": annotation.skipped,
         "lead_time": annotation.lead_time,
         "created_at": annotation.created_at.isoformat(),
         "updated_at": annotation.updated_at.isoformat(),
@@ -80,7 +108,7 @@ def _write_jsonl(out, records) -> int:
             "majority": majority,
             "agreement": item_agreement,
             "done": item.is_done,
-            "annotations": [_annotation_dict(a) for a in item.submitted],
+            "annotations": [_annotation_dict(a) for a in item.annotations_all],
         }
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
         written += 1
@@ -88,7 +116,7 @@ def _write_jsonl(out, records) -> int:
 
 
 CSV_COLUMNS = ["item_id", "external_id", "text", "majority", "agreement", "done",
-               "annotation_id", "annotator", "labels", "lead_time", "created_at", "updated_at", "data"]
+               "annotation_id", "annotator", "labels", "skipped", "lead_time", "created_at", "updated_at", "data"]
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection"),
@@ -121,20 +149,39 @@ def _write_csv(out, records, project: Project) -> int:
         common = [item.id, item.external_id or "", item.data.get(project.text_field, ""), cell(majority),
                   "" if item_agreement is None else f"{item_agreement:.3f}", item.is_done]
         data = json.dumps(item.data, ensure_ascii=False)
-        for a in item.submitted or [None]:
+        for a in item.annotations_all or [None]:
             if a is None:
-                writer.writerow(common + ["", "", "", "", "", "", data])
+                writer.writerow(common + ["", "", "", "", "", "", "", data])
             else:
                 d = _annotation_dict(a)
-                writer.writerow(common + [d["id"], d["annotator"] or "", cell(d["labels"]), d["lead_time"] or "",
+                writer.writerow(common + [d["id"], d["annotator"] or "", cell(d["labels"]), d["skipped"], d["lead_time"] or "",
                                           d["created_at"], d["updated_at"], data])
         written += 1
     return written
 
 
+def _label_studio_annotation(a, result, to_name: str) -> dict:
+    """One annotation as Label Studio writes it: `completed_by` is the user's numeric id (left
+    out when no user made it, an imported or feedback label: Label Studio's import then credits
+    the importing user); the username rides beside it in a key Label Studio's import ignores."""
+    out = {"id": a.id}
+    if a.annotator_id is not None:
+        out["completed_by"] = a.annotator_id
+    out.update({
+        "completed_by_username": a.annotator.username if a.annotator else None,
+        "result": [] if a.skipped else result(a.labels, to_name=to_name),
+        "was_cancelled": a.skipped,
+        "lead_time": a.lead_time,
+        "created_at": a.created_at.isoformat(),
+        "updated_at": a.updated_at.isoformat(),
+    })
+    return out
+
+
 def _write_label_studio(out, records, project: Project) -> int:
     """Label Studio's task list: `data`, and each annotation as its task type's result (`choices`
-    for classification)."""
+    for classification), named after the project: the control is the task type's
+    (`label_studio_from_name`), the object the project's text field."""
     result = task_type_for(project).label_studio_result
     out.write("[\n")
     written = 0
@@ -143,18 +190,7 @@ def _write_label_studio(out, records, project: Project) -> int:
             "id": item.id,
             "external_id": item.external_id,
             "data": item.data,
-            "annotations": [
-                {
-                    "id": a.id,
-                    "completed_by": a.annotator.username if a.annotator else None,
-                    "result": result(a.labels, to_name=project.text_field),
-                    "was_cancelled": False,
-                    "lead_time": a.lead_time,
-                    "created_at": a.created_at.isoformat(),
-                    "updated_at": a.updated_at.isoformat(),
-                }
-                for a in item.submitted
-            ],
+            "annotations": [_label_studio_annotation(a, result, project.text_field) for a in item.annotations_all],
             "meta": {"majority": majority, "agreement": item_agreement},
         }
         out.write((",\n" if written else "") + json.dumps(task, ensure_ascii=False))
@@ -175,7 +211,9 @@ def export_write(*, job: ExportJob) -> None:
     settings.LABELLOOP_EXPORT_DIR.mkdir(parents=True, exist_ok=True)
     final = job.file_path
     partial = final.with_suffix(final.suffix + ".part")
-    records = _records(job, on_progress)
+    # Counted apart from `total`: items imported or deleted in between can make it off by those.
+    summary = ExportSummary(not_matching_status=max(0, Item.objects.filter(project=project).count() - total))
+    records = _records(job, summary, on_progress)
     with open(partial, "w", encoding="utf-8", newline="") as out:
         if job.format == ExportFormat.JSONL:
             _write_jsonl(out, records)
@@ -184,8 +222,10 @@ def export_write(*, job: ExportJob) -> None:
         else:
             _write_label_studio(out, records, project)
     os.replace(partial, final)
+    summary.skipped_only_items_left_out = max(0, items_only_skipped(project=project).count()
+                                              - summary.skipped_only_items_written)
     ExportJob.objects.filter(id=job.id).update(
-        status=ExportStatus.DONE, written=total, finished_at=timezone.now()
+        status=ExportStatus.DONE, written=total, summary=asdict(summary), finished_at=timezone.now()
     )
 
 

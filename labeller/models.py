@@ -91,6 +91,8 @@ class Label(models.Model):
     color = models.CharField(max_length=7, default="#4f46e5", validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$")])
     shortcut = models.CharField(max_length=1, blank=True)
     order = models.PositiveIntegerField(default=0)
+    # Retired: its annotations and exports keep it, new annotations cannot choose it.
+    archived = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["order", "id"]
@@ -242,6 +244,9 @@ class ExportJob(models.Model):
     total = models.PositiveIntegerField(default=0)
     written = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # What the finished file holds and what it left out, counted as it was written (see
+    # exporting.ExportSummary): an export never drops items or skips without saying so.
+    summary = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Last sign of life: set when queued, claimed and as rows are written; core.jobs reaps
@@ -262,11 +267,56 @@ class ExportJob(models.Model):
     def file_path(self):
         return settings.LABELLOOP_EXPORT_DIR / self.file_name
 
+    def filter_text(self) -> str:
+        """The items the job was asked for, as the jobs list shows it: "done, agreement ≥ 0.8"."""
+        text = self.filters.get("status") or ItemStatus.ALL
+        if self.filters.get("min_agreement") is not None:
+            text += f", agreement ≥ {self.filters['min_agreement']:g}"
+        return text
+
+    @property
+    def items_in_file(self) -> int:
+        """Items the file holds (jobs written before the summary existed: the items filtered)."""
+        return self.summary.get("items_written", self.total)
+
+    def summary_text(self) -> str:
+        """What the finished file holds and left out, in words; empty before it is written."""
+        s = self.summary
+        if not s:
+            return ""
+        lines = [f"{_items(s['items_written'])} written."]
+        left_out = []
+        if s["not_matching_status"]:
+            # .get: items added while an "all" export ran count here too, and must not break the page.
+            why = _NOT_MATCHING.get(self.filters.get("status"), "outside the filter")
+            left_out.append(f"{_items(s['not_matching_status'])} {why}")
+        if s["below_min_agreement"]:
+            left_out.append(f"{_items(s['below_min_agreement'])} with agreement below "
+                            f"{self.filters['min_agreement']:g} (or none)")
+        if left_out:
+            lines.append(f"Left out: {'; '.join(left_out)}.")
+        if s["skipped_annotations"]:
+            n = s["skipped_annotations"]
+            lines.append(f"{n} skipped annotation{'s' if n != 1 else ''} included, marked as skipped.")
+        if s["skipped_only_items_left_out"]:
+            n = s["skipped_only_items_left_out"]
+            lines.append(f"{_items(n)} only ever skipped {'was' if n == 1 else 'were'} left out.")
+        return " ".join(lines)
+
     @property
     def progress(self) -> float:
         if self.status == ExportStatus.DONE:
             return 1.0
         return self.written / self.total if self.total else 0.0
+
+
+# Why an item falls outside an export's status filter, as the job's summary says it.
+_NOT_MATCHING = {ItemStatus.DONE: "not done", ItemStatus.NOT_DONE: "already done",
+                 ItemStatus.LABELLED: "not labelled", ItemStatus.UNLABELLED: "already labelled"}
+
+
+def _items(n: int) -> str:
+    return f"{n} item{'s' if n != 1 else ''}"
 
 
 class ItemVector(models.Model):

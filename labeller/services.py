@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, DomainError
 
+from . import selectors
 from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
 from .signals import annotation_recorded, labels_recorded
 from .suggestions import suggestion_for_item
@@ -60,11 +61,62 @@ def label_create(*, project: Project, key: str, name: str, **fields) -> Label:
         raise DomainError(f"shortcut '{shortcut}' is already used", field="shortcut")
 
 
-def _refuse_taken_label(project: Project, *, key: str, shortcut: str | None) -> None:
-    if project.labels.filter(key=key).exists():
+def _refuse_taken_label(project: Project, *, key: str, shortcut: str | None, other_than: Label | None = None) -> None:
+    labels = project.labels.exclude(id=other_than.id) if other_than else project.labels.all()
+    if labels.filter(key=key).exists():
         raise DomainError(f"label '{key}' already exists in this project", field="key")
-    if shortcut and project.labels.filter(shortcut=shortcut).exists():
+    # The labelling screen matches shortcuts ignoring case: "A" would answer for "a" too.
+    if shortcut and labels.filter(shortcut__iexact=shortcut).exists():
         raise DomainError(f"shortcut '{shortcut}' is already used", field="shortcut")
+
+
+@transaction.atomic
+def label_update(*, label: Label, **fields) -> Label:
+    """Change the label's key, name, colour or shortcut (those named in `fields`, already valid).
+    The key is what annotations, exports and models hold: it changes only while nothing uses it."""
+    key = fields.get("key", label.key)
+    if key != label.key and selectors.label_in_use(project=label.project, key=label.key):
+        raise Conflict(
+            f"label '{label.key}' is used by annotations: its key cannot change (rename it instead)", field="key"
+        )
+    _refuse_taken_label(label.project, key=key, shortcut=fields.get("shortcut"), other_than=label)
+    for name, value in fields.items():
+        setattr(label, name, value)
+    try:
+        with transaction.atomic():
+            label.save(update_fields=list(fields) or None)
+    except IntegrityError:  # taken by a concurrent request since the check above: answer as it does
+        _refuse_taken_label(label.project, key=key, shortcut=fields.get("shortcut"), other_than=label)
+        raise DomainError(f"shortcut '{fields.get('shortcut')}' is already used", field="shortcut")
+    return label
+
+
+def label_archive(*, label: Label, archived: bool = True) -> Label:
+    """Retire the label (or bring it back): its annotations and exports keep it, but it is not
+    offered for new annotations, and labels_validate refuses it."""
+    if label.archived != archived:
+        label.archived = archived
+        label.save(update_fields=["archived"])
+    return label
+
+
+@transaction.atomic
+def label_delete(*, label: Label) -> None:
+    """Delete a label nothing uses yet (a typo); a used one is archived instead."""
+    if selectors.label_in_use(project=label.project, key=label.key):
+        raise Conflict(f"label '{label.key}' is used by annotations: archive it instead of deleting it", field="key")
+    label.delete()
+
+
+@transaction.atomic
+def labels_reorder(*, project: Project, keys: list[str]) -> None:
+    """Put the project's labels in the order of `keys`, which must name each of them once."""
+    labels = {label.key: label for label in project.labels.select_for_update()}
+    if sorted(keys) != sorted(labels):
+        raise DomainError("must list every label of the project once", field="keys")
+    for order, key in enumerate(keys):
+        labels[key].order = order
+    Label.objects.bulk_update(labels.values(), ["order"])
 
 
 @transaction.atomic
@@ -187,11 +239,17 @@ def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[in
 
 
 def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
-    known = set(project.labels.values_list("key", flat=True))
+    """The labels of a new submission, checked: known to the project, not archived, as many as its
+    task type takes."""
+    known = dict(project.labels.values_list("key", "archived"))
     try:
-        return task_type_for(project).validate(labels, labels=known)
+        valid = task_type_for(project).validate(labels, labels=set(known))
     except InvalidValue as exc:
         raise InvalidLabels(str(exc), field="labels") from None
+    archived = [key for key in valid if known[key]]
+    if archived:
+        raise InvalidLabels(f"label '{archived[0]}' is archived: it is no longer offered for new labels", field="labels")
+    return valid
 
 
 def annotation_submit(

@@ -3,7 +3,6 @@ Reading needs any project role; every change needs the project's admin role."""
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -74,8 +73,7 @@ class VersionCancel(VersionMixin, APIView):
                                             400: OpenApiResponse(description="Only queued or training versions can be cancelled")})
     def post(self, request, project_id, number):
         version = self.get_version()
-        if not training.version_cancel(version=version):
-            raise ValidationError({"version": [f"v{version.number} is {version.status}; only queued or training versions can be cancelled"]})
+        training.version_cancel_or_refuse(version=version)
         version.refresh_from_db()
         return Response(s.ModelVersionSummarySerializer(version).data, status=status.HTTP_202_ACCEPTED)
 

@@ -47,6 +47,10 @@ class UnknownKind(DomainError, ValueError):
     """A model kind this code cannot train (a ValueError too: a bad value in a list of kinds)."""
 
 
+class CancelRefused(DomainError):
+    """The version has finished (or never started): there is nothing to cancel."""
+
+
 class RetrainBusy(Conflict):
     """A version of the project is queued or training: another retrain now would only pile up
     behind it (and each fine-tune holds a worker for minutes)."""
@@ -306,6 +310,13 @@ def version_cancel(*, version: ModelVersion) -> bool:
             status=VersionStatus.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"):
         return True
     return bool(ModelVersion.objects.filter(id=version.id, status=VersionStatus.TRAINING).update(cancel_requested=True))
+
+
+def version_cancel_or_refuse(*, version: ModelVersion) -> None:
+    """version_cancel, refusing a version that is neither queued nor training."""
+    if not version_cancel(version=version):
+        raise CancelRefused(f"v{version.number} is {version.status}; only queued or training versions can be cancelled",
+                            field="version")
 
 
 def training_reap(*, timeout_s: int | None = None) -> int:

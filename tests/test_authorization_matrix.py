@@ -182,6 +182,9 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "logout": {"POST": public("multipart"), "OPTIONS": public()},
     "project-list": reads(page(Role.VIEWER).but(outsider=ALLOWED)),  # lists the caller's own projects
     "project-detail": reads(page(Role.VIEWER)),
+    # As the API's POST /api/projects/: any signed-in user creates a project (and is its admin).
+    "project-new": {**reads(page(Role.VIEWER).but(outsider=ALLOWED)), "POST": page(Role.VIEWER).but(outsider=ALLOWED)},
+    "project-new-preview": {"POST": page(Role.VIEWER).but(outsider=ALLOWED)},
     "project-import": {"POST": page(Role.ADMIN)},
     "project-export": {"POST": page(Role.VIEWER)},  # as the API: exporting is reading
     "label-screen": reads(page(Role.EXPERT)),
@@ -191,9 +194,16 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "models-cancel": {"POST": page(Role.ADMIN)},
     "models-rollback": {"POST": page(Role.ADMIN)},
     "members-page": reads(page(Role.ADMIN)),
+    "annotators-page": reads(page(Role.ADMIN)),
     "members-add": {"POST": page(Role.ADMIN)},
     "member-role": {"POST": page(Role.ADMIN)},
     "member-remove": {"POST": page(Role.ADMIN)},
+    "labels-page": reads(page(Role.ADMIN)),
+    "label-add": {"POST": page(Role.ADMIN)},
+    "label-update": {"POST": page(Role.ADMIN)},
+    "label-archive": {"POST": page(Role.ADMIN)},
+    "label-move": {"POST": page(Role.ADMIN)},
+    "label-delete": {"POST": page(Role.ADMIN)},  # the label named is used: refused, as a redirect
     "monitoring-page": reads(page(Role.VIEWER)),
     "monitoring-policy": {"POST": page(Role.ADMIN)},
     "monitoring-recompute": {"POST": page(Role.ADMIN)},
@@ -280,7 +290,7 @@ def world(make_project, make_user, owner, expert, viewer, outsider, add_items, s
         "other_token": other_token,
         "kwargs": {"project_id": project.id, "item_id": first.id, "annotation_id": annotation.id,
                    "export_id": export.id, "number": version.number, "prefix": revocable.prefix,
-                   "user_id": leaver.id},
+                   "user_id": leaver.id, "label_id": project.labels.get(key="card_arrival").id},
     }
 
 

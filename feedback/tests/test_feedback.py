@@ -240,6 +240,16 @@ def test_a_label_added_to_the_project_is_accepted_in_corrections_at_once(served_
     assert backend.post(url, correction(answer["prediction_id"], "card_swallowed"), format="json").status_code == 201
 
 
+def test_an_archived_label_is_refused_in_corrections_at_once(served_project, backend):
+    from labeller.models import Label
+    from labeller.services import label_archive
+
+    answer = predict(served_project, backend)
+    label_archive(label=Label.objects.get(project=served_project, key="card_arrival"))  # the cached keys are dropped
+    refused = backend.post(URL.format(served_project.id), correction(answer["prediction_id"], "card_arrival"), format="json")
+    assert refused.status_code == 422 and "not an archived one" in str(refused.json())
+
+
 def test_a_checked_token_is_cached_briefly_and_a_revocation_by_another_process_lands_within_the_ttl(
         served_project, token_client, django_assert_num_queries, monkeypatch):
     from feedback import process_cache, tokens

@@ -30,3 +30,15 @@ def complement(value):
 def svg_chart(chart: dict) -> dict:
     """An inline SVG line chart from `frontend.charts.line_chart`."""
     return {"chart": chart}
+
+
+@register.inclusion_tag("frontend/bar_chart.html")
+def svg_bar_chart(chart: dict) -> dict:
+    """An inline SVG bar chart from `frontend.charts.bar_chart`."""
+    return {"chart": chart}
+
+
+@register.filter
+def share(value):
+    """A share (0..1) as a whole percentage, or an em dash when there is none."""
+    return "—" if value is None else f"{round(100 * value)}%"

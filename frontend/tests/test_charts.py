@@ -1,7 +1,7 @@
 """The SVG chart geometry: scales, gaps, bands and the threshold line."""
 from datetime import date, datetime
 
-from frontend.charts import HEIGHT, LEFT, Series, line_chart
+from frontend.charts import BAR_LABELS, BAR_VALUES, BAR_WIDTH, HEIGHT, LEFT, Bars, Series, bar_chart, line_chart
 
 
 def at(hour):
@@ -28,3 +28,24 @@ def test_bands_days_and_empty_charts():
                        title="t", y_min=0, y_max=1)
     assert chart["series"][0]["band"].count(",") == 2 and len(chart["x_ticks"]) == 1
     assert line_chart([Series("v1", [(at(0), None)])], title="t")["empty"]
+
+
+def test_a_numeric_x_axis_starts_at_zero_with_round_ticks():
+    chart = line_chart([Series("head", [(40, 0.5), (120, 0.8)])], title="t", y_min=0, y_max=1, x_label="training labels")
+    assert [t["label"] for t in chart["x_ticks"]] == ["0", "50", "100", "150", "200"]  # 120 rounds up to 200
+    assert chart["series"][0]["dots"][0]["title"] == "head · 40 · 0.500" and chart["x_label"] == "training labels"
+def test_bars_are_as_long_as_their_share_of_the_axis_and_a_missing_value_says_so():
+    chart = bar_chart(["ann", "bo"], [Bars("agree", [1.0, 0.5]), Bars("accept", [None, 0.25])], title="t", x_max=1)
+    plot = BAR_WIDTH - BAR_VALUES - BAR_LABELS
+    (ann_agree, ann_accept), (bo_agree, bo_accept) = [r["bars"] for r in chart["rows"]]
+    assert [ann_agree["width"], bo_agree["width"], bo_accept["width"]] == [plot, plot / 2, plot / 4]
+    assert ann_accept["missing"] and ann_accept["width"] == 0 and ann_accept["text"] == "no data"
+    assert [b["text"] for b in (ann_agree, bo_agree, bo_accept)] == ["100%", "50%", "25%"]
+    assert [t["label"] for t in chart["x_ticks"]] == ["0%", "25%", "50%", "75%", "100%"]
+    assert bo_agree["y"] > ann_accept["y"] > ann_agree["y"]  # rows top to bottom, series within a row
+
+
+def test_a_bar_chart_without_an_upper_bound_rounds_up_and_one_without_values_is_empty():
+    chart = bar_chart(["a"], [Bars("seconds", [7.3])], title="t", value_format="{:.1f}")
+    assert chart["x_ticks"][-1]["label"] == "10.0"
+    assert bar_chart(["a"], [Bars("seconds", [None])], title="t")["empty"]

@@ -23,6 +23,16 @@ def test_admins_see_versions_metrics_and_the_buttons(client, owner, labelled_pro
     assert "Confusion matrix of v1" in page and "<polyline" in page
 
 
+def test_the_learning_curve_has_a_scale_on_both_axes(client, owner, labelled_project):
+    trained(labelled_project)
+    client.force_login(owner)
+    page = client.get(f"/projects/{labelled_project.id}/models").content.decode()
+    curve = page[page.index("<h2>Learning curve</h2>"):page.index("Confusion matrix")]
+    assert "Accuracy against training labels" in curve and "x: training labels · y: Accuracy" in curve
+    ticks = re.findall(r'class="tick"[^>]*>([^<]+)</text>', curve)
+    assert ticks[:5] == ["0", "0.25", "0.5", "0.75", "1"] and ticks[5] == "0" and len(ticks) == 10
+
+
 def test_experts_see_the_page_without_the_buttons_and_cannot_post(client, expert, labelled_project):
     version = trained(labelled_project)
     client.force_login(expert)
@@ -95,6 +105,13 @@ def test_a_refused_rollback_shows_the_sentence_without_the_field(client, owner, 
     client.force_login(owner)
     page = client.post(f"/projects/{labelled_project.id}/models/rollback", {"reason": "x"}, follow=True).content.decode()
     assert '<p class="message error">there is no earlier champion to roll back to</p>' in page
+
+
+def test_cancelling_a_finished_version_says_why_nothing_happened(client, owner, labelled_project):
+    version = trained(labelled_project)
+    client.force_login(owner)
+    page = client.post(f"/projects/{labelled_project.id}/models/{version.number}/cancel", follow=True).content.decode()
+    assert f'<p class="message error">v{version.number} is ready; only queued or training versions can be cancelled</p>' in page
 
 
 def test_a_version_starting_to_train_says_starting_until_it_has_numbers(client, owner, labelled_project):

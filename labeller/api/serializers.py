@@ -1,4 +1,6 @@
 """Explicit input and output shapes of the labelling API."""
+import re
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -14,10 +16,17 @@ from ..models import (
 )
 
 
+# The JSON types an item field can be declared with (feedback.schema checks payloads against them).
+FIELD_TYPES = ["string", "number", "integer", "boolean"]
+FIELD_NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+
+
 class LabelSerializer(serializers.ModelSerializer):
     class Meta:
         model = Label
-        fields = ["key", "name", "color", "shortcut"]
+        fields = ["key", "name", "color", "shortcut", "archived"]
+        # Archived labels keep their annotations; new annotations cannot choose them.
+        read_only_fields = ["archived"]
 
 
 class LabelCreateSerializer(serializers.Serializer):
@@ -43,7 +52,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "id", "name", "description", "guidelines", "task_type", "text_field", "required_fields",
-            "labels_per_item", "hold_seconds", "strategy", "diversity", "refresh_every", "eval_share",
+            "field_types", "labels_per_item", "hold_seconds", "strategy", "diversity", "refresh_every", "eval_share",
             "suggestion_mode", "base_model_path", "labels", "role", "item_total", "item_done", "created_at",
         ]
 
@@ -60,6 +69,10 @@ class ProjectCreateSerializer(serializers.Serializer):
     required_fields = serializers.ListField(
         child=serializers.RegexField(r"^[A-Za-z0-9_]{1,100}$"), required=False, default=list
     )
+    field_types = serializers.DictField(
+        child=serializers.ChoiceField(choices=FIELD_TYPES), required=False, default=dict,
+        help_text="Other item fields with their JSON types, e.g. {\"channel\": \"string\"}; the text field is always a string.",
+    )
     labels_per_item = serializers.IntegerField(min_value=1, max_value=20, default=1)
     hold_seconds = serializers.IntegerField(min_value=10, max_value=86400, default=settings.LABELLOOP_DEFAULT_HOLD_SECONDS)
     strategy = serializers.ChoiceField(choices=Strategy.choices, default=Strategy.MARGIN)
@@ -73,11 +86,23 @@ class ProjectCreateSerializer(serializers.Serializer):
     def validate_base_model_path(self, value):
         return validate_model_path(value)
 
+    def validate_field_types(self, types):
+        for name in types:
+            if not FIELD_NAME.fullmatch(name):
+                raise serializers.ValidationError(f"'{name[:100]}' is not a field name: use 1-100 letters, digits, _")
+        return types
+
+    def validate(self, data):
+        if data.get("field_types", {}).get(data["text_field"], "string") != "string":
+            raise serializers.ValidationError({"field_types": [f"the text field '{data['text_field']}' is always a string"]})
+        return data
+
     def validate_labels(self, labels):
         keys = [label["key"] for label in labels]
         if len(set(keys)) != len(keys):
             raise serializers.ValidationError("label keys must be unique")
-        shortcuts = [label["shortcut"] for label in labels if label.get("shortcut")]
+        # Case aside: the labelling screen matches shortcuts ignoring case.
+        shortcuts = [label["shortcut"].lower() for label in labels if label.get("shortcut")]
         if len(set(shortcuts)) != len(shortcuts):
             raise serializers.ValidationError("label shortcuts must be unique")
         return labels
@@ -248,11 +273,13 @@ class ExportCreateSerializer(serializers.Serializer):
 class ExportJobSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     download_url = serializers.SerializerMethodField()
+    filter_text = serializers.CharField(read_only=True)
+    summary_text = serializers.CharField(read_only=True)
 
     class Meta:
         model = ExportJob
-        fields = ["id", "format", "filters", "status", "total", "written", "progress", "error",
-                  "created_at", "finished_at", "download_url"]
+        fields = ["id", "format", "filters", "filter_text", "status", "total", "written", "progress", "summary",
+                  "summary_text", "error", "created_at", "finished_at", "download_url"]
 
     def get_download_url(self, job) -> str | None:
         if job.status != "done":

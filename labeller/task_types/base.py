@@ -82,6 +82,11 @@ class TaskType(ABC):
     def csv_cell(self, value: Value) -> str:
         """A value as one CSV cell (the export's majority and labels columns)."""
 
+    # The Label Studio control tag's name for this task's answers (a result's `from_name`); the
+    # object tag is named after the project's text field (`to_name`). docs/task-types.md gives
+    # the labelling config these names match.
+    label_studio_from_name: str = "label"
+
     @abstractmethod
     def label_studio_result(self, value: Value, *, to_name: str) -> list[dict]:
         """A value as a Label Studio annotation's `result` list."""

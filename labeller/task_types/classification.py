@@ -57,7 +57,8 @@ class Classification(TaskType):
         return "|".join(value)
 
     def label_studio_result(self, value: Sequence[str], *, to_name: str) -> list[dict]:
-        return [{"from_name": "label", "to_name": to_name, "type": "choices", "value": {"choices": value}}]
+        return [{"from_name": self.label_studio_from_name, "to_name": to_name, "type": "choices",
+                 "value": {"choices": value}}]
 
     def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:
         order = np.argsort(-p)
@@ -92,6 +93,7 @@ class SingleLabel(Classification):
 
     key = "single_label"
     multi_label = False
+    label_studio_from_name = "label"  # <Choices name="label" choice="single">
     neighbour_vote = True
 
     def _check_submitted(self, n: int) -> None:
@@ -125,6 +127,7 @@ class MultiLabel(Classification):
     """Any number of labels per item, each a yes/no question: an independent sigmoid per label."""
 
     key = "multi_label"
+    label_studio_from_name = "labels"  # <Choices name="labels" choice="multiple">
     multi_label = True
 
     def trains_on(self, majority: Sequence[str]) -> bool:

@@ -148,3 +148,97 @@ def test_json_exports_keep_formula_like_text_byte_for_byte(
     assert [r["external_id"] for r in records] == [f"{start}1+1" for start in FORMULA_STARTS]
     for text in texts:
         assert json.dumps(text, ensure_ascii=False) in content
+
+
+@pytest.fixture
+def with_skips(make_project, add_items, expert, expert2):
+    """One item labelled by one expert and skipped by the other, one only skipped, one untouched."""
+    project = make_project(labels_per_item=1)
+    mixed, skipped_only, _ = add_items(project, ["where is my card", "no idea", "untouched"])
+    annotation_submit(item=mixed, user=expert, labels=[], skipped=True, lead_time=4.0)
+    annotation_submit(item=mixed, user=expert2, labels=["card_arrival"], lead_time=2.0)
+    annotation_submit(item=skipped_only, user=expert, labels=[], skipped=True, lead_time=1.0)
+    return project
+
+
+def finished_job(client, project):
+    return client.get(f"/api/projects/{project.id}/exports/").json()["results"][0]
+
+
+def test_skipped_annotations_are_exported_flagged_and_never_count_towards_the_majority(
+        eager_celery, client_for, owner, expert, with_skips, django_capture_on_commit_callbacks):
+    client = client_for(owner)
+    rows = [json.loads(line) for line in export(client, with_skips, django_capture_on_commit_callbacks, format="jsonl").splitlines()]
+    assert [(a["annotator"], a["skipped"], a["labels"]) for a in rows[0]["annotations"]] == [
+        ("expert", True, []), ("expert2", False, ["card_arrival"])]
+    assert rows[0]["majority"] == ["card_arrival"] and rows[0]["agreement"] == 1.0
+    assert [(a["annotator"], a["skipped"]) for a in rows[1]["annotations"]] == [("expert", True)]
+    assert rows[1]["majority"] == [] and rows[1]["agreement"] is None
+
+    table = list(csv.DictReader(io.StringIO(export(client, with_skips, django_capture_on_commit_callbacks, format="csv"))))
+    assert [(r["text"], r["annotator"], r["skipped"]) for r in table] == [
+        ("where is my card", "expert", "True"), ("where is my card", "expert2", "False"),
+        ("no idea", "expert", "True"), ("untouched", "", "")]
+
+    tasks = json.loads(export(client, with_skips, django_capture_on_commit_callbacks, format="label_studio"))
+    cancelled = tasks[0]["annotations"][0]
+    assert cancelled["was_cancelled"] is True and cancelled["result"] == [] and cancelled["completed_by"] == expert.id
+    assert tasks[0]["annotations"][1]["was_cancelled"] is False
+    assert [a["was_cancelled"] for a in tasks[1]["annotations"]] == [True]
+
+
+def test_the_job_says_how_many_items_it_left_out_and_why(
+        eager_celery, client_for, owner, with_skips, django_capture_on_commit_callbacks):
+    client = client_for(owner)
+    export(client, with_skips, django_capture_on_commit_callbacks, format="jsonl", status="labelled")
+    job = finished_job(client, with_skips)
+    assert job["summary"] == {"items_written": 1, "not_matching_status": 2, "below_min_agreement": 0,
+                              "skipped_annotations": 1, "skipped_only_items_written": 0, "skipped_only_items_left_out": 1}
+    assert job["summary_text"] == (
+        "1 item written. Left out: 2 items not labelled. 1 skipped annotation included, marked as skipped. "
+        "1 item only ever skipped was left out.")
+
+    export(client, with_skips, django_capture_on_commit_callbacks, format="label_studio", min_agreement=0.5)
+    job = finished_job(client, with_skips)
+    assert job["summary"]["items_written"] == 1 and job["summary"]["below_min_agreement"] == 2
+    assert job["summary"]["skipped_only_items_left_out"] == 1
+    assert "2 items with agreement below 0.5 (or none)" in job["summary_text"]
+
+
+def test_label_studio_export_names_the_annotator_by_numeric_id_with_the_username_beside_it(
+        eager_celery, client_for, owner, expert, expert2, labelled, django_capture_on_commit_callbacks):
+    tasks = json.loads(export(client_for(owner), labelled, django_capture_on_commit_callbacks, format="label_studio"))
+    assert [(a["completed_by"], a["completed_by_username"]) for a in tasks[0]["annotations"]] == [
+        (expert.id, "expert"), (expert2.id, "expert2")]
+
+
+def test_label_studio_export_takes_its_control_and_object_names_from_the_project(
+        eager_celery, client_for, owner, expert, make_project, django_capture_on_commit_callbacks):
+    from labeller.models import Item
+
+    for task_type, from_name in (("single_label", "label"), ("multi_label", "labels")):
+        project = make_project(name=task_type, task_type=task_type, text_field="utterance")
+        item = Item.objects.create(project=project, data={"utterance": "card?"})
+        annotation_submit(item=item, user=expert, labels=["card_arrival"])
+        tasks = json.loads(export(client_for(owner), project, django_capture_on_commit_callbacks, format="label_studio"))
+        (result,) = tasks[0]["annotations"][0]["result"]
+        assert (result["from_name"], result["to_name"], result["type"]) == (from_name, "utterance", "choices")
+
+
+def test_an_annotation_without_an_annotator_exports_to_label_studio_without_completed_by(
+        eager_celery, client_for, owner, labelled, django_capture_on_commit_callbacks):
+    Annotation.objects.filter(project=labelled).update(annotator=None)
+    tasks = json.loads(export(client_for(owner), labelled, django_capture_on_commit_callbacks, format="label_studio"))
+    assert "completed_by" not in tasks[0]["annotations"][0] and tasks[0]["annotations"][0]["completed_by_username"] is None
+
+
+def test_a_label_studio_export_with_skips_imports_back_without_them(
+        eager_celery, client_for, owner, with_skips, make_project, django_capture_on_commit_callbacks):
+    client = client_for(owner)
+    content = export(client, with_skips, django_capture_on_commit_callbacks, format="label_studio")
+    copy = make_project(name="Copy")
+    response = client.post(f"/api/projects/{copy.id}/imports", {"file": SimpleUploadedFile("export.json", content.encode())},
+                           format="multipart")
+    assert response.status_code == 201, response.json()
+    assert response.json()["created"] == 3 and response.json()["annotations_created"] == 1
+    assert list(Annotation.objects.filter(project=copy).values_list("labels", flat=True)) == [["card_arrival"]]

@@ -100,6 +100,16 @@ def test_a_queued_version_can_be_cancelled(labelled_project):
     assert training.version_claim(version_id=version.id) is None
 
 
+def test_cancelling_a_finished_version_is_refused_naming_the_version(labelled_project, owner, client_for):
+    version = train(labelled_project, "head")
+    with pytest.raises(training.CancelRefused, match="only queued or training versions can be cancelled"):
+        training.version_cancel_or_refuse(version=version)
+    response = client_for(owner).post(f"/api/projects/{labelled_project.id}/models/{version.number}/cancel")
+    assert response.status_code == 400
+    assert response.json() == {"version": [f"v{version.number} is ready; only queued or training versions can be cancelled"]}
+    assert ModelVersion.objects.get(id=version.id).status == VersionStatus.READY
+
+
 def test_a_training_version_without_heartbeat_is_failed_with_the_reason(labelled_project):
     from datetime import timedelta
 

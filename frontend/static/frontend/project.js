@@ -19,8 +19,13 @@
         const a = document.createElement("a");
         a.className = "download";
         a.href = job.download_url;
-        a.textContent = `Download (${job.total} items)`;
+        const n = job.summary && job.summary.items_written !== undefined ? job.summary.items_written : job.total;
+        a.textContent = `Download (${n} item${n === 1 ? "" : "s"})`;
         li.appendChild(a);
+        const summary = document.createElement("span");
+        summary.className = "summary muted";
+        summary.textContent = job.summary_text;
+        li.appendChild(summary);
       }
       if (job.error) {
         const span = document.createElement("span");

@@ -13,11 +13,11 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from labeller.importing import items_import
+from labeller.label_defaults import PALETTE, SHORTCUTS
 from labeller.models import Project
 from labeller.services import project_create
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
-PALETTE = ["#4f46e5", "#0891b2", "#059669", "#ca8a04", "#dc2626", "#db2777", "#7c3aed", "#2563eb", "#65a30d", "#ea580c"]
 GUIDELINES = """Choose the **one intent** the customer's message is about.
 
 - Read the whole message; label what the customer *wants*, not every topic mentioned.
@@ -41,7 +41,8 @@ class Command(BaseCommand):
                 "key": intent,
                 "name": intent.replace("_", " ").capitalize(),
                 "color": PALETTE[i % len(PALETTE)],
-                "shortcut": "1234567890"[i] if i < 10 else "",
+                # A shortcut while free keys last, as on the new project page (1-9, 0, then a-z).
+                "shortcut": SHORTCUTS[i] if i < len(SHORTCUTS) else "",
             }
             for i, intent in enumerate(intents)
         ]
