@@ -4,7 +4,7 @@ project page hands these lists to its script, and services or commands may use t
 import re
 
 # Keys the labelling screen binds without a modifier (frontend/static/frontend/label.js: "/" opens
-# the label filter; Enter, Escape and the arrows are not characters). Its other keys hold Ctrl
+# the label filter; Enter, Escape, Tab and the arrows are not characters). Its other keys hold Ctrl
 # (Ctrl+Z, Ctrl+Space), so a plain letter is free. The screen matches shortcuts ignoring case.
 SCREEN_KEYS = frozenset("/")
 SHORTCUTS = [c for c in "1234567890abcdefghijklmnopqrstuvwxyz" if c not in SCREEN_KEYS]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
+from labeller.label_defaults import labels_from_names
 from labeller.models import ActiveLearningState, Role
 from labeller.services import membership_set, project_create
 from ml.heads import LinearHead
@@ -45,9 +46,20 @@ def button(page: Page, key: str):
     return page.locator(f'#labels button.label[data-key="{key}"]')
 
 
-def test_every_one_of_77_labels_shows_its_keys_and_pressing_them_chooses_it(page, banking77_project, add_items):
-    add_items(banking77_project, ["I still have not received my new card"])
-    open_screen(page, banking77_project)
+@pytest.fixture
+def new_project_of_77(owner, expert):
+    """The same 77 intents through the new project's defaults: 36 stored shortcuts, 41 without."""
+    project = project_create(user=owner, labels=labels_from_names([i.replace("_", " ").capitalize() for i in INTENTS]),
+                             name="Banking77, new project defaults")
+    membership_set(project=project, user=expert, role=Role.EXPERT)
+    return project
+
+
+@pytest.mark.parametrize("which", ["banking77_project", "new_project_of_77"])
+def test_every_one_of_77_labels_shows_its_keys_and_pressing_them_chooses_it(page, which, request, add_items):
+    project = request.getfixturevalue(which)
+    add_items(project, ["I still have not received my new card"])
+    open_screen(page, project)
     expect(page.locator("#item-text")).to_have_text("I still have not received my new card")
     codes = page.evaluate("JSON.parse(document.getElementById('label-config').textContent).labels.map(l => [l.key, l.shortcut])")
     assert len(codes) == 77 and all(code for _, code in codes) and len({code for _, code in codes}) == 77

@@ -1,5 +1,6 @@
 """Every label on the labelling screen gets keys that choose it, however many labels there are."""
-from labeller.shortcuts import ALPHABET, shortcuts_assign
+from labeller.label_defaults import SCREEN_KEYS, SHORTCUTS, labels_from_names
+from labeller.shortcuts import shortcuts_assign
 
 BANKING77_DEMO = list("1234567890") + [""] * 67  # seed_demo stores shortcuts for the first ten only
 
@@ -31,5 +32,15 @@ def test_few_labels_get_single_keys_in_order():
     assert shortcuts_assign(["", "", ""]) == ["1", "2", "3"]
 
 
-def test_the_screen_commands_are_not_in_the_alphabet():
-    assert not set(ALPHABET) & set("/\t\n ")
+def test_a_new_project_of_77_labels_stores_36_shortcuts_and_the_other_41_get_two_key_codes():
+    stored = [label["shortcut"] for label in labels_from_names([f"Intent {i}" for i in range(77)])]
+    codes = shortcuts_assign(stored)
+    assert codes[:36] == stored[:36] == SHORTCUTS
+    assert all(codes) and len(set(codes)) == 77
+    assert {c[0] for c in codes[36:]} == {".", ","}  # no letter or digit is free to be a prefix
+    assert not {c[0] for c in codes if len(c) == 2} & set(codes)  # still prefix-free
+
+
+def test_no_code_uses_a_key_the_screen_binds():
+    codes = shortcuts_assign([""] * 500)
+    assert not {ch for code in codes for ch in code} & (SCREEN_KEYS | set("\t\n "))
