@@ -159,3 +159,11 @@ def project_agreement(*, project: Project) -> dict:
     units = [[a.labels for a in item.submitted] for item in overlapping.iterator(chunk_size=2000)]
     alpha = task_type_for(project).alpha(units, labels=list(project.labels.values_list("key", flat=True)))
     return {"statistic": "krippendorff_alpha_nominal", "alpha": alpha, "items_with_overlap": len(units)}
+
+
+def items_open_to_similar_labelling(items: QuerySet[Item]) -> QuerySet[Item]:
+    """`items` narrowed to those "label similar" may label in bulk: no label yet, not done, and
+    neither in the evaluation set (its labels are the unbiased yardstick of every model, so each is
+    chosen by an expert looking at that item, never inferred from a neighbour) nor under review (a
+    review is settled by an expert's own look at the disputed item), nor mid-import."""
+    return items.filter(annotation_count=0, is_done=False, is_eval=False, needs_review=False, import_id__isnull=True)
