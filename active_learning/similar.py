@@ -1,14 +1,16 @@
 """Find similar: the items of a project nearest to one of its items, or to typed text, by cosine
 over the stored vectors (ItemVector, under the project's current encoder).
 
-Reading a million float16 rows from the database takes tens of seconds, so each process keeps the
-project's matrix (float32, see ml.similarity) in memory, keyed by project and encoder version and
-checked on every search against a change marker that costs no query: the encoder's heartbeat and
-count in the project's ActiveLearningState row, which the search reads anyway (counting a million
-vectors took 0.7 s on PostgreSQL, more than the whole search may take). When it moved, only the
-vectors stored since are read and appended. The cache is bounded by LABELLOOP_SIMILAR_CACHE_MB per
-process (4 x dim bytes an item: 1.5 GiB for 1M items of 384 dims); the least recently searched
-project goes first. A search holds no copy of the matrix: one matrix-vector product (60 ms at 1M).
+Reading a million float16 rows from the database takes close to a minute, so each process keeps the
+project's vectors in memory (ml.similarity.VectorMatrix: exact float32 below 200k items; above,
+float16 rows plus a 96-dimension float32 projection that a search scans before re-scoring its best
+candidates exactly), keyed by project and encoder version. It is checked on every search against a
+change marker that costs no query: the encoder's heartbeat and count in the project's
+ActiveLearningState row, which the search reads anyway (counting a million vectors took 0.7 s on
+PostgreSQL, more than the whole search may take). When it moved, only the vectors stored since are
+read and appended. The cache is bounded by LABELLOOP_SIMILAR_CACHE_MB per process (about 1.2 KB an
+item at 384 dims from 200k items on, 1.5 KB below; 1.1 GiB at 1M); the least recently searched
+project goes first.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from django.conf import settings
 from core.errors import DomainError
 from labeller.models import ActiveLearningState, Item, ItemVector, Project
 from labeller.selectors import items_open_to_similar_labelling
-from ml.similarity import nearest, widen_float16
+from ml.similarity import VectorMatrix
 
 from .encoding import encoder_for
 from .selectors import state_for
@@ -34,7 +36,7 @@ LOAD_CHUNK = 5000
 class VectorIndex:
     marker: tuple
     ids: np.ndarray  # item ids, ascending
-    matrix: np.ndarray  # float32 unit rows, in the order of `ids`
+    matrix: VectorMatrix  # their vectors, in the order of `ids`
 
     @property
     def nbytes(self) -> int:
@@ -60,25 +62,25 @@ def _marker(state: ActiveLearningState) -> tuple:
 
 
 def _load(project_id: int, encoder_version: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, float32 matrix) of the vectors with item id above `after`, read in chunks straight
-    into a matrix sized by a count first, so no second full-size copy is ever held."""
+    """(ids, float16 rows) of the vectors with item id above `after`, read in chunks straight
+    into arrays sized by a count first, so no second full-size copy is ever held."""
     stored = _stored(project_id, encoder_version).filter(item_id__gt=after)
     count = stored.count()
-    ids, matrix, filled = np.zeros(count, dtype=np.int64), None, 0
+    ids, rows, filled = np.zeros(count, dtype=np.int64), None, 0
     extra_ids, extra = [], []  # rows stored between the count and the read
     batch_ids, blobs = [], []
 
     def flush():
-        nonlocal matrix, filled
-        if matrix is None:
-            matrix = np.zeros((count, len(blobs[0]) // 2), dtype=np.float32)
+        nonlocal rows, filled
+        if rows is None:
+            rows = np.zeros((count, len(blobs[0]) // 2), dtype=np.float16)
+        chunk = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), rows.shape[1])
         fits = max(0, min(len(blobs), count - filled))
-        ids[filled:filled + fits] = batch_ids[:fits]
-        widen_float16(blobs[:fits], matrix.shape[1], matrix, filled)
+        ids[filled:filled + fits], rows[filled:filled + fits] = batch_ids[:fits], chunk[:fits]
         filled += fits
         if fits < len(blobs):
             extra_ids.extend(batch_ids[fits:])
-            extra.append(np.frombuffer(b"".join(blobs[fits:]), dtype=np.float16).reshape(-1, matrix.shape[1]))
+            extra.append(chunk[fits:])
 
     for item_id, blob in stored.order_by("item_id").values_list("item_id", "vector").iterator(chunk_size=LOAD_CHUNK):
         batch_ids.append(item_id)
@@ -88,13 +90,12 @@ def _load(project_id: int, encoder_version: str, after: int = 0) -> tuple[np.nda
             batch_ids, blobs = [], []
     if blobs:
         flush()
-    if matrix is None:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-    ids, matrix = ids[:filled], matrix[:filled]
+    if rows is None:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float16)
+    ids, rows = ids[:filled], rows[:filled]
     if extra:
-        ids = np.concatenate([ids, np.array(extra_ids, dtype=np.int64)])
-        matrix = np.concatenate([matrix, *[e.astype(np.float32) for e in extra]])
-    return ids, matrix
+        ids, rows = np.concatenate([ids, np.array(extra_ids, dtype=np.int64)]), np.concatenate([rows, *extra])
+    return ids, rows
 
 
 def vector_index_for(project: Project, state: ActiveLearningState) -> VectorIndex:
@@ -106,17 +107,15 @@ def vector_index_for(project: Project, state: ActiveLearningState) -> VectorInde
     marker = _marker(state)
     with _lock:
         index = _indexes.get(key)
-        if index is None:
-            ids, matrix = _load(project.id, state.encoder_version)
-            index = VectorIndex(marker=marker, ids=ids, matrix=matrix)
+        if index is None or (index.marker != marker and not len(index.ids)):
+            ids, rows = _load(project.id, state.encoder_version)
+            index = VectorIndex(marker=marker, ids=ids, matrix=VectorMatrix(rows))
         elif index.marker != marker:
-            ids, matrix = _load(project.id, state.encoder_version, after=int(index.ids[-1]) if len(index.ids) else 0)
+            ids, rows = _load(project.id, state.encoder_version, after=int(index.ids[-1]))
             if len(ids):
-                matrix = np.concatenate([index.matrix, matrix]) if len(index.ids) else matrix
-                ids = np.concatenate([index.ids, ids])
+                index = VectorIndex(marker=marker, ids=np.concatenate([index.ids, ids]), matrix=index.matrix.appended(rows))
             else:
-                ids, matrix = index.ids, index.matrix
-            index = VectorIndex(marker=marker, ids=ids, matrix=matrix)
+                index = VectorIndex(marker=marker, ids=index.ids, matrix=index.matrix)
         _indexes[key] = index
         _indexes.move_to_end(key)
         budget = settings.LABELLOOP_SIMILAR_CACHE_MB * 1024 * 1024
@@ -163,7 +162,7 @@ def similar_items(
         skip = index.row_of(item.id)
         if skip is None:
             raise DomainError("this item has no stored vector yet: it is encoded shortly after import", field="item")
-        query = index.matrix[skip]
+        query = index.matrix.row(skip)
     else:
         encoder = encoder_for(project)
         if encoder.version != encoder_version:
@@ -179,7 +178,7 @@ def similar_items(
     # are found or nothing above the threshold is left.
     top = max(4 * k, k + 50) if filtered else k
     while True:
-        rows, sims = nearest(index.matrix, query, top=top, min_similarity=min_similarity, skip=skip)
+        rows, sims = index.matrix.nearest(query, top=top, min_similarity=min_similarity, skip=skip)
         ids = index.ids[rows].tolist()
         found = candidates.in_bulk(ids) if ids else {}
         picked = [(found[i], float(s)) for i, s in zip(ids, sims) if i in found][:k]

@@ -1,8 +1,8 @@
-"""Exact cosine search over a matrix of unit vectors: plain numpy, no Django.
+"""Cosine search over unit vectors: plain numpy, no Django.
 
-The matrix is float32 on purpose: numpy multiplies float32 with BLAS (1M x 384 against one query in
-about 60 ms on one core), while float16 has no BLAS path and is 25 times slower, so the float16 bytes
-the database stores are widened once, when the matrix is loaded.
+Scores are computed in float32 on purpose: numpy multiplies float32 with BLAS (1M x 384 against one
+query in about 60 ms on an idle core), while float16 has no BLAS path and is 25 times slower. The
+float16 rows the database stores are therefore widened once, or projected once (VectorMatrix).
 """
 from __future__ import annotations
 
@@ -14,12 +14,6 @@ def unit(vector: np.ndarray) -> np.ndarray:
     vector = np.asarray(vector, dtype=np.float32).ravel()
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
-
-
-def widen_float16(blobs: list[bytes], dim: int, out: np.ndarray, start: int) -> None:
-    """Write float16 rows (bytes) into `out[start:]` as float32, without a second full-size copy."""
-    if blobs:
-        out[start:start + len(blobs)] = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dim)
 
 
 def nearest(matrix: np.ndarray, query: np.ndarray, *, top: int, min_similarity: float = -1.0,
@@ -38,3 +32,69 @@ def nearest(matrix: np.ndarray, query: np.ndarray, *, top: int, min_similarity: 
     picked = picked[np.argsort(-scores[picked], kind="stable")]
     picked = picked[scores[picked] >= min_similarity]
     return picked.astype(np.int64), scores[picked].astype(np.float32)
+
+
+class VectorMatrix:
+    """A project's stored vectors, searchable by cosine.
+
+    Below `exact_below` rows it holds them as float32 and every search is exact. From there on, a
+    full float32 pass would read 4 x dim bytes a row per search (1.5 GB at 1M x 384: 60 ms on an
+    idle core, 220 ms on our shared, oversubscribed machine), so it keeps the float16 rows (2 x dim
+    bytes) plus their projection on the top `reduce_to` principal directions of a sample (float32,
+    4 x reduce_to bytes): a search scores the projections, then re-scores exactly the best
+    `candidates` (at least 2,000, or 10 x top) from the float16 rows. Memory at 1M x 384 with
+    reduce_to=96: 768 + 384 MB, against 1,536 MB for the exact matrix. What it may miss is measured
+    by benchmarks/find_similar.py (recall against the exact search)."""
+
+    def __init__(self, rows: np.ndarray, *, exact_below: int = 200_000, reduce_to: int = 96, seed: int = 0):
+        self.n, self.dim = rows.shape
+        if self.n < exact_below or self.dim <= reduce_to:
+            self.exact, self.half, self.basis, self.reduced = rows.astype(np.float32), None, None, None
+            return
+        self.exact = None
+        self.half = rows.astype(np.float16, copy=False)
+        sample = self.half[np.random.default_rng(seed).choice(self.n, min(self.n, 20_000), replace=False)].astype(np.float32)
+        # Uncentred: the directions that carry most of the dot products, which is what cosine reads.
+        self.basis = np.linalg.svd(sample, full_matrices=False)[2][:reduce_to].T.copy()
+        self.reduced = self._project(self.half)
+
+    def _project(self, half: np.ndarray) -> np.ndarray:
+        out = np.empty((len(half), self.basis.shape[1]), dtype=np.float32)
+        for start in range(0, len(half), 65_536):
+            out[start:start + 65_536] = half[start:start + 65_536].astype(np.float32) @ self.basis
+        return out
+
+    def appended(self, rows: np.ndarray) -> VectorMatrix:
+        """A new matrix with `rows` after these (same mode and basis: the sample is not redrawn)."""
+        new = object.__new__(VectorMatrix)
+        new.n, new.dim, new.basis = self.n + len(rows), self.dim, self.basis
+        if self.exact is not None:
+            new.exact, new.half, new.reduced = np.concatenate([self.exact, rows.astype(np.float32)]), None, None
+        else:
+            half = rows.astype(np.float16)
+            new.exact, new.half = None, np.concatenate([self.half, half])
+            new.reduced = np.concatenate([self.reduced, self._project(half)])
+        return new
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.exact, self.half, self.basis, self.reduced) if a is not None)
+
+    def row(self, i: int) -> np.ndarray:
+        return (self.exact if self.exact is not None else self.half)[i].astype(np.float32)
+
+    def nearest(self, query: np.ndarray, *, top: int, min_similarity: float = -1.0,
+                skip: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As `nearest` over the rows (exact below `exact_below` rows; see the class)."""
+        if self.exact is not None:
+            return nearest(self.exact, query, top=top, min_similarity=min_similarity, skip=skip)
+        query = unit(query)
+        first = self.reduced @ (query @ self.basis)
+        if skip is not None:
+            first[skip] = -np.inf
+        wanted = min(self.n, max(2_000, 10 * top))
+        candidates = np.argpartition(-first, wanted - 1)[:wanted] if wanted < self.n else np.arange(self.n)
+        if skip is not None:
+            candidates = candidates[candidates != skip]
+        rows, sims = nearest(self.half[candidates].astype(np.float32), query, top=top, min_similarity=min_similarity)
+        return candidates[rows].astype(np.int64), sims

@@ -1,7 +1,7 @@
 """Exact cosine search: best first, a threshold, the query's own row left out."""
 import numpy as np
 
-from ml.similarity import nearest, unit, widen_float16
+from ml.similarity import VectorMatrix, nearest, unit
 
 
 def unit_rows(rows):
@@ -39,7 +39,35 @@ def test_it_agrees_with_a_full_sort_on_random_vectors():
     assert np.all(np.diff(sims) <= 0)
 
 
-def test_float16_rows_are_widened_in_place():
-    out = np.zeros((3, 2), dtype=np.float32)
-    widen_float16([np.array([1, 0.5], dtype=np.float16).tobytes()], 2, out, 1)
-    assert out.tolist() == [[0, 0], [1, 0.5], [0, 0]]
+def test_a_small_matrix_is_searched_exactly_in_float32():
+    matrix = VectorMatrix(MATRIX.astype(np.float16))
+    assert matrix.exact is not None and matrix.exact.dtype == np.float32
+    assert matrix.nearest(MATRIX[0], top=2, skip=0)[0].tolist() == [1, 3]
+
+
+def clustered(n, dim, clusters, seed):
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(rng.standard_normal((clusters, dim)))
+    return unit_rows(centres[rng.integers(0, clusters, n)] + rng.standard_normal((n, dim)) * 0.05)
+
+
+def test_a_large_matrix_finds_what_the_exact_search_finds_on_clustered_vectors():
+    rows = clustered(30_000, 64, 100, seed=2)
+    compact = VectorMatrix(rows.astype(np.float16), exact_below=10_000, reduce_to=16)
+    assert compact.exact is None and compact.reduced.shape == (30_000, 16)
+    hits = total = 0
+    for q in range(0, 30_000, 1500):
+        got, sims = compact.nearest(rows[q], top=20, skip=q)
+        want, _ = nearest(rows.astype(np.float16).astype(np.float32), rows[q], top=20, skip=q)
+        hits, total = hits + len(set(got.tolist()) & set(want.tolist())), total + 20
+        assert q not in got.tolist() and np.all(np.diff(sims) <= 0)
+    assert hits / total >= 0.95
+
+
+def test_appended_rows_are_found_with_the_same_basis():
+    rows = clustered(12_000, 32, 50, seed=3)
+    compact = VectorMatrix(rows[:10_000].astype(np.float16), exact_below=5_000, reduce_to=8)
+    grown = compact.appended(rows[10_000:].astype(np.float16))
+    assert grown.n == 12_000 and grown.basis is compact.basis
+    assert grown.nearest(rows[11_000], top=1)[0].tolist() == [11_000]
+    assert grown.nbytes == 12_000 * 32 * 2 + 12_000 * 8 * 4 + 32 * 8 * 4
