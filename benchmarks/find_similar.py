@@ -153,7 +153,7 @@ def main() -> int:
     print(_common.latency_line("similar to an item", sorted(to_item)))
     print(f"  (k=20 found {len(found)}; best {found[0][1]:.3f}, 20th {found[-1][1]:.3f})")
 
-    if index.matrix.exact is None:  # what the projection's first pass misses, against an exact scan
+    if index.matrix.exact is None and args.recall_queries:  # what the projection's first pass misses, against an exact scan
         from ml.similarity import nearest
 
         hits = 0

@@ -234,6 +234,10 @@ def annotation_submit(
             annotation.suggestion_accepted = annotation.suggested_labels == labels
         annotation.labels = labels
         annotation.skipped = skipped
+        if annotation.source == AnnotationSource.SIMILAR:
+            # The expert has now looked at this item itself: its own label, no longer a bulk one
+            # (labelled_from stays, as where its first label came from).
+            annotation.source = AnnotationSource.EXPERT
         if lead_time is not None:
             annotation.lead_time = (annotation.lead_time or 0.0) + lead_time if annotation.pk else lead_time
         annotation.save()

@@ -66,3 +66,12 @@ def test_unknown_labels_and_a_source_item_of_another_project_are_refused(project
     with pytest.raises(DomainError, match="not in this project"):
         label_similar(project, expert, foreign, items[1:3])
     assert not Annotation.objects.exists()
+
+
+def test_an_expert_who_then_labels_the_item_itself_makes_it_their_own_label(project, items, expert):
+    label_similar(project, expert, items[0], items[1:2])
+    annotation_submit(item=items[1], user=expert, labels=["card_arrival"])
+    annotation = Annotation.objects.get(item=items[1])
+    assert (annotation.source, annotation.labels, annotation.labelled_from_id) == (
+        AnnotationSource.EXPERT, ["card_arrival"], items[0].id)
+    assert Item.objects.get(id=items[1].id).annotation_count == 1
