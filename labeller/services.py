@@ -265,7 +265,7 @@ def annotations_label_similar(
 ) -> SimilarLabelled:
     """Label the chosen neighbours of `source_item` with `labels` in one step, as this expert's
     annotations with their provenance (source "similar", `labelled_from`). All or nothing; items
-    that another expert holds, or that stopped being open to it (selectors.items_open_to_similar_
+    that another expert holds, that this expert skipped, or that stopped being open to it (selectors.items_open_to_similar_
     labelling) since the list was shown, are skipped and reported. No suggestion was shown for
     them, so `suggested_labels` and `suggestion_accepted` stay null. Like submit, each new label
     counts towards the next refresh (labels_recorded, after commit); `annotation_recorded` is not
@@ -276,7 +276,9 @@ def annotations_label_similar(
     wanted = sorted(set(item_ids) - {source_item.id})
     now = timezone.now()
     with transaction.atomic():
-        open_items = items_open_to_similar_labelling(Item.objects.filter(project=project, id__in=wanted))
+        open_items = items_open_to_similar_labelling(Item.objects.filter(project=project, id__in=wanted)).exclude(
+            Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user))  # e.g. one this expert skipped
+        )
         free = open_items.filter(Q(held_by__isnull=True) | Q(held_by=user) | Q(held_until__isnull=True) | Q(held_until__lte=now))
         # Lock them: a concurrent submit or bulk labelling of the same item waits, then skips it.
         chosen = list(free.select_for_update().order_by("id").values_list("id", flat=True))

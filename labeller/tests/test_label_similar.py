@@ -42,14 +42,15 @@ def test_an_item_that_needs_two_labels_is_not_done_after_one(make_project, add_i
 
 def test_it_skips_labelled_evaluation_review_held_and_foreign_items(project, items, expert, expert2, make_project, add_items):
     annotation_submit(item=items[1], user=expert2, labels=["card_arrival"])
+    annotation_submit(item=items[7], user=expert, labels=[], skipped=True)  # still unlabelled, but not for them
     Item.objects.filter(id=items[2].id).update(is_eval=True)
     Item.objects.filter(id=items[3].id).update(needs_review=True)
     Item.objects.filter(id=items[4].id).update(held_by=expert2, held_until=timezone.now() + timedelta(minutes=5))
     Item.objects.filter(id=items[5].id).update(held_by=expert2, held_until=timezone.now() - timedelta(minutes=5))
     (foreign,) = add_items(make_project(name="Other"), ["foreign"])
-    done = label_similar(project, expert, items[0], [*items[1:7], foreign, items[0]])
+    done = label_similar(project, expert, items[0], [*items[1:8], foreign, items[0]])
     assert done.labelled == [items[5].id, items[6].id]  # an expired hold is no hold
-    assert set(done.skipped) == {items[1].id, items[2].id, items[3].id, items[4].id, foreign.id}
+    assert set(done.skipped) == {items[1].id, items[2].id, items[3].id, items[4].id, items[7].id, foreign.id}
     assert not Annotation.objects.filter(item__in=[items[2], items[3], items[4], foreign, items[0]]).exists()
     assert Annotation.objects.get(item=items[1]).labels == ["card_arrival"]
 
