@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 
 from core.errors import DomainError
 from labeller.models import ActiveLearningState, Item, ItemVector, Project
@@ -142,12 +143,12 @@ def similar_items(
     k: int = 20,
     min_similarity: float = 0.0,
     unlabelled_only: bool = False,
-    open_to_labelling: bool = False,
+    open_to_labelling_by: AbstractBaseUser | None = None,
 ) -> list[tuple[Item, float]]:
     """The project's `k` items nearest to `item` (by its stored vector; the item itself left out)
     or to `text` (embedded by the project's encoder), with cosine >= `min_similarity`, best first.
-    `unlabelled_only`: items without a label; `open_to_labelling`: items "label similar" may label
-    (labeller.selectors.items_open_to_similar_labelling). Never another project's items."""
+    `unlabelled_only`: items without a label; `open_to_labelling_by`: items "label similar" may label
+    for that expert (labeller.selectors.items_open_to_similar_labelling). Never another project's items."""
     if (item is None) == (text is None):
         raise DomainError("give an item or a text to find similar items to", field="text")
     if item is not None and item.project_id != project.id:
@@ -171,9 +172,9 @@ def similar_items(
     candidates = Item.objects.filter(project=project).select_related("project")
     if unlabelled_only:
         candidates = candidates.filter(annotation_count=0)
-    if open_to_labelling:
-        candidates = items_open_to_similar_labelling(candidates)
-    filtered = unlabelled_only or open_to_labelling
+    if open_to_labelling_by is not None:
+        candidates = items_open_to_similar_labelling(candidates, user=open_to_labelling_by)
+    filtered = unlabelled_only or open_to_labelling_by is not None
     # Ask the matrix for more than k when the database filter may drop some, and widen until k
     # are found or nothing above the threshold is left.
     top = max(4 * k, k + 50) if filtered else k

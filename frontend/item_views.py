@@ -30,10 +30,11 @@ def similar_query(request) -> tuple[dict, list[str]]:
     return {"text": "", "k": SIMILAR_K, "threshold": SIMILAR_THRESHOLD}, form_problems(form)
 
 
-def neighbours_for(project, item, query) -> tuple[list[tuple], str | None]:
-    """The item's nearest neighbours that "label similar" may label, or why there are none to show."""
+def neighbours_for(project, item, query, user) -> tuple[list[tuple], str | None]:
+    """The item's nearest neighbours that this expert may label in bulk, or why there are none to show."""
     try:
-        return similar_items(project=project, item=item, k=query["k"], min_similarity=-1.0, open_to_labelling=True), None
+        return similar_items(project=project, item=item, k=query["k"], min_similarity=-1.0,
+                             open_to_labelling_by=user), None
     except DomainError as exc:
         return [], exc.message
 
@@ -47,7 +48,7 @@ def item_page(request, project_id, item_id):
     for problem in problems:
         messages.error(request, problem)
     can_label = membership.can(Role.EXPERT)
-    neighbours, no_neighbours = neighbours_for(project, history.item, query) if can_label else ([], None)
+    neighbours, no_neighbours = neighbours_for(project, history.item, query, request.user) if can_label else ([], None)
     mine = next((a for a in history.annotations if a.annotator_id == request.user.pk), None)
     resolved = resolved_labels(project, history.annotations)
     return render(request, "frontend/item.html", {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, OuterRef, Prefetch, Q, QuerySet, Value, When
 
 from core.errors import DomainError, NotAllowed, NotFound
 
@@ -161,9 +161,12 @@ def project_agreement(*, project: Project) -> dict:
     return {"statistic": "krippendorff_alpha_nominal", "alpha": alpha, "items_with_overlap": len(units)}
 
 
-def items_open_to_similar_labelling(items: QuerySet[Item]) -> QuerySet[Item]:
-    """`items` narrowed to those "label similar" may label in bulk: no label yet, not done, and
-    neither in the evaluation set (its labels are the unbiased yardstick of every model, so each is
-    chosen by an expert looking at that item, never inferred from a neighbour) nor under review (a
-    review is settled by an expert's own look at the disputed item), nor mid-import."""
-    return items.filter(annotation_count=0, is_done=False, is_eval=False, needs_review=False, import_id__isnull=True)
+def items_open_to_similar_labelling(items: QuerySet[Item], *, user: AbstractBaseUser) -> QuerySet[Item]:
+    """`items` narrowed to those "label similar" may label in bulk for this expert: no label yet,
+    not done, not skipped by them, and neither in the evaluation set (its labels are the unbiased
+    yardstick of every model, so each is chosen by an expert looking at that item, never inferred
+    from a neighbour) nor under review (a review is settled by an expert's own look at the
+    disputed item), nor mid-import."""
+    return items.filter(annotation_count=0, is_done=False, is_eval=False, needs_review=False, import_id__isnull=True).exclude(
+        Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user))
+    )

@@ -276,14 +276,12 @@ def annotations_label_similar(
     wanted = sorted(set(item_ids) - {source_item.id})
     now = timezone.now()
     with transaction.atomic():
-        open_items = items_open_to_similar_labelling(Item.objects.filter(project=project, id__in=wanted)).exclude(
-            Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user))  # e.g. one this expert skipped
-        )
+        open_items = items_open_to_similar_labelling(Item.objects.filter(project=project, id__in=wanted), user=user)
         free = open_items.filter(Q(held_by__isnull=True) | Q(held_by=user) | Q(held_until__isnull=True) | Q(held_until__lte=now))
         # Lock them: a concurrent submit or bulk labelling of the same item waits, then skips it.
         chosen = list(free.select_for_update().order_by("id").values_list("id", flat=True))
         # Re-check after the lock: an item labelled by the submit we waited for is no longer open.
-        chosen = list(items_open_to_similar_labelling(Item.objects.filter(id__in=chosen)).values_list("id", flat=True))
+        chosen = list(items_open_to_similar_labelling(Item.objects.filter(id__in=chosen), user=user).values_list("id", flat=True))
         Annotation.objects.bulk_create(
             Annotation(item_id=item_id, project=project, annotator=user, labels=labels, source=AnnotationSource.SIMILAR,
                        labelled_from=source_item)

@@ -75,12 +75,14 @@ def test_the_unlabelled_filter_skips_labelled_neighbours_and_looks_further(fanne
     assert ids(found) == [items[4].id, items[5].id]
 
 
-def test_the_labelling_filter_also_leaves_out_evaluation_and_review_items(fanned):
+def test_the_labelling_filter_also_leaves_out_evaluation_review_and_skipped_items(fanned, expert, expert2):
     project, items = fanned
     Item.objects.filter(id=items[1].id).update(is_eval=True)
     Item.objects.filter(id=items[2].id).update(needs_review=True)
-    found = similar.similar_items(project=project, item=items[0], k=2, open_to_labelling=True)
-    assert ids(found) == [items[3].id, items[4].id]
+    annotation_submit(item=items[3], user=expert, labels=[], skipped=True)
+    found = similar.similar_items(project=project, item=items[0], k=2, open_to_labelling_by=expert)
+    assert ids(found) == [items[4].id, items[5].id]
+    assert ids(similar.similar_items(project=project, item=items[0], k=1, open_to_labelling_by=expert2)) == [items[3].id]
     assert items[1].id in ids(similar.similar_items(project=project, item=items[0], k=2, unlabelled_only=True))
 
 
