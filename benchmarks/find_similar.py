@@ -154,8 +154,6 @@ def main() -> int:
     print(f"  (k=20 found {len(found)}; best {found[0][1]:.3f}, 20th {found[-1][1]:.3f})")
 
     if index.matrix.exact is None and args.recall_queries:  # what the projection's first pass misses, against an exact scan
-        from ml.similarity import nearest
-
         hits = 0
         rows = rng.choice(len(index.ids), args.recall_queries, replace=False)
         for row in rows:
