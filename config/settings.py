@@ -316,6 +316,9 @@ LABELLOOP_MAX_UPLOAD_BYTES = env_int("LABELLOOP_MAX_UPLOAD_BYTES", 500 * 1024 * 
 LABELLOOP_IMPORT_BATCH_SIZE = env_int("LABELLOOP_IMPORT_BATCH_SIZE", 2000)
 LABELLOOP_IMPORT_MAX_REPORTED_ERRORS = env_int("LABELLOOP_IMPORT_MAX_REPORTED_ERRORS", 1000)
 LABELLOOP_DEFAULT_HOLD_SECONDS = env_int("LABELLOOP_DEFAULT_HOLD_SECONDS", 600)
+# Find-similar keeps each searched project's vectors in memory (about 1.2 KB an item at 384 dims:
+# 1.1 GiB for 1M items); past this many MiB per process the least recently searched projects go.
+LABELLOOP_SIMILAR_CACHE_MB = env_int("LABELLOOP_SIMILAR_CACHE_MB", 2048)
 LABELLOOP_EXPORT_DIR = Path(env_str("LABELLOOP_EXPORT_DIR", str(DATA_DIR / "exports")))
 # Days an export file (and its job) is kept after it was asked for; 0 keeps them forever.
 LABELLOOP_EXPORT_RETENTION_DAYS = env_int("LABELLOOP_EXPORT_RETENTION_DAYS", 7)

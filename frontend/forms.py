@@ -93,3 +93,65 @@ class MemberAddForm(MemberRoleForm):
             return selectors.user_find_for_invite(identifier=self.cleaned_data["username"])
         except DomainError as exc:
             raise forms.ValidationError(exc.message) from exc
+
+
+# Find and label similar: how many neighbours, from which cosine, to what.
+SIMILAR_K = 20
+SIMILAR_MAX_K = 200
+SIMILAR_THRESHOLD = 0.7  # all-MiniLM-L6-v2: paraphrases of one request mostly score above it
+SIMILAR_MAX_TEXT = 2000
+
+
+class SimilarForm(forms.Form):
+    """The find-similar query (GET): what to compare with, how many, and the preselection threshold."""
+
+    text = forms.CharField(required=False, max_length=SIMILAR_MAX_TEXT, strip=True, error_messages={"max_length": TOO_LONG})
+    k = forms.IntegerField(required=False, min_value=1, max_value=SIMILAR_MAX_K, error_messages={"invalid": NOT_AN_INTEGER})
+    threshold = forms.FloatField(required=False, min_value=-1, max_value=1, error_messages={"invalid": NOT_A_NUMBER})
+
+    def clean_k(self):
+        return self.cleaned_data["k"] or SIMILAR_K
+
+    def clean_threshold(self):
+        value = self.cleaned_data["threshold"]
+        return SIMILAR_THRESHOLD if value is None else value
+
+
+def project_label_choices(project) -> list[tuple[str, str]]:
+    """The labels an expert may give now, in their order (archived ones left out, where labels can be archived)."""
+    labels = project.labels.all()
+    if any(field.name == "archived" for field in labels.model._meta.get_fields()):
+        labels = labels.filter(archived=False)
+    return [(label.key, label.name) for label in labels]
+
+
+class RelabelForm(forms.Form):
+    """The labels an expert gives an item on its page (the project's labels; one or several by task type)."""
+
+    labels = forms.MultipleChoiceField(error_messages={"required": EMPTY_LIST, "invalid_choice": NOT_A_CHOICE})
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["labels"].choices = project_label_choices(project)
+
+
+class ItemIdsField(forms.Field):
+    """Several item ids (checkboxes of one name); which ones the caller may touch is the service's business."""
+
+    widget = forms.MultipleHiddenInput
+    default_error_messages = {"required": EMPTY_LIST, "invalid": NOT_AN_INTEGER}
+
+    def to_python(self, value):
+        try:
+            ids = [int(v) for v in value or []]
+        except (TypeError, ValueError):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if any(not 0 < i < 2**63 for i in ids):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return ids
+
+
+class LabelSimilarForm(RelabelForm):
+    """The neighbours an expert accepts in one step, and the labels they get."""
+
+    items = ItemIdsField()

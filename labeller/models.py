@@ -189,6 +189,8 @@ class AnnotationSource(models.TextChoices):
     EXPERT = "expert", "Expert in the labelling screen or API"
     IMPORT = "import", "Imported with the item"
     FEEDBACK = "feedback", "Feedback from a trusted product source"
+    # An expert accepted it in bulk, as like another item (`labelled_from`), without opening it.
+    SIMILAR = "similar", "Labelled in bulk as similar to another item"
 
 
 class Annotation(models.Model):
@@ -206,6 +208,9 @@ class Annotation(models.Model):
     # What the model suggested on the expert's screen, and whether the expert's labels equal it.
     suggested_labels = models.JSONField(null=True, blank=True)
     suggestion_accepted = models.BooleanField(null=True, blank=True)
+    # For source "similar": the item the expert labelled these from. Not indexed: read per annotation.
+    labelled_from = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                      db_index=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,7 +6,7 @@ from statistics import median
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, Prefetch, Q, QuerySet, TextField, Value, When
+from django.db.models import Case, Count, Exists, OuterRef, Prefetch, Q, QuerySet, TextField, Value, When
 from django.db.models.functions import Cast
 
 from core.errors import DomainError, NotAllowed, NotFound
@@ -285,3 +285,14 @@ def annotator_quality(*, project: Project) -> dict:
                  "agreement": _share(figures.pairs_agreeing[a, b], n)}
                 for (a, b), n in sorted(figures.pairs.items(), key=lambda kv: (names[kv[0][0]], names[kv[0][1]]))]
     return {"annotators": annotators, "pairwise": pairwise}
+
+
+def items_open_to_similar_labelling(items: QuerySet[Item], *, user: AbstractBaseUser) -> QuerySet[Item]:
+    """`items` narrowed to those "label similar" may label in bulk for this expert: no label yet,
+    not done, not skipped by them, and neither in the evaluation set (its labels are the unbiased
+    yardstick of every model, so each is chosen by an expert looking at that item, never inferred
+    from a neighbour) nor under review (a review is settled by an expert's own look at the
+    disputed item), nor mid-import."""
+    return items.filter(annotation_count=0, is_done=False, is_eval=False, needs_review=False, import_id__isnull=True).exclude(
+        Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user))
+    )

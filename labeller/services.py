@@ -1,6 +1,7 @@
 """Writes of the labelling application: projects, members, the expert queue and annotations."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,7 +12,7 @@ from django.utils import timezone
 from core.errors import Conflict, DomainError
 
 from . import selectors
-from .models import ActiveLearningState, Annotation, Item, Label, Membership, Project, Role
+from .models import ActiveLearningState, Annotation, AnnotationSource, Item, Label, Membership, Project, Role
 from .signals import annotation_recorded, labels_recorded
 from .suggestions import suggestion_for_item
 from .task_types import InvalidValue, task_type_for
@@ -295,6 +296,10 @@ def annotation_submit(
             annotation.suggestion_accepted = annotation.suggested_labels == labels
         annotation.labels = labels
         annotation.skipped = skipped
+        if annotation.source == AnnotationSource.SIMILAR:
+            # The expert has now looked at this item itself: its own label, no longer a bulk one
+            # (labelled_from stays, as where its first label came from).
+            annotation.source = AnnotationSource.EXPERT
         if lead_time is not None:
             annotation.lead_time = (annotation.lead_time or 0.0) + lead_time if annotation.pk else lead_time
         annotation.save()
@@ -309,3 +314,43 @@ def annotation_submit(
     if is_new_label:
         labels_recorded.send(sender=Annotation, project=project)  # after the commit above
     return annotation
+
+
+@dataclass
+class SimilarLabelled:
+    labelled: list[int]  # item ids labelled now
+    skipped: list[int]  # asked for, but labelled meanwhile, held by another expert, or not open to it
+
+
+def annotations_label_similar(
+    *, project: Project, user: AbstractBaseUser, source_item: Item, item_ids: list[int], labels: list[str]
+) -> SimilarLabelled:
+    """Label the chosen neighbours of `source_item` with `labels` in one step, as this expert's
+    annotations with their provenance (source "similar", `labelled_from`). All or nothing; items
+    that another expert holds, that this expert skipped, or that stopped being open to it (selectors.items_open_to_similar_
+    labelling) since the list was shown, are skipped and reported. No suggestion was shown for
+    them, so `suggested_labels` and `suggestion_accepted` stay null. Like submit, each new label
+    counts towards the next refresh (labels_recorded, after commit); `annotation_recorded` is not
+    sent because items under review are never labelled this way."""
+    labels = labels_validate(project=project, labels=labels)
+    if source_item.project_id != project.id:
+        raise DomainError("the item to label from is not in this project", field="item")
+    wanted = sorted(set(item_ids) - {source_item.id})
+    now = timezone.now()
+    with transaction.atomic():
+        open_items = selectors.items_open_to_similar_labelling(Item.objects.filter(project=project, id__in=wanted), user=user)
+        free = open_items.filter(Q(held_by__isnull=True) | Q(held_by=user) | Q(held_until__isnull=True) | Q(held_until__lte=now))
+        # Lock them: a concurrent submit or bulk labelling of the same item waits, then skips it.
+        chosen = list(free.select_for_update().order_by("id").values_list("id", flat=True))
+        # Re-check after the lock: an item labelled by the submit we waited for is no longer open.
+        chosen = list(selectors.items_open_to_similar_labelling(Item.objects.filter(id__in=chosen), user=user).values_list("id", flat=True))
+        Annotation.objects.bulk_create(
+            Annotation(item_id=item_id, project=project, annotator=user, labels=labels, source=AnnotationSource.SIMILAR,
+                       labelled_from=source_item)
+            for item_id in chosen
+        )
+        Item.objects.filter(id__in=chosen).update(annotation_count=1, is_done=project.labels_per_item <= 1,
+                                                  held_by=None, held_until=None)
+    for _ in chosen:  # after the commit above, one per new label, as submit does
+        labels_recorded.send(sender=Annotation, project=project)
+    return SimilarLabelled(labelled=chosen, skipped=[i for i in wanted if i not in set(chosen)])

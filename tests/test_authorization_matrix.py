@@ -188,6 +188,10 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "project-import": {"POST": page(Role.ADMIN)},
     "project-export": {"POST": page(Role.VIEWER)},  # as the API: exporting is reading
     "label-screen": reads(page(Role.EXPERT)),
+    "item-page": reads(page(Role.VIEWER)),
+    "item-relabel": {"POST": page(Role.EXPERT)},
+    "item-label-similar": {"POST": page(Role.EXPERT)},
+    "similar-page": reads(page(Role.VIEWER)),
     "models-page": reads(page(Role.VIEWER)),
     "models-retrain": {"POST": page(Role.ADMIN)},
     "models-promote": {"POST": page(Role.ADMIN)},

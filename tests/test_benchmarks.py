@@ -35,3 +35,11 @@ def test_the_active_learning_benchmark_goes_on_under_a_fine_tuned_champion(tmp_p
               "--strategies", "margin", "--refresh-pool", "0", "--plot", str(tmp_path / "curve.png"))
     assert "champion v1 (fine-tuned on 100 labels) promoted, pool re-encoded" in out
     assert "same head, all labels, champion's embeddings" in out and "gap (points)" in out
+
+
+@pytest.mark.benchmark
+def test_the_find_similar_benchmark_runs_on_a_few_items(tmp_path):
+    out = run("find_similar.py", "--items", "300", "--queries", "3",
+              "--database-url", f"sqlite:///{tmp_path / 'similar.sqlite3'}")
+    assert "first search (cold" in out and "similar to an item" in out and "similar to typed text" in out
+    assert "(exact float32)" in out and "target p95 <= 300 ms" in out

@@ -1,0 +1,144 @@
+"""The item page and find-similar.
+
+The item page shows one item with its whole history (feedback.item_history), lets an expert relabel
+it (through annotation_submit, like the labelling screen) and label its nearest unlabelled
+neighbours in one step (labeller.services.annotations_label_similar). The similar page finds the
+items nearest to typed text. Every project member may look; experts and admins may label;
+outsiders get 404."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from active_learning.similar import similar_items
+from core.errors import DomainError
+from feedback.item_history import item_history_for
+from labeller import selectors, services
+from labeller.models import Role
+from labeller.task_types import task_type_for
+
+from .errors import form_problems, refusal_show, refusals_shown
+from .forms import SIMILAR_K, SIMILAR_THRESHOLD, LabelSimilarForm, RelabelForm, SimilarForm, project_label_choices
+
+
+def similar_query(request) -> tuple[dict, list[str]]:
+    """The page's find-similar settings from the query string, and its problems (defaults used instead)."""
+    form = SimilarForm(request.GET)
+    if form.is_valid():
+        return form.cleaned_data, []
+    return {"text": "", "k": SIMILAR_K, "threshold": SIMILAR_THRESHOLD}, form_problems(form)
+
+
+def neighbours_for(project, item, query, user) -> tuple[list[tuple], str | None]:
+    """The item's nearest neighbours that this expert may label in bulk, or why there are none to show."""
+    try:
+        return similar_items(project=project, item=item, k=query["k"], min_similarity=-1.0,
+                             open_to_labelling_by=user), None
+    except DomainError as exc:
+        return [], exc.message
+
+
+@login_required
+@require_safe
+def item_page(request, project_id, item_id):
+    project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
+    history = item_history_for(project=project, item_id=item_id)
+    query, problems = similar_query(request)
+    for problem in problems:
+        messages.error(request, problem)
+    can_label = membership.can(Role.EXPERT)
+    neighbours, no_neighbours = neighbours_for(project, history.item, query, request.user) if can_label else ([], None)
+    mine = next((a for a in history.annotations if a.annotator_id == request.user.pk), None)
+    resolved = resolved_labels(project, history.annotations)
+    return render(request, "frontend/item.html", {
+        "project": project,
+        "membership": membership,
+        "can_label": can_label,
+        "history": history,
+        "item": history.item,
+        "text": history.item.text(),
+        "labels": project_label_choices(project),
+        "label_names": dict(project.labels.values_list("key", "name")),
+        "multi_label": task_type_for(project).page_config()["multiLabel"],
+        "my_labels": mine.labels if mine else [],
+        "resolved": resolved,
+        "similar_labels": resolved or (mine.labels if mine else []),
+        "neighbours": neighbours,
+        "no_neighbours": no_neighbours,
+        "query": query,
+    })
+
+
+def resolved_labels(project, annotations) -> list[str]:
+    """The item's label as the majority of its submitted annotations (what training reads)."""
+    label_sets = [a.labels for a in annotations if not a.skipped]
+    return task_type_for(project).majority(label_sets)[0] if label_sets else []
+
+
+def back_to_item(project_id, item_id, request):
+    url = reverse("item-page", kwargs={"project_id": project_id, "item_id": item_id})
+    keep = {key: request.POST[key] for key in ("k", "threshold") if request.POST.get(key)}
+    return redirect(url + ("?" + "&".join(f"{k}={v}" for k, v in keep.items()) if keep else ""))
+
+
+def expert_item(request, project_id, item_id):
+    project, _ = selectors.project_get_for(user=request.user, project_id=project_id, role=Role.EXPERT)
+    return project, selectors.item_get_for_submit(project=project, item_id=item_id)
+
+
+@login_required
+@require_POST
+def item_relabel(request, project_id, item_id):
+    project, item = expert_item(request, project_id, item_id)
+    form = RelabelForm(request.POST, project=project)
+    if not form.is_valid():
+        for problem in form_problems(form):
+            messages.error(request, problem)
+        return back_to_item(project.id, item.id, request)
+    with refusals_shown(request):
+        annotation = services.annotation_submit(item=item, user=request.user, labels=form.cleaned_data["labels"])
+        messages.success(request, f"Your label for this item is now {', '.join(annotation.labels)}.")
+    return back_to_item(project.id, item.id, request)
+
+
+@login_required
+@require_POST
+def item_label_similar(request, project_id, item_id):
+    project, item = expert_item(request, project_id, item_id)
+    form = LabelSimilarForm(request.POST, project=project)
+    if not form.is_valid():
+        for problem in form_problems(form):
+            messages.error(request, problem)
+        return back_to_item(project.id, item.id, request)
+    try:
+        done = services.annotations_label_similar(project=project, user=request.user, source_item=item,
+                                                  item_ids=form.cleaned_data["items"], labels=form.cleaned_data["labels"])
+    except DomainError as exc:
+        refusal_show(request, exc)
+        return back_to_item(project.id, item.id, request)
+    labels = ", ".join(form.cleaned_data["labels"])
+    messages.success(request, f"Labelled {len(done.labelled)} item{'s' if len(done.labelled) != 1 else ''} as {labels}.")
+    if done.skipped:
+        messages.warning(request, f"Skipped {len(done.skipped)}: labelled, held or sent to review meanwhile.")
+    return back_to_item(project.id, item.id, request)
+
+
+@login_required
+@require_safe
+def similar_page(request, project_id):
+    """Items nearest to typed text, each linking to its page (where its neighbours can be labelled)."""
+    project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
+    query, problems = similar_query(request)
+    for problem in problems:
+        messages.error(request, problem)
+    results, refusal = [], None
+    if query.get("text"):
+        try:
+            results = similar_items(project=project, text=query["text"], k=query["k"], min_similarity=-1.0)
+        except DomainError as exc:
+            refusal = exc.message
+    return render(request, "frontend/similar.html", {
+        "project": project, "query": query, "results": results, "refusal": refusal,
+        "label_names": dict(project.labels.values_list("key", "name")),
+    })
