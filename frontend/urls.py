@@ -3,7 +3,7 @@ from django.urls import path
 
 from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
 
-from . import member_views, model_version_views, monitoring_views, views
+from . import data_manager_views, member_views, model_version_views, monitoring_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("projects/<id:project_id>/import", views.project_import, name="project-import"),
     path("projects/<id:project_id>/export", views.project_export, name="project-export"),
     path("projects/<id:project_id>/label", views.label_screen, name="label-screen"),
+    path("projects/<id:project_id>/items", data_manager_views.data_manager_page, name="data-manager"),
     path("projects/<id:project_id>/models", model_version_views.models_page, name="models-page"),
     path("projects/<id:project_id>/models/retrain", model_version_views.retrain, name="models-retrain"),
     path("projects/<id:project_id>/models/<number:number>/promote", model_version_views.promote, name="models-promote"),

@@ -1,5 +1,6 @@
 """The data manager's table (labeller.item_table): every filter, every sort, keyset pages, full-text
 search and counts, on whichever database the suite runs on."""
+import json
 from datetime import timedelta
 
 import pytest
@@ -172,3 +173,22 @@ def test_a_row_carries_every_column(project, items):
     assert shown["disagrees"] is True and shown["confidence"] == 0.4
     assert [a["annotator"] for a in shown["annotations"]] == ["expert2"]
     assert shown["url"] == f"/projects/{project.id}/items/{items[2].id}"
+
+
+def test_an_import_fills_the_table_columns(project):
+    import io
+
+    from labeller.importing import items_import
+
+    def choice(label):
+        return {"result": [{"value": {"choices": [label]}}]}
+
+    task = {"data": {"text": "imported card text"},
+            "annotations": [choice("card_arrival"), choice("lost_card"), choice("card_arrival")]}
+    rows = json.dumps(task).encode() + b"\n"
+    result = items_import(project=project, stream=io.BytesIO(rows), filename="rows.jsonl")
+    assert result.created == 1, result.as_dict()
+    item = Item.objects.get(project=project)
+    assert (item.source, item.search_text, item.majority) == ("import", "imported card text", "card_arrival")
+    assert item.agreement == pytest.approx(2 / 3) and item.labelled_at is not None
+    assert ids(project, q="imported") == {item.id}
