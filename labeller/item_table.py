@@ -118,6 +118,7 @@ def filters_from_json(stored: dict) -> dict:
 class TablePage:
     rows: list[Item]
     next_cursor: str | None
+    sort: str  # the order the rows are in (effective_sort)
 
 
 def _encode(sort: str, phase: str, value, item_id: int) -> str:
@@ -166,11 +167,30 @@ def _after(items: QuerySet[Item], column: str, descending: bool, value, item_id:
     return items.extra(where=[f'("labeller_item"."{column}", "labeller_item"."id") {op} (%s, %s)'], params=[value, item_id])
 
 
+# A date-range filter with import order reads in the filtered date's order instead. Import order
+# and creation time go together, so the planner's uniform guess sends it down the primary key,
+# past every row older than the range (a million-row scan for "created in the last week"); the
+# (project, date, id) index finds the range at once.
+DATE_FILTER_COLUMNS = {"created_after": "created_at", "created_before": "created_at",
+                       "labelled_after": "labelled_at", "labelled_before": "labelled_at"}
+
+
+def effective_sort(sort: str, filters: dict) -> str:
+    if sort.lstrip("-") != "id":
+        return sort
+    for name, column in DATE_FILTER_COLUMNS.items():
+        if filters.get(name) is not None:
+            return f"-{column}" if sort.startswith("-") else column
+    return sort
+
+
 def items_table_page(*, project: Project, filters: dict, sort: str = "id", cursor: str | None = None,
                      limit: int = 50) -> TablePage:
-    """One page of the filtered items in `sort` order (a SORT_CHOICES value), after `cursor`."""
+    """One page of the filtered items in `sort` order (a SORT_CHOICES value; see effective_sort
+    for import order under a date filter), after `cursor`."""
     if sort not in SORT_CHOICES:
         raise DomainError(f"must be one of {', '.join(SORT_CHOICES)}", field="sort")
+    sort = effective_sort(sort, filters)
     column, descending = sort.lstrip("-"), sort.startswith("-")
     phase, value, after_id = cursor_decode(cursor, sort=sort) if cursor else ("v", None, None)
     items = items_table_filter(project=project, filters=filters)
@@ -196,7 +216,7 @@ def items_table_page(*, project: Project, filters: dict, sort: str = "id", curso
         last = rows[-1]
         last_value = getattr(last, column)
         next_cursor = _encode(sort, "v" if last_value is not None else "n", last_value, last.id)
-    return TablePage(rows=rows, next_cursor=next_cursor)
+    return TablePage(rows=rows, next_cursor=next_cursor, sort=sort)
 
 
 def _columns(items: QuerySet[Item]) -> QuerySet[Item]:
@@ -220,7 +240,11 @@ class TableCount:
 
     @property
     def text(self) -> str:
-        return f"{self.value:,}" if self.exact else f"about {self.value:,}"
+        if self.exact:
+            return f"{self.value:,}"
+        if self.value <= EXACT_COUNT_UP_TO + 1:  # the planner guessed below what was counted
+            return f"more than {EXACT_COUNT_UP_TO:,}"
+        return f"about {self.value:,}"
 
     def as_dict(self) -> dict:
         return {"value": self.value, "exact": self.exact, "text": self.text}

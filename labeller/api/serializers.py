@@ -344,6 +344,7 @@ class ItemTableCountSerializer(serializers.Serializer):
 class ItemTablePageSerializer(serializers.Serializer):
     results = ItemTableRowSerializer(many=True)
     next_cursor = serializers.CharField(allow_null=True)
+    sort = serializers.CharField(help_text="The order of the rows: under a date filter, import order reads as that date's")
     count = ItemTableCountSerializer(allow_null=True, help_text="On the first page only (no cursor)")
 
 

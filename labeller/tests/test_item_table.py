@@ -192,3 +192,18 @@ def test_an_import_fills_the_table_columns(project):
     assert (item.source, item.search_text, item.majority) == ("import", "imported card text", "card_arrival")
     assert item.agreement == pytest.approx(2 / 3) and item.labelled_at is not None
     assert ids(project, q="imported") == {item.id}
+
+
+def test_import_order_under_a_date_filter_reads_in_that_dates_order(project, items):
+    cut = timezone.now() - timedelta(days=1)
+    page = item_table.items_table_page(project=project, filters={"created_after": cut}, sort="-id", limit=2)
+    assert page.sort == "-created_at"
+    seen, _ = all_pages(project, "-id")
+    assert seen == sorted(seen, reverse=True)
+    following = item_table.items_table_page(project=project, filters={"created_after": cut}, sort="-id",
+                                            cursor=page.next_cursor, limit=10)
+    assert len(page.rows) + len(following.rows) == 6
+
+
+def test_an_estimate_below_the_exact_bound_says_more_than():
+    assert item_table.TableCount(item_table.EXACT_COUNT_UP_TO + 1, exact=False).text == "more than 10,000"
