@@ -18,13 +18,13 @@ from .parsers import StrictMultiPartParser
 ALWAYS_ALLOWED_PARAMS = {"page", "format"}
 
 
-def validated_query(request, serializer_class):
+def validated_query(request, serializer_class, context=None):
     """Validate query parameters; unknown names are refused, so no lookup can be smuggled in."""
     known = set(serializer_class().fields) | ALWAYS_ALLOWED_PARAMS
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         raise ValidationError({unknown[0]: [f"unknown query parameter; allowed: {', '.join(sorted(known))}"]})
-    serializer = serializer_class(data=request.query_params)
+    serializer = serializer_class(data=request.query_params, context=context or {})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -191,13 +191,7 @@ class ItemTable(ProjectScopedMixin, APIView):
 
     @extend_schema(parameters=[s.ItemTableQuerySerializer], responses=s.ItemTablePageSerializer)
     def get(self, request, project_id):
-        known = set(s.ItemTableQuerySerializer().fields) | {"format"}
-        unknown = sorted(set(request.query_params) - known)
-        if unknown:
-            raise ValidationError({unknown[0]: [f"unknown query parameter; allowed: {', '.join(sorted(known))}"]})
-        serializer = s.ItemTableQuerySerializer(data=request.query_params, context={"label_keys": _label_keys(self.project)})
-        serializer.is_valid(raise_exception=True)
-        query = dict(serializer.validated_data)
+        query = dict(validated_query(request, s.ItemTableQuerySerializer, context={"label_keys": _label_keys(self.project)}))
         sort, cursor, limit = query.pop("sort"), query.pop("cursor", None), query.pop("limit")
         page = item_table.items_table_page(project=self.project, filters=query, sort=sort, cursor=cursor, limit=limit)
         count = None if cursor else item_table.items_table_count(project=self.project, filters=query).as_dict()
