@@ -145,6 +145,9 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "api-import": {"POST": api(Role.ADMIN, body_format="multipart"), "OPTIONS": api(Role.ADMIN)},
     "api-items": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
     "api-item": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
+    "api-items-table": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
+    # Requeue and mark for review only add work: experts; the view refuses delete below admin.
+    "api-items-bulk": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
     "api-annotate": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
     "api-skip": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
     "api-queue-next": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
@@ -185,6 +188,7 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "project-import": {"POST": page(Role.ADMIN)},
     "project-export": {"POST": page(Role.VIEWER)},  # as the API: exporting is reading
     "label-screen": reads(page(Role.EXPERT)),
+    "data-manager": reads(page(Role.VIEWER)),
     "models-page": reads(page(Role.VIEWER)),
     "models-retrain": {"POST": page(Role.ADMIN)},
     "models-promote": {"POST": page(Role.ADMIN)},
