@@ -35,3 +35,11 @@ def test_the_active_learning_benchmark_goes_on_under_a_fine_tuned_champion(tmp_p
               "--strategies", "margin", "--refresh-pool", "0", "--plot", str(tmp_path / "curve.png"))
     assert "champion v1 (fine-tuned on 100 labels) promoted, pool re-encoded" in out
     assert "same head, all labels, champion's embeddings" in out and "gap (points)" in out
+
+
+@pytest.mark.benchmark
+def test_the_data_manager_benchmark_times_every_filter_sort_and_search_and_prints_their_plans(tmp_path):
+    out = run("data_manager.py", "--database-url", f"sqlite:///{tmp_path}/dm.sqlite3", "--items", "3000", "--repeat", "2")
+    assert "fill 3,000 items" in out and "sort=-confidence" in out and "annotator=<one of 8>" in out
+    assert "search  q='card'" in out and "| SEARCH labeller_item USING INDEX item_table_confidence_idx" in out
+    assert "count  q='card'" in out and "worst first page p95" in out
