@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from core.errors import DomainError
@@ -207,3 +208,16 @@ def test_import_order_under_a_date_filter_reads_in_that_dates_order(project, ite
 
 def test_an_estimate_below_the_exact_bound_says_more_than():
     assert item_table.TableCount(item_table.EXACT_COUNT_UP_TO + 1, exact=False).text == "more than 10,000"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's FTS5 triggers")
+def test_search_triggers_dropped_by_a_table_rebuild_are_put_back_after_migrate(project, items):
+    from labeller import search_index
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER labeller_item_fts_ai")  # what rebuilding labeller_item does
+        assert search_index.sqlite_ensure(cursor) is True
+        assert search_index.sqlite_ensure(cursor) is False
+    created = Item.objects.create(project=project, data={"text": "a quokka"})
+    assert ids(project, q="quokka") == {created.id}
+    assert ids(project, q="card") == {items[i].id for i in (0, 2, 3, 5)}

@@ -21,6 +21,7 @@
   let total = null;
   let selected = new Set();
   let allMatching = false;
+  let applied = {}; // the filters the rows on screen were read with (not what is typed since)
 
   // --- filters <-> address bar ---------------------------------------------------------------
 
@@ -143,7 +144,7 @@
   }
 
   async function load() {
-    const params = new URLSearchParams(filters());
+    const params = new URLSearchParams(applied);
     if (cursors[page]) params.set("cursor", cursors[page]);
     const response = await fetch(`${api}/table?${params}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
     const answer = await response.json().catch(() => ({ detail: `The server answered ${response.status}.` }));
@@ -166,7 +167,8 @@
     total = null;
     selected = new Set();
     allMatching = false;
-    const query = new URLSearchParams(filters()).toString();
+    applied = filters();
+    const query = new URLSearchParams(applied).toString();
     history.replaceState(null, "", query ? `?${query}` : location.pathname);
     load();
   }
@@ -232,7 +234,7 @@
   async function act(action) {
     const request = { action };
     if (allMatching) {
-      const chosen = filters();
+      const chosen = { ...applied };
       delete chosen.sort;
       request.filter = chosen;
     } else {
@@ -262,6 +264,7 @@
   }
 
   fromAddress();
+  applied = filters();
   applyColumns();
   load();
 })();
