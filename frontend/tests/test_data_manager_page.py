@@ -89,3 +89,24 @@ def test_an_expert_filters_searches_selects_and_marks_items_for_review(page, pro
     page.reload()
     expect(page.locator("#items thead th[data-column=source]")).to_be_visible()
     assert not page.js_errors
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_deletes_all_items_matching_a_search_after_confirming(page, project):  # noqa: F811
+    log_in(page, "owner")
+    page.goto(url(project) + "?q=card")
+    expect(page.locator("#dm-count")).to_have_text("3 items · page 1")
+    page.get_by_label("Select item", exact=False).first.check()
+    page.get_by_role("button", name="Select all 3 items matching the filter").click()
+    expect(page.locator("#selection-text")).to_have_text("All 3 items matching the filter are selected.")
+    page.once("dialog", lambda dialog: dialog.dismiss())  # cancelled: nothing happens
+    page.get_by_role("button", name="Delete…").click()
+    assert Item.objects.filter(project=project).count() == 5
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete…").click()
+    expect(page.locator("#bulk-result")).to_have_text("Deleted: 3 item(s).")
+    expect(page.locator("#dm-count")).to_have_text("0 items · page 1")
+    assert set(Item.objects.filter(project=project).values_list("search_text", flat=True)) == {
+        "What rate do you use abroad?", "Top up failed"}
+    assert not page.js_errors
