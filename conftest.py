@@ -80,7 +80,8 @@ def add_items():
 
     def add(project, texts, **fields):
         return Item.objects.bulk_create(
-            Item(project=project, data={"text": text}, external_id=f"ext-{i}", **fields) for i, text in enumerate(texts)
+            Item(project=project, data={"text": text}, search_text=text, external_id=f"ext-{i}", **fields)
+            for i, text in enumerate(texts)
         )
 
     return add

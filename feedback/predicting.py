@@ -6,7 +6,7 @@ import secrets
 
 from django.db import transaction
 
-from labeller.models import Item, Project
+from labeller.models import Item, ItemSource, Project, label_keys_cell, search_text_of
 from labeller.signals import items_added
 from models_registry import serving
 
@@ -79,19 +79,21 @@ def _public(row: Prediction) -> dict:
     }
 
 
-def items_for(project: Project, wanted: list[tuple[dict, str]]) -> list[Item]:
+def items_for(project: Project, wanted: list[tuple[dict, str]], *, source: str) -> list[Item]:
     """The queue item for each (data, external_id): the project's item with that external id, else
-    a new one; a few queries for the whole list. Items from live traffic are never drawn into the
-    evaluation set (it must stay unbiased)."""
+    a new one (from `source`, an ItemSource); a few queries for the whole list. Items from live
+    traffic are never drawn into the evaluation set (it must stay unbiased)."""
     external_ids = {external_id for _, external_id in wanted if external_id}
     by_external_id = {item.external_id: item for item in Item.objects.filter(project=project, external_id__in=external_ids)}
     missing = {external_id: data for data, external_id in wanted if external_id and external_id not in by_external_id}
     if missing:
         # A concurrent writer may create the same external id: skip it, then read what stands.
-        Item.objects.bulk_create([Item(project=project, external_id=e, data=d, priority=1.0) for e, d in missing.items()],
+        Item.objects.bulk_create([Item(project=project, external_id=e, data=d, priority=1.0, source=source,
+                                       search_text=search_text_of(d, project.text_field)) for e, d in missing.items()],
                                  ignore_conflicts=True)
         by_external_id.update((item.external_id, item) for item in Item.objects.filter(project=project, external_id__in=missing))
-    anonymous = Item.objects.bulk_create([Item(project=project, data=data, priority=1.0)
+    anonymous = Item.objects.bulk_create([Item(project=project, data=data, priority=1.0, source=source,
+                                               search_text=search_text_of(data, project.text_field))
                                           for data, external_id in wanted if not external_id])
     if missing or anonymous:
         items_added.send(sender=Item, project_id=project.id)
@@ -100,5 +102,14 @@ def items_for(project: Project, wanted: list[tuple[dict, str]]) -> list[Item]:
 
 
 def _queue_for_experts(project: Project, rows: list[Prediction]) -> None:
-    for row, item in zip(rows, items_for(project, [(row.data, row.external_id) for row in rows])):
+    items = items_for(project, [(row.data, row.external_id) for row in rows], source=ItemSource.PREDICTION)
+    for row, item in zip(rows, items):
         row.item = item
+    items_note_predictions(rows)
+
+
+def items_note_predictions(rows: list[Prediction]) -> None:
+    """Copy each prediction's answer onto its item: the data manager's prediction columns."""
+    latest = {row.item_id: row for row in rows if row.item_id}
+    Item.objects.bulk_update([Item(id=item_id, predicted=label_keys_cell(row.labels), confidence=row.confidence)
+                              for item_id, row in latest.items()], ["predicted", "confidence"], batch_size=1000)

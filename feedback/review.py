@@ -15,12 +15,13 @@ from celery import shared_task
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
 
-from labeller.models import Annotation, AnnotationSource, Item, Project
+from labeller.models import Annotation, AnnotationSource, Item, ItemSource, Project
+from labeller.services import items_label_summary_refresh
 from labeller.task_types import task_type_for
 from ml.drift import wilson_interval
 
 from .models import ApiToken, FeedbackEvent, FeedbackKind, FeedbackStatus, Prediction
-from .predicting import items_for
+from .predicting import items_for, items_note_predictions
 
 ROUTE_BATCH = 500
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:
         Annotation.objects.bulk_create(feedback_labels)
         for item_id, n in Counter(a.item_id for a in feedback_labels).items():
             Item.objects.filter(id=item_id).update(is_done=True, annotation_count=F("annotation_count") + n)
+        items_label_summary_refresh(project=project, item_ids=list({a.item_id for a in feedback_labels}))
     if review:
         Item.objects.filter(id__in=review).update(needs_review=True, is_done=False)
 
@@ -140,10 +142,14 @@ def _items_of(project: Project, events: list[FeedbackEvent]) -> dict[int, Item]:
         data = e.data if e.data is not None else (e.prediction.data if e.prediction else None)
         if data is not None:
             wanted.setdefault(e.prediction_id or ("event", e.id), (data, e.external_id))
-    created = dict(zip(wanted, items_for(project, list(wanted.values()))))
+    created = dict(zip(wanted, items_for(project, list(wanted.values()), source=ItemSource.FEEDBACK)))
+    linked = []
     for pid, item in created.items():
         if not isinstance(pid, tuple):
             Prediction.objects.filter(id=pid).update(item=item)
+            prediction = next(e.prediction for e in events if e.prediction_id == pid)
+            linked.append(Prediction(item_id=item.id, labels=prediction.labels, confidence=prediction.confidence))
+    items_note_predictions(linked)
     out = {}
     for e in events:
         item_id = (e.prediction.item_id or claimed.get(e.prediction_id)) if e.prediction is not None else None

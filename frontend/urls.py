@@ -3,8 +3,8 @@ from django.urls import path
 
 from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
 
-from . import (annotator_views, item_views, label_views, member_views, model_version_views, monitoring_views, project_views,
-               views)
+from . import (annotator_views, data_manager_views, item_views, label_views, member_views, model_version_views,
+               monitoring_views, project_views, views)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -21,6 +21,7 @@ urlpatterns = [
     path("projects/<id:project_id>/items/<id:item_id>/label-similar", item_views.item_label_similar,
          name="item-label-similar"),
     path("projects/<id:project_id>/similar", item_views.similar_page, name="similar-page"),
+    path("projects/<id:project_id>/items", data_manager_views.data_manager_page, name="data-manager"),
     path("projects/<id:project_id>/models", model_version_views.models_page, name="models-page"),
     path("projects/<id:project_id>/models/retrain", model_version_views.retrain, name="models-retrain"),
     path("projects/<id:project_id>/models/<number:number>/promote", model_version_views.promote, name="models-promote"),

@@ -17,6 +17,7 @@ from celery import shared_task
 from core import jobs
 from core.enqueue import enqueue_on_commit
 
+from . import item_table
 from .models import ExportFormat, ExportJob, ExportStatus, Item, ItemStatus, Project
 from .selectors import items_only_skipped, items_with_annotations, items_with_status
 from .task_types import task_type_for
@@ -30,20 +31,23 @@ CHUNK = 2000
 
 
 def export_create(*, project: Project, user, format: str, status: str = ItemStatus.ALL,
-                  min_agreement: float | None = None) -> ExportJob:
-    """Record an export job and queue it for a worker once the row is committed."""
-    job = ExportJob.objects.create(
-        project=project,
-        created_by=user,
-        format=format,
-        filters={"status": status, "min_agreement": min_agreement},
-    )
+                  min_agreement: float | None = None, table_filters: dict | None = None) -> ExportJob:
+    """Record an export job and queue it for a worker once the row is committed. `table_filters`:
+    the data manager's filters (item_table.items_table_filter), for an export of its selection."""
+    filters = {"status": status, "min_agreement": min_agreement}
+    if table_filters is not None:
+        filters["table"] = item_table.filters_to_json(table_filters)
+    job = ExportJob.objects.create(project=project, created_by=user, format=format, filters=filters)
     enqueue_on_commit(export_run, str(job.id))
     return job
 
 
 def _filtered_items(project: Project, filters: dict) -> QuerySet[Item]:
-    return items_with_status(items_with_annotations(project=project), status=filters.get("status", ItemStatus.ALL))
+    items = items_with_status(items_with_annotations(project=project), status=filters.get("status", ItemStatus.ALL))
+    if "table" in filters:
+        chosen = item_table.items_table_filter(project=project, filters=item_table.filters_from_json(filters["table"]))
+        items = items.filter(id__in=chosen.values("id"))
+    return items
 
 
 @dataclass

@@ -22,10 +22,12 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from .evaluation_set import is_eval_draw
 from .import_formats import ParsedRow, RowError, format_for, read_rows
-from .models import Annotation, AnnotationSource, Item, Project
+from .models import Annotation, AnnotationSource, Item, ItemSource, Project, search_text_of
+from .services import label_summary
 from .signals import items_added
 from .task_types import InvalidValue, task_type_for
 
@@ -199,6 +201,7 @@ def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]
         Item.objects.filter(project=project, external_id__in=wanted).values_list("external_id", flat=True)
     )
     items, label_sets = [], []
+    now = timezone.now()
     for parsed, row_values in batch:
         if parsed.external_id is not None:
             if parsed.external_id in taken:
@@ -223,6 +226,10 @@ def _write_batch(project: Project, batch: list[tuple[ParsedRow, list[list[str]]]
                 is_done=done,
                 is_eval=is_eval_draw(project.id, parsed.external_id or f"row-{parsed.row}", project.eval_share),
                 import_id=import_id,
+                source=ItemSource.IMPORT,
+                search_text=search_text_of(parsed.data, project.text_field),
+                labelled_at=now if row_values else None,
+                **label_summary(project=project, label_sets=row_values),
             )
         )
         label_sets.append(row_values)

@@ -129,6 +129,23 @@ class ItemStatus(models.TextChoices):
     UNLABELLED = "unlabelled", "Unlabelled"
 
 
+# The experts' majority and the model's prediction are both known and differ.
+DISAGREES = ~Q(majority="") & ~Q(predicted="") & ~Q(majority=models.F("predicted"))
+
+
+class ItemSource(models.TextChoices):
+    """How an item came into the project."""
+
+    IMPORT = "import", "Imported"
+    PREDICTION = "prediction", "A prediction the model abstained on"
+    FEEDBACK = "feedback", "Product feedback"
+
+
+def label_keys_cell(labels) -> str:
+    """Label keys as one sortable, filterable column value: sorted, joined by '|'."""
+    return "|".join(sorted(labels))
+
+
 class Item(models.Model):
     """One thing to label. `data` can be large, so the queue's hot queries never select it."""
 
@@ -154,6 +171,19 @@ class Item(models.Model):
     # such an item is not served, and is deleted if its import fails. Cleared when it completes.
     import_id = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Denormalised for the data manager's table, so that filtering and sorting a million items
+    # never joins and aggregates annotations or the prediction log. Kept up to date by the services
+    # that change what they summarise (annotation_submit, the import, feedback routing, predict).
+    source = models.CharField(max_length=10, choices=ItemSource.choices, default=ItemSource.IMPORT)
+    # The text field's value, written with the item: what full-text search reads (the text field
+    # is per project, so no one index expression over `data` serves every project).
+    search_text = models.TextField(blank=True, default="", editable=False)
+    majority = models.CharField(max_length=200, blank=True, default="", editable=False)  # label_keys_cell()
+    agreement = models.FloatField(null=True, blank=True, editable=False)
+    labelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last logged prediction of the model for this item (label_keys_cell) and its confidence.
+    predicted = models.CharField(max_length=200, blank=True, default="", editable=False)
+    confidence = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -179,10 +209,37 @@ class Item(models.Model):
             models.Index(fields=["held_by", "project"], condition=Q(held_by__isnull=False), name="item_held_idx"),
             # Completing or discarding an unfinished import; empty the rest of the time.
             models.Index(fields=["import_id"], condition=Q(import_id__isnull=False), name="item_unfinished_import_idx"),
+            # The data manager's table (labeller.item_table): the first page sorted by a column,
+            # or filtered on one, walks one of these in keyset order instead of sorting the project.
+            models.Index(fields=["project", "created_at", "id"], name="item_table_created_idx"),
+            models.Index(fields=["project", "labelled_at", "id"], name="item_table_labelled_idx"),
+            models.Index(fields=["project", "confidence", "id"], name="item_table_confidence_idx"),
+            models.Index(fields=["project", "agreement", "id"], name="item_table_agreement_idx"),
+            models.Index(fields=["project", "majority", "id"], name="item_table_majority_idx"),
+            models.Index(fields=["project", "predicted", "id"], name="item_table_predicted_idx"),
+            models.Index(fields=["project", "source", "id"], name="item_table_source_idx"),
+            # Rare flags: small partial indexes for "needs review", "in the evaluation set" and
+            # "experts and the model disagree".
+            models.Index(fields=["project", "id"], condition=Q(needs_review=True), name="item_table_review_idx"),
+            models.Index(fields=["project", "id"], condition=Q(is_eval=True), name="item_table_eval_idx"),
+            models.Index(fields=["project", "id"], condition=DISAGREES, name="item_table_disagree_idx"),
+            # The full-text index lives in migrations: a GIN expression index on PostgreSQL, an FTS5
+            # table kept by triggers on SQLite (0011_item_table_columns).
         ]
 
     def text(self) -> str:
         return str(self.data.get(self.project.text_field, ""))
+
+    def save(self, *args, **kwargs):
+        # Services that bulk-create items set search_text themselves; this covers create()/save().
+        if not self.search_text and isinstance(self.data, dict) and self.project_id:
+            self.search_text = search_text_of(self.data, self.project.text_field)
+        super().save(*args, **kwargs)
+
+
+def search_text_of(data: dict, text_field: str) -> str:
+    value = data.get(text_field, "") if isinstance(data, dict) else ""
+    return value if isinstance(value, str) else str(value)
 
 
 class AnnotationSource(models.TextChoices):

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from core.errors import Conflict, DomainError
 
 from . import selectors
-from .models import ActiveLearningState, Annotation, AnnotationSource, Item, Label, Membership, Project, Role
+from .models import ActiveLearningState, Annotation, AnnotationSource, Item, Label, Membership, Project, Role, label_keys_cell
 from .signals import annotation_recorded, labels_recorded
 from .suggestions import suggestion_for_item
 from .task_types import InvalidValue, task_type_for
@@ -239,6 +239,58 @@ def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[in
     return held.update(held_by=None, held_until=None)
 
 
+def label_summary(*, project: Project, label_sets: list[list[str]]) -> dict:
+    """The data manager's denormalised columns for an item with these submitted label sets."""
+    majority, agreement = task_type_for(project).majority(label_sets)
+    return {"majority": label_keys_cell(majority) if label_sets else "", "agreement": agreement}
+
+
+def items_label_summary_refresh(*, project: Project, item_ids: list[int]) -> None:
+    """Recompute majority and agreement of these items from their submitted annotations (after
+    labels were added in bulk, e.g. trusted feedback)."""
+    sets: dict[int, list] = {item_id: [] for item_id in item_ids}
+    for item_id, labels in Annotation.objects.filter(item_id__in=item_ids, skipped=False).values_list("item_id", "labels"):
+        sets[item_id].append(labels)
+    now = timezone.now()
+    Item.objects.bulk_update(
+        [Item(id=item_id, labelled_at=now, **label_summary(project=project, label_sets=label_sets))
+         for item_id, label_sets in sets.items()],
+        ["majority", "agreement", "labelled_at"], batch_size=1000)
+
+
+# Bulk actions of the data manager, on a selection or on everything a filter keeps
+# (item_table.items_table_filter). Experts may send items back to the queue or mark them for
+# review (both only add work); deleting is for admins (the API and page check the role).
+
+def items_requeue(*, items: QuerySet[Item]) -> int:
+    """Send the items back to the expert queue: open again and held by nobody. Their labels
+    stay; each still needs a label from an expert who has not labelled it."""
+    return items.update(is_done=False, held_by=None, held_until=None)
+
+
+def items_mark_for_review(*, items: QuerySet[Item]) -> int:
+    """Put the items under expert review: open again, served ahead of the queue, until an expert
+    labels them (review_settle clears the mark)."""
+    return items.update(needs_review=True, is_done=False)
+
+
+DELETE_BATCH = 2000
+
+
+def items_delete(*, items: QuerySet[Item]) -> int:
+    """Delete the items with their annotations and vectors, a batch per transaction so that other
+    writers are never held up for long (SQLite has one write lock). Returns how many."""
+    deleted = 0
+    ids = items.order_by().values_list("id", flat=True)
+    while True:
+        with transaction.atomic():
+            batch = list(ids[:DELETE_BATCH])
+            if not batch:
+                return deleted
+            Item.objects.filter(id__in=batch).delete()
+        deleted += len(batch)
+
+
 def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
     """The labels of a new submission, checked: known to the project, not archived, as many as its
     task type takes."""
@@ -303,8 +355,12 @@ def annotation_submit(
         if lead_time is not None:
             annotation.lead_time = (annotation.lead_time or 0.0) + lead_time if annotation.pk else lead_time
         annotation.save()
-        count = Annotation.objects.filter(item=locked, skipped=False).count()
-        changes = {"annotation_count": count, "is_done": count >= project.labels_per_item}
+        label_sets = list(Annotation.objects.filter(item=locked, skipped=False).values_list("labels", flat=True))
+        count = len(label_sets)
+        changes = {"annotation_count": count, "is_done": count >= project.labels_per_item,
+                   **label_summary(project=project, label_sets=label_sets)}
+        if not skipped:
+            changes["labelled_at"] = now
         if locked.held_by_id == user.pk:
             changes.update(held_by=None, held_until=None)
         Item.objects.filter(id=locked.id).update(**changes)
@@ -349,8 +405,10 @@ def annotations_label_similar(
                        labelled_from=source_item)
             for item_id in chosen
         )
+        # Their only label is this one: the data manager's majority and agreement columns follow it.
         Item.objects.filter(id__in=chosen).update(annotation_count=1, is_done=project.labels_per_item <= 1,
-                                                  held_by=None, held_until=None)
+                                                  held_by=None, held_until=None, labelled_at=now,
+                                                  **label_summary(project=project, label_sets=[labels]))
     for _ in chosen:  # after the commit above, one per new label, as submit does
         labels_recorded.send(sender=Annotation, project=project)
     return SimilarLabelled(labelled=chosen, skipped=[i for i in wanted if i not in set(chosen)])

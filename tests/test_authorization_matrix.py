@@ -145,6 +145,9 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "api-import": {"POST": api(Role.ADMIN, body_format="multipart"), "OPTIONS": api(Role.ADMIN)},
     "api-items": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
     "api-item": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
+    "api-items-table": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
+    # Requeue and mark for review only add work: experts; the view refuses delete below admin.
+    "api-items-bulk": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
     "api-annotate": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
     "api-skip": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
     "api-queue-next": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
@@ -192,6 +195,7 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "item-relabel": {"POST": page(Role.EXPERT)},
     "item-label-similar": {"POST": page(Role.EXPERT)},
     "similar-page": reads(page(Role.VIEWER)),
+    "data-manager": reads(page(Role.VIEWER)),
     "models-page": reads(page(Role.VIEWER)),
     "models-retrain": {"POST": page(Role.ADMIN)},
     "models-promote": {"POST": page(Role.ADMIN)},

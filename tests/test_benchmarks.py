@@ -43,3 +43,11 @@ def test_the_find_similar_benchmark_runs_on_a_few_items(tmp_path):
               "--database-url", f"sqlite:///{tmp_path / 'similar.sqlite3'}")
     assert "first search (cold" in out and "similar to an item" in out and "similar to typed text" in out
     assert "(exact float32)" in out and "target p95 <= 300 ms" in out
+
+
+@pytest.mark.benchmark
+def test_the_data_manager_benchmark_times_every_filter_sort_and_search_and_prints_their_plans(tmp_path):
+    out = run("data_manager.py", "--database-url", f"sqlite:///{tmp_path}/dm.sqlite3", "--items", "3000", "--repeat", "2")
+    assert "fill 3,000 items" in out and "sort=-confidence" in out and "annotator=<one of 8>" in out
+    assert "search  q='card'" in out and "| SEARCH labeller_item USING INDEX item_table_confidence_idx" in out
+    assert "count  q='card'" in out and "worst first page p95" in out

@@ -21,10 +21,10 @@ def poisoned(monkeypatch):
     """Routing fails (as an unexpected bug would) for any event whose item text is 'poison'."""
     real = review.items_for
 
-    def items_for(project, wanted):
+    def items_for(project, wanted, **kwargs):
         if any(data.get("text") == "poison" for data, _ in wanted):
             raise ValueError("cannot make an item of this event")
-        return real(project, wanted)
+        return real(project, wanted, **kwargs)
 
     monkeypatch.setattr(review, "items_for", items_for)
 

@@ -1,4 +1,5 @@
 """Explicit input and output shapes of the labelling API."""
+import math
 import re
 
 from django.conf import settings
@@ -6,12 +7,12 @@ from rest_framework import serializers
 
 from core.errors import DomainError
 
-from .. import selectors, validators
+from .. import item_table, selectors, validators
 from ..exporting import EXPORT_STATUSES
 from ..importing import ImportMode
 from .fields import IdField, WholeNumberField
 from ..models import (
-    Annotation, ExportFormat, ExportJob, Item, ItemStatus, Label, Membership, Project, Role, Strategy,
+    Annotation, ExportFormat, ExportJob, Item, ItemSource, ItemStatus, Label, Membership, Project, Role, Strategy,
     SuggestionMode, TaskType,
 )
 
@@ -285,3 +286,126 @@ class ExportJobSerializer(serializers.ModelSerializer):
         if job.status != "done":
             return None
         return f"/api/projects/{job.project_id}/exports/{job.id}/download"
+
+
+class ShareField(serializers.FloatField):
+    """A share from 0 to 1. NaN passes min/max checks (every comparison with it is false), so it
+    is refused here."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=0, max_value=1, required=False, allow_null=True, default=None, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if math.isnan(value):
+            self.fail("invalid")
+        return value
+
+
+class ItemTableFilterSerializer(serializers.Serializer):
+    """The data manager's filters (labeller.item_table.items_table_filter), all optional and
+    combined; the project's label keys come in the context."""
+
+    status = serializers.ChoiceField(choices=ItemStatus.values, default=ItemStatus.ALL.value)
+    label = serializers.CharField(required=False, max_length=100, help_text="Majority label (key)")
+    predicted = serializers.CharField(required=False, max_length=100, help_text="The model's predicted label (key)")
+    annotator = IdField(required=False, help_text="User id of an annotator who labelled the item")
+    agreement_min = ShareField()
+    agreement_max = ShareField()
+    confidence_min = ShareField()
+    confidence_max = ShareField()
+    disagrees = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                         help_text="Experts' majority and the model's prediction differ")
+    is_eval = serializers.BooleanField(required=False, allow_null=True, default=None)
+    needs_review = serializers.BooleanField(required=False, allow_null=True, default=None)
+    source = serializers.ChoiceField(choices=ItemSource.choices, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    labelled_after = serializers.DateTimeField(required=False)
+    labelled_before = serializers.DateTimeField(required=False)
+    q = serializers.CharField(required=False, max_length=500, allow_blank=True, help_text="Full-text search: every word")
+
+    def _label(self, value):
+        if value not in self.context.get("label_keys", ()):
+            raise serializers.ValidationError("is not a label key of this project")
+        return value
+
+    validate_label = _label
+    validate_predicted = _label
+
+
+class ItemTableQuerySerializer(ItemTableFilterSerializer):
+    sort = serializers.ChoiceField(choices=item_table.SORT_CHOICES, default="id")
+    cursor = serializers.CharField(required=False, max_length=500)
+    limit = WholeNumberField(required=False, min_value=1, max_value=200, default=50)
+
+
+class ItemTableRowSerializer(serializers.Serializer):
+    """A row of the data manager's table (item_table.item_row)."""
+
+    id = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    text = serializers.CharField()
+    status = serializers.CharField()
+    annotations = serializers.ListField(child=serializers.DictField())
+    majority = serializers.ListField(child=serializers.CharField())
+    agreement = serializers.FloatField(allow_null=True)
+    predicted = serializers.ListField(child=serializers.CharField())
+    confidence = serializers.FloatField(allow_null=True)
+    disagrees = serializers.BooleanField()
+    is_eval = serializers.BooleanField()
+    needs_review = serializers.BooleanField()
+    source = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    labelled_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.CharField()
+
+
+class ItemTableCountSerializer(serializers.Serializer):
+    value = serializers.IntegerField()
+    exact = serializers.BooleanField()
+    text = serializers.CharField(help_text='"412" or "about 412,000"')
+
+
+class ItemTablePageSerializer(serializers.Serializer):
+    results = ItemTableRowSerializer(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    sort = serializers.CharField(help_text="The order of the rows: under a date filter, import order reads as that date's")
+    count = ItemTableCountSerializer(allow_null=True, help_text="On the first page only (no cursor)")
+
+
+class BulkAction:
+    REQUEUE = "requeue"
+    MARK_REVIEW = "mark_review"
+    DELETE = "delete"
+    EXPORT = "export"
+    CHOICES = (REQUEUE, MARK_REVIEW, DELETE, EXPORT)
+
+
+class ItemBulkSerializer(serializers.Serializer):
+    """A bulk action on a selection (`ids`) or on every item a filter keeps (`filter`)."""
+
+    action = serializers.ChoiceField(choices=BulkAction.CHOICES)
+    ids = serializers.ListField(child=IdField(), required=False, min_length=1, max_length=10_000)
+    filter = serializers.DictField(required=False, help_text="The table's filters, as in GET items/table")
+    format = serializers.ChoiceField(choices=ExportFormat.choices, required=False, help_text="For export")
+    confirm = serializers.BooleanField(default=False, help_text="Required (true) to delete")
+
+    def validate_filter(self, value):
+        unknown = sorted(set(value) - set(ItemTableFilterSerializer().fields))
+        if unknown:
+            raise serializers.ValidationError(f"unknown filter '{unknown[0]}'")
+        inner = ItemTableFilterSerializer(data=value, context=self.context)
+        if not inner.is_valid():
+            field, messages = next(iter(inner.errors.items()))
+            raise serializers.ValidationError(f"{field}: {messages[0]}")
+        return inner.validated_data
+
+    def validate(self, attrs):
+        if ("ids" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError({"ids": ["give either ids (a selection) or filter, not both"]})
+        if attrs["action"] == BulkAction.EXPORT and "format" not in attrs:
+            raise serializers.ValidationError({"format": ["an export needs a format"]})
+        if attrs["action"] == BulkAction.DELETE and not attrs["confirm"]:
+            raise serializers.ValidationError({"confirm": ["deleting items needs confirm: true"]})
+        return attrs

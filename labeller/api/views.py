@@ -8,7 +8,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import exporting, importing, selectors, services
+from core.errors import NotAllowed
+
+from .. import exporting, importing, item_table, selectors, services
 from ..models import Annotation, ExportJob, ExportStatus, Item, Membership, Role
 from . import serializers as s
 from .parsers import StrictMultiPartParser
@@ -16,13 +18,13 @@ from .parsers import StrictMultiPartParser
 ALWAYS_ALLOWED_PARAMS = {"page", "format"}
 
 
-def validated_query(request, serializer_class):
+def validated_query(request, serializer_class, context=None):
     """Validate query parameters; unknown names are refused, so no lookup can be smuggled in."""
     known = set(serializer_class().fields) | ALWAYS_ALLOWED_PARAMS
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         raise ValidationError({unknown[0]: [f"unknown query parameter; allowed: {', '.join(sorted(known))}"]})
-    serializer = serializer_class(data=request.query_params)
+    serializer = serializer_class(data=request.query_params, context=context or {})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -177,6 +179,50 @@ class ItemList(ProjectScopedMixin, generics.ListAPIView):
         query = validated_query(self.request, s.ItemQuerySerializer)
         return selectors.items_for(project=self.project, status=query["status"], external_id=query.get("external_id"),
                                    ordering=query["ordering"])
+
+
+def _label_keys(project) -> set[str]:
+    return set(project.labels.values_list("key", flat=True))
+
+
+class ItemTable(ProjectScopedMixin, APIView):
+    """The data manager's table: filtered, sorted, searched, keyset-paged. The count comes with
+    the first page only, exact up to 10,000 and past that an estimate marked as such."""
+
+    @extend_schema(parameters=[s.ItemTableQuerySerializer], responses=s.ItemTablePageSerializer)
+    def get(self, request, project_id):
+        query = dict(validated_query(request, s.ItemTableQuerySerializer, context={"label_keys": _label_keys(self.project)}))
+        sort, cursor, limit = query.pop("sort"), query.pop("cursor", None), query.pop("limit")
+        page = item_table.items_table_page(project=self.project, filters=query, sort=sort, cursor=cursor, limit=limit)
+        count = None if cursor else item_table.items_table_count(project=self.project, filters=query).as_dict()
+        return Response({"results": [item_table.item_row(row) for row in page.rows],
+                         "next_cursor": page.next_cursor, "sort": page.sort, "count": count})
+
+
+class ItemBulk(ProjectScopedMixin, APIView):
+    """A bulk action on a selection of items or on every item a filter keeps. Experts may requeue
+    and mark for review; deleting needs the admin role; export is any expert's, as an export job."""
+
+    project_role = Role.EXPERT
+
+    @extend_schema(request=s.ItemBulkSerializer, responses={
+        200: inline_serializer("ItemBulkDone", {"action": serializers.CharField(), "affected": serializers.IntegerField()}),
+        202: s.ExportJobSerializer})
+    def post(self, request, project_id):
+        serializer = s.ItemBulkSerializer(data=request.data, context={"label_keys": _label_keys(self.project)})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        action = data["action"]
+        filters = {"ids": data["ids"]} if "ids" in data else data["filter"]
+        if action == s.BulkAction.EXPORT:
+            job = exporting.export_create(project=self.project, user=request.user, format=data["format"], table_filters=filters)
+            return Response(s.ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        if action == s.BulkAction.DELETE and not self.membership.can(Role.ADMIN):
+            raise NotAllowed("Deleting items needs the project role 'admin'.")
+        items = item_table.items_table_filter(project=self.project, filters=filters)
+        run = {s.BulkAction.REQUEUE: services.items_requeue, s.BulkAction.MARK_REVIEW: services.items_mark_for_review,
+               s.BulkAction.DELETE: services.items_delete}[action]
+        return Response({"action": action, "affected": run(items=items)})
 
 
 class ItemDetail(ProjectScopedMixin, generics.RetrieveAPIView):

@@ -33,6 +33,15 @@ def test_each_item_gets_the_experts_label_with_where_it_came_from(project, items
     assert set(Item.objects.filter(id__in=done.labelled).values_list("annotation_count", "is_done")) == {(1, True)}
 
 
+def test_the_data_manager_columns_follow_the_new_labels(project, items, expert):
+    label_similar(project, expert, items[0], items[1:3])
+    majority_of = dict(Item.objects.filter(project=project).values_list("id", "majority"))
+    expected = Item.objects.get(id=items[1].id)
+    annotation_submit(item=items[7], user=expert, labels=["lost_card"])  # the same label, by submit
+    assert majority_of[items[1].id] == majority_of[items[2].id] == Item.objects.get(id=items[7].id).majority != ""
+    assert expected.agreement == Item.objects.get(id=items[7].id).agreement and expected.labelled_at is not None
+
+
 def test_an_item_that_needs_two_labels_is_not_done_after_one(make_project, add_items, expert):
     project = make_project(name="Two", labels_per_item=2)
     source, target = add_items(project, ["a", "b"])

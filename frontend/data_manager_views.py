@@ -1,0 +1,41 @@
+"""The data manager: a table of the project's items with the columns the member picks, filters,
+sorting, full-text search and bulk actions. The page is a shell; data_manager.js reads rows from
+GET /api/projects/<id>/items/table and acts through POST .../items/bulk, so the page and the API
+apply one set of rules (labeller.item_table, the bulk services)."""
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.views.decorators.http import require_safe
+
+from labeller import item_table, selectors
+from labeller.models import ExportFormat, ItemSource, ItemStatus, Role
+
+# (key, heading, shown by default) of every column the table can show.
+COLUMNS = [
+    ("text", "Text", True), ("status", "Status", True), ("annotations", "Labels and annotators", True),
+    ("majority", "Majority", True), ("agreement", "Agreement", True), ("predicted", "Prediction", True),
+    ("confidence", "Confidence", True), ("disagrees", "Experts vs model", False), ("is_eval", "Evaluation set", False),
+    ("needs_review", "Needs review", True), ("source", "Source", False), ("created_at", "Created", False),
+    ("labelled_at", "Last labelled", False),
+]
+SORT_NAMES = {"id": "Import order", "created_at": "Created", "labelled_at": "Last labelled",
+              "confidence": "Confidence", "agreement": "Agreement"}
+
+
+@login_required
+@require_safe
+def data_manager_page(request, project_id):
+    project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
+    sorts = [(sort, f"{SORT_NAMES[sort.lstrip('-')]} {'↓' if sort.startswith('-') else '↑'}") for sort in item_table.SORT_CHOICES]
+    return render(request, "frontend/data_manager.html", {
+        "project": project,
+        "membership": membership,
+        "can_act": membership.can(Role.EXPERT),
+        "can_delete": membership.can(Role.ADMIN),
+        "labels": project.labels.all(),
+        "members": selectors.memberships_for(project=project),
+        "statuses": ItemStatus.choices,
+        "sources": ItemSource.choices,
+        "sorts": sorts,
+        "columns": COLUMNS,
+        "export_formats": ExportFormat.choices,
+    })

@@ -1,0 +1,112 @@
+"""The data manager page: any member sees the table; experts get the bulk actions, admins also
+delete; outsiders get 404. In a real browser: filter, search, select, mark for review."""
+import pytest
+from playwright.sync_api import expect
+
+from labeller.models import Item
+from labeller.services import annotation_submit
+
+# The browser fixtures and steps of the main browser test.
+from .test_browser import chromium, log_in, page  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(make_project, add_items, expert):
+    project = make_project(name="Card questions")
+    items = add_items(project, ["Where is my new card?", "What rate do you use abroad?", "My card was stolen",
+                                "The card arrived broken", "Top up failed"])
+    for item in items:
+        item.project = project
+    annotation_submit(item=items[0], user=expert, labels=["card_arrival"])
+    annotation_submit(item=items[2], user=expert, labels=["lost_card"])
+    return project
+
+
+def url(project):
+    return f"/projects/{project.id}/items"
+
+
+@pytest.mark.parametrize("who, bulk, delete", [("viewer", False, False), ("expert", True, False), ("owner", True, True)])
+def test_each_role_sees_the_table_and_the_actions_it_may_take(client, request, project, who, bulk, delete):
+    client.force_login(request.getfixturevalue(who))
+    response = client.get(url(project))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="items"' in page and 'name="q"' in page and "Lost or stolen card" in page
+    assert ('id="bulk-bar"' in page) is bulk
+    assert ('data-action="delete"' in page) is delete
+
+
+def test_the_project_page_links_to_the_items(client, viewer, project):
+    client.force_login(viewer)
+    assert url(project) in client.get(f"/projects/{project.id}/").content.decode()
+
+
+def test_an_outsider_gets_404_and_a_visitor_is_sent_to_log_in(client, outsider, project):
+    assert client.get(url(project)).status_code == 302
+    client.force_login(outsider)
+    assert client.get(url(project)).status_code == 404
+
+
+# --- in a real browser ------------------------------------------------------------------------
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_expert_filters_searches_selects_and_marks_items_for_review(page, project):  # noqa: F811
+    log_in(page, "expert")
+    page.goto(url(project))
+    expect(page.locator("#dm-count")).to_have_text("5 items · page 1")
+    expect(page.locator("#items tbody tr")).to_have_count(5)
+
+    page.locator("#filters").get_by_label("Status").select_option("unlabelled")
+    expect(page.locator("#dm-count")).to_have_text("3 items · page 1")
+    page.get_by_label("Search the text").fill("card")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#dm-count")).to_have_text("1 item · page 1")
+    expect(page.locator("#items tbody tr td.text")).to_have_text(["The card arrived broken"])
+    assert "q=card" in page.url and "status=unlabelled" in page.url
+
+    page.get_by_label("Search the text").fill("")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#items tbody tr")).to_have_count(3)
+    page.get_by_label("Select every item on this page").check()
+    expect(page.locator("#selection-text")).to_have_text("3 selected.")
+    page.get_by_role("button", name="Mark for review").click()
+    expect(page.locator("#bulk-result")).to_have_text("Marked for review: 3 item(s).")
+    marked = set(Item.objects.filter(needs_review=True).values_list("search_text", flat=True))
+    assert marked == {"What rate do you use abroad?", "The card arrived broken", "Top up failed"}
+
+    # A bad value in the address (the form itself stops one) is refused by name, not a broken page.
+    page.goto(url(project) + "?confidence_min=7")
+    expect(page.locator("#dm-error")).to_contain_text("confidence_min: Ensure this value is less than or equal to 1.")
+    page.goto(url(project))
+
+    # The chosen columns are remembered.
+    page.get_by_text("Columns", exact=True).click()
+    page.locator("#column-chooser").get_by_label("Source").check()
+    page.reload()
+    expect(page.locator("#items thead th[data-column=source]")).to_be_visible()
+    assert not page.js_errors
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_deletes_all_items_matching_a_search_after_confirming(page, project):  # noqa: F811
+    log_in(page, "owner")
+    page.goto(url(project) + "?q=card")
+    expect(page.locator("#dm-count")).to_have_text("3 items · page 1")
+    page.get_by_label("Select item", exact=False).first.check()
+    page.get_by_role("button", name="Select all 3 items matching the filter").click()
+    expect(page.locator("#selection-text")).to_have_text("All 3 items matching the filter are selected.")
+    page.once("dialog", lambda dialog: dialog.dismiss())  # cancelled: nothing happens
+    page.get_by_role("button", name="Delete…").click()
+    assert Item.objects.filter(project=project).count() == 5
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete…").click()
+    expect(page.locator("#bulk-result")).to_have_text("Deleted: 3 item(s).")
+    expect(page.locator("#dm-count")).to_have_text("0 items · page 1")
+    assert set(Item.objects.filter(project=project).values_list("search_text", flat=True)) == {
+        "What rate do you use abroad?", "Top up failed"}
+    assert not page.js_errors
