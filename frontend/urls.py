@@ -3,7 +3,7 @@ from django.urls import path
 
 from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
 
-from . import member_views, model_version_views, monitoring_views, views
+from . import member_views, model_version_views, monitoring_views, settings_views, views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -22,6 +22,9 @@ urlpatterns = [
     path("projects/<id:project_id>/members/add", member_views.member_add, name="members-add"),
     path("projects/<id:project_id>/members/<id:user_id>/role", member_views.member_role, name="member-role"),
     path("projects/<id:project_id>/members/<id:user_id>/remove", member_views.member_remove, name="member-remove"),
+    path("projects/<id:project_id>/settings", settings_views.settings_page, name="settings-page"),
+    path("projects/<id:project_id>/settings/training", settings_views.training_section, name="settings-training"),
+    path("projects/<id:project_id>/settings/<slug:section>", settings_views.project_section, name="settings-project"),
     path("projects/<id:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
     path("projects/<id:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
     path("projects/<id:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),
