@@ -29,20 +29,27 @@ def form_problems(form) -> list[str]:
     return [f"{field}: {' '.join(map(str, problems))}" for field, problems in form.errors.items()]
 
 
-
 def serializer_problems(errors, path: str = "") -> list[str]:
-    """One "field: problem" line per field an API serializer refused; a nested field is named by
-    its path as the API's answer nests it ("labels[2].key", counting items from 1 as people do)."""
-    if isinstance(errors, list) and not any(isinstance(e, (dict, list)) for e in errors):
-        return [f"{path}: {' '.join(map(str, errors))}" if path else " ".join(map(str, errors))]
-    inner = errors.items() if isinstance(errors, dict) else enumerate(errors)
-    return [line for name, problems in inner if problems
-            for line in serializer_problems(problems, _path(path, name))]
+    """The API serializer's refusals as form_problems writes them, one "field: problem" a line: a
+    page that validates with the API's own serializer refuses what the API refuses, in its words.
+    A nested field is named by its path as the API's answer nests it, counting list entries from 0
+    as the API's own messages do ("labels[1].key", "kinds[1]"); a problem that already names its
+    place ("guardrails[0].value: ...") is not named twice."""
+    if isinstance(errors, dict):
+        return [line for name, problems in errors.items() if problems
+                for line in serializer_problems(problems, _path(path, name))]
+    if isinstance(errors, list) and any(isinstance(e, (dict, list)) for e in errors):
+        return [line for i, problems in enumerate(errors) if problems
+                for line in serializer_problems(problems, _path(path, i))]
+    problems = [str(p) for p in (errors if isinstance(errors, list) else [errors])]
+    named = [p for p in problems if path and (p.startswith(f"{path}[") or p.startswith(f"{path}."))]
+    rest = [p for p in problems if p not in named]
+    return named + ([f"{path}: {' '.join(rest)}" if path else " ".join(rest)] if rest else [])
 
 
 def _path(path: str, name) -> str:
-    if isinstance(name, int):
-        return f"{path}[{name + 1}]"
+    if isinstance(name, int) or str(name).isdigit():
+        return f"{path}[{name}]"
     if name == "non_field_errors":
         return path
-    return f"{path}.{name}" if path else name
+    return f"{path}.{name}" if path else str(name)

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST, require_safe
 from labeller import selectors
 from labeller.models import Role
 from models_registry import promotion, training
+from ml.gates import guardrail_text, versus_text
 from models_registry.models import AliasMove, ModelKind, ModelVersion
 
 from .access import admin_project
@@ -56,6 +57,7 @@ def models_page(request, project_id):
     versions = list(ModelVersion.objects.filter(project=project).select_related("snapshot").prefetch_related("aliases"))
     for v in versions:
         v.progress_text = progress_text(v.progress or {})
+        v.versus_text = versus_text((v.gate or {}).get("versus_champion"))
     selected = None
     if re.fullmatch(r"[0-9]{1,10}", request.GET.get("version", ""), re.ASCII):  # isdigit() takes '²'; int() does not
         selected = next((v for v in versions if v.number == int(request.GET["version"])), None)
@@ -70,6 +72,7 @@ def models_page(request, project_id):
         "project": project,
         "is_admin": membership.can(Role.ADMIN),
         "policy": policy,
+        "guardrails": [guardrail_text(g) for g in policy.guardrails],
         "versions": versions,
         "selected": selected,
         "confusion": confusion,

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from feedback import monitoring, predicting, review, serving_policy, tokens
@@ -125,10 +126,19 @@ def monitoring_page(request, project_id):
     })
 
 
+def policy_page(request, project):
+    """Back to the page the serving policy form was sent from: this one, or the settings page
+    (which shows the same form); never a URL from the request."""
+    if request.POST.get("return_to") == "settings":
+        return redirect(reverse("settings-page", args=[project.id]) + "#serving")
+    return redirect("monitoring-page", project_id=project.id)
+
+
 @login_required
 @require_POST
 def policy_update(request, project_id):
     project = admin_project(request, project_id)
+    back = policy_page(request, project)
     policy = predicting.serving_policy_for(project)
     thresholds = {}
     for name in monitoring.DEFAULT_THRESHOLDS:
@@ -138,7 +148,7 @@ def policy_update(request, project_id):
                 thresholds[name] = float(raw)
             except ValueError:
                 messages.error(request, f"thresholds: {name}: '{raw}' is not a number")
-                return redirect("monitoring-page", project_id=project.id)
+                return back
     data = {
         "abstain_below": request.POST.get("abstain_below"),
         "challenger_percent": request.POST.get("challenger_percent"),
@@ -153,7 +163,7 @@ def policy_update(request, project_id):
         messages.success(request, "Serving policy saved.")
     else:
         messages.error(request, "; ".join(form_problems(form)))
-    return redirect("monitoring-page", project_id=project.id)
+    return back
 
 
 @login_required

@@ -4,7 +4,7 @@ from django.urls import path
 from labeller.api import converters  # noqa: F401  (registers <id:...> and <number:...>)
 
 from . import (annotator_views, data_manager_views, item_views, label_views, member_views, model_version_views,
-               monitoring_views, project_views, views)
+               monitoring_views, project_views, settings_views, views)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -38,6 +38,9 @@ urlpatterns = [
     path("projects/<id:project_id>/labels/<id:label_id>/move", label_views.label_move, name="label-move"),
     path("projects/<id:project_id>/labels/<id:label_id>/delete", label_views.label_delete, name="label-delete"),
     path("projects/<id:project_id>/annotators", annotator_views.annotators_page, name="annotators-page"),
+    path("projects/<id:project_id>/settings", settings_views.settings_page, name="settings-page"),
+    path("projects/<id:project_id>/settings/training", settings_views.training_section, name="settings-training"),
+    path("projects/<id:project_id>/settings/<slug:section>", settings_views.project_section, name="settings-project"),
     path("projects/<id:project_id>/monitoring", monitoring_views.monitoring_page, name="monitoring-page"),
     path("projects/<id:project_id>/monitoring/policy", monitoring_views.policy_update, name="monitoring-policy"),
     path("projects/<id:project_id>/monitoring/recompute", monitoring_views.recompute, name="monitoring-recompute"),

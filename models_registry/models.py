@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from labeller.models import OneRowPerProject, Project
+from ml.gates import default_guardrails
 
 
 class ImmutableError(Exception):
@@ -136,8 +137,9 @@ class TrainingPolicy(OneRowPerProject, models.Model):
     project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="training_policy")
     primary_metric = models.CharField(max_length=20, choices=PrimaryMetric.choices, default=PrimaryMetric.ACCURACY)
     # [{"type": "min_recall", "label": "lost_card", "value": 0.9},
-    #  {"type": "max_recall_drop", "value": 0.02}, {"type": "min_primary", "value": 0.8}]
-    guardrails = models.JSONField(default=list, blank=True)
+    #  {"type": "max_recall_drop", "value": 0.02}, {"type": "min_primary", "value": 0.8}]; see ml.gates.
+    # A new project starts with ml.gates.DEFAULT_GUARDRAILS; an empty list means no guardrails.
+    guardrails = models.JSONField(default=default_guardrails, blank=True)
     auto_promote = models.BooleanField(default=False)
     kinds = models.JSONField(default=list, blank=True, help_text='Kinds a retrain produces; empty = ["head", "finetuned"].')
     retrain_after_labels = models.PositiveIntegerField(default=0, help_text="Retrain after this many new labels; 0 = off.")

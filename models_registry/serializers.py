@@ -71,7 +71,10 @@ class AliasMoveSerializer(serializers.ModelSerializer):
 
 class TrainingPolicySerializer(serializers.Serializer):
     primary_metric = serializers.ChoiceField(choices=PrimaryMetric.choices, required=False)
-    guardrails = serializers.ListField(child=serializers.DictField(), required=False)
+    guardrails = serializers.ListField(
+        child=serializers.DictField(), required=False,
+        help_text="Objects of type min_eval_items, no_primary_drop, max_recall_drop, min_recall or min_primary "
+                  "(docs/registry.md); a new project starts with ml.gates.DEFAULT_GUARDRAILS; [] = none.")
     auto_promote = serializers.BooleanField(required=False)
     kinds = serializers.ListField(child=serializers.ChoiceField(choices=ModelKind.choices), required=False)
     retrain_after_labels = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)

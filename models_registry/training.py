@@ -152,6 +152,8 @@ def version_train(*, version: ModelVersion) -> ModelVersion:
     champion = champion_for(project=version.project)
     gate = gates.check(metrics, guardrails=policy.guardrails, primary_metric=policy.primary_metric,
                        champion=champion.metrics if champion else None)
+    if gate["versus_champion"]:
+        gate["versus_champion"]["champion_version"] = champion.number
     _finish(version, status=VersionStatus.READY, metrics=metrics, gate=gate, seconds=time.perf_counter() - started, **extra)
     version.refresh_from_db()
     if policy.auto_promote and gate["passed"] and gate["better_than_champion"]:

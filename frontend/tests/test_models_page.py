@@ -10,6 +10,12 @@ from models_registry.models import Alias, AliasMove, ModelVersion, TrainingPolic
 pytestmark = pytest.mark.django_db
 
 
+# labelled_project evaluates on 12 items, which the default gate refuses (it needs 30): the tests of
+# the buttons themselves say that they run without guardrails.
+def without_guardrails(project):
+    TrainingPolicy.objects.update_or_create(project=project, defaults={"guardrails": []})
+
+
 def trained(project, kind="head"):
     (version,) = training.retrain_request(project=project, kinds=[kind])
     return training.version_train(version=training.version_claim(version_id=version.id))
@@ -53,6 +59,7 @@ def test_the_buttons_retrain_promote_and_roll_back(client, owner, labelled_proje
     client.post(f"/projects/{labelled_project.id}/models/retrain", {"kinds": ["head"]})
     (queued,) = ModelVersion.objects.filter(project=labelled_project, status="queued")
     client.post(f"/projects/{labelled_project.id}/models/{queued.number}/cancel")  # the next retrain waits for it
+    without_guardrails(labelled_project)
     v1, v2 = trained(labelled_project), trained(labelled_project)
     client.post(f"/projects/{labelled_project.id}/models/{v1.number}/promote", {"reason": "first"})
     client.post(f"/projects/{labelled_project.id}/models/{v2.number}/promote", {"reason": "second"})
@@ -91,7 +98,23 @@ def test_a_version_failing_its_gate_shows_why_in_its_row(client, owner, labelled
     assert 'class="gate-failures"' in page and escape(failure) in page
 
 
+def test_the_default_gate_says_in_the_row_how_many_items_it_needs_and_shows_the_interval(client, owner, labelled_project):
+    from models_registry import promotion
+
+    champion = trained(labelled_project)
+    promotion.version_promote(version=champion, user=owner, reason="accepted: demo", override=True)
+    challenger = trained(labelled_project)
+    client.force_login(owner)
+    page = client.get(f"/projects/{labelled_project.id}/models").content.decode()
+    row = re.search(rf'<tr id="version-{challenger.number}".*?</tr>', page, re.S).group(0)
+    assert "<li>evaluated on 12 items; the gate needs 30</li>" in row
+    low, high = challenger.gate["versus_champion"]["interval"]
+    assert f"accuracy {champion.metrics['accuracy']:.2f} vs {champion.metrics['accuracy']:.2f} of v1: +0.00 (95% CI" in row
+    assert f"{high:+.2f}" in row and "evaluated on at least 30 items" in page
+
+
 def test_promoting_the_champion_again_says_so_in_a_sentence(client, owner, labelled_project):
+    without_guardrails(labelled_project)
     version = trained(labelled_project)
     client.force_login(owner)
     client.post(f"/projects/{labelled_project.id}/models/{version.number}/promote", {"reason": "first"})

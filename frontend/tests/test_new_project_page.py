@@ -76,7 +76,7 @@ def test_the_label_table_as_edited_wins_over_the_pasted_lines(newcomer_client):
     ({"task_type": "ranking"}, 'task_type: "ranking" is not a valid choice.'),
     ({"field_name": ["text"], "field_type": ["number"]}, "field_types: the text field 'text' is always a string"),
     ({"label_name": ["A", "B"], "label_key": ["a", "b b"], "label_shortcut": ["", ""], "label_color": ["#000000", "#000000"]},
-     "labels[2].key: use 1-100 letters, digits, _ . : -"),
+     "labels[1].key: use 1-100 letters, digits, _ . : -"),
     ({"label_name": ["A", "B"], "label_key": ["a", "b"], "label_shortcut": ["x", "X"], "label_color": ["#000000", "#000000"]},
      "labels: label shortcuts must be unique"),
 ])
@@ -94,7 +94,7 @@ def test_the_page_and_the_api_refuse_the_same_body(newcomer_client, client_for, 
     page = newcomer_client.post("/projects/new", {"name": "P", "task_type": "single_label", "text_field": "text",
                                                   "labels_text": "A", "required_fields": "ok, bad-field"})
     assert list(api) == ["required_fields"]
-    assert shown_messages(page) == [f"required_fields[2]: {api['required_fields']['0'][0]}"]
+    assert shown_messages(page) == [f"required_fields[1]: {api['required_fields']['0'][0]}"]
 
 
 def test_the_guidelines_preview_is_the_sanitised_markdown_of_the_labelling_screen(newcomer_client):

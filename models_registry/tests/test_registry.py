@@ -1,10 +1,16 @@
 """Training versions in process, the gate, alias moves and their audit, and who may press what."""
 import pytest
 
+from ml import gates
 from models_registry import promotion, training
 from models_registry.models import Alias, AliasMove, ModelVersion, TrainingPolicy, VersionStatus
 
 pytestmark = pytest.mark.django_db
+
+
+# labelled_project evaluates on 12 items, which the default gate refuses (it needs 30): the tests of
+# promotion, rollback and auto-promotion themselves say that they run without guardrails.
+NO_GUARDRAILS = {"guardrails": []}
 
 
 def train(project, kind, **policy):
@@ -16,7 +22,7 @@ def train(project, kind, **policy):
 
 
 def test_a_head_version_is_trained_evaluated_and_stored_with_its_lineage(labelled_project, owner):
-    version = train(labelled_project, "head")
+    version = train(labelled_project, "head", **NO_GUARDRAILS)
     assert version.status == VersionStatus.READY and version.number == 1
     assert version.metrics["n"] == 12 and version.metrics["accuracy"] > 0.5
     assert set(version.metrics["per_label"]) == {"card_arrival", "exchange_rate", "lost_or_stolen_card"}
@@ -59,7 +65,7 @@ def test_a_version_failing_a_guardrail_is_registered_but_not_promotable_without_
 
 
 def test_promotion_and_rollback_move_the_alias_and_record_who_when_and_why(labelled_project, owner):
-    v1, v2 = train(labelled_project, "head"), train(labelled_project, "head")
+    v1, v2 = train(labelled_project, "head", **NO_GUARDRAILS), train(labelled_project, "head")
     promotion.version_promote(version=v1, user=owner, reason="first model")
     promotion.version_promote(version=v2, user=owner, reason="better")
     promotion.champion_rollback(project=labelled_project, user=owner, reason="v2 misbehaves in production")
@@ -72,7 +78,7 @@ def test_promotion_and_rollback_move_the_alias_and_record_who_when_and_why(label
 def test_promoting_the_current_champion_is_refused_and_writes_nothing(labelled_project, owner, client_for):
     from core.errors import Conflict
 
-    version = train(labelled_project, "head")
+    version = train(labelled_project, "head", **NO_GUARDRAILS)
     promotion.version_promote(version=version, user=owner, reason="first model")
     with pytest.raises(promotion.PromotionRefused, match="v1 is already the champion") as refused:
         promotion.version_promote(version=version, user=owner, reason="again", override=True)
@@ -88,9 +94,28 @@ def test_promoting_the_current_champion_is_refused_and_writes_nothing(labelled_p
 
 
 def test_auto_promotion_when_the_gate_passes_is_a_project_setting(labelled_project):
-    version = train(labelled_project, "head", auto_promote=True)
+    version = train(labelled_project, "head", auto_promote=True, **NO_GUARDRAILS)
     assert Alias.objects.get(project=labelled_project, name="champion").version == version
     assert AliasMove.objects.get(project=labelled_project).moved_by is None
+
+
+def test_a_new_projects_gate_refuses_a_version_evaluated_on_too_few_items(labelled_project, owner):
+    version = train(labelled_project, "head", auto_promote=True)  # the policy's default guardrails
+    assert TrainingPolicy.objects.get(project=labelled_project).guardrails == gates.DEFAULT_GUARDRAILS
+    assert version.gate["passed"] is False and version.gate["failures"] == ["evaluated on 12 items; the gate needs 30"]
+    assert not Alias.objects.filter(project=labelled_project).exists()  # no auto-promotion either
+    with pytest.raises(promotion.PromotionRefused, match=r"fails the gate \(evaluated on 12 items; the gate needs 30\)"):
+        promotion.version_promote(version=version, user=owner, reason="")
+
+
+def test_the_gate_compares_a_version_with_the_champion_and_records_the_interval(labelled_project, owner):
+    champion = train(labelled_project, "head", guardrails=[{"type": "no_primary_drop", "value": 0.95}])
+    promotion.version_promote(version=champion, user=owner, reason="first model")
+    challenger = train(labelled_project, "head")
+    versus = challenger.gate["versus_champion"]
+    assert versus["champion_version"] == champion.number and versus["n"] == versus["champion_n"] == 12
+    low, high = versus["interval"]
+    assert low < versus["difference"] == 0 < high and challenger.gate["passed"]  # the same model: no drop at all
 
 
 def test_a_queued_version_can_be_cancelled(labelled_project):
@@ -137,7 +162,7 @@ def test_a_project_with_no_labels_has_nothing_to_train(project):
 # --- API permissions ---------------------------------------------------------------------------
 
 def test_only_project_admins_retrain_promote_roll_back_or_change_the_policy(labelled_project, client_for, expert, outsider, owner):
-    version = train(labelled_project, "head")
+    version = train(labelled_project, "head", **NO_GUARDRAILS)
     base = f"/api/projects/{labelled_project.id}"
     calls = [("post", f"{base}/models/", {"kinds": ["head"]}), ("post", f"{base}/models/{version.number}/promote", {}),
              ("post", f"{base}/models/rollback", {}), ("post", f"{base}/models/{version.number}/cancel", {}),
@@ -198,7 +223,7 @@ def test_a_multi_label_project_trains_and_serves_head_and_fine_tuned_versions(ma
         item.project = project
         annotation_submit(item=item, user=expert, labels=[row["category"], *(["card"] if "card" in row["category"] else [])])
 
-    TrainingPolicy.objects.update_or_create(project=project, defaults={"finetune": {
+    TrainingPolicy.objects.update_or_create(project=project, defaults={**NO_GUARDRAILS, "finetune": {
         "epochs": 1, "small_data_epochs": 4, "batch_size": 8, "max_length": 32, "encoder_lr": 5e-5}})
     version, tuned = training.retrain_request(project=project)  # the default kinds: head and fine-tuned
     version = training.version_train(version=training.version_claim(version_id=version.id))
