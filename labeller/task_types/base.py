@@ -97,6 +97,11 @@ class TaskType(ABC):
         """Flags the labelling page's script reads from its config (merged into it); `project`
         for the settings a task type shows (spans: whether they may overlap)."""
 
+    def exported(self, value: Value, *, text: str, utf16: bool = False) -> Any:
+        """A value as the JSON exports write it (`text`: the item's text; `utf16`: offsets as
+        Label Studio counts them, for task types with offsets). Classification: as stored."""
+        return value
+
     @abstractmethod
     def csv_cell(self, value: Value) -> str:
         """A value as one CSV cell (the export's majority and labels columns)."""
