@@ -83,6 +83,11 @@ class TaskType(ABC):
     def alpha(self, units: Sequence[Sequence[Value]], *, labels: Sequence[str]) -> float | None:
         """Krippendorff's alpha over items labelled by two or more annotators."""
 
+    def pair_agreement(self, a: Value, b: Value) -> float:
+        """How much two annotators' answers on one item agree, 0 to 1 (annotator quality's
+        agreement with others): by default 1 when they are the same answer."""
+        return float(self.canonical(a) == self.canonical(b))
+
     def agreement(self, units: Sequence[Sequence[Value]], *, labels: Sequence[str]) -> dict:
         """The project's agreement figures over items labelled by two or more annotators (the
         agreement API's body, less the item count)."""
@@ -117,6 +122,10 @@ class TaskType(ABC):
         task types whose results point into it)."""
 
     # --- the model -------------------------------------------------------------------------------
+
+    # Whether the model methods below are written: the labelling loop requests no refresh for a
+    # task type without one (span labelling, until its token-classification model lands).
+    has_model: bool = True
 
     @abstractmethod
     def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:

@@ -85,6 +85,10 @@ class SpanTask(TaskType):
         pairs = [span_ops.pair_f1(a, b) for a, b in combinations(values, 2)]
         return majority, round(sum(pairs) / len(pairs), 4)
 
+    def pair_agreement(self, a: Sequence[dict], b: Sequence[dict]) -> float:
+        """Span F1 (exact): two annotators who agree on two spans of three agree 0.8, not 0."""
+        return span_ops.pair_f1(a, b)
+
     def trains_on(self, majority: Sequence[dict]) -> bool:
         return True  # no spans: a text with no entities, which is an answer
 
@@ -127,6 +131,8 @@ class SpanTask(TaskType):
         return results
 
     # --- the model (not written yet) ---------------------------------------------------------
+
+    has_model = False
 
     def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:
         raise NotImplementedError(_NO_MODEL)
