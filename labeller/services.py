@@ -292,15 +292,27 @@ def items_delete(*, items: QuerySet[Item]) -> int:
         deleted += len(batch)
 
 
+def _item_text(project: Project, item: Item | None) -> str | None:
+    text = item.data.get(project.text_field) if item is not None and isinstance(item.data, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def suggestion_validate(*, project: Project, suggested: list, item: Item) -> list:
+    """The model's suggestion as the page showed it, normalised as the task type stores values
+    (spans: checked against the item's text), so that `suggestion_accepted` compares like with like."""
+    try:
+        return task_type_for(project).suggestion_value(suggested, text=_item_text(project, item))
+    except InvalidValue as exc:
+        raise InvalidLabels(str(exc), field="suggested_labels") from None
+
+
 def labels_validate(*, project: Project, labels: list, item: Item | None = None) -> list:
     """The labels of a new submission, checked: known to the project, not archived, as many as its
     task type takes. Spans are checked against the `item`'s text (none given: refused)."""
     known = dict(project.labels.values_list("key", "archived"))
     task_type = task_type_for(project)
-    text = item.data.get(project.text_field) if item is not None and isinstance(item.data, dict) else None
     try:
-        valid = task_type.validate(labels, labels=set(known), text=text if isinstance(text, str) else None,
-                                   overlap=project.spans_overlap)
+        valid = task_type.validate(labels, labels=set(known), text=_item_text(project, item), overlap=project.spans_overlap)
     except InvalidValue as exc:
         raise InvalidLabels(str(exc), field="labels") from None
     archived = [key for key in task_type.label_keys(valid) if known[key]]
@@ -326,6 +338,8 @@ def annotation_submit(
     """
     project = item.project
     labels = [] if skipped else labels_validate(project=project, labels=labels, item=item)
+    if suggested_labels is not None:
+        suggested_labels = suggestion_validate(project=project, suggested=suggested_labels, item=item)
     now = timezone.now()
     with transaction.atomic():
         locked = (
@@ -347,7 +361,7 @@ def annotation_submit(
             annotation = Annotation(item=locked, project=project, annotator=user)
         is_new_label = annotation.pk is None and not skipped
         if suggested_labels is not None and annotation.pk is None:
-            annotation.suggested_labels = sorted(set(suggested_labels))
+            annotation.suggested_labels = suggested_labels
         if annotation.suggested_labels is not None and not skipped:
             annotation.suggestion_accepted = annotation.suggested_labels == labels
         annotation.labels = labels

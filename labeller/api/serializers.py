@@ -251,7 +251,7 @@ class AnnotationSubmitSerializer(serializers.Serializer):
     labels = serializers.ListField(child=AnswerField(), max_length=1000)
     lead_time = serializers.FloatField(required=False, min_value=0, max_value=86400, allow_null=True)
     suggested_labels = serializers.ListField(
-        child=serializers.CharField(max_length=100), max_length=1000, required=False, allow_null=True,
+        child=AnswerField(), max_length=1000, required=False, allow_null=True,
         help_text="The model's suggestion as shown to the expert; recorded with whether it was accepted.",
     )
 

@@ -58,6 +58,13 @@ class TaskType(ABC):
         stored value. InvalidValue, with the import report's wording, if it is not acceptable.
         `text` and `overlap` as for `validate`."""
 
+    def suggestion_value(self, value: Value, *, text: str | None = None) -> Value:
+        """The model's suggestion as the labelling page sends it back, normalised like a stored
+        value (its labels are not checked: a version may know labels archived since)."""
+        if any(not isinstance(key, str) for key in value):
+            raise InvalidValue("must be a list of label keys")
+        return sorted(set(value))
+
     def label_keys(self, value: Value) -> list[str]:
         """The label keys a value uses, sorted: what the data manager's majority column holds and
         what the archived-label check reads."""

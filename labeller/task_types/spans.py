@@ -62,6 +62,17 @@ class SpanTask(TaskType):
         except span_ops.SpanError as exc:
             raise _invalid(exc) from None
 
+    def suggestion_value(self, value, *, text: str | None = None) -> list[dict]:
+        """Suggested spans, checked against the text (overlaps allowed: a model may propose
+        them); equal to the submitted value exactly when every suggested span was kept as is.
+        Which spans were accepted one by one follows from the two stored lists."""
+        if text is None:
+            raise InvalidValue("span labels need the item's text to check their offsets against")
+        try:
+            return span_ops.check_spans(value, text, overlap=True)
+        except span_ops.SpanError as exc:
+            raise _invalid(exc) from None
+
     def label_keys(self, value: Sequence[dict]) -> list[str]:
         return sorted({span["label"] for span in value})
 

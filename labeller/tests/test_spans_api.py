@@ -117,3 +117,34 @@ def test_labelling_a_spans_project_requests_no_refresh_while_it_has_no_model(exp
     annotation_submit(item=item, user=expert, labels=[at("lost_card", "lost_card")])
     state = ActiveLearningState.objects.get(project=project)
     assert state.labels_since_refresh == 1 and not state.refresh_requested
+
+
+def test_the_pages_and_the_item_table_show_a_spans_project(client, client_for, owner, expert, expert2, spans_project, add_items):
+    one, two = add_items(spans_project, [TEXT, "lost_card only"])
+    lost, card = at("lost_card", "lost_card"), at("card_arrival", "card_arrival")
+    for user in (expert, expert2):
+        annotation_submit(item=one, user=user, labels=[lost, card])
+    annotation_submit(item=two, user=expert, labels=[{"start": 0, "end": 9, "label": "lost_card"}])
+    # The majority column holds both keys: the label filter finds the item by either.
+    table = client_for(owner).get(f"/api/projects/{spans_project.id}/items/table", {"label": "card_arrival"})
+    assert table.status_code == 200 and [row["id"] for row in table.json()["results"]] == [one.id]
+    assert table.json()["results"][0]["annotations"][0]["labels"] == [lost, card]
+    client.force_login(owner)
+    for url in (f"/projects/{spans_project.id}/", f"/projects/{spans_project.id}/items",
+                f"/projects/{spans_project.id}/items/{one.id}", f"/projects/{spans_project.id}/annotators"):
+        assert client.get(url).status_code == 200, url
+    assert "pairwise span F1" in client.get(f"/projects/{spans_project.id}/").content.decode()
+
+
+def test_a_suggestion_of_spans_is_recorded_with_whether_it_was_taken_as_is(client_for, expert, expert2, spans_project, add_items):
+    one, two = add_items(spans_project, [TEXT, TEXT])
+    lost, card = at("lost_card", "lost_card"), at("card_arrival", "card_arrival")
+    client = client_for(expert)
+    taken = client.post(url(spans_project, one), {"labels": [card, lost], "suggested_labels": [lost, card]}, format="json")
+    assert taken.status_code == 201 and taken.json()["suggestion_accepted"] is True
+    assert taken.json()["suggested_labels"] == [lost, card]
+    changed = client.post(url(spans_project, two), {"labels": [lost], "suggested_labels": [lost, card]}, format="json")
+    assert changed.json()["suggestion_accepted"] is False
+    bad = client_for(expert2).post(url(spans_project, one), {"labels": [lost], "suggested_labels": [{**lost, "end": 99}]},
+                                   format="json")
+    assert bad.status_code == 400 and "outside the text" in bad.json()["suggested_labels"][0]
