@@ -3,6 +3,7 @@ import math
 import re
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.errors import DomainError
@@ -228,6 +229,13 @@ class QueueItemSerializer(serializers.ModelSerializer):
         return self.context.get("suggestion")
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "string", "maxLength": 100, "description": "a label key"},
+    {"type": "object", "description": "a span, offsets in Unicode code points, end exclusive",
+     "properties": {"start": {"type": "integer"}, "end": {"type": "integer"}, "label": {"type": "string"},
+                    "text": {"type": "string"}},
+     "required": ["start", "end", "label"], "additionalProperties": False},
+]})
 class AnswerField(serializers.Field):
     """One element of an annotation's labels: a label key (classification) or a span
     {"start", "end", "label", "text"?} with code-point offsets (span labelling). Only the shape is
