@@ -69,7 +69,8 @@ def items_table_filter(*, project: Project, filters: dict) -> QuerySet[Item]:
     confidence_min, confidence_max, disagrees, is_eval, needs_review, source, created_after,
     created_before, labelled_after, labelled_before, q, ids."""
     items = items_with_status(Item.objects.filter(project=project), status=filters.get("status") or "all")
-    multi = project.task_type == TaskType.MULTI_LABEL
+    # Cells that may hold several keys: multi-label answers, and the labels of a span majority.
+    multi = project.task_type in (TaskType.MULTI_LABEL, TaskType.SPANS)
     get = filters.get
     if get("label"):
         items = items.filter(_has_label("majority", get("label"), multi_label=multi))

@@ -241,8 +241,9 @@ def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[in
 
 def label_summary(*, project: Project, label_sets: list[list[str]]) -> dict:
     """The data manager's denormalised columns for an item with these submitted label sets."""
-    majority, agreement = task_type_for(project).majority(label_sets)
-    return {"majority": label_keys_cell(majority) if label_sets else "", "agreement": agreement}
+    task_type = task_type_for(project)
+    majority, agreement = task_type.majority(label_sets)
+    return {"majority": label_keys_cell(task_type.label_keys(majority)) if label_sets else "", "agreement": agreement}
 
 
 def items_label_summary_refresh(*, project: Project, item_ids: list[int]) -> None:
@@ -291,15 +292,30 @@ def items_delete(*, items: QuerySet[Item]) -> int:
         deleted += len(batch)
 
 
-def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
-    """The labels of a new submission, checked: known to the project, not archived, as many as its
-    task type takes."""
-    known = dict(project.labels.values_list("key", "archived"))
+def _item_text(project: Project, item: Item | None) -> str | None:
+    text = item.data.get(project.text_field) if item is not None and isinstance(item.data, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def suggestion_validate(*, project: Project, suggested: list, item: Item) -> list:
+    """The model's suggestion as the page showed it, normalised as the task type stores values
+    (spans: checked against the item's text), so that `suggestion_accepted` compares like with like."""
     try:
-        valid = task_type_for(project).validate(labels, labels=set(known))
+        return task_type_for(project).suggestion_value(suggested, text=_item_text(project, item))
+    except InvalidValue as exc:
+        raise InvalidLabels(str(exc), field="suggested_labels") from None
+
+
+def labels_validate(*, project: Project, labels: list, item: Item | None = None) -> list:
+    """The labels of a new submission, checked: known to the project, not archived, as many as its
+    task type takes. Spans are checked against the `item`'s text (none given: refused)."""
+    known = dict(project.labels.values_list("key", "archived"))
+    task_type = task_type_for(project)
+    try:
+        valid = task_type.validate(labels, labels=set(known), text=_item_text(project, item), overlap=project.spans_overlap)
     except InvalidValue as exc:
         raise InvalidLabels(str(exc), field="labels") from None
-    archived = [key for key in valid if known[key]]
+    archived = [key for key in task_type.label_keys(valid) if known[key]]
     if archived:
         raise InvalidLabels(f"label '{archived[0]}' is archived: it is no longer offered for new labels", field="labels")
     return valid
@@ -321,7 +337,9 @@ def annotation_submit(
     counts towards the project's next active-learning refresh.
     """
     project = item.project
-    labels = [] if skipped else labels_validate(project=project, labels=labels)
+    labels = [] if skipped else labels_validate(project=project, labels=labels, item=item)
+    if suggested_labels is not None:
+        suggested_labels = suggestion_validate(project=project, suggested=suggested_labels, item=item)
     now = timezone.now()
     with transaction.atomic():
         locked = (
@@ -343,7 +361,7 @@ def annotation_submit(
             annotation = Annotation(item=locked, project=project, annotator=user)
         is_new_label = annotation.pk is None and not skipped
         if suggested_labels is not None and annotation.pk is None:
-            annotation.suggested_labels = sorted(set(suggested_labels))
+            annotation.suggested_labels = suggested_labels
         if annotation.suggested_labels is not None and not skipped:
             annotation.suggestion_accepted = annotation.suggested_labels == labels
         annotation.labels = labels

@@ -82,7 +82,9 @@
     switch (key) {
       case "text": td.className = "text"; td.textContent = row.text; break;
       case "annotations":
-        tags(td, row.annotations.map((a) => `${a.annotator || a.source}: ${a.labels.join(", ") || "—"}`));
+        // A span project's labels are spans {start, end, label} (code points): shown as "PER 0–3".
+        tags(td, row.annotations.map((a) => `${a.annotator || a.source}: ${a.labels.map((l) => (
+          typeof l === "string" ? l : `${l.label} ${l.start}–${l.end}`)).join(", ") || "—"}`));
         break;
       case "majority": tags(td, row.majority); break;
       case "predicted": tags(td, row.predicted); break;
