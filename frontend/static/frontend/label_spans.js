@@ -79,6 +79,7 @@
     aheadRequest: null,
     busy: false,
     editing: null,      // an earlier annotation being edited (undo), or null
+    stash: null,        // the item underneath's spans while editing (see edit)
     text: "",
     tokens: [],
     bounds: new Set(),
@@ -144,7 +145,10 @@
       });
       button.appendChild(keys);
     }
-    button.addEventListener("click", () => tag(label.key));
+    button.addEventListener("click", () => {
+      button.blur();  // or Enter and Space would press it again
+      tag(label.key);
+    });
     $("labels").appendChild(button);
   });
   // Shortcuts as on the classification screen (labeller/shortcuts.py): one key, or a prefix
@@ -340,7 +344,7 @@
         ...suggested.filter((s) => s.end === b).map((s) => `${nameOf(s.label)}? ${Math.round(s.confidence * 100)}%`),
       ];
       if (tags.length) piece.dataset.tag = tags.join(" · ");
-      if (range && a >= range.start && b <= range.end && /\S/u.test(piece.textContent)) piece.classList.add("selected");
+      if (range && a >= range.start && b <= range.end) piece.classList.add("selected");
       box.appendChild(piece);
     }
     if (!text) box.textContent = state.current || state.editing ? "" : "No more items need your label in this project.";
@@ -377,11 +381,12 @@
     return range.toString().length;
   }
 
-  $("item-text").addEventListener("mouseup", (event) => {
+  // On the document: a drag may end outside the text.
+  document.addEventListener("mouseup", (event) => {
     if (!state.tokens.length) return;
     const chosen = window.getSelection();
     if (!chosen.rangeCount || chosen.isCollapsed) {
-      const piece = event.target.closest && event.target.closest(".seg");
+      const piece = event.target.closest && $("item-text").contains(event.target) && event.target.closest(".seg");
       if (piece) {
         state.cursor = state.anchor = tokenAt(Number(piece.dataset.start));
         state.exact = null;
@@ -462,6 +467,19 @@
     $("submit").disabled = !item;
   }
 
+  // Back from an edit to the item underneath, with the spans made on it so far.
+  function resume() {
+    state.editing = null;
+    $("item").classList.remove("editing");
+    if (state.stash) Object.assign(state, state.stash);
+    state.stash = null;
+    const item = state.current;
+    $("item-meta").textContent = item ? (item.external_id ? `#${item.external_id}` : `item ${item.id}`) : "";
+    $("submit").disabled = !item;
+    paintText();
+    paintTimer();
+  }
+
   function paintProgress() {
     $("progress").textContent = `${state.done} / ${state.total} done`;
   }
@@ -513,7 +531,7 @@
         annotation.item_text = edited.item_text;
         remember(annotation);
         say(`Saved your edit: ${summary}.`);
-        show(state.current);
+        resume();
       } catch (err) {
         say(err.message, true);
       }
@@ -586,7 +604,11 @@
     });
   }
 
+  // The spans made so far on the item underneath, kept while an earlier annotation is edited.
+  const WORK = ["text", "tokens", "bounds", "spans", "suggestions", "cursor", "anchor", "exact", "shownAt"];
+
   function edit(annotation) {
+    if (!state.editing) state.stash = Object.fromEntries(WORK.map((k) => [k, state[k]]));
     state.editing = annotation;
     load(annotation.item_text || "", annotation.skipped ? [] : annotation.labels, []);
     $("item").classList.add("editing");
@@ -614,7 +636,7 @@
     if (key === "Escape" && state.pendingKey) {
       setPending("");
     } else if (key === "Escape" && state.editing) {
-      show(state.current);
+      resume();
     } else if (key === "Enter") {
       event.preventDefault();
       setPending("");
