@@ -60,7 +60,7 @@ def item_page(request, project_id, item_id):
         "text": history.item.text(),
         "labels": project_label_choices(project),
         "label_names": dict(project.labels.values_list("key", "name")),
-        "multi_label": task_type_for(project).page_config()["multiLabel"],
+        "multi_label": task_type_for(project).page_config(project).get("multiLabel", False),
         "my_labels": mine.labels if mine else [],
         "resolved": resolved,
         "similar_labels": resolved or (mine.labels if mine else []),

@@ -94,7 +94,7 @@ def label_screen(request, project_id):
         "project": project,
         "config": {
             "projectId": project.id,
-            **task_type.page_config(),
+            **task_type.page_config(project),
             "suggestionMode": project.suggestion_mode,
             "labels": selectors.labels_for_screen(project=project),
             "progress": selectors.project_progress(project=project),

@@ -16,7 +16,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "task_type", "labels_per_item", "created_at"]
+    list_display = ["id", "name", "task_type", "labels_per_item", "spans_overlap", "created_at"]
     inlines = [LabelInline, MembershipInline]
 
 

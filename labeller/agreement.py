@@ -1,8 +1,12 @@
-"""Inter-annotator agreement: per-item majority and Krippendorff's alpha. Plain Python, no Django."""
+"""Inter-annotator agreement: per-item majority, Krippendorff's alpha, pairwise span F1. Plain
+Python, no Django."""
 from __future__ import annotations
 
 from collections import Counter
+from itertools import combinations
 from typing import Callable, Iterable, Sequence
+
+from ml.spans import MATCH_MODES, match_count
 
 LabelSet = Sequence[str]
 
@@ -88,8 +92,10 @@ class AnnotatorAgreement:
     - overruled: the same for answers the annotator chose against the suggestion, for comparison.
     """
 
-    def __init__(self, *, majority: Callable[[Sequence[LabelSet]], tuple[LabelSet, float | None]]):
+    def __init__(self, *, majority: Callable[[Sequence[LabelSet]], tuple[LabelSet, float | None]],
+                 canonical: Callable[[LabelSet], object] = lambda value: sorted(set(value))):
         self.majority = majority  # the task type's rule: TaskType.majority
+        self.canonical = canonical  # when two answers are the same: TaskType.canonical
         self.shared: Counter = Counter()  # annotator -> items shared with others
         self.with_majority: Counter = Counter()
         self.accepted_shared: Counter = Counter()  # accepted suggestions on shared items
@@ -103,8 +109,8 @@ class AnnotatorAgreement:
         """One item's answers: (annotator or None for a label no user gave, labels, accepted?)."""
         if len(labels) < 2:
             return
-        majority = sorted(self.majority([answer for _, answer, _ in labels])[0])
-        answers = [(who, sorted(set(answer)), accepted) for who, answer, accepted in labels if who is not None]
+        majority = self.canonical(self.majority([answer for _, answer, _ in labels])[0])
+        answers = [(who, self.canonical(answer), accepted) for who, answer, accepted in labels if who is not None]
         for who, answer, accepted in answers:
             agrees = answer == majority
             self.shared[who] += 1
@@ -124,3 +130,38 @@ class AnnotatorAgreement:
         """(pairs of answers with other annotators, of which equal) for one annotator."""
         pairs = [(n, self.pairs_agreeing[key]) for key, n in self.pairs.items() if key[0] == who]
         return sum(n for n, _ in pairs), sum(a for _, a in pairs)
+
+
+def span_agreement(items: Iterable[Sequence[Sequence[dict]]], *, labels: Sequence[str]) -> dict:
+    """Pairwise span F1 between annotators over items two or more labelled; each item is its
+    annotators' span lists. Every pair of annotators on an item is compared, and the matches are
+    summed over the project before dividing (micro F1 = 2 * matches / spans of both): an item
+    with many entities weighs more than one with few. Two modes (ml.spans.match_count): "exact"
+    (same start, end and label) and "overlap" (same label, sharing a character, one to one).
+    Per label: the same over that label's spans only. An F1 is None where no span was given."""
+    totals = {mode: [0, 0] for mode in MATCH_MODES}  # matches, spans of both
+    per_label = {label: {mode: [0, 0] for mode in MATCH_MODES} for label in labels}
+    pairs = 0
+    for spans_sets in items:
+        for a, b in combinations(spans_sets, 2):
+            pairs += 1
+            for label in {s["label"] for s in (*a, *b)}:
+                la = [s for s in a if s["label"] == label]
+                lb = [s for s in b if s["label"] == label]
+                counts = per_label.setdefault(label, {mode: [0, 0] for mode in MATCH_MODES})
+                for mode in MATCH_MODES:
+                    matched = match_count(la, lb, mode=mode)
+                    for target in (counts[mode], totals[mode]):
+                        target[0] += matched
+                        target[1] += len(la) + len(lb)
+
+    def f1(matched_spans):
+        matched, spans = matched_spans
+        return round(2 * matched / spans, 4) if spans else None
+
+    return {
+        "f1": {mode: f1(totals[mode]) for mode in MATCH_MODES},
+        "per_label": {label: {**{mode: f1(c[mode]) for mode in MATCH_MODES}, "spans": c["exact"][1]}
+                      for label, c in per_label.items()},
+        "pairs": pairs,
+    }

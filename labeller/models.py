@@ -14,6 +14,7 @@ from django.utils import timezone
 class TaskType(models.TextChoices):
     SINGLE_LABEL = "single_label", "Single-label classification"
     MULTI_LABEL = "multi_label", "Multi-label classification"
+    SPANS = "spans", "Span labelling (named entities)"
 
 
 class Strategy(models.TextChoices):
@@ -64,6 +65,8 @@ class Project(models.Model):
                                                 help_text="Refit the head and re-rank the pool every this many new labels.")
     eval_share = models.FloatField(default=0.1, help_text="Share of served items drawn at random as the evaluation set.")
     suggestion_mode = models.CharField(max_length=10, choices=SuggestionMode.choices, default=SuggestionMode.HIGHLIGHT)
+    # Span labelling: whether two spans of an annotation may share characters (nested entities).
+    spans_overlap = models.BooleanField(default=False, help_text="Span projects: allow overlapping spans.")
     base_model_path = models.CharField(max_length=500, blank=True,
                                        help_text="Local path of a Hugging Face encoder; blank for all-MiniLM-L6-v2.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

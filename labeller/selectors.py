@@ -198,15 +198,16 @@ def items_only_skipped(*, project: Project) -> QuerySet[Item]:
 
 
 def project_agreement(*, project: Project) -> dict:
-    """Krippendorff's alpha over the items labelled by two or more experts."""
+    """The task type's agreement over the items labelled by two or more experts: Krippendorff's
+    alpha for classification, pairwise span F1 for spans (TaskType.agreement)."""
     overlapping = (
         Item.objects.filter(project=project, annotation_count__gte=2)
         .order_by("id")
         .prefetch_related(Prefetch("annotations", queryset=Annotation.objects.filter(skipped=False), to_attr="submitted"))
     )
     units = [[a.labels for a in item.submitted] for item in overlapping.iterator(chunk_size=2000)]
-    alpha = task_type_for(project).alpha(units, labels=list(project.labels.values_list("key", flat=True)))
-    return {"statistic": "krippendorff_alpha_nominal", "alpha": alpha, "items_with_overlap": len(units)}
+    figures = task_type_for(project).agreement(units, labels=list(project.labels.values_list("key", flat=True)))
+    return {**figures, "items_with_overlap": len(units)}
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -238,7 +239,8 @@ def annotator_quality(*, project: Project) -> dict:
                          .values_list("annotator_id", "lead_time").iterator(chunk_size=5000)):
         lead_times.setdefault(who, []).append(seconds)
 
-    figures = AnnotatorAgreement(majority=task_type_for(project).majority)
+    task_type = task_type_for(project)
+    figures = AnnotatorAgreement(majority=task_type.majority, canonical=task_type.canonical)
     # The labels come as their JSON text and each distinct text is decoded once: a project uses
     # few distinct answers, and decoding every row was a third of the time at 100k annotations.
     shared = (Annotation.objects.filter(project=project, skipped=False, item__annotation_count__gte=2)

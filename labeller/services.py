@@ -241,8 +241,9 @@ def queue_release(*, project: Project, user: AbstractBaseUser, item_ids: list[in
 
 def label_summary(*, project: Project, label_sets: list[list[str]]) -> dict:
     """The data manager's denormalised columns for an item with these submitted label sets."""
-    majority, agreement = task_type_for(project).majority(label_sets)
-    return {"majority": label_keys_cell(majority) if label_sets else "", "agreement": agreement}
+    task_type = task_type_for(project)
+    majority, agreement = task_type.majority(label_sets)
+    return {"majority": label_keys_cell(task_type.label_keys(majority)) if label_sets else "", "agreement": agreement}
 
 
 def items_label_summary_refresh(*, project: Project, item_ids: list[int]) -> None:
@@ -291,15 +292,18 @@ def items_delete(*, items: QuerySet[Item]) -> int:
         deleted += len(batch)
 
 
-def labels_validate(*, project: Project, labels: list[str]) -> list[str]:
+def labels_validate(*, project: Project, labels: list, item: Item | None = None) -> list:
     """The labels of a new submission, checked: known to the project, not archived, as many as its
-    task type takes."""
+    task type takes. Spans are checked against the `item`'s text (none given: refused)."""
     known = dict(project.labels.values_list("key", "archived"))
+    task_type = task_type_for(project)
+    text = item.data.get(project.text_field) if item is not None and isinstance(item.data, dict) else None
     try:
-        valid = task_type_for(project).validate(labels, labels=set(known))
+        valid = task_type.validate(labels, labels=set(known), text=text if isinstance(text, str) else None,
+                                   overlap=project.spans_overlap)
     except InvalidValue as exc:
         raise InvalidLabels(str(exc), field="labels") from None
-    archived = [key for key in valid if known[key]]
+    archived = [key for key in task_type.label_keys(valid) if known[key]]
     if archived:
         raise InvalidLabels(f"label '{archived[0]}' is archived: it is no longer offered for new labels", field="labels")
     return valid
@@ -321,7 +325,7 @@ def annotation_submit(
     counts towards the project's next active-learning refresh.
     """
     project = item.project
-    labels = [] if skipped else labels_validate(project=project, labels=labels)
+    labels = [] if skipped else labels_validate(project=project, labels=labels, item=item)
     now = timezone.now()
     with transaction.atomic():
         locked = (

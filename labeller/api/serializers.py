@@ -54,7 +54,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "guidelines", "task_type", "text_field", "required_fields",
             "field_types", "labels_per_item", "hold_seconds", "strategy", "diversity", "refresh_every", "eval_share",
-            "suggestion_mode", "base_model_path", "labels", "role", "item_total", "item_done", "created_at",
+            "suggestion_mode", "base_model_path", "spans_overlap", "labels", "role", "item_total", "item_done", "created_at",
         ]
 
     def get_role(self, project) -> str | None:
@@ -82,6 +82,7 @@ class ProjectCreateSerializer(serializers.Serializer):
     eval_share = serializers.FloatField(min_value=0, max_value=0.5, default=0.1)
     suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, default=SuggestionMode.HIGHLIGHT)
     base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    spans_overlap = serializers.BooleanField(default=False, help_text="Span projects: allow overlapping spans.")
     labels = LabelCreateSerializer(many=True, allow_empty=False)
 
     def validate_base_model_path(self, value):
@@ -121,6 +122,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     eval_share = serializers.FloatField(min_value=0, max_value=0.5, required=False)
     suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, required=False)
     base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    spans_overlap = serializers.BooleanField(required=False)
 
     def validate_base_model_path(self, value):
         return validate_model_path(value)
@@ -226,8 +228,27 @@ class QueueItemSerializer(serializers.ModelSerializer):
         return self.context.get("suggestion")
 
 
+class AnswerField(serializers.Field):
+    """One element of an annotation's labels: a label key (classification) or a span
+    {"start", "end", "label", "text"?} with code-point offsets (span labelling). Only the shape is
+    checked here; the project's task type checks the rest (services.labels_validate)."""
+
+    default_error_messages = {"invalid": "must be a label key (up to 100 characters) or a span {{start, end, label}}"}
+    SPAN_KEYS = {"start", "end", "label", "text"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and len(data) <= 100:
+            return data
+        if isinstance(data, dict) and set(data) <= self.SPAN_KEYS:
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
 class AnnotationSubmitSerializer(serializers.Serializer):
-    labels = serializers.ListField(child=serializers.CharField(max_length=100), max_length=1000)
+    labels = serializers.ListField(child=AnswerField(), max_length=1000)
     lead_time = serializers.FloatField(required=False, min_value=0, max_value=86400, allow_null=True)
     suggested_labels = serializers.ListField(
         child=serializers.CharField(max_length=100), max_length=1000, required=False, allow_null=True,
@@ -260,8 +281,12 @@ class AnnotationQuerySerializer(serializers.Serializer):
 
 
 class AgreementSerializer(serializers.Serializer):
-    statistic = serializers.CharField()
-    alpha = serializers.FloatField(allow_null=True, help_text="Null until two experts have labelled an item.")
+    statistic = serializers.CharField(help_text="krippendorff_alpha_nominal (classification) or pairwise_span_f1 (spans).")
+    alpha = serializers.FloatField(required=False, allow_null=True, help_text="Classification: null until two experts have labelled an item.")
+    f1 = serializers.DictField(child=serializers.FloatField(allow_null=True), required=False,
+                               help_text="Spans: micro span F1 over pairs of annotators, 'exact' and 'overlap' (same label).")
+    per_label = serializers.DictField(child=serializers.DictField(), required=False, help_text="Spans: the same per label, with its span count.")
+    pairs = serializers.IntegerField(required=False, help_text="Spans: pairs of annotations compared.")
     items_with_overlap = serializers.IntegerField()
 
 

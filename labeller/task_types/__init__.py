@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from .base import Decision, InvalidValue, TaskType
 from .classification import MULTI_LABEL, SINGLE_LABEL, classification_of
+from .spans import SPANS
 
 # Keyed by Project.task_type. A new task type adds its module and one entry here.
-_BY_KEY: dict[str, TaskType] = {task_type.key: task_type for task_type in (SINGLE_LABEL, MULTI_LABEL)}
+_BY_KEY: dict[str, TaskType] = {task_type.key: task_type for task_type in (SINGLE_LABEL, MULTI_LABEL, SPANS)}
 
 
 def task_type_for(project_or_key) -> TaskType:

@@ -45,14 +45,27 @@ class TaskType(ABC):
     # --- the value -------------------------------------------------------------------------------
 
     @abstractmethod
-    def validate(self, value: Value, *, labels: Collection[str]) -> Value:
+    def validate(self, value: Value, *, labels: Collection[str], text: str | None = None, overlap: bool = False) -> Value:
         """The value an expert submitted, checked against the project's label keys and
-        normalised for storage. InvalidValue if it is not acceptable."""
+        normalised for storage. InvalidValue if it is not acceptable. Task types over positions in
+        the text (spans) also need the item's `text` and the project's `overlap` setting
+        (Project.spans_overlap); the others ignore both."""
 
     @abstractmethod
-    def read_import(self, chosen: Sequence[str], *, label_by_value: Mapping[str, str]) -> Value:
+    def read_import(self, chosen: Sequence[Any], *, label_by_value: Mapping[str, str], text: str | None = None,
+                    overlap: bool = False) -> Value:
         """An imported row's annotation (label names or keys, as the file gives them), as the
-        stored value. InvalidValue, with the import report's wording, if it is not acceptable."""
+        stored value. InvalidValue, with the import report's wording, if it is not acceptable.
+        `text` and `overlap` as for `validate`."""
+
+    def label_keys(self, value: Value) -> list[str]:
+        """The label keys a value uses, sorted: what the data manager's majority column holds and
+        what the archived-label check reads."""
+        return sorted(set(value))
+
+    def canonical(self, value: Value) -> Any:
+        """A value in a form that compares equal exactly when two answers are the same."""
+        return sorted(set(value))
 
     # --- agreement -------------------------------------------------------------------------------
 
@@ -70,13 +83,19 @@ class TaskType(ABC):
     def alpha(self, units: Sequence[Sequence[Value]], *, labels: Sequence[str]) -> float | None:
         """Krippendorff's alpha over items labelled by two or more annotators."""
 
+    def agreement(self, units: Sequence[Sequence[Value]], *, labels: Sequence[str]) -> dict:
+        """The project's agreement figures over items labelled by two or more annotators (the
+        agreement API's body, less the item count)."""
+        return {"statistic": "krippendorff_alpha_nominal", "alpha": self.alpha(units, labels=labels)}
+
     # --- display and export ----------------------------------------------------------------------
 
     label_template: str = "frontend/label.html"
 
     @abstractmethod
-    def page_config(self) -> dict:
-        """Flags the labelling page's script reads from its config (merged into it)."""
+    def page_config(self, project=None) -> dict:
+        """Flags the labelling page's script reads from its config (merged into it); `project`
+        for the settings a task type shows (spans: whether they may overlap)."""
 
     @abstractmethod
     def csv_cell(self, value: Value) -> str:
@@ -88,8 +107,9 @@ class TaskType(ABC):
     label_studio_from_name: str = "label"
 
     @abstractmethod
-    def label_studio_result(self, value: Value, *, to_name: str) -> list[dict]:
-        """A value as a Label Studio annotation's `result` list."""
+    def label_studio_result(self, value: Value, *, to_name: str, text: str | None = None) -> list[dict]:
+        """A value as a Label Studio annotation's `result` list (`text`: the item's text, for
+        task types whose results point into it)."""
 
     # --- the model -------------------------------------------------------------------------------
 

@@ -23,7 +23,10 @@ class Classification(TaskType):
 
     multi_label: bool
 
-    def validate(self, value: Sequence[str], *, labels: Collection[str]) -> list[str]:
+    def validate(self, value: Sequence[str], *, labels: Collection[str], text: str | None = None,
+                 overlap: bool = False) -> list[str]:
+        if any(not isinstance(key, str) for key in value):
+            raise InvalidValue("must be a list of label keys")
         unknown = [key for key in value if key not in labels]
         if unknown:
             raise InvalidValue(f"unknown label key '{unknown[0]}'")
@@ -31,7 +34,8 @@ class Classification(TaskType):
         self._check_submitted(len(unique))
         return unique
 
-    def read_import(self, chosen: Sequence[str], *, label_by_value: Mapping[str, str]) -> list[str]:
+    def read_import(self, chosen: Sequence[str], *, label_by_value: Mapping[str, str], text: str | None = None,
+                    overlap: bool = False) -> list[str]:
         unknown = [value for value in chosen if value not in label_by_value]
         if unknown:
             raise InvalidValue(f"unknown label '{unknown[0]}'")
@@ -50,13 +54,13 @@ class Classification(TaskType):
     def alpha(self, units: Sequence[Sequence[Sequence[str]]], *, labels: Sequence[str]) -> float | None:
         return agreement.project_alpha(units, labels=labels, multi_label=self.multi_label)
 
-    def page_config(self) -> dict:
+    def page_config(self, project=None) -> dict:
         return {"multiLabel": self.multi_label}
 
     def csv_cell(self, value: Sequence[str]) -> str:
         return "|".join(value)
 
-    def label_studio_result(self, value: Sequence[str], *, to_name: str) -> list[dict]:
+    def label_studio_result(self, value: Sequence[str], *, to_name: str, text: str | None = None) -> list[dict]:
         return [{"from_name": self.label_studio_from_name, "to_name": to_name, "type": "choices",
                  "value": {"choices": value}}]
 

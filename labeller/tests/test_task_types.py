@@ -26,12 +26,14 @@ def test_it_looks_up_a_project_by_its_task_type():
 
 
 def test_it_refuses_an_unknown_task_type():
-    with pytest.raises(LookupError, match="unknown task type 'spans'"):
-        task_type_for("spans")
+    with pytest.raises(LookupError, match="unknown task type 'relations'"):
+        task_type_for("relations")
 
 
-def test_both_implement_the_whole_interface():
-    for task_type in (SINGLE_LABEL, MULTI_LABEL):
+def test_every_task_type_implements_the_whole_interface():
+    from labeller.task_types.spans import SPANS
+
+    for task_type in (SINGLE_LABEL, MULTI_LABEL, SPANS):
         assert isinstance(task_type, TaskType)
         assert not getattr(type(task_type), "__abstractmethods__", None)
 

@@ -1,0 +1,160 @@
+"""Span labelling (named entities): an annotation is a list of spans {"start", "end", "label"} in
+the item's text, offsets in Unicode code points, end exclusive, sorted by (start, end, label).
+
+What a span is, offsets, CoNLL/BIO and span metrics are `ml.spans` (plain Python); this module
+is the task type the layers above ask. The model side (a token-classification head, its fine-tune,
+decisions, uncertainty, evaluation) is not written yet: those methods raise NotImplementedError
+with a message that says so.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from itertools import combinations
+from typing import Collection, Mapping, Sequence
+
+import numpy as np
+
+from ml import spans as span_ops
+
+from .base import Decision, InvalidValue, TaskType
+
+_NO_MODEL = "span labelling has no model yet: the token-classification head and its fine-tune are not written"
+
+
+def _invalid(exc: span_ops.SpanError) -> InvalidValue:
+    """A SpanError as the task type's error, the span's position ("spans[2].end") leading the
+    message; the caller names the top-level field."""
+    return InvalidValue(exc.message if exc.field == "spans" else f"{exc.field}: {exc.message}")
+
+
+class SpanTask(TaskType):
+    key = "spans"
+    label_template = "frontend/label_spans.html"
+    # <Labels name="label" toName="text"> over <Text name="text">, as Label Studio's NER template.
+    label_studio_from_name = "label"
+
+    # --- the value ---------------------------------------------------------------------------
+
+    def validate(self, value, *, labels: Collection[str], text: str | None = None, overlap: bool = False) -> list[dict]:
+        if text is None:
+            raise InvalidValue("span labels need the item's text to check their offsets against")
+        try:
+            return span_ops.check_spans(value, text, labels=labels, overlap=overlap)
+        except span_ops.SpanError as exc:
+            raise _invalid(exc) from None
+
+    def read_import(self, chosen, *, label_by_value: Mapping[str, str], text: str | None = None,
+                    overlap: bool = False) -> list[dict]:
+        """`chosen`: the row's spans, each label as a name or key; offsets already code points."""
+        if text is None:
+            raise InvalidValue("span labels need the item's text to check their offsets against")
+        if not isinstance(chosen, list):
+            raise InvalidValue("must be a list of spans")
+        mapped = []
+        for i, span in enumerate(chosen):
+            if isinstance(span, dict) and isinstance(span.get("label"), str):
+                if span["label"] not in label_by_value:
+                    raise InvalidValue(f"spans[{i}].label: unknown label '{span['label']}'")
+                span = {**span, "label": label_by_value[span["label"]]}
+            mapped.append(span)
+        try:
+            return span_ops.check_spans(mapped, text, overlap=overlap)
+        except span_ops.SpanError as exc:
+            raise _invalid(exc) from None
+
+    def label_keys(self, value: Sequence[dict]) -> list[str]:
+        return sorted({span["label"] for span in value})
+
+    def canonical(self, value: Sequence[dict]) -> list:
+        return [span_ops.span_key(span) for span in span_ops.sort_spans(value)]
+
+    # --- agreement ---------------------------------------------------------------------------
+
+    def majority(self, values: Sequence[Sequence[dict]]) -> tuple[list[dict], float | None]:
+        """Span voting: a span is kept when more than half of the annotators who labelled the item
+        gave exactly it (same start, end and label). Agreement: the mean span F1 (exact) over
+        pairs of annotators; 1.0 for one annotator (as classification: one answer agrees with
+        itself); None when nobody labelled the item."""
+        if not values:
+            return [], None
+        counts = Counter(key for spans in values for key in {span_ops.span_key(s) for s in spans})
+        kept = sorted(key for key, n in counts.items() if n * 2 > len(values))
+        majority = [{"start": start, "end": end, "label": label} for start, end, label in kept]
+        if len(values) < 2:
+            return majority, 1.0
+        pairs = [span_ops.pair_f1(a, b) for a, b in combinations(values, 2)]
+        return majority, round(sum(pairs) / len(pairs), 4)
+
+    def trains_on(self, majority: Sequence[dict]) -> bool:
+        return True  # no spans: a text with no entities, which is an answer
+
+    def alpha(self, units, *, labels: Sequence[str]) -> float | None:
+        """None: Krippendorff's alpha over spans needs a unitising variant (alpha-u) that this does
+        not compute; span agreement is pairwise span F1 (`agreement`)."""
+        return None
+
+    def agreement(self, units, *, labels: Sequence[str]) -> dict:
+        """Pairwise span F1 between annotators over items two or more labelled: exact match and
+        overlap with the same label, per label and over the project (labeller.agreement)."""
+        from labeller import agreement
+
+        return {"statistic": "pairwise_span_f1", **agreement.span_agreement(units, labels=labels)}
+
+    # --- display and export ------------------------------------------------------------------
+
+    def page_config(self, project=None) -> dict:
+        return {"spans": True, "overlap": bool(getattr(project, "spans_overlap", False))}
+
+    def csv_cell(self, value: Sequence[dict]) -> str:
+        """start:end:label per span, joined by '|' (code points; the JSON exports carry the text)."""
+        return "|".join(f"{s['start']}:{s['end']}:{s['label']}" for s in value)
+
+    def label_studio_result(self, value: Sequence[dict], *, to_name: str, text: str | None = None) -> list[dict]:
+        """Label Studio `labels` results. Label Studio counts offsets in UTF-16 code units (what
+        JavaScript's strings index), so they are converted from code points when the text is
+        given; `text` is the span's slice of the original text."""
+        results = []
+        for i, span in enumerate(value):
+            start, end = span["start"], span["end"]
+            item = {"start": start, "end": end, "labels": [span["label"]]}
+            if text is not None:
+                item = {"start": span_ops.cp_to_utf16(text, start), "end": span_ops.cp_to_utf16(text, end),
+                        "text": text[start:end], "labels": [span["label"]]}
+            results.append({"id": f"span{i}", "from_name": self.label_studio_from_name, "to_name": to_name,
+                            "type": "labels", "value": item})
+        return results
+
+    # --- the model (not written yet) ---------------------------------------------------------
+
+    def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:
+        raise NotImplementedError(_NO_MODEL)
+
+    def training_target(self, labels, index):
+        raise NotImplementedError(_NO_MODEL)
+
+    def head_label_sets(self, targets, classes):
+        raise NotImplementedError(_NO_MODEL)
+
+    def fit_head(self, vectors, label_sets, *, classes, **settings):
+        raise NotImplementedError(_NO_MODEL)
+
+    def finetune_targets(self, targets, classes):
+        raise NotImplementedError(_NO_MODEL)
+
+    def load_base(self, model_path: str, n_classes: int, *, max_length: int):
+        raise NotImplementedError(_NO_MODEL)
+
+    def fits(self, model) -> bool:
+        return False  # no model answers spans yet
+
+    def uncertainty(self, probs, strategy, *, rng=None):
+        raise NotImplementedError(_NO_MODEL)
+
+    def explained_class(self, classes, value) -> int:
+        raise NotImplementedError(_NO_MODEL)
+
+    def evaluate(self, probs, targets, classes) -> dict:
+        raise NotImplementedError(_NO_MODEL)
+
+
+SPANS = SpanTask()
