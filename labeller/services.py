@@ -309,6 +309,16 @@ def labels_validate(*, project: Project, labels: list, item: Item | None = None)
     return valid
 
 
+def suggested_validate(*, project: Project, suggested: list, item: Item) -> list:
+    """The model's suggestion as the labelling page showed it (label keys, or spans with their
+    confidence and whether each was kept), checked by the project's task type for storage."""
+    text = item.data.get(project.text_field) if isinstance(item.data, dict) else None
+    try:
+        return task_type_for(project).suggested_record(suggested, text=text if isinstance(text, str) else None)
+    except InvalidValue as exc:
+        raise InvalidLabels(str(exc), field="suggested_labels") from None
+
+
 def annotation_submit(
     *,
     item: Item,
@@ -316,7 +326,7 @@ def annotation_submit(
     labels: list[str],
     lead_time: float | None = None,
     skipped: bool = False,
-    suggested_labels: list[str] | None = None,
+    suggested_labels: list | None = None,
 ) -> Annotation:
     """Record (or edit) this expert's labels for the item, or a skip, and release their hold.
 
@@ -326,6 +336,9 @@ def annotation_submit(
     """
     project = item.project
     labels = [] if skipped else labels_validate(project=project, labels=labels, item=item)
+    if suggested_labels is not None:
+        suggested_labels = suggested_validate(project=project, suggested=suggested_labels, item=item)
+    task_type = task_type_for(project)
     now = timezone.now()
     with transaction.atomic():
         locked = (
@@ -347,9 +360,10 @@ def annotation_submit(
             annotation = Annotation(item=locked, project=project, annotator=user)
         is_new_label = annotation.pk is None and not skipped
         if suggested_labels is not None and annotation.pk is None:
-            annotation.suggested_labels = sorted(set(suggested_labels))
+            annotation.suggested_labels = suggested_labels
         if annotation.suggested_labels is not None and not skipped:
-            annotation.suggestion_accepted = annotation.suggested_labels == labels
+            # Spans: accepted when every suggested span was kept unchanged and none added.
+            annotation.suggestion_accepted = task_type.canonical(annotation.suggested_labels) == task_type.canonical(labels)
         annotation.labels = labels
         annotation.skipped = skipped
         if annotation.source == AnnotationSource.SIMILAR:

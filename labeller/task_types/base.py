@@ -67,6 +67,14 @@ class TaskType(ABC):
         """A value in a form that compares equal exactly when two answers are the same."""
         return sorted(set(value))
 
+    def suggested_record(self, suggested: Sequence[Any], *, text: str | None = None) -> Any:
+        """The model's suggestion as the labelling page showed it, checked, as stored beside the
+        expert's annotation (`Annotation.suggested_labels`). Whether the expert accepted it is
+        `canonical(suggested) == canonical(value)`. InvalidValue if it is not of this task's shape."""
+        if not all(isinstance(key, str) for key in suggested):
+            raise InvalidValue("must be a list of label keys")
+        return sorted(set(suggested))
+
     # --- agreement -------------------------------------------------------------------------------
 
     @abstractmethod
