@@ -88,6 +88,8 @@
     cursor: 0,          // token indices: the selection runs from anchor to cursor
     anchor: 0,
     exact: null,        // {start, end}: a character selection made with Alt and the mouse
+    pieces: [],         // the drawn pieces of the text, {start, end, el}, in order
+    selected: [],       // the pieces drawn as selected
     shownAt: performance.now(),
     history: [],
     pendingKey: "",
@@ -199,7 +201,7 @@
     state.cursor = Math.max(0, Math.min(state.tokens.length - 1, from + step));
     if (!extend) state.anchor = state.cursor;
     state.exact = null;
-    paintText();
+    paintSelection();
   }
 
   // The token at a UTF-16 offset, or the first one after it (a space between tokens).
@@ -313,13 +315,13 @@
     const text = state.text;
     const pending = state.suggestions.filter((s) => s.status === "pending");
     const cuts = new Set([0, text.length]);
-    for (const mark of [...state.tokens, ...state.spans, ...pending]) {
+    for (const mark of [...state.tokens, ...state.spans, ...pending, ...(state.exact ? [state.exact] : [])]) {
       cuts.add(mark.start);
       cuts.add(mark.end);
     }
     const sorted = [...cuts].sort((a, b) => a - b);
     const levels = levelsOf(state.spans);
-    const range = selection();
+    state.pieces = [];
     for (let i = 0; i + 1 < sorted.length; i += 1) {
       const [a, b] = [sorted[i], sorted[i + 1]];
       const piece = document.createElement("span");
@@ -344,11 +346,35 @@
         ...suggested.filter((s) => s.end === b).map((s) => `${nameOf(s.label)}? ${Math.round(s.confidence * 100)}%`),
       ];
       if (tags.length) piece.dataset.tag = tags.join(" · ");
-      if (range && a >= range.start && b <= range.end) piece.classList.add("selected");
+      state.pieces.push({ start: a, end: b, el: piece });
       box.appendChild(piece);
     }
     if (!text) box.textContent = state.current || state.editing ? "" : "No more items need your label in this project.";
+    state.selected = [];
+    paintSelection();
     paintSpanList();
+  }
+
+  // The selection alone, repainted on a cursor move: only the pieces that change, so a long text
+  // is not rebuilt for every arrow key.
+  function paintSelection() {
+    state.selected.forEach((el) => el.classList.remove("selected"));
+    state.selected = [];
+    const range = selection();
+    if (!range) return;
+    let lo = 0;
+    let hi = state.pieces.length;
+    while (lo < hi) {  // the first piece starting at or after the selection
+      const mid = (lo + hi) >> 1;
+      if (state.pieces[mid].start < range.start) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < state.pieces.length && state.pieces[i].end <= range.end; i += 1) {
+      state.pieces[i].el.classList.add("selected");
+      state.selected.push(state.pieces[i].el);
+    }
+    const cursorPiece = state.selected[state.selected.length - 1];
+    if (cursorPiece) cursorPiece.scrollIntoView({ block: "nearest" });
   }
 
   function paintSpanList() {
@@ -390,7 +416,7 @@
       if (piece) {
         state.cursor = state.anchor = tokenAt(Number(piece.dataset.start));
         state.exact = null;
-        paintText();
+        paintSelection();
       }
       return;
     }
@@ -413,7 +439,8 @@
     state.anchor = first;
     state.cursor = last;
     state.exact = event.altKey ? { start, end } : null;
-    paintText();
+    if (state.exact) paintText();  // its ends may fall inside a piece: cut there
+    else paintSelection();
     const range = selection();
     say(`Selected ${quote(range)}: press a label's key to tag it.`);
   });
