@@ -65,6 +65,16 @@ def project(make_project):
 
 
 @pytest.fixture
+def eager_celery():
+    """Run tasks in-process for unit tests; tests/test_worker_integration.py uses a real worker."""
+    from config.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
 def client_for():
     def make(user):
         client = APIClient()

@@ -75,7 +75,7 @@ def refresh_after_label(*, project: Project) -> None:
         state_for(project.id)
         return
     since, requested = row
-    if since >= project.refresh_every and not requested:
+    if since >= project.refresh_every and not requested and task_type_for(project).has_model:
         refresh_request(project_id=project.id)
 
 

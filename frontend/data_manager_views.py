@@ -6,8 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from labeller import item_table, selectors
-from labeller.models import ExportFormat, ItemSource, ItemStatus, Role
+from labeller import exporting, item_table, selectors
+from labeller.models import ItemSource, ItemStatus, Role
 
 # (key, heading, shown by default) of every column the table can show.
 COLUMNS = [
@@ -37,5 +37,5 @@ def data_manager_page(request, project_id):
         "sources": ItemSource.choices,
         "sorts": sorts,
         "columns": COLUMNS,
-        "export_formats": ExportFormat.choices,
+        "export_formats": exporting.export_formats_for(project),
     })

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST, require_safe
 from active_learning.selectors import state_for
 from core.errors import DomainError
 from labeller import exporting, importing, selectors
-from labeller.models import ExportFormat, Role
+from labeller.models import Role
 from labeller.task_types import task_type_for
 
 from .errors import form_problems, refusal_show
@@ -36,7 +36,7 @@ def project_detail(request, project_id):
         "agreement": selectors.project_agreement(project=project) if project.labels_per_item > 1 else None,
         "exports": project.exports.all()[:10],
         "al": state_for(project.id),
-        "export_formats": ExportFormat.choices,
+        "export_formats": exporting.export_formats_for(project),
         "export_statuses": exporting.EXPORT_STATUSES,
         "import_result": request.session.pop(f"import_result_{project.id}", None),
         "open_alerts": open_alert_count(project),
@@ -80,8 +80,12 @@ def project_export(request, project_id):
         for problem in form_problems(form):
             messages.error(request, problem)
     else:
-        exporting.export_create(project=project, user=request.user, **form.cleaned_data)
-        messages.success(request, "Export queued; it appears below when a worker has written it.")
+        try:
+            exporting.export_create(project=project, user=request.user, **form.cleaned_data)
+        except DomainError as exc:  # CoNLL asked of a classification project
+            refusal_show(request, exc)
+        else:
+            messages.success(request, "Export queued; it appears below when a worker has written it.")
     return redirect("project-detail", project_id=project.id)
 
 

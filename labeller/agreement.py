@@ -93,9 +93,13 @@ class AnnotatorAgreement:
     """
 
     def __init__(self, *, majority: Callable[[Sequence[LabelSet]], tuple[LabelSet, float | None]],
-                 canonical: Callable[[LabelSet], object] = lambda value: sorted(set(value))):
+                 canonical: Callable[[LabelSet], object] = lambda value: sorted(set(value)),
+                 pair_score: Callable[[LabelSet, LabelSet], float] | None = None):
         self.majority = majority  # the task type's rule: TaskType.majority
         self.canonical = canonical  # when two answers are the same: TaskType.canonical
+        # How much two annotators' answers agree, 0 to 1 (TaskType.pair_agreement): spans score
+        # partial agreement (span F1); by default, whether the answers are the same.
+        self.pair_score = pair_score
         self.shared: Counter = Counter()  # annotator -> items shared with others
         self.with_majority: Counter = Counter()
         self.accepted_shared: Counter = Counter()  # accepted suggestions on shared items
@@ -110,6 +114,7 @@ class AnnotatorAgreement:
         if len(labels) < 2:
             return
         majority = self.canonical(self.majority([answer for _, answer, _ in labels])[0])
+        raw = {who: answer for who, answer, _ in labels if who is not None}
         answers = [(who, self.canonical(answer), accepted) for who, answer, accepted in labels if who is not None]
         for who, answer, accepted in answers:
             agrees = answer == majority
@@ -124,10 +129,12 @@ class AnnotatorAgreement:
             for other, other_answer, _ in answers:
                 if other != who:
                     self.pairs[who, other] += 1
-                    self.pairs_agreeing[who, other] += answer == other_answer
+                    self.pairs_agreeing[who, other] += (answer == other_answer if self.pair_score is None
+                                                        else self.pair_score(raw[who], raw[other]))
 
     def with_others(self, who) -> tuple[int, int]:
-        """(pairs of answers with other annotators, of which equal) for one annotator."""
+        """(pairs of answers with other annotators, of which equal — or the sum of their pair
+        scores) for one annotator."""
         pairs = [(n, self.pairs_agreeing[key]) for key, n in self.pairs.items() if key[0] == who]
         return sum(n for n, _ in pairs), sum(a for _, a in pairs)
 

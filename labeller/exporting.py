@@ -1,10 +1,11 @@
-"""Export a project's items and labels to JSONL, CSV or Label Studio JSON, streamed to a file."""
+"""Export a project's items and labels to JSONL, CSV, Label Studio JSON or (span projects) CoNLL,
+streamed to a file."""
 from __future__ import annotations
 
 import csv
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Callable, Iterator
 
@@ -16,6 +17,8 @@ from celery import shared_task
 
 from core import jobs
 from core.enqueue import enqueue_on_commit
+from core.errors import DomainError
+from ml.spans import spans_to_bio, write_conll
 
 from . import item_table
 from .models import ExportFormat, ExportJob, ExportStatus, Item, ItemStatus, Project
@@ -30,10 +33,19 @@ EXPORT_STATUSES = tuple(status.value for status in (ItemStatus.ALL, ItemStatus.D
 CHUNK = 2000
 
 
+def export_formats_for(project: Project) -> list[tuple[str, str]]:
+    """The export formats a project offers, as (value, name): CoNLL only for span projects."""
+    spans = task_type_for(project).key == "spans"
+    return [(value, name) for value, name in ExportFormat.choices if spans or value != ExportFormat.CONLL]
+
+
 def export_create(*, project: Project, user, format: str, status: str = ItemStatus.ALL,
                   min_agreement: float | None = None, table_filters: dict | None = None) -> ExportJob:
     """Record an export job and queue it for a worker once the row is committed. `table_filters`:
     the data manager's filters (item_table.items_table_filter), for an export of its selection."""
+    if format == ExportFormat.CONLL and task_type_for(project).key != "spans":
+        raise DomainError(f"CoNLL holds spans, and this is a {project.get_task_type_display().lower()} project: "
+                          "export it as JSON Lines, CSV or Label Studio JSON", field="format")
     filters = {"status": status, "min_agreement": min_agreement}
     if table_filters is not None:
         filters["table"] = item_table.filters_to_json(table_filters)
@@ -65,6 +77,24 @@ class ExportSummary:
     skipped_annotations: int = 0
     skipped_only_items_written: int = 0
     skipped_only_items_left_out: int = 0
+    # CoNLL only (None elsewhere, and then not stored): spans BIO tags cannot hold (not on
+    # whitespace-token boundaries, or overlapping another), left out rather than moved, and the
+    # first items holding one; and texts with no token at all, left out.
+    spans_left_out: int | None = None
+    spans_left_out_items: list[int] = field(default_factory=list)
+    texts_without_tokens: int | None = None
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in asdict(self).items()
+                if value is not None and not (key == "spans_left_out_items" and self.spans_left_out is None)}
+
+
+LEFT_OUT_ITEMS_LISTED = 20
+
+
+def _text(item: Item, project: Project) -> str:
+    value = item.data.get(project.text_field, "") if isinstance(item.data, dict) else ""
+    return value if isinstance(value, str) else str(value)
 
 
 def _records(job: ExportJob, summary: ExportSummary,
@@ -102,17 +132,20 @@ def _annotation_dict(annotation) -> dict:
     }
 
 
-def _write_jsonl(out, records) -> int:
+def _write_jsonl(out, records, project: Project) -> int:
+    """One item per line; span values carry their `text` (offsets in code points)."""
+    exported = task_type_for(project).exported
     written = 0
     for item, majority, item_agreement in records:
+        text = _text(item, project)
         row = {
             "id": item.id,
             "external_id": item.external_id,
             "data": item.data,
-            "majority": majority,
+            "majority": exported(majority, text=text),
             "agreement": item_agreement,
             "done": item.is_done,
-            "annotations": [_annotation_dict(a) for a in item.annotations_all],
+            "annotations": [{**_annotation_dict(a), "labels": exported(a.labels, text=text)} for a in item.annotations_all],
         }
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
         written += 1
@@ -164,7 +197,7 @@ def _write_csv(out, records, project: Project) -> int:
     return written
 
 
-def _label_studio_annotation(a, result, to_name: str) -> dict:
+def _label_studio_annotation(a, result, to_name: str, text: str) -> dict:
     """One annotation as Label Studio writes it: `completed_by` is the user's numeric id (left
     out when no user made it, an imported or feedback label: Label Studio's import then credits
     the importing user); the username rides beside it in a key Label Studio's import ignores."""
@@ -173,7 +206,7 @@ def _label_studio_annotation(a, result, to_name: str) -> dict:
         out["completed_by"] = a.annotator_id
     out.update({
         "completed_by_username": a.annotator.username if a.annotator else None,
-        "result": [] if a.skipped else result(a.labels, to_name=to_name),
+        "result": [] if a.skipped else result(a.labels, to_name=to_name, text=text),
         "was_cancelled": a.skipped,
         "lead_time": a.lead_time,
         "created_at": a.created_at.isoformat(),
@@ -185,21 +218,46 @@ def _label_studio_annotation(a, result, to_name: str) -> dict:
 def _write_label_studio(out, records, project: Project) -> int:
     """Label Studio's task list: `data`, and each annotation as its task type's result (`choices`
     for classification), named after the project: the control is the task type's
-    (`label_studio_from_name`), the object the project's text field."""
-    result = task_type_for(project).label_studio_result
+    (`label_studio_from_name`), the object the project's text field. Spans are `labels`
+    results with offsets in UTF-16 code units, as Label Studio counts them, and their `text`
+    (the majority in `meta` too: every offset in the file counts the same way)."""
+    task_type = task_type_for(project)
+    result = task_type.label_studio_result
     out.write("[\n")
     written = 0
     for item, majority, item_agreement in records:
+        text = _text(item, project)
         task = {
             "id": item.id,
             "external_id": item.external_id,
             "data": item.data,
-            "annotations": [_label_studio_annotation(a, result, project.text_field) for a in item.annotations_all],
-            "meta": {"majority": majority, "agreement": item_agreement},
+            "annotations": [_label_studio_annotation(a, result, project.text_field, text) for a in item.annotations_all],
+            "meta": {"majority": task_type.exported(majority, text=text, utf16=True), "agreement": item_agreement},
         }
         out.write((",\n" if written else "") + json.dumps(task, ensure_ascii=False))
         written += 1
     out.write("\n]\n")
+    return written
+
+
+def _write_conll(out, records, project: Project, summary: ExportSummary) -> int:
+    """Each item's majority spans as BIO tags over its whitespace tokens, a blank line after each
+    text. CoNLL keeps tokens, not the spaces between them: a re-import joins the tokens with
+    single spaces. A span BIO cannot hold is counted in the summary, never moved to the nearest
+    token boundary (that would export text nobody labelled)."""
+    summary.spans_left_out, summary.texts_without_tokens = 0, 0
+    written = 0
+    for item, majority, _ in records:
+        tokens, tags, left_out = spans_to_bio(_text(item, project), majority)
+        if left_out:
+            summary.spans_left_out += len(left_out)
+            if len(summary.spans_left_out_items) < LEFT_OUT_ITEMS_LISTED:
+                summary.spans_left_out_items.append(item.id)
+        if not tokens:
+            summary.texts_without_tokens += 1
+            continue
+        out.write(write_conll([(tokens, tags)]))
+        written += 1
     return written
 
 
@@ -220,16 +278,18 @@ def export_write(*, job: ExportJob) -> None:
     records = _records(job, summary, on_progress)
     with open(partial, "w", encoding="utf-8", newline="") as out:
         if job.format == ExportFormat.JSONL:
-            _write_jsonl(out, records)
+            _write_jsonl(out, records, project)
         elif job.format == ExportFormat.CSV:
             _write_csv(out, records, project)
+        elif job.format == ExportFormat.CONLL:
+            _write_conll(out, records, project, summary)
         else:
             _write_label_studio(out, records, project)
     os.replace(partial, final)
     summary.skipped_only_items_left_out = max(0, items_only_skipped(project=project).count()
                                               - summary.skipped_only_items_written)
     ExportJob.objects.filter(id=job.id).update(
-        status=ExportStatus.DONE, written=total, summary=asdict(summary), finished_at=timezone.now()
+        status=ExportStatus.DONE, written=total, summary=summary.as_dict(), finished_at=timezone.now()
     )
 
 

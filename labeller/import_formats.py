@@ -1,4 +1,4 @@
-"""Streaming readers for import files: CSV, JSON Lines and Label Studio JSON.
+"""Streaming readers for import files: CSV, JSON Lines, Label Studio JSON and CoNLL (BIO).
 
 Plain Python, no Django: each reader yields one `ParsedRow` or `RowError` per record, reading the
 file incrementally so memory stays flat whatever the file size. Checking rows against a project's
@@ -17,8 +17,12 @@ import ijson
 
 from core.errors import DomainError
 from core.json_values import DECODE_HOOKS, MAX_DEPTH, NUL, NUL_MESSAGE, refused_paths
+from ml.spans import SpanError, iter_conll
 
-SUPPORTED_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+SUPPORTED_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".conll": "conll",
+                        ".bio": "conll"}
+# Formats whose rows are spans in a text: only span labelling projects take them.
+SPAN_FORMATS = {"conll"}
 EXTERNAL_ID = "external_id"
 # csv's default field limit is 128 KiB; a long document is a legitimate item.
 csv.field_size_limit(16 * 1024 * 1024)
@@ -36,6 +40,11 @@ class ParsedRow:
     external_id: str | None = None
     # Label sets from annotations already on the item (Label Studio JSON), as given in the file.
     annotations: list[list[str]] = field(default_factory=list)
+    # Span annotations already on the item, as given: (field to name in a report, offsets, spans).
+    # Offsets "cp": code points (JSON Lines `spans`, CoNLL, this app's exports); "js": Label
+    # Studio's `labels` results, UTF-16 code units unless a span's text says code points
+    # (ml.spans.from_js_offsets). Each span: {"start", "end", "label", "text"?}.
+    spans: list[tuple[str, str, list]] = field(default_factory=list)
 
 
 @dataclass
@@ -56,24 +65,62 @@ def format_for(filename: str) -> str:
         if name.endswith(extension):
             return fmt
     shown = name.rsplit(".", 1)[-1] if "." in name else "(none)"
-    raise UnsupportedFile(f"unsupported file type '.{shown}'; upload a .csv, .jsonl or .json file", field="file")
+    raise UnsupportedFile(f"unsupported file type '.{shown}'; upload a .csv, .jsonl, .json or .conll file", field="file")
 
 
-def sniff(stream: BinaryIO) -> None:
-    """Refuse markup (HTML, SVG, XML) and binary files early, whatever their extension says."""
+def sniff(stream: BinaryIO, fmt: str = "") -> None:
+    """Refuse markup (HTML, SVG, XML) and binary files early, whatever their extension says. A
+    CoNLL file may well start with a "<3" token, so only the binary check applies to it."""
     head = stream.read(4096)
     stream.seek(0)
     stripped = head.lstrip(codecs.BOM_UTF8).lstrip()
-    if stripped.startswith(b"<"):
+    if stripped.startswith(b"<") and fmt not in SPAN_FORMATS:
         raise UnsupportedFile("looks like HTML, SVG or XML markup, not CSV or JSON", field="file")
     if b"\x00" in head:
         raise UnsupportedFile("contains NUL bytes; it looks binary or UTF-16, upload UTF-8 text", field="file")
 
 
-def read_rows(stream: BinaryIO, fmt: str) -> Iterator[ParsedRow | RowError]:
-    sniff(stream)
+def read_rows(stream: BinaryIO, fmt: str, *, text_field: str = "text") -> Iterator[ParsedRow | RowError]:
+    """The file's rows; `text_field`: where a CoNLL document's rebuilt text goes."""
+    sniff(stream, fmt)
+    if fmt == "conll":
+        yield from _read_conll(stream, text_field)
+        return
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_label_studio_json}
     yield from readers[fmt](stream)
+
+
+class _NotUtf8(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
+def _decoded_lines(stream: BinaryIO) -> Iterator[str]:
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise _NotUtf8(number) from None
+
+
+def _read_conll(stream: BinaryIO, text_field: str) -> Iterator[ParsedRow | RowError]:
+    """One row per document: its tokens joined by single spaces as the text field, its BIO tags
+    as one annotation of spans (ml.spans.iter_conll). A bad line rejects its document."""
+    row = 0
+    try:
+        for document in iter_conll(_decoded_lines(stream)):
+            row += 1
+            if isinstance(document, SpanError):
+                line = int(document.field.split()[-1])
+                yield RowError(row, line, "tags", document.message)
+                continue
+            if NUL in document.text:
+                yield RowError(row, document.line, text_field, NUL_MESSAGE)
+                continue
+            yield ParsedRow(row=row, line=document.line, data={text_field: document.text},
+                            spans=[("tags", "cp", document.spans)])
+    except _NotUtf8 as exc:
+        yield RowError(row + 1, exc.line, None, "file: not valid UTF-8 text; save the file as UTF-8")
 
 
 def _split_external_id(record: dict) -> tuple[dict, str | None]:
@@ -198,7 +245,7 @@ def _from_record(record, *, row: int, line: int | None) -> ParsedRow | RowError:
         return RowError(row, line, path, messages[0])
     if isinstance(record.get("data"), dict):
         try:
-            annotations = list(_label_studio_choices(record.get("annotations") or []))
+            annotations, spans = _label_studio_annotations(record.get("annotations") or [])
         except ValueError as exc:
             return RowError(row, line, "annotations", str(exc))
         external_id = record.get(EXTERNAL_ID)
@@ -208,28 +255,53 @@ def _from_record(record, *, row: int, line: int | None) -> ParsedRow | RowError:
             data=dict(record["data"]),
             external_id=None if external_id in (None, "") else str(external_id),
             annotations=annotations,
+            spans=spans,
         )
     data, external_id = _split_external_id(dict(record))
-    return ParsedRow(row=row, line=line, data=data, external_id=external_id)
+    # JSON Lines with spans: {"text": ..., "spans": [{"start", "end", "label", "text"?}]}, one
+    # annotation in code points. Only a list is taken as spans (anything else stays a field).
+    spans = [("spans", "cp", data.pop("spans"))] if isinstance(data.get("spans"), list) else []
+    return ParsedRow(row=row, line=line, data=data, external_id=external_id, spans=spans)
 
 
-def _label_studio_choices(annotations) -> Iterator[list[str]]:
-    """The chosen values of each non-cancelled Label Studio annotation (its `choices` results)."""
+def _label_studio_annotations(annotations) -> tuple[list[list[str]], list[tuple[str, str, list]]]:
+    """Each non-cancelled annotation's answer, read both ways; which a project takes is the
+    importer's business (importing._RowChecker):
+    - its chosen values (`choices` results), when it has any;
+    - its spans: `labels` results, one span per label, offsets as Label Studio counts them ("js");
+      or, in this app's own JSON Lines export, `labels` given as span objects (code points). An
+      annotation with no result at all is an empty set of spans: "no entity here" is an answer.
+      One with only `choices` has no spans."""
     if not isinstance(annotations, list):
         raise ValueError("must be a list of annotations")
+    choices, spans = [], []
     for annotation in annotations:
         if not isinstance(annotation, dict):
             raise ValueError("each annotation must be an object")
-        if annotation.get("was_cancelled"):
+        if annotation.get("was_cancelled") or annotation.get("skipped") is True:
+            continue
+        own = annotation.get("labels")
+        if "result" not in annotation and isinstance(own, list) and all(isinstance(span, dict) for span in own):
+            spans.append(("annotations", "cp", own))
             continue
         results = annotation.get("result") or []
         if not isinstance(results, list):  # a number here was a TypeError, the whole import a 500
             raise ValueError(f"an annotation's result must be a list of results, found {type(results).__name__}")
         chosen: list[str] = []
+        found: list[dict] = []
         for result in results:
             value = result.get("value") if isinstance(result, dict) else None
-            choices = value.get("choices") if isinstance(value, dict) else None
-            if isinstance(choices, list):
-                chosen.extend(str(choice) for choice in choices)
+            if not isinstance(value, dict):
+                continue
+            if isinstance(value.get("choices"), list):
+                chosen.extend(str(choice) for choice in value["choices"])
+            elif "labels" in value and ("start" in value or "end" in value):
+                if not isinstance(value["labels"], list) or not value["labels"]:
+                    raise ValueError("a `labels` result's value.labels must be a non-empty list of labels")
+                span = {key: value[key] for key in ("start", "end", "text") if key in value}
+                found.extend({**span, "label": str(label)} for label in value["labels"])
         if chosen:
-            yield chosen
+            choices.append(chosen)
+        if found or not chosen:
+            spans.append(("annotations", "js", found))
+    return choices, spans

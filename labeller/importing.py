@@ -25,7 +25,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .evaluation_set import is_eval_draw
-from .import_formats import ParsedRow, RowError, format_for, read_rows
+from ml.spans import from_js_offsets
+
+from .import_formats import SPAN_FORMATS, ParsedRow, RowError, UnsupportedFile, format_for, read_rows
 from .models import Annotation, AnnotationSource, Item, ItemSource, Project, search_text_of
 from .services import label_summary
 from .signals import items_added
@@ -94,6 +96,12 @@ class _RowChecker:
             return RowError(parsed.row, parsed.line, self.project.text_field, "the text field must be a string")
         if parsed.external_id is not None and len(parsed.external_id) > 255:
             return RowError(parsed.row, parsed.line, "external_id", "longer than 255 characters")
+        if self.task_type.key == "spans":
+            return self._spans(parsed)
+        given = next((name for name, _, spans in parsed.spans if spans), None)
+        if given and not parsed.annotations:
+            return RowError(parsed.row, parsed.line, given, f"holds spans, and this is a {self.project.get_task_type_display().lower()}"
+                            " project: import spans into a span labelling project")
         label_sets = []
         for chosen in parsed.annotations:
             try:
@@ -102,10 +110,31 @@ class _RowChecker:
                 return RowError(parsed.row, parsed.line, "annotations", str(exc))
         return label_sets
 
+    def _spans(self, parsed: ParsedRow) -> RowError | list[list[dict]]:
+        """A span project's row: every annotation's spans, in code points, checked against the
+        row's text (Label Studio's offsets converted first, ml.spans.from_js_offsets)."""
+        if parsed.annotations and not parsed.spans:
+            return RowError(parsed.row, parsed.line, "annotations", "holds `choices` (classification), and this is a span "
+                            "labelling project: give `labels` results with start and end, or `spans`")
+        text = parsed.data[self.project.text_field]
+        label_sets = []
+        for name, offsets, spans in parsed.spans:
+            if offsets == "js":
+                spans = [from_js_offsets(text, span) if isinstance(span, dict) else span for span in spans]
+            try:
+                label_sets.append(self.task_type.read_import(spans, label_by_value=self.label_by_value, text=text,
+                                                             overlap=self.project.spans_overlap))
+            except InvalidValue as exc:
+                return RowError(parsed.row, parsed.line, name, str(exc))
+        return label_sets
+
 
 def items_import(*, project: Project, stream: BinaryIO, filename: str, mode: str = ImportMode.ATOMIC) -> ImportResult:
     """Import every row of `stream` into `project`; see the module docstring for the rules."""
     fmt = format_for(filename)
+    if fmt in SPAN_FORMATS and task_type_for(project).key != "spans":
+        raise UnsupportedFile(f"a CoNLL file holds spans, and this is a {project.get_task_type_display().lower()} project: "
+                              "import it into a span labelling project", field="file")
     if connection.vendor == "sqlite" and not connection.in_atomic_block:
         return _import_in_committed_batches(project, stream, fmt, mode)
     with transaction.atomic():
@@ -151,7 +180,7 @@ def _import_rows(project: Project, stream: BinaryIO, fmt: str, mode: str, *, wri
         if len(result.errors) < max_errors:
             result.errors.append(error.as_dict())
 
-    for parsed in read_rows(stream, fmt):
+    for parsed in read_rows(stream, fmt, text_field=project.text_field):
         if isinstance(parsed, RowError):
             result.rows += parsed.row is not None
             reject(parsed)

@@ -289,6 +289,7 @@ class ExportFormat(models.TextChoices):
     JSONL = "jsonl", "JSON Lines"
     CSV = "csv", "CSV"
     LABEL_STUDIO = "label_studio", "Label Studio JSON"
+    CONLL = "conll", "CoNLL (BIO tags), span projects only"
 
 
 class ExportStatus(models.TextChoices):
@@ -325,7 +326,8 @@ class ExportJob(models.Model):
     @property
     def file_name(self) -> str:
         """Server-chosen, never from user input: the job id and the format's extension."""
-        extension = {ExportFormat.JSONL: "jsonl", ExportFormat.CSV: "csv", ExportFormat.LABEL_STUDIO: "json"}
+        extension = {ExportFormat.JSONL: "jsonl", ExportFormat.CSV: "csv", ExportFormat.LABEL_STUDIO: "json",
+                     ExportFormat.CONLL: "conll"}
         return f"{self.id}.{extension[self.format]}"
 
     @property

@@ -240,7 +240,8 @@ def annotator_quality(*, project: Project) -> dict:
         lead_times.setdefault(who, []).append(seconds)
 
     task_type = task_type_for(project)
-    figures = AnnotatorAgreement(majority=task_type.majority, canonical=task_type.canonical)
+    figures = AnnotatorAgreement(majority=task_type.majority, canonical=task_type.canonical,
+                                 pair_score=task_type.pair_agreement)
     # The labels come as their JSON text and each distinct text is decoded once: a project uses
     # few distinct answers, and decoding every row was a third of the time at 100k annotations.
     shared = (Annotation.objects.filter(project=project, skipped=False, item__annotation_count__gte=2)

@@ -10,7 +10,7 @@ instead (an emoji outside the Basic Multilingual Plane is 2 of them): `utf16_to_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 Span = dict
 
@@ -172,49 +172,61 @@ def _check_tag(tag: str) -> str | None:
     return None
 
 
-def read_conll(lines: Iterable[str]) -> list[Document]:
-    """Documents from CoNLL lines: one token per line, its BIO tag in the last column (after the
-    last tab, or the last whitespace-separated one), the token in the first; a blank (or
-    whitespace-only) line between documents; -DOCSTART- lines skipped; empty tokens tagged O
-    skipped. SpanError names the line of the first problem (field "line N")."""
-    documents: list[Document] = []
+def iter_conll(lines: Iterable[str]) -> Iterator[Document | SpanError]:
+    """Documents from CoNLL lines, streamed: one token per line, its BIO tag in the last column
+    (after the last tab, or the last whitespace-separated one), the token in the first; a blank
+    (or whitespace-only) line between documents; -DOCSTART- lines skipped; empty tokens tagged O
+    skipped (a document of nothing else yields nothing). A document with a bad line yields a
+    SpanError naming that line (field "line N") instead, and reading goes on after it."""
     tokens: list[str] = []
     tags: list[str] = []
-    first = 0
-
-    def close():
-        if tokens:
-            text, offsets = join_tokens(tokens)
-            documents.append(Document(text, offsets, bio_to_spans(offsets, tags), first))
-        tokens.clear()
-        tags.clear()
-
+    first, error = 0, None
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
-            close()
+            if error is not None:
+                yield error
+            elif tokens:
+                text, offsets = join_tokens(tokens)
+                yield Document(text, offsets, bio_to_spans(offsets, tags), first)
+            tokens, tags, error = [], [], None
             continue
-        if line.startswith("-DOCSTART-"):
+        if error is not None or line.startswith("-DOCSTART-"):
             continue
         # Tab-separated when there is a tab (the token itself may then hold spaces, as BTC's
         # "😘 " does), else by whitespace. Spaces around a token are not part of it: the text
         # puts exactly one space between tokens.
         columns = line.rsplit("\t", 1) if "\t" in line else line.split()
         if len(columns) < 2:
-            raise SpanError("expected a token and its tag", field=f"line {number}")
+            error = SpanError("expected a token and its tag", field=f"line {number}")
+            continue
         token, tag = columns[0].split("\t")[0].strip(), columns[-1].strip()
         problem = _check_tag(tag)
+        if problem is None and not token and tag != "O":
+            problem = f"an empty token is tagged {tag}"
         if problem:
-            raise SpanError(problem, field=f"line {number}")
+            error = SpanError(problem, field=f"line {number}")
+            continue
         if not token:
-            if tag != "O":
-                raise SpanError(f"an empty token is tagged {tag}", field=f"line {number}")
             continue  # an empty token outside any entity adds nothing to the text
         if not tokens:
             first = number
         tokens.append(token)
         tags.append(tag)
-    close()
+    if error is not None:
+        yield error
+    elif tokens:
+        text, offsets = join_tokens(tokens)
+        yield Document(text, offsets, bio_to_spans(offsets, tags), first)
+
+
+def read_conll(lines: Iterable[str]) -> list[Document]:
+    """Every document of CoNLL lines (iter_conll); SpanError at the first bad line."""
+    documents = []
+    for document in iter_conll(lines):
+        if isinstance(document, SpanError):
+            raise document
+        documents.append(document)
     return documents
 
 
@@ -322,3 +334,24 @@ def entity_scores(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]]
         "micro": _prf(*total),
         "macro_f1": round(sum(_prf(*c)["f1"] for c in per_label.values()) / len(per_label), 4) if per_label else 0.0,
     }
+
+
+def from_js_offsets(text: str, span: Span) -> Span:
+    """A span whose offsets may count UTF-16 code units, as JavaScript strings do (Label Studio),
+    with code-point offsets. When the span carries its `text`, the reading that slices `text` to
+    it wins: code points first (some Label Studio versions store them), then UTF-16. Without
+    `text`, UTF-16. A span neither reading fits is returned unchanged, for check_spans to report
+    the mismatch; malformed values too."""
+    start, end = span.get("start"), span.get("end")
+    if not (_is_int(start) and _is_int(end)):
+        return span
+    given = span.get("text")
+    if isinstance(given, str) and 0 <= start <= end <= len(text) and text[start:end] == given:
+        return span
+    try:
+        converted = {**span, "start": utf16_to_cp(text, start), "end": utf16_to_cp(text, end)}
+    except SpanError:
+        return span
+    if isinstance(given, str) and text[converted["start"]:converted["end"]] != given:
+        return span
+    return converted

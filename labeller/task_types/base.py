@@ -91,6 +91,11 @@ class TaskType(ABC):
     def alpha(self, units: Sequence[Sequence[Value]], *, labels: Sequence[str]) -> float | None:
         """Krippendorff's alpha over items labelled by two or more annotators."""
 
+    def pair_agreement(self, a: Value, b: Value) -> float:
+        """How much two annotators' answers on one item agree, 0 to 1 (annotator quality's
+        agreement with others): by default 1 when they are the same answer."""
+        return float(self.canonical(a) == self.canonical(b))
+
     def agreement(self, units: Sequence[Sequence[Value]], *, labels: Sequence[str]) -> dict:
         """The project's agreement figures over items labelled by two or more annotators (the
         agreement API's body, less the item count)."""
@@ -104,6 +109,11 @@ class TaskType(ABC):
     def page_config(self, project=None) -> dict:
         """Flags the labelling page's script reads from its config (merged into it); `project`
         for the settings a task type shows (spans: whether they may overlap)."""
+
+    def exported(self, value: Value, *, text: str, utf16: bool = False) -> Any:
+        """A value as the JSON exports write it (`text`: the item's text; `utf16`: offsets as
+        Label Studio counts them, for task types with offsets). Classification: as stored."""
+        return value
 
     @abstractmethod
     def csv_cell(self, value: Value) -> str:
@@ -120,6 +130,10 @@ class TaskType(ABC):
         task types whose results point into it)."""
 
     # --- the model -------------------------------------------------------------------------------
+
+    # Whether the model methods below are written: the labelling loop requests no refresh for a
+    # task type without one (span labelling, until its token-classification model lands).
+    has_model: bool = True
 
     @abstractmethod
     def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:

@@ -104,6 +104,10 @@ class SpanTask(TaskType):
         pairs = [span_ops.pair_f1(a, b) for a, b in combinations(values, 2)]
         return majority, round(sum(pairs) / len(pairs), 4)
 
+    def pair_agreement(self, a: Sequence[dict], b: Sequence[dict]) -> float:
+        """Span F1 (exact): two annotators who agree on two spans of three agree 0.8, not 0."""
+        return span_ops.pair_f1(a, b)
+
     def trains_on(self, majority: Sequence[dict]) -> bool:
         return True  # no spans: a text with no entities, which is an answer
 
@@ -124,6 +128,12 @@ class SpanTask(TaskType):
     def page_config(self, project=None) -> dict:
         return {"spans": True, "overlap": bool(getattr(project, "spans_overlap", False))}
 
+    def exported(self, value: Sequence[dict], *, text: str, utf16: bool = False) -> list[dict]:
+        """Spans with their `text`, the slice of the item's text; offsets in code points, or in
+        UTF-16 code units for a Label Studio file."""
+        spans = span_ops.with_text(text, value)
+        return span_ops.spans_to_utf16(text, spans) if utf16 else spans
+
     def csv_cell(self, value: Sequence[dict]) -> str:
         """start:end:label per span, joined by '|' (code points; the JSON exports carry the text)."""
         return "|".join(f"{s['start']}:{s['end']}:{s['label']}" for s in value)
@@ -133,17 +143,15 @@ class SpanTask(TaskType):
         JavaScript's strings index), so they are converted from code points when the text is
         given; `text` is the span's slice of the original text."""
         results = []
-        for i, span in enumerate(value):
-            start, end = span["start"], span["end"]
-            item = {"start": start, "end": end, "labels": [span["label"]]}
-            if text is not None:
-                item = {"start": span_ops.cp_to_utf16(text, start), "end": span_ops.cp_to_utf16(text, end),
-                        "text": text[start:end], "labels": [span["label"]]}
+        for i, span in enumerate(self.exported(value, text=text, utf16=True) if text is not None else value):
+            item = {key: span[key] for key in ("start", "end", "text") if key in span}
             results.append({"id": f"span{i}", "from_name": self.label_studio_from_name, "to_name": to_name,
-                            "type": "labels", "value": item})
+                            "type": "labels", "value": {**item, "labels": [span["label"]]}})
         return results
 
     # --- the model (not written yet) ---------------------------------------------------------
+
+    has_model = False
 
     def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:
         raise NotImplementedError(_NO_MODEL)

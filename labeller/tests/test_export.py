@@ -6,19 +6,10 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from config.celery import app as celery_app
 from labeller.models import Annotation, ExportJob
 from labeller.services import annotation_submit
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager_celery():
-    """Run tasks in-process for these unit tests; tests/test_worker_integration.py uses a real worker."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture

@@ -92,4 +92,28 @@ def test_annotator_quality_compares_span_answers_as_whole_answers(expert, expert
     annotation_submit(item=two, user=expert2, labels=[card])
     rows = {row["username"]: row for row in annotator_quality(project=spans_project)["annotators"]}
     assert rows["expert"]["labelled"] == 2 and rows["expert"]["shared_items"] == 2
-    assert rows["expert"]["agreement_with_others"] == 0.5 and rows["expert"]["agreement_with_majority"] == 0.5
+    assert rows["expert"]["agreement_with_majority"] == 0.5  # the same answer as the majority on one of two
+    # With the other annotator: span F1 per item, 1.0 and 0.0, averaged.
+    assert rows["expert"]["agreement_with_others"] == 0.5
+
+
+def test_agreement_with_others_scores_partly_matching_spans_by_span_f1(expert, expert2, spans_project, add_items):
+    from labeller.selectors import annotator_quality
+
+    (item,) = add_items(spans_project, [TEXT])
+    lost, card = at("lost_card", "lost_card"), at("card_arrival", "card_arrival")
+    annotation_submit(item=item, user=expert, labels=[card, lost])
+    annotation_submit(item=item, user=expert2, labels=[lost])
+    quality = annotator_quality(project=spans_project)
+    assert [row["agreement_with_others"] for row in quality["annotators"]] == [0.667, 0.667]
+    assert quality["pairwise"][0]["agreement"] == 0.667
+
+
+def test_labelling_a_spans_project_requests_no_refresh_while_it_has_no_model(expert, make_project, add_items):
+    from labeller.models import ActiveLearningState
+
+    project = make_project(task_type="spans", refresh_every=1)
+    (item,) = add_items(project, [TEXT])
+    annotation_submit(item=item, user=expert, labels=[at("lost_card", "lost_card")])
+    state = ActiveLearningState.objects.get(project=project)
+    assert state.labels_since_refresh == 1 and not state.refresh_requested

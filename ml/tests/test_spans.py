@@ -224,3 +224,22 @@ def test_entity_scores_are_seqeval_strict_per_type_and_micro():
     assert scores["per_label"]["LOC"]["f1"] == 0.0 and scores["per_label"]["ORG"]["f1"] == 1.0
     assert scores["micro"] == {"precision": 0.5, "recall": 0.6667, "f1": 0.5714, "support": 3}
     assert S.entity_scores(gold, pred, mode="overlap")["per_label"]["LOC"]["f1"] == 1.0
+
+
+def test_js_offsets_are_read_as_utf16_unless_the_span_text_says_code_points():
+    text = TEXTS["emoji"]
+    ana = span_at(text, "Ana", "PER")
+    utf16 = {**ana, "start": S.cp_to_utf16(text, ana["start"]), "end": S.cp_to_utf16(text, ana["end"])}
+    assert S.from_js_offsets(text, {**utf16, "text": "Ana"}) == {**ana, "text": "Ana"}
+    assert S.from_js_offsets(text, utf16) == ana  # no text: UTF-16, as JavaScript counts
+    assert S.from_js_offsets(text, {**ana, "text": "Ana"}) == {**ana, "text": "Ana"}  # code points that fit
+    wrong = {**ana, "text": "Bob"}
+    assert S.from_js_offsets(text, wrong) == wrong  # neither fits: left for check_spans to report
+    assert S.from_js_offsets(text, {"start": "1", "end": 2}) == {"start": "1", "end": 2}
+
+
+def test_reading_conll_goes_on_after_a_bad_document():
+    lines = ["Ana\tB-PER", "", "Lisboa\tLOC", "is\tO", "", "Porto\tB-LOC"]
+    first, bad, third = S.iter_conll(lines)
+    assert first.text == "Ana" and isinstance(bad, S.SpanError) and bad.field == "line 3"
+    assert third.spans == [{"start": 0, "end": 5, "label": "LOC"}] and third.line == 6
