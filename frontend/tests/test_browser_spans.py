@@ -269,3 +269,16 @@ def test_alt_selects_exact_characters_and_overlapping_spans_stack_where_the_proj
     expect(page.locator("#item-text")).to_have_text(OTHER_TEXT)
     assert Annotation.objects.get(annotator=expert).labels == [span("Anna Smith", "ORG"), span("Smith", "PER")]
     assert page.js_errors == []
+
+
+def test_ctrl_space_skips_the_item_and_a_label_button_tags_the_selection_too(page, spans_project, expert):
+    open_screen(page, spans_project)
+    press(page, "Control+Space")
+    expect(page.locator("#item-text")).to_have_text(OTHER_TEXT)
+    assert Annotation.objects.get(annotator=expert).skipped
+    page.get_by_role("button", name="Location").click()  # the cursor's token: "Nothing"
+    expect(page.locator("#spans li")).to_have_text(["Location “Nothing”"])
+    press(page, "Backspace")
+    expect(page.locator("#spans li")).to_have_count(0)
+    expect(page.locator("#status")).to_have_text("Removed Location “Nothing”.")
+    assert page.js_errors == []
