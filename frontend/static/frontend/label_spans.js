@@ -311,7 +311,6 @@
 
   function paintText() {
     const box = $("item-text");
-    box.replaceChildren();
     const text = state.text;
     const pending = state.suggestions.filter((s) => s.status === "pending");
     const cuts = new Set([0, text.length]);
@@ -321,36 +320,63 @@
     }
     const sorted = [...cuts].sort((a, b) => a - b);
     const levels = levelsOf(state.spans);
-    state.pieces = [];
+    const looks = [];
     for (let i = 0; i + 1 < sorted.length; i += 1) {
       const [a, b] = [sorted[i], sorted[i + 1]];
-      const piece = document.createElement("span");
-      piece.className = "seg";
-      piece.dataset.start = a;
-      piece.textContent = text.slice(a, b);
+      const look = { start: a, end: b, text: text.slice(a, b), style: {}, classes: ["seg"], tag: "" };
       const covering = state.spans.filter((s) => s.start <= a && s.end >= b).sort((x, y) => levels.get(x) - levels.get(y));
       if (covering.length) {
         const top = Math.max(...covering.map((s) => levels.get(s)));
-        piece.style.background = `color-mix(in srgb, ${colorOf(covering[0].label)} 18%, transparent)`;
-        piece.style.boxShadow = covering.map((s) => `inset 0 -${3 * (levels.get(s) + 1)}px 0 ${colorOf(s.label)}`).join(", ");
-        piece.style.paddingBottom = `${3 * (top + 1)}px`;
-        piece.classList.add("spanned");
+        look.style.background = `color-mix(in srgb, ${colorOf(covering[0].label)} 18%, transparent)`;
+        look.style.boxShadow = covering.map((s) => `inset 0 -${3 * (levels.get(s) + 1)}px 0 ${colorOf(s.label)}`).join(", ");
+        look.style.paddingBottom = `${3 * (top + 1)}px`;
+        look.classes.push("spanned");
       }
       const suggested = pending.filter((s) => s.start <= a && s.end >= b);
       if (suggested.length) {
-        piece.classList.add("suggested");
-        piece.style.borderBottomColor = colorOf(suggested[0].label);
+        look.classes.push("suggested");
+        look.style.borderBottomColor = colorOf(suggested[0].label);
       }
-      const tags = [
+      look.tag = [
         ...covering.filter((s) => s.end === b).map((s) => nameOf(s.label)),
         ...suggested.filter((s) => s.end === b).map((s) => `${nameOf(s.label)}? ${Math.round(s.confidence * 100)}%`),
-      ];
-      if (tags.length) piece.dataset.tag = tags.join(" · ");
-      state.pieces.push({ start: a, end: b, el: piece });
-      box.appendChild(piece);
+      ].join(" · ");
+      look.key = JSON.stringify([a, b, look.text, look.classes, look.style, look.tag]);
+      looks.push(look);
+    }
+    // Only the pieces whose look changed are replaced: tagging a word in a long text touches a
+    // few elements, not thousands. Both lists run through the text in order, so one pass merges.
+    state.selected.forEach((el) => el.classList.remove("selected"));
+    state.selected = [];
+    state.pieces = [];
+    let child = box.firstChild;
+    for (const look of looks) {
+      while (child && child.dataset?.key !== look.key && !(Number(child.dataset?.start) > look.start)) {
+        const stale = child;
+        child = child.nextSibling;
+        stale.remove();
+      }
+      let el = child;
+      if (child && child.dataset.key === look.key) {
+        child = child.nextSibling;
+      } else {
+        el = document.createElement("span");
+        el.className = look.classes.join(" ");
+        el.dataset.start = look.start;
+        el.dataset.key = look.key;
+        el.textContent = look.text;
+        Object.assign(el.style, look.style);
+        if (look.tag) el.dataset.tag = look.tag;
+        box.insertBefore(el, child);
+      }
+      state.pieces.push({ start: look.start, end: look.end, el });
+    }
+    while (child) {
+      const stale = child;
+      child = child.nextSibling;
+      stale.remove();
     }
     if (!text) box.textContent = state.current || state.editing ? "" : "No more items need your label in this project.";
-    state.selected = [];
     paintSelection();
     paintSpanList();
   }
