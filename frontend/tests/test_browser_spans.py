@@ -282,3 +282,14 @@ def test_ctrl_space_skips_the_item_and_a_label_button_tags_the_selection_too(pag
     expect(page.locator("#spans li")).to_have_count(0)
     expect(page.locator("#status")).to_have_text("Removed Location “Nothing”.")
     assert page.js_errors == []
+
+
+def test_in_preselect_mode_the_models_spans_start_accepted(page, spans_project, suggested, expert):
+    spans_project.suggestion_mode = "preselect"
+    spans_project.save(update_fields=["suggestion_mode"])
+    open_screen(page, spans_project)
+    expect(page.locator("#spans li")).to_have_text(["Person “Anna Smith”", "Location “東京”", "Organisation “שלום”"])
+    expect(page.locator("#item-text .seg.suggested")).to_have_count(0)
+    press(page, "Enter")
+    expect(page.locator("#item-text")).to_have_text(OTHER_TEXT)
+    assert Annotation.objects.get(annotator=expert).suggestion_accepted is True
