@@ -231,7 +231,9 @@ def test_the_models_spans_are_dashed_with_their_confidence_and_accepted_or_rejec
     annotation = Annotation.objects.get(annotator=expert)
     assert annotation.labels == [span("Anna Smith", "PER"), span("東京", "LOC"), span("שלום", "PER")]
     assert annotation.suggestion_accepted is False  # one of the model's spans was changed
-    assert [s.get("accepted") for s in annotation.suggested_labels] == [True, True, False]
+    assert annotation.suggested_labels == [span("Anna Smith", "PER", confidence=0.91, accepted=True),
+                                           span("東京", "LOC", confidence=0.62, accepted=True),
+                                           span("שלום", "ORG", confidence=0.4, accepted=False)]
 
 
 def test_tab_accepts_every_suggested_span_and_the_submission_records_the_suggestion_accepted(page, spans_project, suggested, expert):

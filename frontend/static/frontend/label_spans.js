@@ -570,8 +570,12 @@
 
   // What was suggested, each with whether the expert kept it unchanged (same offsets and label).
   function suggestedRecord(spans) {
-    const kept = new Set(spans.map((s) => `${s.start}:${s.end}:${s.label}`));
-    return toServer(state.suggestions).map((s) => ({ ...s, accepted: kept.has(`${s.start}:${s.end}:${s.label}`) }));
+    const key = (s) => `${s.start}:${s.end}:${s.label}`;
+    const kept = new Set(spans.map(key));
+    return state.suggestions.map((s) => {
+      const [span] = toServer([s]);
+      return { ...span, confidence: s.confidence, accepted: kept.has(key(span)) };
+    }).sort((a, b) => a.start - b.start || a.end - b.end);
   }
 
   async function submitSpans() {
