@@ -297,15 +297,6 @@ def _item_text(project: Project, item: Item | None) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def suggestion_validate(*, project: Project, suggested: list, item: Item) -> list:
-    """The model's suggestion as the page showed it, normalised as the task type stores values
-    (spans: checked against the item's text), so that `suggestion_accepted` compares like with like."""
-    try:
-        return task_type_for(project).suggestion_value(suggested, text=_item_text(project, item))
-    except InvalidValue as exc:
-        raise InvalidLabels(str(exc), field="suggested_labels") from None
-
-
 def labels_validate(*, project: Project, labels: list, item: Item | None = None) -> list:
     """The labels of a new submission, checked: known to the project, not archived, as many as its
     task type takes. Spans are checked against the `item`'s text (none given: refused)."""
@@ -321,6 +312,15 @@ def labels_validate(*, project: Project, labels: list, item: Item | None = None)
     return valid
 
 
+def suggested_validate(*, project: Project, suggested: list, item: Item) -> list:
+    """The model's suggestion as the labelling page showed it (label keys, or spans with their
+    confidence and whether each was kept), checked by the project's task type for storage."""
+    try:
+        return task_type_for(project).suggested_record(suggested, text=_item_text(project, item))
+    except InvalidValue as exc:
+        raise InvalidLabels(str(exc), field="suggested_labels") from None
+
+
 def annotation_submit(
     *,
     item: Item,
@@ -328,7 +328,7 @@ def annotation_submit(
     labels: list[str],
     lead_time: float | None = None,
     skipped: bool = False,
-    suggested_labels: list[str] | None = None,
+    suggested_labels: list | None = None,
 ) -> Annotation:
     """Record (or edit) this expert's labels for the item, or a skip, and release their hold.
 
@@ -339,7 +339,8 @@ def annotation_submit(
     project = item.project
     labels = [] if skipped else labels_validate(project=project, labels=labels, item=item)
     if suggested_labels is not None:
-        suggested_labels = suggestion_validate(project=project, suggested=suggested_labels, item=item)
+        suggested_labels = suggested_validate(project=project, suggested=suggested_labels, item=item)
+    task_type = task_type_for(project)
     now = timezone.now()
     with transaction.atomic():
         locked = (
@@ -363,7 +364,8 @@ def annotation_submit(
         if suggested_labels is not None and annotation.pk is None:
             annotation.suggested_labels = suggested_labels
         if annotation.suggested_labels is not None and not skipped:
-            annotation.suggestion_accepted = annotation.suggested_labels == labels
+            # Spans: accepted when every suggested span was kept unchanged and none added.
+            annotation.suggestion_accepted = task_type.canonical(annotation.suggested_labels) == task_type.canonical(labels)
         annotation.labels = labels
         annotation.skipped = skipped
         if annotation.source == AnnotationSource.SIMILAR:

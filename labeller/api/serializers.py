@@ -255,12 +255,20 @@ class AnswerField(serializers.Field):
         return value
 
 
+class SuggestedField(AnswerField):
+    """One element of the suggestion as the page showed it: a label key, or a suggested span with
+    its `confidence` and whether the expert kept it (`accepted`)."""
+
+    SPAN_KEYS = AnswerField.SPAN_KEYS | {"confidence", "accepted"}
+
+
 class AnnotationSubmitSerializer(serializers.Serializer):
     labels = serializers.ListField(child=AnswerField(), max_length=1000)
     lead_time = serializers.FloatField(required=False, min_value=0, max_value=86400, allow_null=True)
     suggested_labels = serializers.ListField(
-        child=AnswerField(), max_length=1000, required=False, allow_null=True,
-        help_text="The model's suggestion as shown to the expert; recorded with whether it was accepted.",
+        child=SuggestedField(), max_length=1000, required=False, allow_null=True,
+        help_text="The model's suggestion as shown to the expert; recorded with whether it was accepted. "
+                  "Spans: each suggested span with its confidence and `accepted` (kept unchanged).",
     )
 
 

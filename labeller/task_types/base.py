@@ -58,13 +58,6 @@ class TaskType(ABC):
         stored value. InvalidValue, with the import report's wording, if it is not acceptable.
         `text` and `overlap` as for `validate`."""
 
-    def suggestion_value(self, value: Value, *, text: str | None = None) -> Value:
-        """The model's suggestion as the labelling page sends it back, normalised like a stored
-        value (its labels are not checked: a version may know labels archived since)."""
-        if any(not isinstance(key, str) for key in value):
-            raise InvalidValue("must be a list of label keys")
-        return sorted(set(value))
-
     def label_keys(self, value: Value) -> list[str]:
         """The label keys a value uses, sorted: what the data manager's majority column holds and
         what the archived-label check reads."""
@@ -73,6 +66,14 @@ class TaskType(ABC):
     def canonical(self, value: Value) -> Any:
         """A value in a form that compares equal exactly when two answers are the same."""
         return sorted(set(value))
+
+    def suggested_record(self, suggested: Sequence[Any], *, text: str | None = None) -> Any:
+        """The model's suggestion as the labelling page showed it, checked, as stored beside the
+        expert's annotation (`Annotation.suggested_labels`). Whether the expert accepted it is
+        `canonical(suggested) == canonical(value)`. InvalidValue if it is not of this task's shape."""
+        if not all(isinstance(key, str) for key in suggested):
+            raise InvalidValue("must be a list of label keys")
+        return sorted(set(suggested))
 
     # --- agreement -------------------------------------------------------------------------------
 

@@ -62,22 +62,30 @@ class SpanTask(TaskType):
         except span_ops.SpanError as exc:
             raise _invalid(exc) from None
 
-    def suggestion_value(self, value, *, text: str | None = None) -> list[dict]:
-        """Suggested spans, checked against the text (overlaps allowed: a model may propose
-        them); equal to the submitted value exactly when every suggested span was kept as is.
-        Which spans were accepted one by one follows from the two stored lists."""
-        if text is None:
-            raise InvalidValue("span labels need the item's text to check their offsets against")
-        try:
-            return span_ops.check_spans(value, text, overlap=True)
-        except span_ops.SpanError as exc:
-            raise _invalid(exc) from None
-
     def label_keys(self, value: Sequence[dict]) -> list[str]:
         return sorted({span["label"] for span in value})
 
     def canonical(self, value: Sequence[dict]) -> list:
         return [span_ops.span_key(span) for span in span_ops.sort_spans(value)]
+
+    def suggested_record(self, suggested, *, text: str | None = None) -> list[dict]:
+        """The suggested spans as the page showed them, sorted, each with its `confidence` and
+        whether the expert kept it unchanged (`accepted`, as the page sent it). Checked against
+        the text as an expert's spans are, except that a model's spans may overlap."""
+        if text is None:
+            raise InvalidValue("span suggestions need the item's text to check their offsets against")
+        try:
+            span_ops.check_spans(suggested, text, overlap=True)
+        except span_ops.SpanError as exc:
+            raise _invalid(exc) from None
+        for i, span in enumerate(suggested):
+            confidence, accepted = span.get("confidence", 0.0), span.get("accepted", False)
+            if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
+                raise InvalidValue(f"span {i}: confidence must be a number from 0 to 1, got {confidence!r}")
+            if not isinstance(accepted, bool):
+                raise InvalidValue(f"span {i}: accepted must be true or false, got {accepted!r}")
+        return [{"start": s["start"], "end": s["end"], "label": s["label"],
+                 **{k: s[k] for k in ("confidence", "accepted") if k in s}} for s in span_ops.sort_spans(suggested)]
 
     # --- agreement ---------------------------------------------------------------------------
 

@@ -1,0 +1,740 @@
+// The span labelling screen: the item's text as tokens, a cursor moved by the keyboard (or a
+// selection dragged with the mouse), a label's shortcut tags the selection as a span.
+// Offsets: a JavaScript string is UTF-16, so the page works in UTF-16 indices; the server stores
+// and sends Unicode code points. offsetsOf() converts between them, at the edge only: when spans
+// arrive (suggestions, an annotation to edit) and when they are sent.
+// All text from the server goes through textContent, never innerHTML.
+(function () {
+  "use strict";
+
+  // --- offsets and tokens (pure, exported for the tests) -------------------------------------
+  // For one text: toCodePoints(utf16Index) and toUtf16(codePointIndex). An index inside a
+  // surrogate pair counts as the start of its code point; a code point index past the end throws.
+  function offsetsOf(text) {
+    const utf16At = [0];             // code point index -> UTF-16 index
+    const codePointAt = [0];         // UTF-16 index -> code point index
+    let u = 0;
+    for (const ch of text) {         // for…of walks code points, not UTF-16 units
+      if (ch.length === 2) codePointAt.push(utf16At.length - 1);
+      u += ch.length;
+      codePointAt.push(utf16At.length);
+      utf16At.push(u);
+    }
+    return {
+      length: utf16At.length - 1,
+      toCodePoints(index) {
+        if (!(index >= 0 && index <= text.length)) throw new RangeError(`UTF-16 offset ${index} outside the text`);
+        return codePointAt[index];
+      },
+      toUtf16(index) {
+        if (!(index >= 0 && index < utf16At.length)) throw new RangeError(`code point offset ${index} outside the text`);
+        return utf16At[index];
+      },
+    };
+  }
+
+  const words = new Intl.Segmenter(undefined, { granularity: "word" });
+  const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+
+  // Tokens ({start, end} in UTF-16): the word segmenter's words (which keep "don't", "3.5",
+  // "東京" and a word with combining marks whole), and every other character that is not space on
+  // its own: "#", "@", "!" and each emoji, a ZWJ sequence ("👩‍👩‍👧") as one character.
+  function tokensOf(text) {
+    const tokens = [];
+    for (const segment of words.segment(text)) {
+      if (segment.isWordLike) {
+        tokens.push({ start: segment.index, end: segment.index + segment.segment.length });
+        continue;
+      }
+      for (const g of graphemes.segment(segment.segment)) {
+        if (/\S/u.test(g.segment)) {
+          const start = segment.index + g.index;
+          tokens.push({ start, end: start + g.segment.length });
+        }
+      }
+    }
+    return tokens;
+  }
+
+  // The character boundaries a selection may stop at: between graphemes, never inside an emoji,
+  // a surrogate pair or a letter and its combining mark.
+  function boundariesOf(text) {
+    const bounds = new Set([text.length]);
+    for (const g of graphemes.segment(text)) bounds.add(g.index);
+    return bounds;
+  }
+
+  window.LabelloopSpans = { offsetsOf, tokensOf, boundariesOf };
+  const configNode = document.getElementById("label-config");
+  if (!configNode) return;  // loaded only for its helpers
+
+  const config = JSON.parse(configNode.textContent);
+  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
+  const api = `/api/projects/${config.projectId}`;
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    current: null,      // the item on screen
+    ahead: null,        // the next item, already held for this expert
+    aheadRequest: null,
+    busy: false,
+    editing: null,      // an earlier annotation being edited (undo), or null
+    stash: null,        // the item underneath's spans while editing (see edit)
+    text: "",
+    tokens: [],
+    bounds: new Set(),
+    spans: [],          // {start, end, label} in UTF-16, in the order they were made
+    suggestions: [],    // {start, end, label, confidence, status: pending|accepted|rejected}
+    cursor: 0,          // token indices: the selection runs from anchor to cursor
+    anchor: 0,
+    exact: null,        // {start, end}: a character selection made with Alt and the mouse
+    pieces: [],         // the drawn pieces of the text, {start, end, el}, in order
+    selected: [],       // the pieces drawn as selected
+    shownAt: performance.now(),
+    history: [],
+    pendingKey: "",
+    done: config.progress.done,
+    total: config.progress.total,
+  };
+
+  async function call(method, path, body) {
+    const response = await fetch(api + path, {
+      method,
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const problem = Object.entries(data).map(([field, msg]) => `${field}: ${[].concat(msg).map((m) => typeof m === "string" ? m : JSON.stringify(m)).join(" ")}`).join("; ");
+      throw new Error(problem || `HTTP ${response.status}`);
+    }
+    return data;
+  }
+
+  const claim = (exclude) => call("POST", "/queue/next", { exclude });
+
+  function say(text, isError) {
+    $("status").textContent = text;
+    $("status").classList.toggle("error", !!isError);
+  }
+
+  // --- labels -------------------------------------------------------------------------------
+  const labelOf = new Map(config.labels.map((l) => [l.key, l]));
+  const nameOf = (key) => (labelOf.get(key) || { name: key }).name;
+  const colorOf = (key) => (labelOf.get(key) || { color: "#6b7280" }).color || "#6b7280";
+
+  config.labels.forEach((label) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "label";
+    button.dataset.key = label.key;
+    button.dataset.shortcut = (label.shortcut || "").toLowerCase();
+    button.title = `${label.name}: tag the selection`;
+    button.style.setProperty("--label-color", label.color);
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = label.name;
+    button.appendChild(name);
+    if (label.shortcut) {
+      const keys = document.createElement("span");
+      keys.className = "keys";
+      [...label.shortcut].forEach((k) => {
+        const kbd = document.createElement("kbd");
+        kbd.textContent = k;
+        keys.appendChild(kbd);
+      });
+      button.appendChild(keys);
+    }
+    button.addEventListener("click", () => {
+      button.blur();  // or Enter and Space would press it again
+      tag(label.key);
+    });
+    $("labels").appendChild(button);
+  });
+  // Shortcuts as on the classification screen (labeller/shortcuts.py): one key, or a prefix
+  // then a second key; prefix-free, so one key never waits.
+  const byShortcut = new Map(config.labels.filter((l) => l.shortcut).map((l) => [l.shortcut.toLowerCase(), l.key]));
+  const prefixes = new Set([...byShortcut.keys()].filter((code) => code.length === 2).map((code) => code[0]));
+
+  function pressShortcut(key) {
+    const typed = state.pendingKey + key.toLowerCase();
+    if (byShortcut.has(typed)) {
+      setPending("");
+      tag(byShortcut.get(typed));
+      return true;
+    }
+    if (!state.pendingKey && prefixes.has(typed)) {
+      setPending(typed);
+      return true;
+    }
+    if (state.pendingKey) {
+      setPending("");
+      return true;
+    }
+    return false;
+  }
+
+  function setPending(prefix) {
+    state.pendingKey = prefix;
+    $("labels").classList.toggle("pending", !!prefix);
+    document.querySelectorAll("#labels .label").forEach((b) => b.classList.toggle("continues", !!prefix && b.dataset.shortcut.startsWith(prefix)));
+    $("pending-key").textContent = prefix ? `${prefix} … now the second key (Escape cancels)` : "";
+  }
+
+  // --- selection ----------------------------------------------------------------------------
+  function selection() {
+    if (state.exact) return state.exact;
+    if (!state.tokens.length) return null;
+    const first = state.tokens[Math.min(state.cursor, state.anchor)];
+    const last = state.tokens[Math.max(state.cursor, state.anchor)];
+    return { start: first.start, end: last.end };
+  }
+
+  const overlaps = (a, b) => a.start < b.end && b.start < a.end;
+  const quote = (span) => `“${state.text.slice(span.start, span.end)}”`;
+
+  function move(step, extend) {
+    if (!state.tokens.length) return;
+    const from = state.exact ? tokenAt(step > 0 ? state.exact.end - 1 : state.exact.start) : state.cursor;
+    state.cursor = Math.max(0, Math.min(state.tokens.length - 1, from + step));
+    if (!extend) state.anchor = state.cursor;
+    state.exact = null;
+    paintSelection();
+  }
+
+  // The token at a UTF-16 offset, or the first one after it (a space between tokens).
+  function tokenAt(offset) {
+    const index = state.tokens.findIndex((t) => t.end > offset);
+    return index < 0 ? state.tokens.length - 1 : index;
+  }
+
+  // Tag the selection with a label: a new span, or, on an existing span's exact range in a
+  // project without overlap, that span relabelled.
+  function tag(key) {
+    const range = selection();
+    if (!range || (!state.current && !state.editing)) return;
+    const span = { start: range.start, end: range.end, label: key };
+    if (addSpan(span, true)) say(`${nameOf(key)}: ${quote(span)}`);
+  }
+
+  function addSpan(span, relabel) {
+    const same = state.spans.find((s) => s.start === span.start && s.end === span.end);
+    if (same && same.label === span.label) {
+      say(`${quote(span)} is already ${nameOf(span.label)}.`);
+      return false;
+    }
+    if (!config.overlap) {
+      if (same && relabel) {
+        same.label = span.label;
+        paintText();
+        return true;
+      }
+      const clash = state.spans.find((s) => overlaps(s, span));
+      if (clash) {
+        say(`Spans may not overlap in this project: ${quote(span)} overlaps ${quote(clash)} (${nameOf(clash.label)}). Remove that one first (Delete).`, true);
+        return false;
+      }
+    }
+    state.spans.push(span);
+    paintText();
+    return true;
+  }
+
+  // Delete: what is under the cursor goes, a pending suggestion first (that rejects it), else the
+  // latest span made there.
+  function removeUnderCursor() {
+    const range = selection();
+    if (!range) return;
+    const suggestion = state.suggestions.find((s) => s.status === "pending" && overlaps(s, range));
+    if (suggestion) {
+      suggestion.status = "rejected";
+      say(`Rejected the model's ${nameOf(suggestion.label)} ${quote(suggestion)}.`);
+      paintText();
+      return;
+    }
+    const index = state.spans.map((s) => overlaps(s, range)).lastIndexOf(true);
+    if (index < 0) {
+      say("No span under the cursor.");
+      return;
+    }
+    const [removed] = state.spans.splice(index, 1);
+    say(`Removed ${nameOf(removed.label)} ${quote(removed)}.`);
+    paintText();
+  }
+
+  function accept(suggestion) {
+    if (addSpan({ start: suggestion.start, end: suggestion.end, label: suggestion.label }, false)) {
+      suggestion.status = "accepted";
+      return true;
+    }
+    return false;
+  }
+
+  function acceptUnderCursor() {
+    const range = selection();
+    const suggestion = range && state.suggestions.find((s) => s.status === "pending" && overlaps(s, range));
+    if (!suggestion) return false;
+    if (accept(suggestion)) say(`Accepted the model's ${nameOf(suggestion.label)} ${quote(suggestion)}.`);
+    paintText();
+    return true;
+  }
+
+  function acceptAll() {
+    const pending = state.suggestions.filter((s) => s.status === "pending");
+    if (!pending.length) return false;
+    const taken = pending.filter((s) => accept(s)).length;
+    say(taken === pending.length ? `Accepted the model's ${taken} span${taken === 1 ? "" : "s"}. Enter submits.`
+      : `Accepted ${taken} of the model's ${pending.length} spans; the others overlap yours.`, taken !== pending.length);
+    paintText();
+    return true;
+  }
+
+  // --- the text, drawn in pieces ------------------------------------------------------------
+  // The text is cut at every token and span boundary; each piece is one element, styled by the
+  // spans covering it: each span is an underline at its own level (so overlapping spans stack),
+  // the lowest level also tints the background; a pending suggestion is a dashed underline. The
+  // label's name follows a span's last piece as CSS content, so it is never part of the text a
+  // selection reads.
+  function levelsOf(spans) {
+    const levels = new Map();
+    const placed = [];
+    [...spans].sort((a, b) => a.start - b.start || b.end - a.end).forEach((span) => {
+      let level = 0;
+      while (placed.some((p) => levels.get(p) === level && overlaps(p, span))) level += 1;
+      levels.set(span, level);
+      placed.push(span);
+    });
+    return levels;
+  }
+
+  function paintText() {
+    const box = $("item-text");
+    const text = state.text;
+    const pending = state.suggestions.filter((s) => s.status === "pending");
+    const cuts = new Set([0, text.length]);
+    for (const mark of [...state.tokens, ...state.spans, ...pending, ...(state.exact ? [state.exact] : [])]) {
+      cuts.add(mark.start);
+      cuts.add(mark.end);
+    }
+    const sorted = [...cuts].sort((a, b) => a - b);
+    const levels = levelsOf(state.spans);
+    const looks = [];
+    for (let i = 0; i + 1 < sorted.length; i += 1) {
+      const [a, b] = [sorted[i], sorted[i + 1]];
+      const look = { start: a, end: b, text: text.slice(a, b), style: {}, classes: ["seg"], tag: "" };
+      const covering = state.spans.filter((s) => s.start <= a && s.end >= b).sort((x, y) => levels.get(x) - levels.get(y));
+      if (covering.length) {
+        const top = Math.max(...covering.map((s) => levels.get(s)));
+        look.style.background = `color-mix(in srgb, ${colorOf(covering[0].label)} 18%, transparent)`;
+        look.style.boxShadow = covering.map((s) => `inset 0 -${3 * (levels.get(s) + 1)}px 0 ${colorOf(s.label)}`).join(", ");
+        look.style.paddingBottom = `${3 * (top + 1)}px`;
+        look.classes.push("spanned");
+      }
+      const suggested = pending.filter((s) => s.start <= a && s.end >= b);
+      if (suggested.length) {
+        look.classes.push("suggested");
+        look.style.borderBottomColor = colorOf(suggested[0].label);
+      }
+      look.tag = [
+        ...covering.filter((s) => s.end === b).map((s) => nameOf(s.label)),
+        ...suggested.filter((s) => s.end === b).map((s) => `${nameOf(s.label)}? ${Math.round(s.confidence * 100)}%`),
+      ].join(" · ");
+      look.key = JSON.stringify([a, b, look.text, look.classes, look.style, look.tag]);
+      looks.push(look);
+    }
+    // Only the pieces whose look changed are replaced: tagging a word in a long text touches a
+    // few elements, not thousands. Both lists run through the text in order, so one pass merges.
+    state.selected.forEach((el) => el.classList.remove("selected"));
+    state.selected = [];
+    state.pieces = [];
+    let child = box.firstChild;
+    for (const look of looks) {
+      while (child && child.dataset?.key !== look.key && !(Number(child.dataset?.start) > look.start)) {
+        const stale = child;
+        child = child.nextSibling;
+        stale.remove();
+      }
+      let el = child;
+      if (child && child.dataset.key === look.key) {
+        child = child.nextSibling;
+      } else {
+        el = document.createElement("span");
+        el.className = look.classes.join(" ");
+        el.dataset.start = look.start;
+        el.dataset.key = look.key;
+        el.textContent = look.text;
+        Object.assign(el.style, look.style);
+        if (look.tag) el.dataset.tag = look.tag;
+        box.insertBefore(el, child);
+      }
+      state.pieces.push({ start: look.start, end: look.end, el });
+    }
+    while (child) {
+      const stale = child;
+      child = child.nextSibling;
+      stale.remove();
+    }
+    if (!text) box.textContent = state.current || state.editing ? "" : "No more items need your label in this project.";
+    paintSelection();
+    paintSpanList();
+  }
+
+  // The selection alone, repainted on a cursor move: only the pieces that change, so a long text
+  // is not rebuilt for every arrow key.
+  function paintSelection() {
+    state.selected.forEach((el) => el.classList.remove("selected"));
+    state.selected = [];
+    const range = selection();
+    if (!range) return;
+    let lo = 0;
+    let hi = state.pieces.length;
+    while (lo < hi) {  // the first piece starting at or after the selection
+      const mid = (lo + hi) >> 1;
+      if (state.pieces[mid].start < range.start) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < state.pieces.length && state.pieces[i].end <= range.end; i += 1) {
+      state.pieces[i].el.classList.add("selected");
+      state.selected.push(state.pieces[i].el);
+    }
+    const cursorPiece = state.selected[state.selected.length - 1];
+    if (cursorPiece) cursorPiece.scrollIntoView({ block: "nearest" });
+  }
+
+  function paintSpanList() {
+    const list = $("spans");
+    list.replaceChildren();
+    const rows = [
+      ...state.spans.map((s) => ({ span: s, note: "" })),
+      ...state.suggestions.filter((s) => s.status === "pending").map((s) => ({ span: s, note: ` — the model's, ${Math.round(s.confidence * 100)}% confident (dashed)` })),
+    ].sort((x, y) => x.span.start - y.span.start || x.span.end - y.span.end);
+    rows.forEach(({ span, note }) => {
+      const li = document.createElement("li");
+      const name = document.createElement("strong");
+      name.textContent = nameOf(span.label);
+      name.style.color = colorOf(span.label);
+      li.append(name, ` ${quote(span)}${note}`);
+      list.appendChild(li);
+    });
+    const pending = state.suggestions.filter((s) => s.status === "pending").length;
+    $("suggestion").hidden = !state.suggestions.length || !!state.editing;
+    $("suggestion-count").textContent = state.suggestions.length ? `${pending} of ${state.suggestions.length} still to decide.` : "";
+  }
+
+  // --- the mouse --------------------------------------------------------------------------------
+  // A drag selects from the first token it touches to the last; with Alt, exactly the characters
+  // dragged over (widened to whole graphemes, spaces at the edges dropped). A click moves the cursor.
+  function offsetIn(node, offset) {
+    const range = document.createRange();
+    range.setStart($("item-text"), 0);
+    range.setEnd(node, offset);
+    return range.toString().length;
+  }
+
+  // On the document: a drag may end outside the text.
+  document.addEventListener("mouseup", (event) => {
+    if (!state.tokens.length) return;
+    const chosen = window.getSelection();
+    if (!chosen.rangeCount || chosen.isCollapsed) {
+      const piece = event.target.closest && $("item-text").contains(event.target) && event.target.closest(".seg");
+      if (piece) {
+        state.cursor = state.anchor = tokenAt(Number(piece.dataset.start));
+        state.exact = null;
+        paintSelection();
+      }
+      return;
+    }
+    const r = chosen.getRangeAt(0);
+    if (!$("item-text").contains(r.startContainer) || !$("item-text").contains(r.endContainer)) return;
+    let start = offsetIn(r.startContainer, r.startOffset);
+    let end = offsetIn(r.endContainer, r.endOffset);
+    chosen.removeAllRanges();
+    const text = state.text;
+    if (event.altKey) {
+      while (start > 0 && !state.bounds.has(start)) start -= 1;
+      while (end < text.length && !state.bounds.has(end)) end += 1;
+      const inner = text.slice(start, end);
+      start += inner.length - inner.trimStart().length;
+      end -= inner.length - inner.trimEnd().length;
+    }
+    const first = state.tokens.findIndex((t) => t.end > start);
+    const last = state.tokens.map((t) => t.start < end).lastIndexOf(true);
+    if (end <= start || first < 0 || last < first) return;
+    state.anchor = first;
+    state.cursor = last;
+    state.exact = event.altKey ? { start, end } : null;
+    if (state.exact) paintText();  // its ends may fall inside a piece: cut there
+    else paintSelection();
+    const range = selection();
+    say(`Selected ${quote(range)}: press a label's key to tag it.`);
+  });
+
+  // --- items --------------------------------------------------------------------------------
+  // Spans from the server (code points) as UTF-16 spans of `text`; a span that does not fit the
+  // text is dropped rather than drawn somewhere else.
+  function fromServer(text, spans) {
+    const offsets = offsetsOf(text);
+    return (spans || []).flatMap((s) => {
+      try {
+        return [{ ...s, start: offsets.toUtf16(s.start), end: offsets.toUtf16(s.end) }];
+      } catch (err) {
+        return [];
+      }
+    });
+  }
+
+  function toServer(spans) {
+    const offsets = offsetsOf(state.text);
+    return spans.map((s) => ({ start: offsets.toCodePoints(s.start), end: offsets.toCodePoints(s.end), label: s.label }))
+      .sort((a, b) => a.start - b.start || a.end - b.end || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+  }
+
+  function load(text, spans, suggestions) {
+    state.text = text;
+    state.tokens = tokensOf(text);
+    state.bounds = boundariesOf(text);
+    state.spans = fromServer(text, spans).map(({ start, end, label }) => ({ start, end, label }));
+    state.suggestions = fromServer(text, suggestions).map((s) => ({
+      start: s.start, end: s.end, label: s.label, confidence: s.confidence ?? 0, status: "pending",
+    }));
+    state.cursor = state.anchor = 0;
+    state.exact = null;
+    state.shownAt = performance.now();
+  }
+
+  function show(item) {
+    state.current = item;
+    state.editing = null;
+    $("item").classList.remove("editing");
+    const suggested = item && item.suggestion && Array.isArray(item.suggestion.spans) ? item.suggestion.spans : [];
+    load(item ? item.text : "", [], suggested);
+    if (item && config.suggestionMode === "preselect") state.suggestions.forEach(accept);
+    $("item-meta").textContent = item ? (item.external_id ? `#${item.external_id}` : `item ${item.id}`) : "";
+    if (item) $("item").dataset.itemId = item.id;
+    else delete $("item").dataset.itemId;
+    paintText();
+    paintProgress();
+    paintTimer();
+    $("submit").disabled = !item;
+  }
+
+  // Back from an edit to the item underneath, with the spans made on it so far.
+  function resume() {
+    state.editing = null;
+    $("item").classList.remove("editing");
+    if (state.stash) Object.assign(state, state.stash);
+    state.stash = null;
+    const item = state.current;
+    $("item-meta").textContent = item ? (item.external_id ? `#${item.external_id}` : `item ${item.id}`) : "";
+    $("submit").disabled = !item;
+    paintText();
+    paintTimer();
+  }
+
+  function paintProgress() {
+    $("progress").textContent = `${state.done} / ${state.total} done`;
+  }
+
+  function fetchAhead() {
+    if (!state.current || state.ahead || state.aheadRequest) return state.aheadRequest;
+    state.aheadRequest = claim([state.current.id])
+      .then((item) => { state.ahead = item; }, () => { state.ahead = null; })
+      .finally(() => { state.aheadRequest = null; });
+    return state.aheadRequest;
+  }
+
+  async function advance() {
+    if (state.aheadRequest) await state.aheadRequest;
+    if (state.ahead) {
+      show(state.ahead);
+      state.ahead = null;
+    } else {
+      show(await claim(state.current ? [state.current.id] : []));
+    }
+    fetchAhead();
+  }
+
+  const leadTime = () => Math.round(performance.now() - state.shownAt) / 1000;
+
+  async function submit() {
+    if (state.busy) return;
+    state.busy = true;
+    try {
+      await submitSpans();
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  // What was suggested, each with whether the expert kept it unchanged (same offsets and label).
+  function suggestedRecord(spans) {
+    const key = (s) => `${s.start}:${s.end}:${s.label}`;
+    const kept = new Set(spans.map(key));
+    return state.suggestions.map((s) => {
+      const [span] = toServer([s]);
+      return { ...span, confidence: s.confidence, accepted: kept.has(key(span)) };
+    }).sort((a, b) => a.start - b.start || a.end - b.end);
+  }
+
+  async function submitSpans() {
+    const spans = toServer(state.spans);
+    const summary = spans.length ? spans.map((s) => nameOf(s.label)).join(", ") : "no spans";
+    if (state.editing) {
+      const edited = state.editing;
+      try {
+        const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels: spans, lead_time: leadTime() });
+        annotation.item_text = edited.item_text;
+        remember(annotation);
+        say(`Saved your edit: ${summary}.`);
+        resume();
+      } catch (err) {
+        say(err.message, true);
+      }
+      return;
+    }
+    if (!state.current) return;
+    const item = state.current;
+    try {
+      const body = { labels: spans, lead_time: leadTime() };
+      if (state.suggestions.length) body.suggested_labels = suggestedRecord(spans);
+      const annotation = await call("POST", `/items/${item.id}/annotations`, body);
+      annotation.item_text = item.text;
+      remember(annotation);
+      state.done += annotation.item_done ? 1 : 0;
+      say(`Labelled: ${summary}.`);
+      await advance();
+    } catch (err) {
+      say(err.message, true);
+    }
+  }
+
+  async function skip() {
+    if (!state.current || state.editing || state.busy) return;
+    state.busy = true;
+    try {
+      await call("POST", `/items/${state.current.id}/skip`, { lead_time: leadTime() });
+      say("Skipped.");
+      await advance();
+    } catch (err) {
+      say(err.message, true);
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  // --- history, undo and edit ---------------------------------------------------------------
+  function remember(annotation) {
+    state.history = [annotation, ...state.history.filter((a) => a.id !== annotation.id)].slice(0, 10);
+    paintHistory();
+  }
+
+  const clip = (text) => (text.length > 60 ? text.slice(0, 59) + "…" : text);
+
+  // An annotation's spans as "Person “Anna”, …": the stored offsets are code points.
+  function describe(annotation) {
+    if (annotation.skipped) return "(skipped)";
+    const points = Array.from(annotation.item_text || "");
+    const spans = Array.isArray(annotation.labels) ? annotation.labels : [];
+    if (!spans.length) return "(no spans)";
+    return spans.map((s) => (typeof s === "object" ? `${nameOf(s.label)} “${points.slice(s.start, s.end).join("")}”` : nameOf(s))).join(", ");
+  }
+
+  function paintHistory() {
+    const list = $("history");
+    list.replaceChildren();
+    state.history.forEach((annotation, index) => {
+      const li = document.createElement("li");
+      const number = document.createElement("span");
+      number.className = "number";
+      number.textContent = `${index + 1}.`;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "link";
+      const text = annotation.item_text || "(text not loaded)";
+      button.textContent = `${describe(annotation)} — ${clip(text)}`;
+      button.title = text;
+      button.addEventListener("click", () => edit(annotation));
+      li.append(number, button);
+      list.appendChild(li);
+    });
+  }
+
+  // The spans made so far on the item underneath, kept while an earlier annotation is edited.
+  const WORK = ["text", "tokens", "bounds", "spans", "suggestions", "cursor", "anchor", "exact", "shownAt"];
+
+  function edit(annotation) {
+    if (!state.editing) state.stash = Object.fromEntries(WORK.map((k) => [k, state[k]]));
+    state.editing = annotation;
+    load(annotation.item_text || "", annotation.skipped ? [] : annotation.labels, []);
+    $("item").classList.add("editing");
+    $("item-meta").textContent = "Editing an earlier label: Enter saves, Escape goes back.";
+    $("submit").disabled = false;
+    paintText();
+    paintTimer();
+  }
+
+  // --- keyboard -----------------------------------------------------------------------------
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey && event.code === "Space") {
+      event.preventDefault();
+      skip();
+      return;
+    }
+    if (event.ctrlKey && event.key.toLowerCase() === "z") {
+      event.preventDefault();
+      if (state.history.length) edit(state.history[0]);
+      return;
+    }
+    if (event.target.tagName === "INPUT" || event.target.tagName === "TEXTAREA") return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const key = event.key;
+    if (key === "Escape" && state.pendingKey) {
+      setPending("");
+    } else if (key === "Escape" && state.editing) {
+      resume();
+    } else if (key === "Enter") {
+      event.preventDefault();
+      setPending("");
+      submit();
+    } else if (key === "ArrowRight" || key === "ArrowLeft") {
+      event.preventDefault();
+      // In right-to-left text the arrows still move through the text's logical order.
+      move(key === "ArrowRight" ? 1 : -1, event.shiftKey);
+    } else if (key === "Home" || key === "End") {
+      event.preventDefault();
+      move(key === "Home" ? -state.tokens.length : state.tokens.length, event.shiftKey);
+    } else if (key === "Backspace" || key === "Delete") {
+      event.preventDefault();
+      removeUnderCursor();
+    } else if (key === "Tab" && !event.shiftKey) {
+      if (acceptAll()) event.preventDefault();  // with nothing suggested, Tab moves focus as usual
+    } else if (key === " ") {
+      if (acceptUnderCursor()) event.preventDefault();
+    } else if (key.length === 1 && pressShortcut(key)) {
+      event.preventDefault();
+    }
+  });
+  $("submit").addEventListener("click", submit);
+  $("skip").addEventListener("click", skip);
+  $("undo").addEventListener("click", () => state.history.length && edit(state.history[0]));
+
+  function paintTimer() {
+    $("timer").textContent = state.current || state.editing ? `${Math.floor(leadTime())} s on this item` : "";
+  }
+  setInterval(paintTimer, 1000);
+
+  // --- start --------------------------------------------------------------------------------
+  (async function start() {
+    try {
+      const history = await call("GET", "/annotations/?mine=true");
+      state.history = history.results.slice(0, 10);
+      paintHistory();
+      show(await claim([]));
+      fetchAhead();
+    } catch (err) {
+      say(err.message, true);
+    }
+  })();
+})();
