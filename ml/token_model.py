@@ -252,7 +252,7 @@ def encode_words(encoder, texts: Sequence[str], *, batch_size: int = 64, dtype=n
         hidden = hidden.numpy()
         sentences[idx] = pooled.numpy()
         for row, i in enumerate(idx):
-            first = np.array(aligned[i].first_token)
+            first = np.array(aligned[i].first_token, dtype=np.int64)
             has = first >= 0
             vectors[starts[i] + np.flatnonzero(has)] = hidden[row, first[has]]
     return WordVectors(vectors, starts, sentences)

@@ -160,3 +160,14 @@ def test_entity_scores_count_only_exact_boundaries_and_type_per_type_and_micro()
     assert entity_f1(gold, gold) == 1.0
     with pytest.raises(ValueError):
         entity_scores(gold, predicted[:1])
+
+
+def test_stored_word_vectors_have_one_row_per_word_and_none_for_an_empty_text():
+    from ml.encoder_cache import base_encoder
+
+    stored = tm.encode_words(base_encoder(), ["", "Paris 🙂 rocks", "東京"])
+    assert list(stored.starts) == [0, 0, 3, 4]
+    assert stored.vectors.shape == (4, 384) and stored.vectors.dtype == np.float16
+    assert np.abs(stored.vectors.astype(np.float32)).sum(axis=1).min() > 0  # every word, emoji too, was read
+    assert list(stored.rows([1, 2])) == [0, 1, 2, 3]
+    assert np.allclose(np.linalg.norm(stored.sentences[1:], axis=1), 1.0, atol=1e-3)
