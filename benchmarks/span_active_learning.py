@@ -36,7 +36,7 @@ LABELS = ["PER", "ORG", "LOC"]
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default=str(DATASET), help="a folder with btc.train/dev/test.conll")
-    p.add_argument("--strategies", default="random,margin_mean,margin_max",
+    p.add_argument("--strategies", default="random,margin_mean",
                    help="random, or margin_<mean|max|sum> (sequence reduction of word margins)")
     p.add_argument("--nodiversity", action="store_true", help="rank by uncertainty alone, no diverse batch")
     p.add_argument("--seeds", type=int, default=3)
@@ -44,7 +44,8 @@ def parse_args():
     p.add_argument("--batch", type=int, default=50, help="texts between refits (the project's refresh_every)")
     p.add_argument("--budget", type=int, default=1000)
     p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--head-c", type=float, default=1.0, help="inverse regularisation of the word head")
+    p.add_argument("--head-c", type=float, default=0.3, help="inverse regularisation of the word head")
+    p.add_argument("--o-weight", type=float, default=0.5, help="weight of O words in the word head's fit")
     p.add_argument("--limit-train", type=int, default=0)
     p.add_argument("--limit-test", type=int, default=0)
     p.add_argument("--cache", default=str(ROOT / "benchmarks" / "out"), help="folder for the stored word vectors")
@@ -95,7 +96,8 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
     test_texts = [t for t, _ in test]
     while True:
         rows = train_wv.rows(labelled)
-        head = tm.fit_word_head(train_wv.vectors[rows], [train_tags[r] for r in rows], tag_names, c=args.head_c, seed=seed)
+        head = tm.fit_word_head(train_wv.vectors[rows], [train_tags[r] for r in rows], tag_names, c=args.head_c,
+                                o_weight=args.o_weight, seed=seed)
         if len(labelled) >= next_eval or len(labelled) >= budget:
             pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, test_texts, tag_names)
             curve.append((len(labelled), int(words[labelled].sum()), entity_f1(gold_test, pred)))
@@ -208,7 +210,7 @@ def timed_refresh(args, train, train_wv, tag_names):
     for _ in range(2):
         started = time.perf_counter()
         rows = pool.rows(range(args.refresh_labelled))
-        head = tm.fit_word_head(pool.vectors[rows], tags, tag_names, c=args.head_c)
+        head = tm.fit_word_head(pool.vectors[rows], tags, tag_names, c=args.head_c, o_weight=args.o_weight)
         fitted = time.perf_counter()
         scores = tm.sequence_uncertainty(tm.head_probs(head, pool.vectors), pool.starts, reduce=tm.MEAN)
         scored = time.perf_counter()
@@ -252,7 +254,7 @@ def main():
         active_learning(args, train, train_wv, test, test_wv, tag_names)
         rows = train_wv.rows(range(len(train)))
         head = tm.fit_word_head(train_wv.vectors[rows], tm.gold_word_tags([t for t, _ in train], [s for _, s in train]),
-                                tag_names, c=args.head_c)
+                                tag_names, c=args.head_c, o_weight=args.o_weight)
         from ml.token_metrics import entity_scores
 
         pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, [t for t, _ in test], tag_names)

@@ -171,3 +171,14 @@ def test_stored_word_vectors_have_one_row_per_word_and_none_for_an_empty_text():
     assert np.abs(stored.vectors.astype(np.float32)).sum(axis=1).min() > 0  # every word, emoji too, was read
     assert list(stored.rows([1, 2])) == [0, 1, 2, 3]
     assert np.allclose(np.linalg.norm(stored.sentences[1:], axis=1), 1.0, atol=1e-3)
+
+
+def test_the_word_head_learns_separable_words_and_gives_unseen_tags_no_probability():
+    rng = np.random.default_rng(0)
+    person, other = rng.normal(3, 1, (40, 8)), rng.normal(-3, 1, (200, 8))
+    head = tm.fit_word_head(np.vstack([person, other]), ["B-PER"] * 40 + ["O"] * 200, TAGS)
+    probs = tm.head_probs(head, np.vstack([person[:3], other[:3]]).astype(np.float16))
+    assert list(probs.argmax(axis=1)) == [TAGS.index("B-PER")] * 3 + [0] * 3
+    assert probs[:, TAGS.index("I-LOC")].max() < 1e-6
+    only_o = tm.fit_word_head(other, ["O"] * 200, TAGS)
+    assert tm.head_probs(only_o, other[:2])[:, 0].min() > 0.99
