@@ -51,3 +51,14 @@ def test_the_data_manager_benchmark_times_every_filter_sort_and_search_and_print
     assert "fill 3,000 items" in out and "sort=-confidence" in out and "annotator=<one of 8>" in out
     assert "search  q='card'" in out and "| SEARCH labeller_item USING INDEX item_table_confidence_idx" in out
     assert "count  q='card'" in out and "worst first page p95" in out
+
+
+@pytest.mark.benchmark
+def test_the_span_active_learning_benchmark_runs_a_small_budget_and_a_few_fine_tune_steps(tmp_path):
+    out = run("span_active_learning.py", "--limit-train", "200", "--limit-test", "60", "--budget", "80",
+              "--seed-size", "20", "--batch", "20", "--eval-every", "40", "--seeds", "1",
+              "--strategies", "random,margin_mean", "--refresh-pool", "500", "--refresh-labelled", "100",
+              "--finetune-epochs", "1", "--finetune-max-steps", "2", "--cache", str(tmp_path), timeout=300)
+    assert "entity F1 (strict) on test against texts labelled" in out and "labels to reach random@budget" in out
+    assert "fast refresh over 500 texts" in out and "float16 word vectors" in out
+    assert "fine-tuned (max_steps" in out and "PER  F1" in out

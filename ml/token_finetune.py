@@ -1,0 +1,226 @@
+"""Fine-tune the base encoder for token classification (BIO tags over words; ml/token_model.py).
+Plain PyTorch and transformers, no Django.
+
+The recipe, against the plain one (3 epochs, first sub-token labelled, lr 5e-5, batch 16, a
+random classifier): the classifier starts from a logistic regression on the frozen encoder's
+sub-token vectors (probe start, as ml/finetune.py does for sentence classification), a linear
+schedule with warm-up over more epochs, the best epoch kept by entity F1 on a validation split,
+and decoding by the most probable valid BIO path (ml.token_model.viterbi). Which sub-tokens carry
+a target ("first" or "all") is a setting; docs/benchmarks.md has what each measured.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import token_model as tm
+from .token_metrics import entity_scores
+
+
+@dataclass
+class TokenFineTuneConfig:
+    epochs: int = 5
+    batch_size: int = 16
+    encoder_lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    mode: str = tm.FIRST  # sub-tokens with a target: "first" of each word, or "all"
+    probe_start: bool = True
+    probe_c: float = 1.0
+    probe_sample: int = 60_000  # sub-token vectors the probe is fitted on, at most
+    repair: bool = True  # Viterbi decoding over valid BIO paths
+    time_limit_s: float = 3600.0
+    max_steps: int = 0  # >0: stop after this many steps (timing estimates)
+    seed: int = 0
+    threads: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TokenFineTuneResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped: str = "completed"
+    seconds: float = 0.0
+    seconds_per_step: float = 0.0
+
+
+class TokenTagger:
+    """A token-classification model with its tag set: `predict` gives spans per text."""
+
+    def __init__(self, model, tokenizer, tag_names: Sequence[str], *, max_length: int = 128, mode: str = tm.FIRST,
+                 repair: bool = True):
+        self.model, self.tokenizer, self.tag_names = model, tokenizer, list(tag_names)
+        self.max_length, self.mode, self.repair = max_length, mode, repair
+
+    def _batch(self, aligned: Sequence[tm.Aligned], targets: Sequence[Sequence[int]] | None = None):
+        import torch
+
+        longest = max(len(a.input_ids) for a in aligned)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(aligned), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(aligned), longest), dtype=torch.long)
+        labels = torch.full((len(aligned), longest), tm.IGNORE, dtype=torch.long)
+        for row, a in enumerate(aligned):
+            ids[row, :len(a.input_ids)] = torch.tensor(a.input_ids)
+            mask[row, :len(a.input_ids)] = 1
+            if targets is not None:
+                labels[row, :len(a.input_ids)] = torch.tensor(targets[row])
+        return ids, mask, labels
+
+    def token_probs(self, aligned: Sequence[tm.Aligned], *, batch_size: int = 64) -> list[np.ndarray]:
+        import torch
+
+        self.model.eval()
+        out: list[np.ndarray] = [np.zeros(0)] * len(aligned)
+        order = np.argsort([len(a.input_ids) for a in aligned], kind="stable")
+        with torch.inference_mode():
+            for s in range(0, len(order), batch_size):
+                idx = order[s:s + batch_size]
+                ids, mask, _ = self._batch([aligned[i] for i in idx])
+                probs = torch.softmax(self.model(input_ids=ids, attention_mask=mask).logits, dim=-1).numpy()
+                for row, i in enumerate(idx):
+                    out[i] = probs[row, :len(aligned[i].input_ids)]
+        return out
+
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[list[dict]]:
+        """Spans per text ({"start", "end", "label", "confidence", "text"}), code-point offsets."""
+        aligned = tm.align(self.tokenizer, texts, max_length=self.max_length)
+        probs = self.token_probs(aligned, batch_size=batch_size)
+        return [tm.decode(tm.word_probs(a, p, mode=self.mode), a.words, self.tag_names, repair=self.repair, text=text)
+                for a, p, text in zip(aligned, probs, tm.clip_texts(texts))]
+
+
+def load_base(model_path: str, tag_names: Sequence[str], *, max_length: int = 128, mode: str = tm.FIRST) -> TokenTagger:
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    model = AutoModelForTokenClassification.from_pretrained(
+        model_path, num_labels=len(tag_names), local_files_only=True, use_safetensors=True,
+        id2label=dict(enumerate(tag_names)), label2id={t: i for i, t in enumerate(tag_names)})
+    return TokenTagger(model, tokenizer, tag_names, max_length=max_length, mode=mode)
+
+
+def _probe_init(tagger: TokenTagger, aligned, targets, config: TokenFineTuneConfig) -> None:
+    """The classifier from a logistic regression on the frozen encoder's sub-token vectors, on
+    the sub-tokens that carry a target (a seeded sample of at most probe_sample)."""
+    import torch
+
+    from .heads import fit_head
+
+    encoder = tagger.model.base_model
+    vectors, ys = [], []
+    order = np.argsort([len(a.input_ids) for a in aligned], kind="stable")
+    tagger.model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), 64):
+            idx = order[s:s + 64]
+            ids, mask, labels = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
+            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            keep = labels != tm.IGNORE
+            vectors.append(hidden[keep].numpy())
+            ys.append(labels[keep].numpy())
+    x, y = np.concatenate(vectors), np.concatenate(ys)
+    if len(x) > config.probe_sample:
+        pick = np.random.default_rng(config.seed).choice(len(x), config.probe_sample, replace=False)
+        x, y = x[pick], y[pick]
+    head = fit_head(x, [[tagger.tag_names[i]] for i in y], classes=tagger.tag_names, c=config.probe_c, seed=config.seed)
+    with torch.no_grad():
+        tagger.model.classifier.weight.copy_(torch.from_numpy(head.coef))
+        tagger.model.classifier.bias.copy_(torch.from_numpy(head.intercept))
+
+
+def evaluate(tagger: TokenTagger, texts: Sequence[str], gold: Sequence[Sequence[dict]]) -> dict:
+    return entity_scores(gold, tagger.predict(texts))
+
+
+def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val: Sequence[tuple[str, list[dict]]],
+              *, config: TokenFineTuneConfig, on_progress: Callable[[dict], None] = lambda p: None) -> TokenFineTuneResult:
+    """Train in place on (text, spans) pairs, keeping the weights of the epoch with the best
+    validation entity F1 (the last epoch when `val` is empty)."""
+    import torch
+
+    from .finetune import set_seed
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    set_seed(config.seed)
+    started = time.perf_counter()
+    tagger.mode, tagger.repair = config.mode, config.repair
+    index = {t: i for i, t in enumerate(tagger.tag_names)}
+    texts = [t for t, _ in train]
+    aligned = tm.align(tagger.tokenizer, texts, max_length=config.max_length)
+    targets = [tm.token_targets(a, tm.word_tags(a.words, spans), index, mode=config.mode)
+               for a, (_, spans) in zip(aligned, train)]
+    if config.probe_start:
+        _probe_init(tagger, aligned, targets, config)
+    result = TokenFineTuneResult()
+    model = tagger.model
+    head_params = list(model.classifier.parameters())
+    head_ids = {id(p) for p in head_params}
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": config.encoder_lr},
+         {"params": head_params, "lr": config.head_lr}], weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    warmup = max(1, int(total * config.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
+    rng = np.random.default_rng(config.seed)
+    best_f1, best_state, step = -1.0, None, 0
+    train_started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train))
+        chunk = config.batch_size * 50  # length-bucketed batches: less padding
+        batches = []
+        for s in range(0, len(order), chunk):
+            part = sorted(order[s:s + chunk], key=lambda i: len(aligned[i].input_ids))
+            batches += [part[i:i + config.batch_size] for i in range(0, len(part), config.batch_size)]
+        rng.shuffle(batches)
+        running = 0.0
+        for n, idx in enumerate(batches, start=1):
+            ids, mask, labels = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running += float(loss.detach())
+            if n % 20 == 0:
+                elapsed = time.perf_counter() - train_started
+                on_progress({"epoch": epoch, "step": step, "steps": total, "loss": running / n,
+                             "eta_s": elapsed / step * (total - step)})
+            if (config.max_steps and step >= config.max_steps) or time.perf_counter() - started > config.time_limit_s:
+                result.stopped = "max_steps" if config.max_steps and step >= config.max_steps else "time_limit"
+                break
+        result.seconds_per_step = (time.perf_counter() - train_started) / max(1, step)
+        entry = {"epoch": epoch, "loss": running / max(1, n), "seconds": time.perf_counter() - started}
+        if val:
+            scores = evaluate(tagger, [t for t, _ in val], [s for _, s in val])["micro"]
+            entry["val_f1"] = scores["f1"]
+            if scores["f1"] > best_f1:
+                best_f1, result.best_epoch = scores["f1"], epoch
+                best_state = copy.deepcopy(model.state_dict())
+        else:
+            result.best_epoch = epoch
+        result.history.append(entry)
+        on_progress(entry)
+        if result.stopped != "completed":
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,309 @@
+"""Span labelling (named entities) as token classification: BIO targets from code-point spans,
+decoding of per-word probabilities back into spans with a confidence each, sequence-level
+uncertainty for the active-learning queue, the frozen-encoder features and the fast head.
+Plain numpy, transformers and scikit-learn; no Django. Fine-tuning is in ml/token_finetune.py.
+
+Words. A "word" is a run of non-whitespace characters: the unit a span snaps to (the labelling
+screen snaps to tokens the same way) and the unit the model tags. A word is read by its
+sub-tokens from the fast tokenizer's offset_mapping, whose offsets index the Python str, i.e. are
+code points: an emoji, a flag (two code points) or a CJK character never shifts an offset. A word
+the tokenizer drops entirely (or one past the model's max length) gets no vector and is tagged O.
+
+Contract: spans are [{"start", "end", "label"}] in code points, end exclusive.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .encoder import clip_texts
+from .token_data import bio_to_spans
+
+IGNORE = -100  # a target the loss skips (torch's CrossEntropyLoss default ignore_index)
+FIRST, ALL = "first", "all"  # which sub-tokens of a word carry a training target
+_WORD = re.compile(r"\S+")
+
+
+def tag_set(labels: Sequence[str]) -> list[str]:
+    """["O", "B-<label>", "I-<label>", ...] in the labels' order."""
+    return ["O"] + [f"{prefix}-{label}" for label in labels for prefix in ("B", "I")]
+
+
+def words_of(text: str) -> list[tuple[int, int]]:
+    """(start, end) code-point offsets of each whitespace-separated word."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def word_tags(words: Sequence[tuple[int, int]], spans: Sequence[dict]) -> list[str]:
+    """One BIO tag per word: a word that overlaps a span takes its label, B- for the span's first
+    word. A span that starts or ends inside a word is widened to the whole word."""
+    tags = ["O"] * len(words)
+    starts = [w[0] for w in words]
+    for span in sorted(spans, key=lambda s: (s["start"], s["end"])):
+        first = max(0, bisect.bisect_right(starts, span["start"]) - 1)
+        inside = [i for i in range(first, len(words)) if words[i][0] < span["end"] and words[i][1] > span["start"]]
+        for n, i in enumerate(inside):
+            tags[i] = ("B-" if n == 0 else "I-") + span["label"]
+    return tags
+
+
+@dataclass
+class Aligned:
+    """One text as the model sees it: sub-token ids, each sub-token's word (-1: special token or
+    whitespace), and each word's offsets and first sub-token (-1: none)."""
+    input_ids: list[int]
+    token_word: list[int]
+    words: list[tuple[int, int]]
+    first_token: list[int]
+
+
+def align(tokenizer, texts: Sequence[str], *, max_length: int = 128) -> list[Aligned]:
+    texts = clip_texts(texts)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_offsets_mapping=True)
+    out = []
+    for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"]):
+        words = words_of(text)
+        starts = [w[0] for w in words]
+        token_word, first_token = [], [-1] * len(words)
+        for t, (start, end) in enumerate(offsets):
+            w = bisect.bisect_right(starts, start) - 1 if end > start else -1
+            if w >= 0 and start >= words[w][1]:
+                w = -1
+            token_word.append(w)
+            if w >= 0 and first_token[w] < 0:
+                first_token[w] = t
+        out.append(Aligned(list(ids), token_word, words, first_token))
+    return out
+
+
+def token_targets(aligned: Aligned, tags: Sequence[str], tag_index: dict[str, int], *, mode: str = FIRST) -> list[int]:
+    """A target per sub-token: the word's tag on its first sub-token; the rest IGNORE ("first"),
+    or I- of the word's type ("all"; O stays O)."""
+    targets = []
+    for t, w in enumerate(aligned.token_word):
+        if w < 0:
+            targets.append(IGNORE)
+        elif aligned.first_token[w] == t:
+            targets.append(tag_index[tags[w]])
+        elif mode == ALL:
+            tag = tags[w]
+            targets.append(tag_index["O" if tag == "O" else "I-" + tag[2:]])
+        else:
+            targets.append(IGNORE)
+    return targets
+
+
+def word_probs(aligned: Aligned, token_probs: np.ndarray, *, mode: str = FIRST) -> np.ndarray:
+    """(n_words, n_tags) from (n_tokens, n_tags): the first sub-token's ("first"), or the mean over
+    the word's sub-tokens ("all"); a word without sub-tokens is O with probability 1."""
+    n_tags = token_probs.shape[1]
+    out = np.zeros((len(aligned.words), n_tags), dtype=np.float32)
+    out[:, 0] = 1.0
+    if mode == ALL:
+        sums = np.zeros_like(out)
+        counts = np.zeros(len(aligned.words))
+        for t, w in enumerate(aligned.token_word[:len(token_probs)]):
+            if w >= 0:
+                sums[w] += token_probs[t]
+                counts[w] += 1
+        has = counts > 0
+        out[has] = sums[has] / counts[has, None]
+        return out
+    for w, t in enumerate(aligned.first_token):
+        if 0 <= t < len(token_probs):
+            out[w] = token_probs[t]
+    return out
+
+
+def _allowed(tags: Sequence[str]) -> np.ndarray:
+    """allowed[i, j]: tag j may follow tag i (I-X only after B-X or I-X)."""
+    n = len(tags)
+    allowed = np.ones((n, n), dtype=bool)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            for i, before in enumerate(tags):
+                allowed[i, j] = before[2:] == tag[2:] and before[0] in "BI"
+    return allowed
+
+
+def viterbi(probs: np.ndarray, tags: Sequence[str]) -> list[int]:
+    """The most probable valid BIO path under the words' independent probabilities: a CRF-free
+    repair (no I-X after O or after another type; no I- first)."""
+    if len(probs) == 0:
+        return []
+    allowed = _allowed(tags)
+    log_p = np.log(np.clip(probs, 1e-9, 1.0))
+    start_ok = np.array([not t.startswith("I-") for t in tags])
+    score = np.where(start_ok, log_p[0], -np.inf)
+    back = np.zeros((len(probs), len(tags)), dtype=int)
+    transition = np.where(allowed, 0.0, -np.inf)
+    for w in range(1, len(probs)):
+        total = score[:, None] + transition
+        back[w] = total.argmax(axis=0)
+        score = total.max(axis=0) + log_p[w]
+    path = [int(score.argmax())]
+    for w in range(len(probs) - 1, 0, -1):
+        path.append(int(back[w, path[-1]]))
+    return path[::-1]
+
+
+def decode(probs: np.ndarray, words: Sequence[tuple[int, int]], tags: Sequence[str], *, repair: bool = True,
+           text: str | None = None) -> list[dict]:
+    """Spans from per-word tag probabilities, each with `confidence`: the mean over its words of
+    the probability of the tag chosen for the word (and `text`, if the text is given)."""
+    if len(words) == 0:
+        return []
+    path = viterbi(probs, tags) if repair else [int(i) for i in probs.argmax(axis=1)]
+    chosen = [tags[i] for i in path]
+    spans = bio_to_spans(chosen, words)
+    starts = [w[0] for w in words]
+    for span in spans:
+        first = bisect.bisect_left(starts, span["start"])
+        last = bisect.bisect_left(starts, span["end"])  # words whose start is before the span's end
+        rows = range(first, last)
+        span["confidence"] = float(np.mean([probs[w, path[w]] for w in rows]))
+        if text is not None:
+            span["text"] = text[span["start"]:span["end"]]
+    return spans
+
+
+# --- sequence-level uncertainty -----------------------------------------------------------------
+
+MEAN, MAX, SUM = "mean", "max", "sum"
+
+
+def word_margins(probs: np.ndarray) -> np.ndarray:
+    """1 - (p1 - p2) per word: 0 when sure, 1 when torn between two tags."""
+    if len(probs) == 0:
+        return np.zeros(0)
+    top2 = np.partition(probs, -2, axis=1)[:, -2:]
+    return 1.0 - (top2[:, 1] - top2[:, 0])
+
+
+def sequence_uncertainty(probs: np.ndarray, starts: np.ndarray, *, reduce: str = MEAN) -> np.ndarray:
+    """One score per text, higher = more unsure, from stacked word probabilities (`probs`, rows of
+    text i at starts[i]:starts[i+1]). "mean" divides by the text's words (length-normalised: a
+    long text is not first for being long); "max" is its closest call; "sum" grows with length,
+    as token-counting uncertainty does. A text with no words scores 0."""
+    margins = word_margins(probs)
+    sums = np.add.reduceat(np.concatenate([margins, [0.0]]), starts[:-1]) if len(starts) > 1 else np.zeros(0)
+    counts = np.diff(starts)
+    sums = np.where(counts > 0, sums, 0.0)
+    if reduce == SUM:
+        return sums
+    if reduce == MEAN:
+        return sums / np.maximum(counts, 1)
+    if reduce == MAX:
+        out = np.zeros(len(counts))
+        has = counts > 0
+        out[has] = np.maximum.reduceat(np.concatenate([margins, [0.0]]), starts[:-1][has])
+        return out
+    raise ValueError(f"unknown reduction {reduce!r}; choose mean, max or sum")
+
+
+# --- frozen features and the fast head ------------------------------------------------------------
+
+@dataclass
+class WordVectors:
+    """Per-word vectors of many texts stacked (the rows of text i are starts[i]:starts[i+1]) and a
+    unit sentence vector per text (for batch diversity). float16 halves what is stored."""
+    vectors: np.ndarray
+    starts: np.ndarray
+    sentences: np.ndarray
+
+    def rows(self, text_indices: Sequence[int]) -> np.ndarray:
+        return np.concatenate([np.arange(self.starts[i], self.starts[i + 1]) for i in text_indices] or [np.zeros(0, int)])
+
+    @property
+    def nbytes(self) -> int:
+        return self.vectors.nbytes + self.starts.nbytes + self.sentences.nbytes
+
+
+def encode_words(encoder, texts: Sequence[str], *, batch_size: int = 64, dtype=np.float16) -> WordVectors:
+    """Frozen base-encoder features: each word's first sub-token hidden state (a word without
+    sub-tokens gets zeros), and the mean-pooled unit sentence vector. `encoder` is an
+    ml.encoder.Encoder (its tokenizer and model)."""
+    import torch
+
+    aligned = align(encoder.tokenizer, texts, max_length=encoder.max_length)
+    counts = np.array([len(a.words) for a in aligned])
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    vectors = np.zeros((int(starts[-1]), encoder.dim), dtype=dtype)
+    sentences = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    order = np.argsort([len(a.input_ids) for a in aligned], kind="stable")
+    pad = encoder.tokenizer.pad_token_id or 0
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        longest = max(len(aligned[i].input_ids) for i in idx)
+        ids = torch.full((len(idx), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), longest), dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = len(aligned[i].input_ids)
+            ids[row, :n] = torch.tensor(aligned[i].input_ids)
+            mask[row, :n] = 1
+        with torch.inference_mode():
+            hidden = encoder.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
+        hidden = hidden.numpy()
+        sentences[idx] = pooled.numpy()
+        for row, i in enumerate(idx):
+            first = np.array(aligned[i].first_token, dtype=np.int64)
+            has = first >= 0
+            vectors[starts[i] + np.flatnonzero(has)] = hidden[row, first[has]]
+    return WordVectors(vectors, starts, sentences)
+
+
+# The word head's settings, chosen on btc.dev (never test) with 500 and 1,000 random training
+# texts: stronger regularisation than classification's C = 10, and O words (84 % of BTC's words)
+# weighted half, which trades a little precision for much recall: dev entity F1 0.526 -> 0.554 at
+# 1,000 texts, 0.473 -> 0.506 at 500 (docs/benchmarks.md, "Span labelling").
+HEAD_C = 0.3
+O_WEIGHT = 0.5
+
+
+def fit_word_head(vectors: np.ndarray, tags: Sequence[str], tag_names: Sequence[str], *, c: float = HEAD_C,
+                  o_weight: float = O_WEIGHT, seed: int = 0):
+    """A logistic-regression head over word vectors (ml.heads.LinearHead): fit in about a second
+    on a thousand labelled texts' words; tags never seen yet get probability ~0."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from .heads import _as_head, fit_head
+
+    x = np.asarray(vectors, dtype=np.float32)
+    y = np.asarray(tags)
+    if len(set(tags)) < 2:  # nothing to weigh: fit_head's one-class head
+        return fit_head(x, [[t] for t in tags], classes=list(tag_names), c=c, seed=seed)
+    with threadpool_limits(limits=1, user_api="blas"):  # as ml.heads.fit_head (lbfgs is faster so)
+        model = LogisticRegression(C=c, max_iter=300, random_state=seed)
+        model.fit(x, y, sample_weight=np.where(y == "O", o_weight, 1.0))
+    return _as_head(model, list(tag_names))
+
+
+def head_probs(head, vectors: np.ndarray, *, chunk: int = 65536) -> np.ndarray:
+    """Softmax probabilities of `head` over word vectors, in chunks (float16 rows are widened a
+    chunk at a time, never the whole pool)."""
+    out = np.empty((len(vectors), len(head.classes)), dtype=np.float32)
+    for s in range(0, len(vectors), chunk):
+        out[s:s + chunk] = head.predict_proba(np.asarray(vectors[s:s + chunk], dtype=np.float32))
+    return out
+
+
+def gold_word_tags(texts: Sequence[str], spans: Sequence[Sequence[dict]]) -> list[str]:
+    """Stacked word tags of many texts, in the row order of WordVectors."""
+    out: list[str] = []
+    for text, text_spans in zip(texts, spans):
+        out += word_tags(words_of(text), text_spans)
+    return out
+
+
+def predict_spans(probs: np.ndarray, starts: np.ndarray, texts: Sequence[str], tag_names: Sequence[str],
+                  *, repair: bool = True) -> list[list[dict]]:
+    """Spans for every text from stacked word probabilities."""
+    return [decode(probs[starts[i]:starts[i + 1]], words_of(text), tag_names, repair=repair)
+            for i, text in enumerate(clip_texts(texts))]
