@@ -5,7 +5,7 @@ Simulates an expert who labels every entity of the texts served to them. Feature
 frozen base encoder's per-word vectors (ml.token_model.encode_words), stored once, as the
 product would store them; every `--batch` texts the word head is refit on all labels so far and
 the pool re-ranked (sequence uncertainty, then a diverse batch on the sentence vectors), as the
-product's loop does. Entity F1 (strict, ml.token_metrics) on the test split is printed against
+product's loop does. Entity F1 (strict, ml.spans.entity_f1) on the test split is printed against
 texts labelled and against tokens (words) labelled, per strategy, averaged over seeds.
 
 Then: the fine-tuned token-classification model on all training texts (validated on dev; P, R,
@@ -84,7 +84,7 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
     """One run: [(texts, tokens, f1)] at every eval point."""
     from ml import strategies as st
     from ml import token_model as tm
-    from ml.token_metrics import entity_f1
+    from ml.spans import entity_f1
 
     rng = np.random.default_rng(seed)
     n = len(train)
@@ -183,7 +183,7 @@ def finetune(args, train, dev, test, tag_names):
     print(f"fine-tuned ({result.stopped}, best epoch {result.best_epoch}, {result.seconds:.0f} s, "
           f"{result.seconds_per_step:.2f} s/step): test entity F1 {scores['micro']['f1']:.3f} "
           f"P {scores['micro']['precision']:.3f} R {scores['micro']['recall']:.3f}")
-    for label, s in scores["per_type"].items():
+    for label, s in scores["per_label"].items():
         print(f"  {label:<4} F1 {s['f1']:.3f}  P {s['precision']:.3f}  R {s['recall']:.3f}  support {s['support']}")
     return scores
 
@@ -230,12 +230,12 @@ def main():
     torch.set_num_threads(args.threads)
     from ml import token_model as tm
     from ml.encoder import Encoder
-    from ml.token_data import read_conll
+    from ml.spans import read_conll_file
 
     dataset = Path(args.dataset)
-    train = read_conll(dataset / "btc.train.conll", limit=args.limit_train)
-    dev = read_conll(dataset / "btc.dev.conll", limit=args.limit_test)
-    test = read_conll(dataset / "btc.test.conll", limit=args.limit_test)
+    train = read_conll_file(dataset / "btc.train.conll", limit=args.limit_train)
+    dev = read_conll_file(dataset / "btc.dev.conll", limit=args.limit_test)
+    test = read_conll_file(dataset / "btc.test.conll", limit=args.limit_test)
     tag_names = tm.tag_set(LABELS)
     print(f"BTC: {len(train):,} train, {len(dev):,} dev, {len(test):,} test texts; torch threads {args.threads}")
     needs_vectors = args.seeds > 0 or args.refresh_pool > 0
@@ -255,7 +255,7 @@ def main():
         rows = train_wv.rows(range(len(train)))
         head = tm.fit_word_head(train_wv.vectors[rows], tm.gold_word_tags([t for t, _ in train], [s for _, s in train]),
                                 tag_names, c=args.head_c, o_weight=args.o_weight)
-        from ml.token_metrics import entity_scores
+        from ml.spans import entity_scores
 
         pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, [t for t, _ in test], tag_names)
         micro = entity_scores([s for _, s in test], pred)["micro"]

@@ -220,6 +220,18 @@ def iter_conll(lines: Iterable[str]) -> Iterator[Document | SpanError]:
         yield Document(text, offsets, bio_to_spans(offsets, tags), first)
 
 
+def read_conll_file(path, *, limit: int = 0) -> list[tuple[str, list[Span]]]:
+    """(text, spans) of each document of a CoNLL file, in file order; the first `limit` if > 0
+    (what the span benchmark and ML tests read)."""
+    examples = []
+    with open(path, encoding="utf-8") as lines:
+        for document in read_conll(lines):
+            examples.append((document.text, document.spans))
+            if limit and len(examples) >= limit:
+                break
+    return examples
+
+
 def read_conll(lines: Iterable[str]) -> list[Document]:
     """Every document of CoNLL lines (iter_conll); SpanError at the first bad line."""
     documents = []
@@ -334,6 +346,11 @@ def entity_scores(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]]
         "micro": _prf(*total),
         "macro_f1": round(sum(_prf(*c)["f1"] for c in per_label.values()) / len(per_label), 4) if per_label else 0.0,
     }
+
+
+def entity_f1(gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]]) -> float:
+    """The micro-averaged strict entity F1 (seqeval's default) over documents."""
+    return entity_scores(gold, pred)["micro"]["f1"]
 
 
 def from_js_offsets(text: str, span: Span) -> Span:

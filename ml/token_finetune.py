@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import token_model as tm
-from .token_metrics import entity_scores
+from .spans import entity_scores
 
 
 @dataclass

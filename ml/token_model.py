@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .encoder import clip_texts
-from .token_data import bio_to_spans
+from .spans import bio_to_spans
 
 IGNORE = -100  # a target the loss skips (torch's CrossEntropyLoss default ignore_index)
 FIRST, ALL = "first", "all"  # which sub-tokens of a word carry a training target
@@ -159,7 +159,7 @@ def decode(probs: np.ndarray, words: Sequence[tuple[int, int]], tags: Sequence[s
         return []
     path = viterbi(probs, tags) if repair else [int(i) for i in probs.argmax(axis=1)]
     chosen = [tags[i] for i in path]
-    spans = bio_to_spans(chosen, words)
+    spans = bio_to_spans(words, chosen)
     starts = [w[0] for w in words]
     for span in spans:
         first = bisect.bisect_left(starts, span["start"])
