@@ -66,12 +66,16 @@ def load(project, count: int, clusters: int, version: str) -> float:
         with transaction.atomic():
             connection.ensure_connection()
             with connection.connection.cursor() as cursor:
+                # The data manager's columns (source, search_text, majority, predicted) have no
+                # database default: COPY names them, as the services would have set them.
                 with cursor.copy(f"COPY {Item._meta.db_table} (project_id, external_id, data, priority, annotation_count, "
-                                 "is_done, is_eval, needs_review, created_at) FROM STDIN") as copy:
+                                 "is_done, is_eval, needs_review, created_at, source, search_text, majority, predicted) "
+                                 "FROM STDIN") as copy:
                     for i in range(count):
                         labelled = i % 100 == 0
-                        copy.write_row((project.id, f"s{i}", texts[i % len(texts)], 0.0, int(labelled), labelled,
-                                        False, False, now))
+                        text = texts[i % len(texts)]
+                        copy.write_row((project.id, f"s{i}", text, 0.0, int(labelled), labelled,
+                                        False, False, now, "import", json.loads(text)["text"], "", ""))
                 cursor.execute(f"SELECT id FROM {Item._meta.db_table} WHERE project_id = %s ORDER BY id", [project.id])
                 ids = [row[0] for row in cursor.fetchall()]
                 with cursor.copy(f"COPY {ItemVector._meta.db_table} (item_id, project_id, encoder_version, vector) "
