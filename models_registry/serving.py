@@ -15,13 +15,15 @@ from django.conf import settings
 
 from core.errors import Conflict
 from labeller.models import Project
-from labeller.task_types import Decision, classification_of
+from labeller.task_types import Decision, classification_of, task_type_for
+from labeller.task_types.spans import SPANS
 from ml.encoder_cache import base_encoder
 from ml.draws import stable_hash
 from ml.heads import LinearHead
 
 from . import artefacts
 from .models import ModelKind, ModelVersion
+from .span_serving import SpanPredictor
 from .selectors import aliased_versions
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,10 @@ class Predictor:
 
                 model.encoder = quantize_int8(model.encoder)
             self._model = model
+
+    def decisions(self, texts: list[str], top_k: int = 3) -> list[Decision]:
+        """The answer for each text, in the order given (span versions answer the same way)."""
+        return [self.task_type.decide(self.classes, p, top_k=top_k) for p in self.probabilities(texts)]
 
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
         if self._onnx is not None:  # a fine-tuned version: its encoder in ONNX Runtime, its head here
@@ -126,7 +132,13 @@ def forget_aliases(project_id: int | None = None) -> None:
         _aliases.pop(project_id, None)
 
 
-def predictor_for(version: ModelVersion) -> Predictor:
+def _load(version: ModelVersion):
+    if task_type_for(version.project).key == SPANS.key:
+        return SpanPredictor(version)
+    return Predictor(version)
+
+
+def predictor_for(version: ModelVersion) -> Predictor | SpanPredictor:
     key = (version.id, version.checksum)
     predictor = _loaded.get(key)
     if predictor is not None:
@@ -134,7 +146,7 @@ def predictor_for(version: ModelVersion) -> Predictor:
     with _lock:  # one load per version, even with threaded workers
         predictor = _loaded.get(key)
         if predictor is None:
-            predictor = Predictor(version)
+            predictor = _load(version)
             while len(_loaded) >= KEEP_LOADED:
                 _loaded.pop(next(iter(_loaded)))
             _loaded[key] = predictor
@@ -148,9 +160,8 @@ def goes_to_challenger(project_id: int, caller_key: str, percent: int) -> bool:
     return stable_hash("split", project_id, caller_key) % 100 < percent
 
 
-def answers(predictor: Predictor, texts: list[str], top_k: int) -> list[Decision]:
-    probs = predictor.probabilities(texts)
-    return [predictor.task_type.decide(predictor.classes, p, top_k=top_k) for p in probs]
+def answers(predictor: Predictor | SpanPredictor, texts: list[str], top_k: int) -> list[Decision]:
+    return predictor.decisions(texts, top_k)
 
 
 
@@ -164,7 +175,7 @@ def serving_warm() -> int:
     for project in Project.objects.filter(aliases__isnull=False).distinct():
         for version in serving_versions(project).values():
             try:
-                predictor_for(version).probabilities(["warm up"])
+                predictor_for(version).decisions(["warm up"])
                 warmed += 1
             except Exception:
                 log.warning("could not preload version %s of project %s", version.number, project.id, exc_info=True)

@@ -15,6 +15,7 @@ from typing import Collection, Mapping, Sequence
 import numpy as np
 
 from ml import spans as span_ops
+from ml import token_model
 
 from .base import Decision, InvalidValue, TaskType
 
@@ -149,7 +150,18 @@ class SpanTask(TaskType):
                             "type": "labels", "value": {**item, "labels": [span["label"]]}})
         return results
 
-    # --- the model (not written yet) ---------------------------------------------------------
+    # --- the model -------------------------------------------------------------------------------
+
+    def decide_text(self, tag_names: Sequence[str], word_probs: np.ndarray, text: str) -> Decision:
+        """The decision for one text from its words' tag probabilities (rows in the order of
+        `ml.token_model.words_of(text)`; `text` as the model read it, clipped): the spans on the
+        most probable valid BIO path, each with its text and confidence, and the text's
+        confidence (ml.token_model.text_confidence). What serving answers and what the labelling
+        page suggests; `labels` holds the spans (a span project's value), `top` is empty."""
+        spans = token_model.decode(word_probs, token_model.words_of(text), tag_names, text=text)
+        for span in spans:
+            span["confidence"] = round(span["confidence"], 4)
+        return Decision(spans, round(token_model.text_confidence(word_probs), 4), [])
 
     has_model = False
 

@@ -1,0 +1,42 @@
+"""Serving a span project's version: the spans of each text with their confidence.
+
+A head version is a logistic regression over the frozen base encoder's word vectors (as the
+active-learning refresh fits it, ml.token_model.fit_word_head), stored as any head version is;
+answering runs the base encoder once per batch for its word vectors and decodes the tags into
+spans (SpanTask.decide_text). A fine-tuned version is a token-classification model
+(ml.token_finetune).
+"""
+from __future__ import annotations
+
+from labeller.task_types import Decision, task_type_for
+from ml import token_model
+from ml.encoder import clip_texts
+from ml.encoder_cache import base_encoder
+
+from . import artefacts
+from .models import ModelKind, ModelVersion
+
+# Word vectors are taken 32 texts at a time: the forward pass is the cost, and tweets-length texts
+# pad little against each other once length-sorted (encode_words sorts them).
+SPAN_SERVE_BATCH = 32
+
+
+class SpanPredictor:
+    """A loaded span version: `decisions(texts)` gives each text's spans (code points, with text
+    and confidence) and the text's confidence, in the order given."""
+
+    def __init__(self, version: ModelVersion):
+        self.version = version
+        self.task_type = task_type_for(version.project)
+        if version.kind != ModelKind.HEAD:
+            raise NotImplementedError("serving a fine-tuned span version is not written yet")
+        self.head = artefacts.load_head(version)
+        self.tag_names = self.head.classes
+        self.encoder = base_encoder(version.project.base_model_path)
+
+    def decisions(self, texts: list[str], top_k: int = 3) -> list[Decision]:
+        texts = clip_texts(texts)
+        words = token_model.encode_words(self.encoder, texts, batch_size=SPAN_SERVE_BATCH)
+        probs = token_model.head_probs(self.head, words.vectors)
+        return [self.task_type.decide_text(self.tag_names, probs[words.starts[i]:words.starts[i + 1]], text)
+                for i, text in enumerate(texts)]
