@@ -223,6 +223,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
         order = strategies.rank_pool(scores, pool_vectors, batch_size=batch_size, diverse=diverse, seed=seed)
     strategy_order = np.array(pool_ids, dtype=np.int64)[order] if len(pool_ids) else np.zeros(0, np.int64)
     eval_order = rng.permutation(np.array(eval_ids, dtype=np.int64))
+    eval_set = set(eval_ids)
     final = strategies.interleave_evaluation(strategy_order, eval_order, share=project.eval_share)
     report.seconds_score = time.perf_counter() - t
     refresh_beat(project_id=project.id)
@@ -233,7 +234,8 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     write_priorities(final, priorities, on_batch=lambda: refresh_beat(project_id=project.id))
     with transaction.atomic():
         if head is not None and project.suggestion_mode != SuggestionMode.OFF:
-            top = final[:SUGGESTED_TOP]
+            # Evaluation items never get one: experts label them unswayed by the model (issue 17).
+            top = [item_id for item_id in final[:SUGGESTED_TOP + len(eval_ids)] if item_id not in eval_set][:SUGGESTED_TOP]
             suggestions = suggestions_for(project, head, top, ids, vectors, labelled, position, state.head_version + 1)
             Item.objects.bulk_update(
                 [Item(id=int(item_id), suggestion=s) for item_id, s in zip(top, suggestions)], ["suggestion"], batch_size=500

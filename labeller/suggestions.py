@@ -21,7 +21,9 @@ def suggestion_for_item(*, item: Item) -> dict | None:
     """What to show beside `item`: the precomputed suggestion if current, else one computed now
     from the stored head and the item's vector (without word attributions)."""
     project = item.project
-    if project.suggestion_mode == SuggestionMode.OFF:
+    # The evaluation set is labelled without the model's suggestion, so that it measures versions
+    # against experts the model did not sway (docs/active-learning.md, "The evaluation set").
+    if project.suggestion_mode == SuggestionMode.OFF or item.is_eval:
         return None
     state = ActiveLearningState.objects.filter(project=project).first()
     if state is None or not state.head:

@@ -214,3 +214,20 @@ def test_a_project_refreshing_every_10000_labels_clusters_its_pool_into_a_bounde
     assert not refresh.refresh_run(project=project).cold_start  # ranked, with the diverse batch
     assert len(cluster_counts) == 2 and max(cluster_counts) <= MAX_CLUSTERS
     assert Item.objects.filter(project=project, is_done=False).exclude(priority=0).count() == n - 6
+
+
+def test_evaluation_items_never_show_a_suggestion(clustered, client_for, expert2):
+    """The evaluation set measures the model against experts who did not see it (issue 17: a
+    suggestion would pull their labels towards the model and flatter every version)."""
+    project, items = clustered
+    eval_items = items[6:30:3]
+    Item.objects.filter(id__in=[i.id for i in eval_items]).update(is_eval=True)
+    Item.objects.exclude(id__in=[i.id for i in eval_items]).update(is_done=True)  # only evaluation items to serve
+    project.eval_share = 1.0
+    project.save()
+    refresh.refresh_run(project=project)
+    assert not Item.objects.filter(id__in=[i.id for i in eval_items]).exclude(suggestion=None).exists()
+    for item in Item.objects.select_related("project").filter(id__in=[i.id for i in eval_items]):
+        assert suggestions.suggestion_for_item(item=item) is None
+    body = client_for(expert2).post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
+    assert body["id"] in {i.id for i in eval_items} and body["suggestion"] is None
