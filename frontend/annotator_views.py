@@ -13,6 +13,7 @@ from django.views.decorators.http import require_safe
 
 from feedback.selectors import feedback_source_quality
 from labeller.selectors import annotator_quality
+from labeller.suggestion_effect import suggestion_effect
 
 from .access import admin_project
 from .charts import Bars, bar_chart
@@ -65,4 +66,5 @@ def annotators_page(request, project_id):
         "pairs": pair_matrix([a["username"] for a in quality["annotators"]], quality["pairwise"]),
         "sources": sources,
         "charts": quality_charts(quality["annotators"], sources),
+        "effect": suggestion_effect(project=project),
     })

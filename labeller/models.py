@@ -65,6 +65,9 @@ class Project(models.Model):
                                                 help_text="Refit the head and re-rank the pool every this many new labels.")
     eval_share = models.FloatField(default=0.1, help_text="Share of served items drawn at random as the evaluation set.")
     suggestion_mode = models.CharField(max_length=10, choices=SuggestionMode.choices, default=SuggestionMode.HIGHLIGHT)
+    # The share of served items whose suggestion is withheld at random, so the annotator page can
+    # compare the labels given with and without one (what suggestions do to experts).
+    suggestion_holdout = models.FloatField(default=0.0, help_text="Share of served items shown without the suggestion (0–0.5).")
     # Span labelling: whether two spans of an annotation may share characters (nested entities).
     spans_overlap = models.BooleanField(default=False, help_text="Span projects: allow overlapping spans.")
     base_model_path = models.CharField(max_length=500, blank=True,
@@ -268,6 +271,9 @@ class Annotation(models.Model):
     # What the model suggested on the expert's screen, and whether the expert's labels equal it.
     suggested_labels = models.JSONField(null=True, blank=True)
     suggestion_accepted = models.BooleanField(null=True, blank=True)
+    # What the model would have suggested when the project's holdout withheld it from the expert:
+    # the baseline against which suggestion_accepted is read (labeller.suggestion_holdout).
+    withheld_suggestion = models.JSONField(null=True, blank=True)
     # For source "similar": the item the expert labelled these from. Not indexed: read per annotation.
     labelled_from = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                       db_index=False)

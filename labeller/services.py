@@ -14,6 +14,7 @@ from core.errors import Conflict, DomainError
 from . import selectors
 from .models import ActiveLearningState, Annotation, AnnotationSource, Item, Label, Membership, Project, Role, label_keys_cell
 from .signals import annotation_recorded, labels_recorded
+from .suggestion_holdout import is_withheld, suggested_value
 from .suggestions import suggestion_for_item
 from .task_types import InvalidValue, task_type_for
 
@@ -222,7 +223,7 @@ def queue_next_with_suggestion(
     item = queue_claim_next(project=project, user=user, exclude=exclude)
     if item is None:
         return None
-    return item, suggestion_for_item(item=item)
+    return item, suggestion_for_item(item=item, user=user)
 
 
 def _item_for_screen(item_id: int, project: Project) -> Item:
@@ -363,6 +364,8 @@ def annotation_submit(
         is_new_label = annotation.pk is None and not skipped
         if suggested_labels is not None and annotation.pk is None:
             annotation.suggested_labels = suggested_labels
+        elif annotation.pk is None and is_withheld(project=project, item=item, user=user):
+            annotation.withheld_suggestion = suggested_value(project=project, suggestion=suggestion_for_item(item=item))
         if annotation.suggested_labels is not None and not skipped:
             # Spans: accepted when every suggested span was kept unchanged and none added.
             annotation.suggestion_accepted = task_type.canonical(annotation.suggested_labels) == task_type.canonical(labels)

@@ -8,6 +8,7 @@ from ml.encoder import from_float16_bytes
 from ml.heads import LinearHead
 
 from .models import ActiveLearningState, Item, ItemVector, SuggestionMode
+from .suggestion_holdout import is_withheld
 from .task_types import classification_of
 
 
@@ -17,13 +18,16 @@ def suggestion_dict(head: LinearHead, p: np.ndarray, neighbours: list[dict], hea
     return {**decision.as_dict(), "neighbours": neighbours, "words": [], "head_version": head_version}
 
 
-def suggestion_for_item(*, item: Item) -> dict | None:
+def suggestion_for_item(*, item: Item, user=None) -> dict | None:
     """What to show beside `item`: the precomputed suggestion if current, else one computed now
-    from the stored head and the item's vector (without word attributions)."""
+    from the stored head and the item's vector (without word attributions). With `user` (the
+    expert it is shown to), None when the project's suggestion holdout withholds it from them."""
     project = item.project
     # The evaluation set is labelled without the model's suggestion, so that it measures versions
     # against experts the model did not sway (docs/active-learning.md, "The evaluation set").
     if project.suggestion_mode == SuggestionMode.OFF or item.is_eval:
+        return None
+    if user is not None and is_withheld(project=project, item=item, user=user):
         return None
     state = ActiveLearningState.objects.filter(project=project).first()
     if state is None or not state.head:

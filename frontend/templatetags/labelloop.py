@@ -42,3 +42,23 @@ def svg_bar_chart(chart: dict) -> dict:
 def share(value):
     """A share (0..1) as a whole percentage, or an em dash when there is none."""
     return "—" if value is None else f"{round(100 * value)}%"
+
+
+@register.filter
+def rate_with_interval(count):
+    """A counted rate ({"agree", "n", "rate", "interval"}, labeller.suggestion_effect) as
+    "73% (22 of 30; 55–86%)": the share, what it counts, and its 95% Wilson interval."""
+    if not count or not count["n"]:
+        return "—"
+    low, high = count["interval"]
+    return f"{share(count['rate'])} ({count['agree']} of {count['n']}; {round(100 * low)}–{round(100 * high)}%)"
+
+
+@register.filter
+def signed_interval(pull):
+    """A difference of two rates with its interval, in points: "+12 (+3…+21) points"."""
+    if not pull:
+        return "—"
+    low, high = pull["interval"]
+    points = lambda x: f"{100 * x:+.0f}".replace("-", "\u2212")  # noqa: E731
+    return f"{points(pull['difference'])} ({points(low)}…{points(high)}) points"

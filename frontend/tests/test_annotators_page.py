@@ -95,3 +95,21 @@ def test_the_admin_opens_the_page_from_the_project_and_sees_a_plot(page, quality
     expect(plot).to_be_visible()
     expect(plot.locator("rect")).to_have_count(6)  # three annotators, two bars each
     assert page.js_errors == []
+
+
+def test_the_page_shows_what_suggestions_do_with_the_holdout_on(client, owner, expert, project, add_items):
+    from labeller.tests.test_suggestion_holdout import answer
+
+    project.suggestion_holdout = 0.2
+    project.save()
+    items = add_items(project, [f"t{i}" for i in range(20)])
+    for item in items[:10]:
+        answer(item, expert, ["card_arrival"], shown=["card_arrival"])
+    for item in items[10:]:
+        answer(item, expert, ["card_arrival"] if item.id % 2 else ["lost_card"], withheld=["card_arrival"])
+    client.force_login(owner)
+    page = client.get(url(project)).content.decode()
+    section = page[page.index('id="suggestion-effect"'):]
+    assert "20% of served items are shown without the suggestion" in section
+    cells = row(section, "data-user", "expert")
+    assert cells[:4] == ["expert", "100% (10 of 10; 72–100%)", "50% (5 of 10; 24–76%)", "+50 (+12…+76) points"]  # Newcombe: 0.5 ∓ √(0.28² + 0.26²), 0.5 + 0.26

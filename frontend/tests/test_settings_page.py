@@ -77,10 +77,10 @@ def test_the_queue_settings_round_trip_and_a_short_hold_is_refused(admin_client,
 
 def test_the_active_learning_settings_round_trip_and_an_unchecked_box_turns_diversity_off(admin_client, project):
     admin_client.post(settings_url(project, "/active-learning"), {"strategy": "entropy", "refresh_every": "25", "eval_share": "0.2",
-                                                                  "suggestion_mode": "off"})
+                                                                  "suggestion_mode": "off", "suggestion_holdout": "0.1"})
     project.refresh_from_db()
-    assert (project.strategy, project.diversity, project.refresh_every, project.eval_share, project.suggestion_mode) == (
-        "entropy", False, 25, 0.2, "off")
+    assert (project.strategy, project.diversity, project.refresh_every, project.eval_share, project.suggestion_mode,
+            project.suggestion_holdout) == ("entropy", False, 25, 0.2, "off", 0.1)
     page = admin_client.get(settings_url(project)).content.decode()
     assert '<option value="entropy" selected>' in page and 'value="0.2"' in page
 
@@ -88,7 +88,8 @@ def test_the_active_learning_settings_round_trip_and_an_unchecked_box_turns_dive
 def test_an_evaluation_share_the_api_refuses_is_refused_here_in_its_words(admin_client, client_for, owner, project):
     api = client_for(owner).patch(f"/api/projects/{project.id}/", {"eval_share": 0.9}, format="json")
     response = admin_client.post(settings_url(project, "/active-learning"), {"strategy": "margin", "refresh_every": "10",
-                                                                             "eval_share": "0.9", "suggestion_mode": "off"}, follow=True)
+                                                                             "eval_share": "0.9", "suggestion_mode": "off",
+                                                                             "suggestion_holdout": "0"}, follow=True)
     assert shown_messages(response) == [f"eval_share: {api.json()['eval_share'][0]}"]
 
 

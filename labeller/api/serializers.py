@@ -21,6 +21,8 @@ from ..models import (
 # The JSON types an item field can be declared with (feedback.schema checks payloads against them).
 FIELD_TYPES = ["string", "number", "integer", "boolean"]
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+HOLDOUT_HELP = ("Share of served items shown without the model's suggestion (0–0.5), to measure on the annotator "
+                "page what suggestions do to experts.")
 
 
 class LabelSerializer(serializers.ModelSerializer):
@@ -55,7 +57,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "guidelines", "task_type", "text_field", "required_fields",
             "field_types", "labels_per_item", "hold_seconds", "strategy", "diversity", "refresh_every", "eval_share",
-            "suggestion_mode", "base_model_path", "spans_overlap", "labels", "role", "item_total", "item_done", "created_at",
+            "suggestion_mode", "suggestion_holdout", "base_model_path", "spans_overlap", "labels", "role", "item_total", "item_done", "created_at",
         ]
 
     def get_role(self, project) -> str | None:
@@ -82,6 +84,7 @@ class ProjectCreateSerializer(serializers.Serializer):
     refresh_every = serializers.IntegerField(min_value=1, max_value=10000, default=10)
     eval_share = serializers.FloatField(min_value=0, max_value=0.5, default=0.1)
     suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, default=SuggestionMode.HIGHLIGHT)
+    suggestion_holdout = serializers.FloatField(min_value=0, max_value=0.5, default=0.0, help_text=HOLDOUT_HELP)
     base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     spans_overlap = serializers.BooleanField(default=False, help_text="Span projects: allow overlapping spans.")
     labels = LabelCreateSerializer(many=True, allow_empty=False)
@@ -122,6 +125,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     refresh_every = serializers.IntegerField(min_value=1, max_value=10000, required=False)
     eval_share = serializers.FloatField(min_value=0, max_value=0.5, required=False)
     suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, required=False)
+    suggestion_holdout = serializers.FloatField(min_value=0, max_value=0.5, required=False, help_text=HOLDOUT_HELP)
     base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True)
     spans_overlap = serializers.BooleanField(required=False)
 
