@@ -10,7 +10,7 @@ from labeller import selectors, services
 from labeller.api.serializers import LabelCreateSerializer
 
 from .access import admin_project
-from .errors import refusals_shown, serializer_problems
+from .errors import post_handled, serializer_problems
 
 
 def checked_label(request):
@@ -21,6 +21,12 @@ def checked_label(request):
     for problem in serializer_problems(serializer.errors):
         messages.error(request, problem)
     return None
+
+
+def admin_label(request, project_id, label_id):
+    """The project (its admins only) and one of its labels; 404 for a label of another project."""
+    project = admin_project(request, project_id)
+    return project, selectors.label_get(project=project, label_id=label_id)
 
 
 def back(project):
@@ -42,32 +48,30 @@ def labels_page(request, project_id):
 @require_POST
 def label_add(request, project_id):
     project = admin_project(request, project_id)
-    fields = checked_label(request)
-    if fields is not None:
-        with refusals_shown(request):
-            label = services.label_create(project=project, **fields)
-            messages.success(request, f"Label “{label.name}” added.")
-    return back(project)
+
+    def add(fields):
+        label = services.label_create(project=project, **fields)
+        messages.success(request, f"Label “{label.name}” added.")
+
+    return post_handled(request, checked=checked_label(request), act=add, back=back(project))
 
 
 @login_required
 @require_POST
 def label_update(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
-    fields = checked_label(request)
-    if fields is not None:
-        with refusals_shown(request):
-            services.label_update(label=label, **fields)
-            messages.success(request, f"Label “{label.name}” saved.")
-    return back(project)
+    project, label = admin_label(request, project_id, label_id)
+
+    def update(fields):
+        services.label_update(label=label, **fields)
+        messages.success(request, f"Label “{label.name}” saved.")
+
+    return post_handled(request, checked=checked_label(request), act=update, back=back(project))
 
 
 @login_required
 @require_POST
 def label_archive(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
+    project, label = admin_label(request, project_id, label_id)
     archived = request.POST.get("archived") != "false"
     services.label_archive(label=label, archived=archived)
     messages.success(request, f"Label “{label.name}” {'archived: it is no longer offered for new labels' if archived else 'is offered again'}.")
@@ -77,8 +81,7 @@ def label_archive(request, project_id, label_id):
 @login_required
 @require_POST
 def label_move(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
+    project, label = admin_label(request, project_id, label_id)
     keys = list(project.labels.values_list("key", flat=True))
     at = keys.index(label.key)
     to = at - 1 if request.POST.get("direction") == "up" else at + 1
@@ -91,9 +94,10 @@ def label_move(request, project_id, label_id):
 @login_required
 @require_POST
 def label_delete(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
-    with refusals_shown(request):
+    project, label = admin_label(request, project_id, label_id)
+
+    def delete(_):
         services.label_delete(label=label)
         messages.success(request, f"Label “{label.name}” deleted.")
-    return back(project)
+
+    return post_handled(request, checked={}, act=delete, back=back(project))

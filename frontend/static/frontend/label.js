@@ -25,7 +25,7 @@
     show, edit, submitNow: submitSelected, choose, pendingHint: labelBoxHint, keyInInput: keyInFilter, onKey,
     historyText: (annotation, text) => `${annotation.skipped ? "(skipped)" : names(annotation.labels) || "(none)"} — ${text}`,
   });
-  const { $, call, say, setPending, paintProgress, advance, leadTime, remember, clip, paintTimer } = screen;
+  const { $, call, say, setPending, paintProgress, sendLabels, clip, paintTimer } = screen;
 
   // --- labels (their buttons and shortcuts: label_common.js) --------------------------------
   const wordsOf = (text) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
@@ -234,32 +234,13 @@
       return;
     }
     const labels = [...state.selected];
-    if (state.editing) {
-      const edited = state.editing;
-      try {
-        const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels, lead_time: leadTime() });
-        remember(annotation);
-        say(`Changed “${clip(edited.item_text || "the item")}” to ${names(labels) || "(none)"}.`);
-        show(state.current);
-      } catch (err) {
-        say(err.message, true);
-      }
-      return;
-    }
-    if (!state.current) return;
     const item = state.current;
-    try {
-      const body = { labels, lead_time: leadTime() };
-      if (item.suggestion) body.suggested_labels = item.suggestion.labels;  // records whether it was accepted
-      const annotation = await call("POST", `/items/${item.id}/annotations`, body);
-      annotation.item_text = item.text;
-      remember(annotation);
-      state.done += annotation.item_done ? 1 : 0;
-      say(`Labelled: ${names(labels) || "(none)"}`);
-      await advance();
-    } catch (err) {
-      say(err.message, true);
-    }
+    await sendLabels(labels, {
+      suggested: item && item.suggestion ? item.suggestion.labels : undefined,
+      saidEdited: (edited) => `Changed “${clip(edited.item_text || "the item")}” to ${names(labels) || "(none)"}.`,
+      saidLabelled: `Labelled: ${names(labels) || "(none)"}`,
+      back: () => show(state.current),
+    });
   }
 
   // --- undo and edit ------------------------------------------------------------------------

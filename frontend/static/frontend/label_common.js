@@ -141,6 +141,40 @@
       }
     }
 
+    // Send the labels on screen: the change to an earlier annotation being edited (then `back()`
+    // to the item underneath), else the item's annotation, with the suggestion shown when there was
+    // one (`suggested`: it records whether it was accepted), then the next item. `saidEdited(edited)`
+    // and `saidLabelled` are the status line's words.
+    async function sendLabels(labels, { suggested, saidEdited, saidLabelled, back }) {
+      if (state.editing) {
+        const edited = state.editing;
+        try {
+          const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels, lead_time: leadTime() });
+          annotation.item_text = edited.item_text || annotation.item_text;
+          remember(annotation);
+          say(saidEdited(edited));
+          back();
+        } catch (err) {
+          say(err.message, true);
+        }
+        return;
+      }
+      if (!state.current) return;
+      const item = state.current;
+      try {
+        const body = { labels, lead_time: leadTime() };
+        if (suggested !== undefined) body.suggested_labels = suggested;
+        const annotation = await call("POST", `/items/${item.id}/annotations`, body);
+        annotation.item_text = item.text;
+        remember(annotation);
+        state.done += annotation.item_done ? 1 : 0;
+        say(saidLabelled);
+        await advance();
+      } catch (err) {
+        say(err.message, true);
+      }
+    }
+
     async function skip() {
       if (!state.current || state.editing || state.busy) return;
       state.busy = true;
@@ -237,6 +271,6 @@
       }
     }
 
-    return { $, call, say, labelButton, setPending, paintProgress, advance, leadTime, remember, clip, paintTimer, start };
+    return { $, call, say, labelButton, setPending, paintProgress, leadTime, sendLabels, clip, paintTimer, start };
   };
 })();

@@ -100,7 +100,7 @@
     show, edit, submitNow: submitSpans, choose: tag, onKey,
     historyText: (annotation, text) => `${describe(annotation)} — ${clip(text)}`,
   });
-  const { $, call, say, setPending, paintProgress, advance, leadTime, remember, clip, paintTimer } = screen;
+  const { $, say, paintProgress, sendLabels, clip, paintTimer } = screen;
 
   // --- labels -------------------------------------------------------------------------------
   const labelOf = new Map(config.labels.map((l) => [l.key, l]));
@@ -476,33 +476,12 @@
   async function submitSpans() {
     const spans = toServer(state.spans);
     const summary = spans.length ? spans.map((s) => nameOf(s.label)).join(", ") : "no spans";
-    if (state.editing) {
-      const edited = state.editing;
-      try {
-        const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels: spans, lead_time: leadTime() });
-        annotation.item_text = edited.item_text;
-        remember(annotation);
-        say(`Saved your edit: ${summary}.`);
-        resume();
-      } catch (err) {
-        say(err.message, true);
-      }
-      return;
-    }
-    if (!state.current) return;
-    const item = state.current;
-    try {
-      const body = { labels: spans, lead_time: leadTime() };
-      if (state.suggestions.length) body.suggested_labels = suggestedRecord(spans);
-      const annotation = await call("POST", `/items/${item.id}/annotations`, body);
-      annotation.item_text = item.text;
-      remember(annotation);
-      state.done += annotation.item_done ? 1 : 0;
-      say(`Labelled: ${summary}.`);
-      await advance();
-    } catch (err) {
-      say(err.message, true);
-    }
+    await sendLabels(spans, {
+      suggested: state.suggestions.length ? suggestedRecord(spans) : undefined,
+      saidEdited: () => `Saved your edit: ${summary}.`,
+      saidLabelled: `Labelled: ${summary}.`,
+      back: resume,
+    });
   }
 
   // --- history, undo and edit ---------------------------------------------------------------
