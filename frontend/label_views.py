@@ -1,6 +1,8 @@
 """The project's labels page (project admins only): add, rename, recolour, change the shortcut,
 reorder, archive and unarchive, delete an unused label. The API's serializer checks each label
 and labeller.services refuses what would corrupt data (a used label's key, deleting it)."""
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -44,28 +46,28 @@ def labels_page(request, project_id):
     return render(request, "frontend/labels.html", {"project": project, "labels": labels})
 
 
+def label_saved(request, project, save, done: str):
+    """Check the posted label as the API does, save it (`save(**fields)` returns the label), say
+    so or show the refusal, and go back to the labels page."""
+    def act(fields):
+        label = save(**fields)
+        messages.success(request, f"Label “{label.name}” {done}.")
+
+    return post_handled(request, checked=checked_label(request), act=act, back=back(project))
+
+
 @login_required
 @require_POST
 def label_add(request, project_id):
     project = admin_project(request, project_id)
-
-    def add(fields):
-        label = services.label_create(project=project, **fields)
-        messages.success(request, f"Label “{label.name}” added.")
-
-    return post_handled(request, checked=checked_label(request), act=add, back=back(project))
+    return label_saved(request, project, partial(services.label_create, project=project), "added")
 
 
 @login_required
 @require_POST
 def label_update(request, project_id, label_id):
     project, label = admin_label(request, project_id, label_id)
-
-    def update(fields):
-        services.label_update(label=label, **fields)
-        messages.success(request, f"Label “{label.name}” saved.")
-
-    return post_handled(request, checked=checked_label(request), act=update, back=back(project))
+    return label_saved(request, project, partial(services.label_update, label=label), "saved")
 
 
 @login_required
