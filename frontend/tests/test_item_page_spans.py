@@ -7,9 +7,10 @@ import html
 import re
 
 import pytest
+from django.utils import timezone
 
 from core.errors import Conflict
-from feedback.models import Prediction
+from feedback.models import FeedbackEvent, Prediction
 from frontend.span_marks import GREY, spans_marked
 from labeller.models import Annotation
 from labeller.services import WholeItemLabelsOnly, annotation_submit, annotations_label_similar
@@ -82,9 +83,12 @@ def test_a_predictions_spans_are_drawn_and_a_span_outside_the_text_is_counted_no
     Prediction.objects.create(project=item.project, version=version, served_as="champion", data={"text": TEXT},
                               labels=[at("東京", "card_arrival", confidence=0.77), {"start": 0, "end": 999, "label": "x"}],
                               confidence=0.77, top=[], item=item)
+    FeedbackEvent.objects.create(project=item.project, version=version, kind="rejection", end_user="u1",
+                                 predicted_labels=[at("東京", "card_arrival")], occurred_at=timezone.now(), item=item)
     page = page_of(client, viewer, item)
     assert drawn(page, "predictions") == [("Card arrival 77%", "東京")]
     assert "1 entry not a span inside this text: not drawn." in page
+    assert re.search(r"<td>rejection</td>\s*<td>1 span</td>", page)  # what the model said, not a dict's repr
 
 
 def test_an_expert_sees_no_whole_item_forms_on_a_span_item_and_a_post_to_them_is_a_409(client, expert, item):
