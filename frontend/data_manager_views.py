@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from labeller import exporting, item_table, selectors
-from labeller.models import ItemSource, ItemStatus, Role
+from labeller.models import ItemSource, ItemStatus, Role, TaskType
 
 # (key, heading, shown by default) of every column the table can show.
 COLUMNS = [
@@ -17,6 +17,8 @@ COLUMNS = [
     ("needs_review", "Needs review", True), ("source", "Source", False), ("created_at", "Created", False),
     ("labelled_at", "Last labelled", False),
 ]
+# A span project's cells count the spans of each label (item_table.majority_span_counts).
+SPAN_HEADINGS = {"annotations": "Spans and annotators", "majority": "Majority spans"}
 SORT_NAMES = {"id": "Import order", "created_at": "Created", "labelled_at": "Last labelled",
               "confidence": "Confidence", "agreement": "Agreement"}
 
@@ -25,10 +27,12 @@ SORT_NAMES = {"id": "Import order", "created_at": "Created", "labelled_at": "Las
 @require_safe
 def data_manager_page(request, project_id):
     project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
+    spans = project.task_type == TaskType.SPANS  # the label filter keeps the items with a span of that label
     sorts = [(sort, f"{SORT_NAMES[sort.lstrip('-')]} {'↓' if sort.startswith('-') else '↑'}") for sort in item_table.SORT_CHOICES]
     return render(request, "frontend/data_manager.html", {
         "project": project,
         "membership": membership,
+        "spans": spans,
         "can_act": membership.can(Role.EXPERT),
         "can_delete": membership.can(Role.ADMIN),
         "labels": project.labels.all(),
@@ -36,6 +40,6 @@ def data_manager_page(request, project_id):
         "statuses": ItemStatus.choices,
         "sources": ItemSource.choices,
         "sorts": sorts,
-        "columns": COLUMNS,
+        "columns": [(key, SPAN_HEADINGS.get(key, heading) if spans else heading, shown) for key, heading, shown in COLUMNS],
         "export_formats": exporting.export_formats_for(project),
     })

@@ -7,6 +7,7 @@ several inputs, and the person needs to know which one to fix."""
 from contextlib import contextmanager
 
 from django.contrib import messages
+from django.shortcuts import render
 
 from core.errors import DomainError
 
@@ -53,3 +54,29 @@ def _path(path: str, name) -> str:
     if name == "non_field_errors":
         return path
     return f"{path}.{name}" if path else str(name)
+
+
+def form_checked(request, form):
+    """The form's cleaned data, or None with its problems shown as the page's messages."""
+    if form.is_valid():
+        return form.cleaned_data
+    for problem in form_problems(form):
+        messages.error(request, problem)
+    return None
+
+
+def post_handled(request, *, checked, act, back):
+    """A page's POST in one shape: `checked` is the validated input, or None when it was refused
+    (its problems already shown); `act(checked)` calls the service and says what it did, a
+    DomainError it raises is shown as the refusal; either way the answer is `back`, a redirect to
+    the page."""
+    if checked is not None:
+        with refusals_shown(request):
+            act(checked)
+    return back
+
+
+def refusal_page(request, error: DomainError, *, back_url: str):
+    """A refusal answered with its own status (409, say) and a page that says it: for a POST the
+    page never offers (a form hidden for this project), so there is no page to redirect back to."""
+    return render(request, "frontend/refused.html", {"message": error.message, "back_url": back_url}, status=error.status)

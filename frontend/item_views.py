@@ -12,14 +12,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from active_learning.similar import similar_items
-from core.errors import DomainError
+from core.errors import Conflict, DomainError
 from feedback.item_history import item_history_for
 from labeller import selectors, services
-from labeller.models import Role
+from labeller.models import Role, TaskType
 from labeller.task_types import task_type_for
 
-from .errors import form_problems, refusal_show, refusals_shown
+from .errors import form_checked, form_problems, post_handled, refusal_page
 from .forms import SIMILAR_K, SIMILAR_THRESHOLD, LabelSimilarForm, RelabelForm, SimilarForm, project_label_choices
+from .span_marks import spans_marked
 
 
 def similar_query(request) -> tuple[dict, list[str]]:
@@ -48,16 +49,22 @@ def item_page(request, project_id, item_id):
     for problem in problems:
         messages.error(request, problem)
     can_label = membership.can(Role.EXPERT)
-    neighbours, no_neighbours = neighbours_for(project, history.item, query, request.user) if can_label else ([], None)
+    spans = project.task_type == TaskType.SPANS  # no label similar: spans do not carry over to other texts
+    offers_similar = can_label and not spans
+    neighbours, no_neighbours = neighbours_for(project, history.item, query, request.user) if offers_similar else ([], None)
     mine = next((a for a in history.annotations if a.annotator_id == request.user.pk), None)
     resolved = resolved_labels(project, history.annotations)
+    text = history.item.text()
+    if spans:
+        spans_drawn(project, history, text, resolved)
     return render(request, "frontend/item.html", {
         "project": project,
         "membership": membership,
         "can_label": can_label,
         "history": history,
         "item": history.item,
-        "text": history.item.text(),
+        "text": text,
+        "spans": spans,
         "labels": project_label_choices(project),
         "label_names": dict(project.labels.values_list("key", "name")),
         "multi_label": task_type_for(project).page_config(project).get("multiLabel", False),
@@ -70,7 +77,24 @@ def item_page(request, project_id, item_id):
     })
 
 
-def resolved_labels(project, annotations) -> list[str]:
+def spans_drawn(project, history, text: str, resolved: list) -> None:
+    """A span project's spans, marked in the text for the page: each annotation's spans and the
+    model's spans it was shown (with confidence and whether they were kept), each prediction's
+    spans in the text it was made on, and the majority's in the item's text."""
+    labels = {key: (name, colour) for key, name, colour in project.labels.values_list("key", "name", "color")}
+    for annotation in history.annotations:
+        annotation.marked = spans_marked(text, annotation.labels, labels=labels)
+        if annotation.suggested_labels is not None:
+            annotation.suggested_marked = spans_marked(text, annotation.suggested_labels, labels=labels, dashed=True)
+    for prediction in history.predictions:
+        # A prediction the feedback answered may have been made on a text sent to the API, not on this item.
+        said = prediction.data.get(project.text_field) if isinstance(prediction.data, dict) else None
+        prediction.marked = spans_marked(said if isinstance(said, str) else text, prediction.labels, labels=labels,
+                                         dashed=True)
+    history.marked = spans_marked(text, resolved, labels=labels)
+
+
+def resolved_labels(project, annotations) -> list:
     """The item's label as the majority of its submitted annotations (what training reads)."""
     label_sets = [a.labels for a in annotations if not a.skipped]
     return task_type_for(project).majority(label_sets)[0] if label_sets else []
@@ -91,37 +115,39 @@ def expert_item(request, project_id, item_id):
 @require_POST
 def item_relabel(request, project_id, item_id):
     project, item = expert_item(request, project_id, item_id)
-    form = RelabelForm(request.POST, project=project)
-    if not form.is_valid():
-        for problem in form_problems(form):
-            messages.error(request, problem)
-        return back_to_item(project.id, item.id, request)
-    with refusals_shown(request):
-        annotation = services.annotation_submit(item=item, user=request.user, labels=form.cleaned_data["labels"])
+    if project.task_type == TaskType.SPANS:
+        # The form sends whole-item label keys; a span project's labels are spans in the text.
+        return refusal_page(request, Conflict("this form gives a whole item a label; a span project's spans are "
+                                              "labelled and edited on the labelling screen", field="labels"),
+                            back_url=back_to_item(project.id, item.id, request).url)
+
+    def relabel(data):
+        annotation = services.annotation_submit(item=item, user=request.user, labels=data["labels"])
         messages.success(request, f"Your label for this item is now {', '.join(annotation.labels)}.")
-    return back_to_item(project.id, item.id, request)
+
+    return post_handled(request, checked=form_checked(request, RelabelForm(request.POST, project=project)),
+                        act=relabel, back=back_to_item(project.id, item.id, request))
 
 
 @login_required
 @require_POST
 def item_label_similar(request, project_id, item_id):
     project, item = expert_item(request, project_id, item_id)
-    form = LabelSimilarForm(request.POST, project=project)
-    if not form.is_valid():
-        for problem in form_problems(form):
-            messages.error(request, problem)
-        return back_to_item(project.id, item.id, request)
     try:
-        done = services.annotations_label_similar(project=project, user=request.user, source_item=item,
-                                                  item_ids=form.cleaned_data["items"], labels=form.cleaned_data["labels"])
+        services.label_similar_check(project=project)
     except DomainError as exc:
-        refusal_show(request, exc)
-        return back_to_item(project.id, item.id, request)
-    labels = ", ".join(form.cleaned_data["labels"])
-    messages.success(request, f"Labelled {len(done.labelled)} item{'s' if len(done.labelled) != 1 else ''} as {labels}.")
-    if done.skipped:
-        messages.warning(request, f"Skipped {len(done.skipped)}: labelled, held or sent to review meanwhile.")
-    return back_to_item(project.id, item.id, request)
+        return refusal_page(request, exc, back_url=back_to_item(project.id, item.id, request).url)
+
+    def label_similar(data):
+        done = services.annotations_label_similar(project=project, user=request.user, source_item=item,
+                                                  item_ids=data["items"], labels=data["labels"])
+        labels = ", ".join(data["labels"])
+        messages.success(request, f"Labelled {len(done.labelled)} item{'s' if len(done.labelled) != 1 else ''} as {labels}.")
+        if done.skipped:
+            messages.warning(request, f"Skipped {len(done.skipped)}: labelled, held or sent to review meanwhile.")
+
+    return post_handled(request, checked=form_checked(request, LabelSimilarForm(request.POST, project=project)),
+                        act=label_similar, back=back_to_item(project.id, item.id, request))
 
 
 @login_required

@@ -1,6 +1,8 @@
 """The project's labels page (project admins only): add, rename, recolour, change the shortcut,
 reorder, archive and unarchive, delete an unused label. The API's serializer checks each label
 and labeller.services refuses what would corrupt data (a used label's key, deleting it)."""
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -10,7 +12,7 @@ from labeller import selectors, services
 from labeller.api.serializers import LabelCreateSerializer
 
 from .access import admin_project
-from .errors import refusals_shown, serializer_problems
+from .errors import post_handled, serializer_problems
 
 
 def checked_label(request):
@@ -21,6 +23,12 @@ def checked_label(request):
     for problem in serializer_problems(serializer.errors):
         messages.error(request, problem)
     return None
+
+
+def admin_label(request, project_id, label_id):
+    """The project (its admins only) and one of its labels; 404 for a label of another project."""
+    project = admin_project(request, project_id)
+    return project, selectors.label_get(project=project, label_id=label_id)
 
 
 def back(project):
@@ -38,36 +46,34 @@ def labels_page(request, project_id):
     return render(request, "frontend/labels.html", {"project": project, "labels": labels})
 
 
+def label_saved(request, project, save, done: str):
+    """Check the posted label as the API does, save it (`save(**fields)` returns the label), say
+    so or show the refusal, and go back to the labels page."""
+    def act(fields):
+        label = save(**fields)
+        messages.success(request, f"Label “{label.name}” {done}.")
+
+    return post_handled(request, checked=checked_label(request), act=act, back=back(project))
+
+
 @login_required
 @require_POST
 def label_add(request, project_id):
     project = admin_project(request, project_id)
-    fields = checked_label(request)
-    if fields is not None:
-        with refusals_shown(request):
-            label = services.label_create(project=project, **fields)
-            messages.success(request, f"Label “{label.name}” added.")
-    return back(project)
+    return label_saved(request, project, partial(services.label_create, project=project), "added")
 
 
 @login_required
 @require_POST
 def label_update(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
-    fields = checked_label(request)
-    if fields is not None:
-        with refusals_shown(request):
-            services.label_update(label=label, **fields)
-            messages.success(request, f"Label “{label.name}” saved.")
-    return back(project)
+    project, label = admin_label(request, project_id, label_id)
+    return label_saved(request, project, partial(services.label_update, label=label), "saved")
 
 
 @login_required
 @require_POST
 def label_archive(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
+    project, label = admin_label(request, project_id, label_id)
     archived = request.POST.get("archived") != "false"
     services.label_archive(label=label, archived=archived)
     messages.success(request, f"Label “{label.name}” {'archived: it is no longer offered for new labels' if archived else 'is offered again'}.")
@@ -77,8 +83,7 @@ def label_archive(request, project_id, label_id):
 @login_required
 @require_POST
 def label_move(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
+    project, label = admin_label(request, project_id, label_id)
     keys = list(project.labels.values_list("key", flat=True))
     at = keys.index(label.key)
     to = at - 1 if request.POST.get("direction") == "up" else at + 1
@@ -91,9 +96,10 @@ def label_move(request, project_id, label_id):
 @login_required
 @require_POST
 def label_delete(request, project_id, label_id):
-    project = admin_project(request, project_id)
-    label = selectors.label_get(project=project, label_id=label_id)
-    with refusals_shown(request):
+    project, label = admin_label(request, project_id, label_id)
+
+    def delete(_):
         services.label_delete(label=label)
         messages.success(request, f"Label “{label.name}” deleted.")
-    return back(project)
+
+    return post_handled(request, checked={}, act=delete, back=back(project))

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from core.errors import DomainError
 
 from .models import DISAGREES, Annotation, Item, Project, TaskType
 from .selectors import items_with_status
+from .task_types import task_type_for
 
 # Sortable columns: name -> nullable? ("id" is the default and the tie-breaker of every sort.)
 SORTS = {"id": False, "created_at": False, "labelled_at": True, "confidence": True, "agreement": True}
@@ -279,8 +281,19 @@ def explain(items: QuerySet) -> str:
     return items.explain(analyze=True) if connection.vendor == "postgresql" else items.explain()
 
 
-def item_row(item: Item) -> dict:
-    """A row of the table as the API answers it."""
+def majority_span_counts(project: Project, annotations: list[Annotation]) -> dict[str, int] | None:
+    """For a span project, how many spans of each label the item's majority has (the `majority`
+    column holds only which labels): from the page's prefetched annotations, 50 rows at most, so
+    nothing is stored for it. None for other task types."""
+    if project.task_type != TaskType.SPANS:
+        return None
+    label_sets = [a.labels for a in annotations]
+    majority = task_type_for(project).majority(label_sets)[0] if label_sets else []
+    return dict(sorted(Counter(span["label"] for span in majority).items()))
+
+
+def item_row(item: Item, *, project: Project | None = None) -> dict:
+    """A row of the table as the API answers it (`project`: the items' project, for span counts)."""
     annotations = getattr(item, "submitted", [])
     return {
         "id": item.id,
@@ -300,4 +313,5 @@ def item_row(item: Item) -> dict:
         "created_at": item.created_at,
         "labelled_at": item.labelled_at,
         "url": f"/projects/{item.project_id}/items/{item.id}",
+        "spans": majority_span_counts(project, annotations) if project is not None else None,
     }

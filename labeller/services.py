@@ -12,7 +12,7 @@ from django.utils import timezone
 from core.errors import Conflict, DomainError
 
 from . import selectors
-from .models import ActiveLearningState, Annotation, AnnotationSource, Item, Label, Membership, Project, Role, label_keys_cell
+from .models import ActiveLearningState, Annotation, AnnotationSource, Item, Label, Membership, Project, Role, TaskType, label_keys_cell
 from .signals import annotation_recorded, labels_recorded
 from .suggestion_holdout import is_withheld, suggested_value
 from .suggestions import suggestion_for_item
@@ -401,6 +401,21 @@ class SimilarLabelled:
     skipped: list[int]  # asked for, but labelled meanwhile, held by another expert, or not open to it
 
 
+class WholeItemLabelsOnly(Conflict):
+    """The action copies a whole item's labels, which a span project's items do not have."""
+
+
+def label_similar_check(*, project: Project) -> None:
+    """Refuse labelling neighbours in bulk in a span project: its labels are spans at offsets in
+    one text, which mean nothing in another text (finding similar items still works: it reads
+    sentence vectors)."""
+    if project.task_type == TaskType.SPANS:
+        raise WholeItemLabelsOnly(
+            "label similar copies a whole item's labels to its neighbours; a span project's labels are "
+            "spans inside one text, which do not carry over to another: label each item on the labelling screen",
+            field="labels")
+
+
 def annotations_label_similar(
     *, project: Project, user: AbstractBaseUser, source_item: Item, item_ids: list[int], labels: list[str]
 ) -> SimilarLabelled:
@@ -411,6 +426,7 @@ def annotations_label_similar(
     them, so `suggested_labels` and `suggestion_accepted` stay null. Like submit, each new label
     counts towards the next refresh (labels_recorded, after commit); `annotation_recorded` is not
     sent because items under review are never labelled this way."""
+    label_similar_check(project=project)
     labels = labels_validate(project=project, labels=labels)
     if source_item.project_id != project.id:
         raise DomainError("the item to label from is not in this project", field="item")

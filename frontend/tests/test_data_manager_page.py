@@ -110,3 +110,32 @@ def test_an_admin_deletes_all_items_matching_a_search_after_confirming(page, pro
     assert set(Item.objects.filter(project=project).values_list("search_text", flat=True)) == {
         "What rate do you use abroad?", "Top up failed"}
     assert not page.js_errors
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_span_projects_table_counts_spans_per_label_and_filters_on_a_label(page, make_project, add_items, expert):  # noqa: F811
+    project = make_project(name="Tweets", task_type="spans")
+    texts = ["lost_card and lost_card then card_arrival", "just card_arrival", "nothing here"]
+    items = add_items(project, texts)
+    for item, text in zip(items, texts):
+        item.project = project
+        words = [(w, text.index(w)) for w in ("lost_card", "card_arrival") if w in text]
+        spans = [{"start": start, "end": start + len(w), "label": w} for w, start in words]
+        if text.count("lost_card") == 2:
+            second = text.index("lost_card", text.index("lost_card") + 1)
+            spans.append({"start": second, "end": second + 9, "label": "lost_card"})
+        annotation_submit(item=item, user=expert, labels=spans)
+    log_in(page, "expert")
+    page.goto(url(project))
+    expect(page.locator("#items thead th[data-column=majority]")).to_have_text("Majority spans")
+    expect(page.locator(f"#items tr[data-item='{items[0].id}'] td[data-column=majority] .tag")).to_have_text(
+        ["card_arrival ×1", "lost_card ×2"])
+    expect(page.locator(f"#items tr[data-item='{items[0].id}'] td[data-column=annotations]")).to_have_text(
+        "expert: 3 spans: card_arrival ×1, lost_card ×2")
+    expect(page.locator(f"#items tr[data-item='{items[2].id}'] td[data-column=annotations]")).to_have_text("expert: no spans")
+    page.locator("#filters").get_by_label("Majority has a span of").select_option("card_arrival")
+    expect(page.locator("#dm-count")).to_have_text("2 items · page 1")
+    page.locator("#filters").get_by_label("Majority has a span of").select_option("lost_card")
+    expect(page.locator("#dm-count")).to_have_text("1 item · page 1")
+    assert not page.js_errors

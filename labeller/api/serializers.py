@@ -404,6 +404,8 @@ class ItemTableRowSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     labelled_at = serializers.DateTimeField(allow_null=True)
     url = serializers.CharField()
+    spans = serializers.DictField(child=serializers.IntegerField(), allow_null=True,
+                                  help_text="a span project's majority spans per label ({\"PER\": 2}); null otherwise")
 
 
 class ItemTableCountSerializer(serializers.Serializer):

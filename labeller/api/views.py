@@ -195,7 +195,7 @@ class ItemTable(ProjectScopedMixin, APIView):
         sort, cursor, limit = query.pop("sort"), query.pop("cursor", None), query.pop("limit")
         page = item_table.items_table_page(project=self.project, filters=query, sort=sort, cursor=cursor, limit=limit)
         count = None if cursor else item_table.items_table_count(project=self.project, filters=query).as_dict()
-        return Response({"results": [item_table.item_row(row) for row in page.rows],
+        return Response({"results": [item_table.item_row(row, project=self.project) for row in page.rows],
                          "next_cursor": page.next_cursor, "sort": page.sort, "count": count})
 
 

@@ -76,17 +76,28 @@
     }
   }
 
+  // "3 spans: PER ×2, LOC ×1", or "no spans" (a text with no entity is an answer too).
+  function spanSummary(spans) {
+    if (!spans.length) return "no spans";
+    const counts = new Map();
+    spans.forEach((s) => counts.set(s.label, (counts.get(s.label) || 0) + 1));
+    const used = [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([label, n]) => `${label} ×${n}`);
+    return `${spans.length} span${spans.length === 1 ? "" : "s"}: ${used.join(", ")}`;
+  }
+
   function cellFor(key, row) {
     const td = document.createElement("td");
     td.dataset.column = key;
     switch (key) {
       case "text": td.className = "text"; td.textContent = row.text; break;
       case "annotations":
-        // A span project's labels are spans {start, end, label} (code points): shown as "PER 0–3".
-        tags(td, row.annotations.map((a) => `${a.annotator || a.source}: ${a.labels.map((l) => (
-          typeof l === "string" ? l : `${l.label} ${l.start}–${l.end}`)).join(", ") || "—"}`));
+        // A span project's labels are spans {start, end, label}: shown as the labels used and how often.
+        tags(td, row.annotations.map((a) => `${a.annotator || a.source}: ${row.spans ? spanSummary(a.labels)
+          : a.labels.join(", ") || "—"}`));
         break;
-      case "majority": tags(td, row.majority); break;
+      case "majority":
+        tags(td, row.spans ? Object.entries(row.spans).map(([label, n]) => `${label} ×${n}`) : row.majority);
+        break;
       case "predicted": tags(td, row.predicted); break;
       case "agreement": td.textContent = fmt.share(row.agreement); break;
       case "confidence": td.textContent = fmt.share(row.confidence); break;

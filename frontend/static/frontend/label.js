@@ -1,12 +1,10 @@
-// The labelling screen: one item at a time, keyboard first, the next item fetched ahead.
+// The labelling screen: one item at a time, keyboard first, the next item fetched ahead. The queue,
+// submit and skip, the history and the keys both screens share are label_common.js; this is what
+// classifying a whole item adds: choosing labels, filtering them, the suggestion and the review.
 // All text from the server goes through textContent, never innerHTML.
 (function () {
   "use strict";
   const config = JSON.parse(document.getElementById("label-config").textContent);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
-  const api = `/api/projects/${config.projectId}`;
-  const $ = (id) => document.getElementById(id);
-
   const state = {
     current: null,      // the item on screen
     ahead: null,        // the next item, already held for this expert
@@ -23,90 +21,21 @@
     total: config.progress.total,
   };
 
-  async function call(method, path, body) {
-    const response = await fetch(api + path, {
-      method,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
-    if (response.status === 204) return null;
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const problem = Object.entries(data).map(([field, msg]) => `${field}: ${[].concat(msg).join(" ")}`).join("; ");
-      throw new Error(problem || `HTTP ${response.status}`);
-    }
-    return data;
-  }
+  const screen = LabelloopScreen(config, state, {
+    show, edit, submitNow: submitSelected, choose, pendingHint: labelBoxHint, keyInInput: keyInFilter, onKey,
+    historyText: (annotation, text) => `${annotation.skipped ? "(skipped)" : names(annotation.labels) || "(none)"} — ${text}`,
+  });
+  const { $, call, say, setPending, paintProgress, sendLabels, clip, paintTimer } = screen;
 
-  const claim = (exclude) => call("POST", "/queue/next", { exclude });
-
-  function say(text, isError) {
-    $("status").textContent = text;
-    $("status").classList.toggle("error", !!isError);
-  }
-
-  // --- labels -------------------------------------------------------------------------------
-  // Every label has keys that choose it (labeller/shortcuts.py): one key, or a prefix and a second
-  // key when there are more labels than keys. The codes are prefix-free, so one key never waits.
+  // --- labels (their buttons and shortcuts: label_common.js) --------------------------------
   const wordsOf = (text) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
   const buttons = config.labels.map((label, order) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "label";
-    button.dataset.key = label.key;
+    const button = screen.labelButton(label, label.name, () => choose(label.key));
     button.dataset.order = order;
-    button.dataset.shortcut = (label.shortcut || "").toLowerCase();
-    button.title = label.name;
-    button.style.setProperty("--label-color", label.color);
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = label.name;
-    button.appendChild(name);
-    if (label.shortcut) {
-      const keys = document.createElement("span");
-      keys.className = "keys";
-      [...label.shortcut].forEach((k) => {
-        const kbd = document.createElement("kbd");
-        kbd.textContent = k;
-        keys.appendChild(kbd);
-      });
-      button.appendChild(keys);
-    }
-    button.addEventListener("click", () => choose(label.key));
-    $("labels").appendChild(button);
     return { button, label, nameWords: wordsOf(label.name), keyWords: wordsOf(label.key) };
   });
-  const byShortcut = new Map(config.labels.filter((l) => l.shortcut).map((l) => [l.shortcut.toLowerCase(), l.key]));
-  const prefixes = new Set([...byShortcut.keys()].filter((code) => code.length === 2).map((code) => code[0]));
   state.ranked = buttons.map((b) => b.button);
   window.addEventListener("resize", () => setPending(state.pendingKey));
-
-  // A key pressed outside the filter: a label's shortcut, or the first key of a two-key one.
-  function pressShortcut(key) {
-    const typed = state.pendingKey + key.toLowerCase();
-    if (byShortcut.has(typed)) {
-      setPending("");
-      choose(byShortcut.get(typed));
-      return true;
-    }
-    if (!state.pendingKey && prefixes.has(typed)) {
-      setPending(typed);
-      return true;
-    }
-    if (state.pendingKey) {
-      setPending("");  // no label has that second key: drop the sequence
-      return true;
-    }
-    return false;
-  }
-
-  function setPending(prefix) {
-    state.pendingKey = prefix;
-    $("labels").classList.toggle("pending", !!prefix);
-    buttons.forEach(({ button }) => button.classList.toggle("continues", !!prefix && button.dataset.shortcut.startsWith(prefix)));
-    $("pending-key").textContent = prefix ? `${prefix} … now the second key (Escape cancels)` : labelBoxHint();
-  }
 
   // When the box scrolls, say so: the rows below its edge are otherwise easy to miss.
   function labelBoxHint() {
@@ -299,122 +228,22 @@
     $("review").hidden = false;
   }
 
-  function paintProgress() {
-    $("progress").textContent = `${state.done} / ${state.total} done`;
-  }
-
-  function fetchAhead() {
-    if (!state.current || state.ahead || state.aheadRequest) return state.aheadRequest;
-    state.aheadRequest = claim([state.current.id])
-      .then((item) => { state.ahead = item; }, () => { state.ahead = null; })
-      .finally(() => { state.aheadRequest = null; });
-    return state.aheadRequest;
-  }
-
-  async function advance() {
-    // A claim still in flight may be holding the next item: wait for it rather than claim
-    // again, or it lands later as `ahead` and the item on screen comes round a second time.
-    if (state.aheadRequest) await state.aheadRequest;
-    if (state.ahead) {
-      show(state.ahead);
-      state.ahead = null;
-    } else {
-      show(await claim(state.current ? [state.current.id] : []));
-    }
-    fetchAhead(); // in the background while the expert reads
-  }
-
-  function leadTime() {
-    return Math.round((performance.now() - state.shownAt)) / 1000;
-  }
-
-  async function submit() {
-    if (state.busy) return;
-    state.busy = true;
-    try {
-      await submitSelected();
-    } finally {
-      state.busy = false;
-    }
-  }
-
   async function submitSelected() {
     if (state.selected.size === 0 && !config.multiLabel) {
       say("Choose a label first.", true);
       return;
     }
     const labels = [...state.selected];
-    if (state.editing) {
-      const edited = state.editing;
-      try {
-        const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels, lead_time: leadTime() });
-        remember(annotation);
-        say(`Changed “${clip(edited.item_text || "the item")}” to ${names(labels) || "(none)"}.`);
-        show(state.current);
-      } catch (err) {
-        say(err.message, true);
-      }
-      return;
-    }
-    if (!state.current) return;
     const item = state.current;
-    try {
-      const body = { labels, lead_time: leadTime() };
-      if (item.suggestion) body.suggested_labels = item.suggestion.labels;  // records whether it was accepted
-      const annotation = await call("POST", `/items/${item.id}/annotations`, body);
-      annotation.item_text = item.text;
-      remember(annotation);
-      state.done += annotation.item_done ? 1 : 0;
-      say(`Labelled: ${names(labels) || "(none)"}`);
-      await advance();
-    } catch (err) {
-      say(err.message, true);
-    }
-  }
-
-  async function skip() {
-    if (!state.current || state.editing || state.busy) return;
-    state.busy = true;
-    try {
-      await call("POST", `/items/${state.current.id}/skip`, { lead_time: leadTime() });
-      say("Skipped.");
-      await advance();
-    } catch (err) {
-      say(err.message, true);
-    } finally {
-      state.busy = false;
-    }
-  }
-
-  // --- history, undo and edit ---------------------------------------------------------------
-  function remember(annotation) {
-    state.history = [annotation, ...state.history.filter((a) => a.id !== annotation.id)].slice(0, 10);
-    paintHistory();
-  }
-
-  const clip = (text) => (text.length > 60 ? text.slice(0, 59) + "…" : text);
-
-  // Numbered by hand: a long entry wraps, and an <ol>'s own number sat by its last line.
-  function paintHistory() {
-    const list = $("history");
-    list.replaceChildren();
-    state.history.forEach((annotation, index) => {
-      const li = document.createElement("li");
-      const number = document.createElement("span");
-      number.className = "number";
-      number.textContent = `${index + 1}.`;
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "link";
-      const text = annotation.item_text || "(text not loaded)";
-      button.textContent = `${annotation.skipped ? "(skipped)" : names(annotation.labels) || "(none)"} — ${text}`;
-      button.title = text;
-      button.addEventListener("click", () => edit(annotation));
-      li.append(number, button);
-      list.appendChild(li);
+    await sendLabels(labels, {
+      suggested: item && item.suggestion ? item.suggestion.labels : undefined,
+      saidEdited: (edited) => `Changed “${clip(edited.item_text || "the item")}” to ${names(labels) || "(none)"}.`,
+      saidLabelled: `Labelled: ${names(labels) || "(none)"}`,
+      back: () => show(state.current),
     });
   }
 
+  // --- undo and edit ------------------------------------------------------------------------
   function edit(annotation) {
     state.editing = annotation;
     state.selected = new Set(annotation.labels);
@@ -428,49 +257,32 @@
     paintTimer();
   }
 
-  // --- keyboard -----------------------------------------------------------------------------
-  document.addEventListener("keydown", (event) => {
-    const inFilter = event.target === $("label-filter");
-    if (event.ctrlKey && event.code === "Space") {
+  // --- keyboard: the filter's keys, and the keys only this screen has --------------------------
+  function keyInFilter(event) {
+    if (event.target !== $("label-filter")) return false;
+    const visible = visibleButtons();
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
-      skip();
-      return;
-    }
-    if (event.ctrlKey && event.key.toLowerCase() === "z") {
-      event.preventDefault();
-      if (state.history.length) edit(state.history[0]);
-      return;
-    }
-    if (inFilter) {
-      const visible = visibleButtons();
-      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-        event.preventDefault();
-        const step = event.key === "ArrowDown" ? 1 : -1;
-        state.highlighted = Math.max(0, Math.min(visible.length - 1, state.highlighted + step));
-        paintHighlight();
-      } else if (event.key === "Enter") {
-        event.preventDefault();
-        const target = visible[Math.max(0, state.highlighted)];
-        if (target && state.highlighted >= 0) choose(target.dataset.key);
-        $("label-filter").value = "";
-        filterLabels();
-        $("label-filter").blur();
-      } else if (event.key === "Escape") {
-        $("label-filter").value = "";
-        filterLabels();
-        $("label-filter").blur();
-      }
-      return;
-    }
-    if (event.target.tagName === "INPUT" || event.target.tagName === "TEXTAREA") return;
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (event.key === "Escape" && state.pendingKey) {
-      setPending("");
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      state.highlighted = Math.max(0, Math.min(visible.length - 1, state.highlighted + step));
+      paintHighlight();
     } else if (event.key === "Enter") {
       event.preventDefault();
-      setPending("");
-      submit();
-    } else if (event.key === "Escape" && state.editing) {
+      const target = visible[Math.max(0, state.highlighted)];
+      if (target && state.highlighted >= 0) choose(target.dataset.key);
+      $("label-filter").value = "";
+      filterLabels();
+      $("label-filter").blur();
+    } else if (event.key === "Escape") {
+      $("label-filter").value = "";
+      filterLabels();
+      $("label-filter").blur();
+    }
+    return true;
+  }
+
+  function onKey(event) {
+    if (event.key === "Escape" && state.editing) {
       show(state.current);
     } else if (event.key === "/") {
       event.preventDefault();
@@ -478,31 +290,12 @@
       $("label-filter").focus();
     } else if (event.key === "Tab" && !event.shiftKey) {
       if (acceptSuggestion()) event.preventDefault();  // with no suggestion, Tab moves focus as usual
-    } else if (event.key.length === 1 && pressShortcut(event.key)) {
-      event.preventDefault();
+    } else {
+      return false;
     }
-  });
-  $("label-filter").addEventListener("input", filterLabels);
-  $("submit").addEventListener("click", submit);
-  $("skip").addEventListener("click", skip);
-  $("undo").addEventListener("click", () => state.history.length && edit(state.history[0]));
-  // The clock runs while an item (or an edit) is on screen, and is blank on "No more items".
-  function paintTimer() {
-    $("timer").textContent = state.current || state.editing ? `${Math.floor(leadTime())} s on this item` : "";
+    return true;
   }
-  setInterval(paintTimer, 1000);
+  $("label-filter").addEventListener("input", filterLabels);
 
-  // --- start --------------------------------------------------------------------------------
-  (async function start() {
-    try {
-      const history = await call("GET", "/annotations/?mine=true");
-      state.history = history.results.slice(0, 10);
-      paintHistory();
-      setPending("");
-      show(await claim([]));
-      fetchAhead();
-    } catch (err) {
-      say(err.message, true);
-    }
-  })();
+  screen.start();
 })();

@@ -1,5 +1,7 @@
 // The span labelling screen: the item's text as tokens, a cursor moved by the keyboard (or a
-// selection dragged with the mouse), a label's shortcut tags the selection as a span.
+// selection dragged with the mouse), a label's shortcut tags the selection as a span. The queue,
+// submit and skip, the history, label buttons and shortcuts are label_common.js, as on the
+// classification screen.
 // Offsets: a JavaScript string is UTF-16, so the page works in UTF-16 indices; the server stores
 // and sends Unicode code points. offsetsOf() converts between them, at the edge only: when spans
 // arrive (suggestions, an annotation to edit) and when they are sent.
@@ -69,9 +71,6 @@
   if (!configNode) return;  // loaded only for its helpers
 
   const config = JSON.parse(configNode.textContent);
-  const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
-  const api = `/api/projects/${config.projectId}`;
-  const $ = (id) => document.getElementById(id);
 
   const state = {
     current: null,      // the item on screen
@@ -97,28 +96,11 @@
     total: config.progress.total,
   };
 
-  async function call(method, path, body) {
-    const response = await fetch(api + path, {
-      method,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
-    if (response.status === 204) return null;
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const problem = Object.entries(data).map(([field, msg]) => `${field}: ${[].concat(msg).map((m) => typeof m === "string" ? m : JSON.stringify(m)).join(" ")}`).join("; ");
-      throw new Error(problem || `HTTP ${response.status}`);
-    }
-    return data;
-  }
-
-  const claim = (exclude) => call("POST", "/queue/next", { exclude });
-
-  function say(text, isError) {
-    $("status").textContent = text;
-    $("status").classList.toggle("error", !!isError);
-  }
+  const screen = LabelloopScreen(config, state, {
+    show, edit, submitNow: submitSpans, choose: tag, onKey,
+    historyText: (annotation, text) => `${describe(annotation)} — ${clip(text)}`,
+  });
+  const { $, say, paintProgress, sendLabels, clip, paintTimer } = screen;
 
   // --- labels -------------------------------------------------------------------------------
   const labelOf = new Map(config.labels.map((l) => [l.key, l]));
@@ -126,63 +108,11 @@
   const colorOf = (key) => (labelOf.get(key) || { color: "#6b7280" }).color || "#6b7280";
 
   config.labels.forEach((label) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "label";
-    button.dataset.key = label.key;
-    button.dataset.shortcut = (label.shortcut || "").toLowerCase();
-    button.title = `${label.name}: tag the selection`;
-    button.style.setProperty("--label-color", label.color);
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = label.name;
-    button.appendChild(name);
-    if (label.shortcut) {
-      const keys = document.createElement("span");
-      keys.className = "keys";
-      [...label.shortcut].forEach((k) => {
-        const kbd = document.createElement("kbd");
-        kbd.textContent = k;
-        keys.appendChild(kbd);
-      });
-      button.appendChild(keys);
-    }
-    button.addEventListener("click", () => {
+    const button = screen.labelButton(label, `${label.name}: tag the selection`, () => {
       button.blur();  // or Enter and Space would press it again
       tag(label.key);
     });
-    $("labels").appendChild(button);
   });
-  // Shortcuts as on the classification screen (labeller/shortcuts.py): one key, or a prefix
-  // then a second key; prefix-free, so one key never waits.
-  const byShortcut = new Map(config.labels.filter((l) => l.shortcut).map((l) => [l.shortcut.toLowerCase(), l.key]));
-  const prefixes = new Set([...byShortcut.keys()].filter((code) => code.length === 2).map((code) => code[0]));
-
-  function pressShortcut(key) {
-    const typed = state.pendingKey + key.toLowerCase();
-    if (byShortcut.has(typed)) {
-      setPending("");
-      tag(byShortcut.get(typed));
-      return true;
-    }
-    if (!state.pendingKey && prefixes.has(typed)) {
-      setPending(typed);
-      return true;
-    }
-    if (state.pendingKey) {
-      setPending("");
-      return true;
-    }
-    return false;
-  }
-
-  function setPending(prefix) {
-    state.pendingKey = prefix;
-    $("labels").classList.toggle("pending", !!prefix);
-    document.querySelectorAll("#labels .label").forEach((b) => b.classList.toggle("continues", !!prefix && b.dataset.shortcut.startsWith(prefix)));
-    $("pending-key").textContent = prefix ? `${prefix} … now the second key (Escape cancels)` : "";
-  }
-
   // --- selection ----------------------------------------------------------------------------
   function selection() {
     if (state.exact) return state.exact;
@@ -533,41 +463,6 @@
     paintTimer();
   }
 
-  function paintProgress() {
-    $("progress").textContent = `${state.done} / ${state.total} done`;
-  }
-
-  function fetchAhead() {
-    if (!state.current || state.ahead || state.aheadRequest) return state.aheadRequest;
-    state.aheadRequest = claim([state.current.id])
-      .then((item) => { state.ahead = item; }, () => { state.ahead = null; })
-      .finally(() => { state.aheadRequest = null; });
-    return state.aheadRequest;
-  }
-
-  async function advance() {
-    if (state.aheadRequest) await state.aheadRequest;
-    if (state.ahead) {
-      show(state.ahead);
-      state.ahead = null;
-    } else {
-      show(await claim(state.current ? [state.current.id] : []));
-    }
-    fetchAhead();
-  }
-
-  const leadTime = () => Math.round(performance.now() - state.shownAt) / 1000;
-
-  async function submit() {
-    if (state.busy) return;
-    state.busy = true;
-    try {
-      await submitSpans();
-    } finally {
-      state.busy = false;
-    }
-  }
-
   // What was suggested, each with whether the expert kept it unchanged (same offsets and label).
   function suggestedRecord(spans) {
     const key = (s) => `${s.start}:${s.end}:${s.label}`;
@@ -581,57 +476,15 @@
   async function submitSpans() {
     const spans = toServer(state.spans);
     const summary = spans.length ? spans.map((s) => nameOf(s.label)).join(", ") : "no spans";
-    if (state.editing) {
-      const edited = state.editing;
-      try {
-        const annotation = await call("PATCH", `/annotations/${edited.id}/`, { labels: spans, lead_time: leadTime() });
-        annotation.item_text = edited.item_text;
-        remember(annotation);
-        say(`Saved your edit: ${summary}.`);
-        resume();
-      } catch (err) {
-        say(err.message, true);
-      }
-      return;
-    }
-    if (!state.current) return;
-    const item = state.current;
-    try {
-      const body = { labels: spans, lead_time: leadTime() };
-      if (state.suggestions.length) body.suggested_labels = suggestedRecord(spans);
-      const annotation = await call("POST", `/items/${item.id}/annotations`, body);
-      annotation.item_text = item.text;
-      remember(annotation);
-      state.done += annotation.item_done ? 1 : 0;
-      say(`Labelled: ${summary}.`);
-      await advance();
-    } catch (err) {
-      say(err.message, true);
-    }
-  }
-
-  async function skip() {
-    if (!state.current || state.editing || state.busy) return;
-    state.busy = true;
-    try {
-      await call("POST", `/items/${state.current.id}/skip`, { lead_time: leadTime() });
-      say("Skipped.");
-      await advance();
-    } catch (err) {
-      say(err.message, true);
-    } finally {
-      state.busy = false;
-    }
+    await sendLabels(spans, {
+      suggested: state.suggestions.length ? suggestedRecord(spans) : undefined,
+      saidEdited: () => `Saved your edit: ${summary}.`,
+      saidLabelled: `Labelled: ${summary}.`,
+      back: resume,
+    });
   }
 
   // --- history, undo and edit ---------------------------------------------------------------
-  function remember(annotation) {
-    state.history = [annotation, ...state.history.filter((a) => a.id !== annotation.id)].slice(0, 10);
-    paintHistory();
-  }
-
-  const clip = (text) => (text.length > 60 ? text.slice(0, 59) + "…" : text);
-
   // An annotation's spans as "Person “Anna”, …": the stored offsets are code points.
   function describe(annotation) {
     if (annotation.skipped) return "(skipped)";
@@ -639,26 +492,6 @@
     const spans = Array.isArray(annotation.labels) ? annotation.labels : [];
     if (!spans.length) return "(no spans)";
     return spans.map((s) => (typeof s === "object" ? `${nameOf(s.label)} “${points.slice(s.start, s.end).join("")}”` : nameOf(s))).join(", ");
-  }
-
-  function paintHistory() {
-    const list = $("history");
-    list.replaceChildren();
-    state.history.forEach((annotation, index) => {
-      const li = document.createElement("li");
-      const number = document.createElement("span");
-      number.className = "number";
-      number.textContent = `${index + 1}.`;
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "link";
-      const text = annotation.item_text || "(text not loaded)";
-      button.textContent = `${describe(annotation)} — ${clip(text)}`;
-      button.title = text;
-      button.addEventListener("click", () => edit(annotation));
-      li.append(number, button);
-      list.appendChild(li);
-    });
   }
 
   // The spans made so far on the item underneath, kept while an earlier annotation is edited.
@@ -675,29 +508,11 @@
     paintTimer();
   }
 
-  // --- keyboard -----------------------------------------------------------------------------
-  document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey && event.code === "Space") {
-      event.preventDefault();
-      skip();
-      return;
-    }
-    if (event.ctrlKey && event.key.toLowerCase() === "z") {
-      event.preventDefault();
-      if (state.history.length) edit(state.history[0]);
-      return;
-    }
-    if (event.target.tagName === "INPUT" || event.target.tagName === "TEXTAREA") return;
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
+  // --- keyboard: the keys only this screen has (the shared ones: label_common.js) ------------
+  function onKey(event) {
     const key = event.key;
-    if (key === "Escape" && state.pendingKey) {
-      setPending("");
-    } else if (key === "Escape" && state.editing) {
+    if (key === "Escape" && state.editing) {
       resume();
-    } else if (key === "Enter") {
-      event.preventDefault();
-      setPending("");
-      submit();
     } else if (key === "ArrowRight" || key === "ArrowLeft") {
       event.preventDefault();
       // In right-to-left text the arrows still move through the text's logical order.
@@ -712,29 +527,11 @@
       if (acceptAll()) event.preventDefault();  // with nothing suggested, Tab moves focus as usual
     } else if (key === " ") {
       if (acceptUnderCursor()) event.preventDefault();
-    } else if (key.length === 1 && pressShortcut(key)) {
-      event.preventDefault();
+    } else {
+      return false;
     }
-  });
-  $("submit").addEventListener("click", submit);
-  $("skip").addEventListener("click", skip);
-  $("undo").addEventListener("click", () => state.history.length && edit(state.history[0]));
-
-  function paintTimer() {
-    $("timer").textContent = state.current || state.editing ? `${Math.floor(leadTime())} s on this item` : "";
+    return true;
   }
-  setInterval(paintTimer, 1000);
 
-  // --- start --------------------------------------------------------------------------------
-  (async function start() {
-    try {
-      const history = await call("GET", "/annotations/?mine=true");
-      state.history = history.results.slice(0, 10);
-      paintHistory();
-      show(await claim([]));
-      fetchAhead();
-    } catch (err) {
-      say(err.message, true);
-    }
-  })();
+  screen.start();
 })();
