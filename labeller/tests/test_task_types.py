@@ -207,9 +207,12 @@ def test_serving_answers_with_the_decision_of_the_version_it_loaded(multi_label)
 
     head = LinearHead(CLASSES, np.random.default_rng(1).normal(size=(4, 3)), np.zeros(4), multi_label=multi_label)
 
-    class Loaded:
+    class Loaded(serving.Predictor):  # a loaded version without its files: the decisions are serving's own
         classes = CLASSES
         task_type = classification_of(head)
+
+        def __init__(self):
+            pass
 
         def probabilities(self, texts):
             return head.predict_proba(np.random.default_rng(2).normal(size=(len(texts), 3)))
