@@ -41,7 +41,8 @@ THROTTLED = OpenApiResponse(description="The project token's rate (LABELLOOP_TOK
 PREDICT_REQUEST = PolymorphicProxySerializer(
     component_name="Predict", serializers=[s.PredictOneSerializer, s.PredictManySerializer], resource_type_field_name=None)
 PREDICT_RESPONSE = PolymorphicProxySerializer(
-    component_name="PredictAnswer", serializers=[s.PredictionSerializer, s.PredictionsSerializer], resource_type_field_name=None)
+    component_name="PredictAnswer", serializers=[s.PredictionSerializer, s.PredictionsSerializer, s.SpanPredictionSerializer,
+                                                 s.SpanPredictionsSerializer], resource_type_field_name=None)
 FEEDBACK_REQUEST = PolymorphicProxySerializer(
     component_name="Feedback", serializers=[s.FeedbackEventSerializer, s.FeedbackBatchSerializer],
     resource_type_field_name=None)
@@ -81,7 +82,9 @@ class Predict(ProductEndpoint):
                    413: OpenApiResponse(description="More than LABELLOOP_PREDICT_MAX_ITEMS items"),
                    422: OpenApiResponse(description="An item breaks the project's item schema; each problem by its path"),
                    429: THROTTLED},
-        description="Label(s), confidence, top-k, model version and a prediction_id per item; abstain when unsure.",
+        description="Label(s), confidence, top-k, model version and a prediction_id per item; abstain when unsure. "
+                    "A span project answers each item's spans (code-point offsets, text, label, confidence) and the "
+                    "text's confidence instead of label(s) and top-k.",
     )
     def post(self, request, project_id):
         project, caller = self.caller_project(project_id)

@@ -149,7 +149,7 @@ def _items_of(project: Project, events: list[FeedbackEvent]) -> dict[int, Item]:
             Prediction.objects.filter(id=pid).update(item=item)
             prediction = next(e.prediction for e in events if e.prediction_id == pid)
             linked.append(Prediction(item_id=item.id, labels=prediction.labels, confidence=prediction.confidence))
-    items_note_predictions(linked)
+    items_note_predictions(linked, task_type_for(project))
     out = {}
     for e in events:
         item_id = (e.prediction.item_id or claimed.get(e.prediction_id)) if e.prediction is not None else None

@@ -109,6 +109,30 @@ class PredictionsSerializer(serializers.Serializer):
     predictions = PredictionSerializer(many=True)
 
 
+class PredictedSpanSerializer(serializers.Serializer):
+    start = serializers.IntegerField(help_text="Offset of the span's first character, in Unicode code points.")
+    end = serializers.IntegerField(help_text="Offset just past its last character (exclusive), in code points.")
+    label = serializers.CharField(help_text="A label key of the project (an entity type).")
+    text = serializers.CharField(help_text="The text's slice start..end.")
+    confidence = serializers.FloatField(help_text="How sure the model is of this span, 0 to 1.")
+
+
+class SpanPredictionSerializer(serializers.Serializer):
+    """A span project's answer: its spans instead of a label and top-k."""
+
+    prediction_id = serializers.UUIDField(help_text="Send it back with the user's feedback.")
+    spans = PredictedSpanSerializer(many=True, help_text="The entities found, by start; empty when there are none.")
+    confidence = serializers.FloatField(help_text="The text's confidence: the model's least sure word.")
+    abstain = serializers.BooleanField(help_text="Confidence below the project's threshold: the item is queued for experts.")
+    model_version = serializers.IntegerField()
+    served_as = serializers.ChoiceField(choices=["champion", "challenger"])
+    external_id = serializers.CharField(required=False, help_text="Present when the item had one.")
+
+
+class SpanPredictionsSerializer(serializers.Serializer):
+    predictions = SpanPredictionSerializer(many=True)
+
+
 class FeedbackEventSerializer(serializers.Serializer):
     prediction_id = serializers.UUIDField(required=False, help_text="A prediction of this project; or send the item's data.")
     kind = serializers.ChoiceField(choices=FeedbackKind.choices)
