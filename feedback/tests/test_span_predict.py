@@ -110,3 +110,13 @@ def test_bad_input_on_a_span_project_is_refused_naming_the_field(served_spans, t
     response = _post(token_client(served_spans, ["predict"]), served_spans, body)
     assert response.status_code == 422 and field in response.json(), response.content
     assert not Prediction.objects.exists()
+
+
+def test_the_openapi_schema_describes_a_span_projects_answer(client_for, owner):
+    schema = client_for(owner).get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    answer = schema["components"]["schemas"]["SpanPrediction"]["properties"]
+    assert {"prediction_id", "spans", "confidence", "abstain", "model_version", "served_as"} <= set(answer)
+    span = schema["components"]["schemas"]["PredictedSpan"]["properties"]
+    assert set(span) == {"start", "end", "label", "text", "confidence"}
+    one_of = schema["components"]["schemas"]["PredictAnswer"]["oneOf"]
+    assert {"$ref": "#/components/schemas/SpanPrediction"} in one_of
