@@ -140,7 +140,11 @@ class Feedback(ProductEndpoint):
                                      description="Retries with the same key get the first response back.")],
         examples=[OpenApiExample("a correction", value={
             "prediction_id": "…", "kind": "correction", "label": "lost_or_stolen_card",
-            "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z"}, request_only=True)],
+            "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z"}, request_only=True),
+                  OpenApiExample("a span project's correction", value={
+                      "prediction_id": "…", "kind": "correction", "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z",
+                      "spans": [{"start": 0, "end": 12, "label": "PER", "text": "Donald Trump"},
+                                {"start": 32, "end": 42, "label": "LOC"}]}, request_only=True)],
         responses={201: s.FeedbackAcceptedSerializer,
                    409: OpenApiResponse(description="A request with this Idempotency-Key is still in progress"),
                    413: OpenApiResponse(description="More than LABELLOOP_FEEDBACK_MAX_EVENTS events"),

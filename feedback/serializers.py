@@ -137,7 +137,13 @@ class FeedbackEventSerializer(serializers.Serializer):
     prediction_id = serializers.UUIDField(required=False, help_text="A prediction of this project; or send the item's data.")
     kind = serializers.ChoiceField(choices=FeedbackKind.choices)
     label = serializers.CharField(required=False, allow_null=True, allow_blank=True,
-                                  help_text="A correction's right label (a label key of the project); no other kind has one.")
+                                  help_text="A correction's right label (a label key of the project); no other kind has one. "
+                                            "A span project's events carry spans instead.")
+    spans = serializers.ListField(child=serializers.DictField(), required=False,
+                                  help_text="Span projects, a correction: the user's whole corrected list of spans "
+                                            "{start, end, label, text?} (code points; empty: no entities).")
+    span = serializers.DictField(required=False, help_text="Span projects, span_wrong: one of the prediction's spans "
+                                                         "that is wrong; span_missing: a span it missed.")
     end_user = serializers.CharField(max_length=200, help_text="The pseudonymous id of the product's user.")
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone, not in the future.")
     data = serializers.DictField(required=False, allow_null=True, help_text="The item's fields, when there is no prediction_id.")
