@@ -6,7 +6,13 @@ corrected list, one says a span is missing) -> the item goes under review -> the
 screen serves it first, with a Review panel that draws the model's spans and the users' in the
 text side by side -> the expert tags the entities with the keyboard only -> the review is
 settled and every event on it is scored against the expert's spans.
+
+With LABELLOOP_SCREENSHOT_DIR set, the run saves the screen with the panel there
+(docs/span_review.png is made this way).
 """
+import os
+from pathlib import Path
+
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -71,6 +77,11 @@ def test_the_expert_sees_the_models_spans_and_the_users_side_by_side_and_their_s
     expect(users.nth(1)).to_contain_text("A span is missing: — 1 user")
     expect(users.nth(1).locator("mark")).to_have_text(["Theresa May Person"], use_inner_text=True)
     expect(page.locator("#review-sources li")).to_have_text(["tweet app — not yet estimated"], use_inner_text=True)
+
+    folder = os.environ.get("LABELLOOP_SCREENSHOT_DIR")
+    if folder:
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=str(Path(folder) / "span_review.png"))
 
     # Keyboard only: Donald Trump, Theresa May (people), Washington (a place), then Enter.
     page.wait_for_timeout(150)  # the expert reads the item and the panel
