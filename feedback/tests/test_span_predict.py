@@ -120,5 +120,5 @@ def test_the_openapi_schema_describes_a_span_projects_answer(client_for, owner):
     assert set(span) == {"start", "end", "label", "text", "confidence"}
     one_of = schema["components"]["schemas"]["PredictAnswer"]["oneOf"]
     assert {"$ref": "#/components/schemas/SpanPrediction"} in one_of
-    event = schema["components"]["schemas"]["FeedbackEvent"]["properties"]
-    assert {"spans", "span"} <= set(event) and "span_wrong" in str(schema["components"]["schemas"])
+    event = schema["components"]["schemas"]["FeedbackEventRequest"]["properties"]
+    assert {"spans", "span"} <= set(event) and "span_wrong" in schema["components"]["schemas"]["FeedbackEventKindEnum"]["enum"]
