@@ -41,7 +41,8 @@ THROTTLED = OpenApiResponse(description="The project token's rate (LABELLOOP_TOK
 PREDICT_REQUEST = PolymorphicProxySerializer(
     component_name="Predict", serializers=[s.PredictOneSerializer, s.PredictManySerializer], resource_type_field_name=None)
 PREDICT_RESPONSE = PolymorphicProxySerializer(
-    component_name="PredictAnswer", serializers=[s.PredictionSerializer, s.PredictionsSerializer], resource_type_field_name=None)
+    component_name="PredictAnswer", serializers=[s.PredictionSerializer, s.PredictionsSerializer, s.SpanPredictionSerializer,
+                                                 s.SpanPredictionsSerializer], resource_type_field_name=None)
 FEEDBACK_REQUEST = PolymorphicProxySerializer(
     component_name="Feedback", serializers=[s.FeedbackEventSerializer, s.FeedbackBatchSerializer],
     resource_type_field_name=None)
@@ -81,7 +82,9 @@ class Predict(ProductEndpoint):
                    413: OpenApiResponse(description="More than LABELLOOP_PREDICT_MAX_ITEMS items"),
                    422: OpenApiResponse(description="An item breaks the project's item schema; each problem by its path"),
                    429: THROTTLED},
-        description="Label(s), confidence, top-k, model version and a prediction_id per item; abstain when unsure.",
+        description="Label(s), confidence, top-k, model version and a prediction_id per item; abstain when unsure. "
+                    "A span project answers each item's spans (code-point offsets, text, label, confidence) and the "
+                    "text's confidence instead of label(s) and top-k.",
     )
     def post(self, request, project_id):
         project, caller = self.caller_project(project_id)
@@ -137,7 +140,11 @@ class Feedback(ProductEndpoint):
                                      description="Retries with the same key get the first response back.")],
         examples=[OpenApiExample("a correction", value={
             "prediction_id": "…", "kind": "correction", "label": "lost_or_stolen_card",
-            "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z"}, request_only=True)],
+            "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z"}, request_only=True),
+                  OpenApiExample("a span project's correction", value={
+                      "prediction_id": "…", "kind": "correction", "end_user": "u-7f3a", "occurred_at": "2026-11-25T10:00:00Z",
+                      "spans": [{"start": 0, "end": 12, "label": "PER", "text": "Donald Trump"},
+                                {"start": 32, "end": 42, "label": "LOC"}]}, request_only=True)],
         responses={201: s.FeedbackAcceptedSerializer,
                    409: OpenApiResponse(description="A request with this Idempotency-Key is still in progress"),
                    413: OpenApiResponse(description="More than LABELLOOP_FEEDBACK_MAX_EVENTS events"),

@@ -19,13 +19,17 @@ from django.utils.dateparse import parse_datetime
 
 from core.enqueue import enqueue
 from labeller.models import Project
+from labeller.task_types import task_type_for
+from ml import spans as span_ops
 
 from . import review
 from .models import ApiToken, FeedbackEvent, FeedbackKind, Prediction
 from .process_cache import ProcessCache
 from .schema import ItemSchema, Violation, check_item_data
 
-EVENT_FIELDS = {"prediction_id", "kind", "label", "end_user", "occurred_at", "data", "external_id"}
+EVENT_FIELDS = {"prediction_id", "kind", "label", "spans", "span", "end_user", "occurred_at", "data", "external_id"}
+# Span projects: a correction carries the whole corrected list; span_wrong and span_missing name one.
+SPAN_KINDS = {FeedbackKind.SPAN_WRONG, FeedbackKind.SPAN_MISSING}
 FUTURE_SLACK = timedelta(minutes=5)
 LABEL_KEYS_TTL = 2.0  # seconds another process may check corrections against a project's old labels
 
@@ -59,6 +63,7 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
     out = Checked()
     schema = ItemSchema.for_project(project)
     label_keys = label_keys_of(project)
+    task_type = task_type_for(project)
     ids = {}
     for i, raw in enumerate(events):
         if isinstance(raw, dict) and isinstance(raw.get("prediction_id"), str):
@@ -67,8 +72,8 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
             except ValueError:
                 pass
     # One query for the whole batch; a prediction of another project is simply not found.
-    predictions = {p.id: p for p in Prediction.objects.filter(project=project, id__in=set(ids.values()))
-                   .only("id", "version_id", "labels", "external_id")}
+    fields = ("id", "version_id", "labels", "external_id") + (("data",) if task_type.spans_in_text else ())
+    predictions = {p.id: p for p in Prediction.objects.filter(project=project, id__in=set(ids.values())).only(*fields)}
     now = timezone.now()
     for i, raw in enumerate(events):
         path = f"events[{i}]"
@@ -81,7 +86,12 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
         if kind not in FeedbackKind.values:
             out.error(f"{path}.kind", f"must be one of {', '.join(FeedbackKind.values)}")
         label = raw.get("label")
-        if kind == FeedbackKind.CORRECTION:
+        if task_type.spans_in_text:
+            if label not in (None, ""):
+                out.error(f"{path}.label", "a span project's feedback carries spans, not a label")
+        elif kind in SPAN_KINDS:
+            out.error(f"{path}.kind", f"'{kind}' is feedback on a span project's spans; this project labels whole items")
+        elif kind == FeedbackKind.CORRECTION:
             if not isinstance(label, str) or label not in label_keys:
                 out.error(f"{path}.label", "a correction needs the right label, one of the project's label keys (not an archived one)")
         elif label not in (None, ""):
@@ -111,15 +121,64 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
         if not isinstance(external_id, str) or len(external_id) > 255:
             out.error(f"{path}.external_id", "must be a string of at most 255 characters")
             external_id = ""
+        spans = None
+        if task_type.spans_in_text:
+            spans = _spans_check(out, path, raw, kind, prediction, data, project=project, schema=schema, labels=label_keys)
+        else:
+            for name in ("spans", "span"):
+                if name in raw:
+                    out.error(f"{path}.{name}", "only a span project's feedback carries spans")
         if out.errors:
             continue  # stop building events once the batch is refused; keep collecting errors
         out.events.append(FeedbackEvent(
             project=project, token=token, user=user, prediction=prediction, version_id=prediction.version_id if prediction else None,
-            kind=kind, label=label or "", predicted_labels=prediction.labels if prediction else [],
+            kind=kind, label=label or "", spans=spans, predicted_labels=prediction.labels if prediction else [],
             data=data, external_id=external_id or (prediction.external_id if prediction else ""),
             end_user=end_user.strip(), occurred_at=occurred_at,
         ))
     return out
+
+
+def _spans_check(out: Checked, path: str, raw: dict, kind, prediction, data, *, project: Project, schema: ItemSchema,
+                 labels) -> list[dict] | None:
+    """A span project's event: a correction's whole list of spans ("spans"), or the one span a
+    span_wrong or span_missing event names ("span"), checked against the item's text as imports
+    are (inside the text, start before end, a known label, `text` the slice when given). The
+    spans as stored (sorted, without text), or None after recording the problems."""
+    wanted = "spans" if kind == FeedbackKind.CORRECTION else "span" if kind in SPAN_KINDS else None
+    for name in sorted({"spans", "span"} - {wanted}):
+        if name in raw:
+            out.error(f"{path}.{name}", "a correction carries 'spans' (the whole corrected list), span_wrong and "
+                                        "span_missing carry 'span' (one span), other kinds neither")
+    if wanted is None:
+        return None
+    if wanted not in raw:
+        out.error(f"{path}.{wanted}", "required: the corrected list of spans" if wanted == "spans"
+                  else f"required: the span the user says is {'wrong' if kind == FeedbackKind.SPAN_WRONG else 'missing'}")
+        return None
+    text = data.get(schema.text_field) if isinstance(data, dict) else prediction.data.get(schema.text_field) if prediction else None
+    if not isinstance(text, str):
+        return None  # the item's data is refused already, or there is no item: said above
+    value = raw[wanted] if wanted == "spans" else [raw[wanted]]
+    if wanted == "span" and not isinstance(raw[wanted], dict):
+        out.error(f"{path}.span", "must be an object with start, end and label")
+        return None
+    try:
+        # A user's correction obeys the project's overlap rule; one span named alone cannot break it.
+        spans = span_ops.check_spans(value, text, labels=labels, overlap=project.spans_overlap or wanted == "span",
+                                     field=wanted)
+    except span_ops.SpanError as exc:
+        field = exc.field.replace("span[0]", "span", 1) if wanted == "span" else exc.field
+        out.error(f"{path}.{field}", exc.message)
+        return None
+    if wanted == "span" and prediction is not None:
+        predicted = {span_ops.span_key(s) for s in prediction.labels}
+        named = span_ops.span_key(spans[0])
+        if kind == FeedbackKind.SPAN_WRONG and named not in predicted:
+            out.error(f"{path}.span", "is not one of the prediction's spans (same start, end and label)")
+        elif kind == FeedbackKind.SPAN_MISSING and named in predicted:
+            out.error(f"{path}.span", "the prediction already has this span")
+    return spans
 
 
 def aware_datetime(value) -> datetime | None:

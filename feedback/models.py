@@ -78,6 +78,13 @@ class FeedbackKind(models.TextChoices):
     CORRECTION = "correction", "The user gave the right label"
     CONFIRMATION = "confirmation", "The user confirmed the prediction"
     REJECTION = "rejection", "The user said the prediction is wrong"
+    # Span projects: one span of the prediction is wrong, or one is missing from it.
+    SPAN_WRONG = "span_wrong", "The user said one of the predicted spans is wrong"
+    SPAN_MISSING = "span_missing", "The user gave a span the prediction missed"
+
+
+# Kinds that say the model was wrong whatever it said (a span one names where).
+SAYS_WRONG = {FeedbackKind.REJECTION, FeedbackKind.SPAN_WRONG, FeedbackKind.SPAN_MISSING}
 
 
 class FeedbackStatus(models.TextChoices):
@@ -104,6 +111,9 @@ class FeedbackEvent(models.Model):
     kind = models.CharField(max_length=12, choices=FeedbackKind.choices)
     label = models.CharField(max_length=100, blank=True, help_text="The right label, for a correction.")
     predicted_labels = models.JSONField(default=list, blank=True, help_text="What the model had said.")
+    # Span projects: a correction's whole corrected list of spans, or the one span a span_wrong or
+    # span_missing event names (as a list of one); null for classification events.
+    spans = models.JSONField(null=True, blank=True, help_text="Span projects: the corrected spans, or the span named.")
     data = models.JSONField(null=True, blank=True, help_text="The item, when the event carries it itself.")
     external_id = models.CharField(max_length=255, blank=True)
     end_user = models.CharField(max_length=200, help_text="Pseudonymous id of the product's user.")
@@ -126,14 +136,17 @@ class FeedbackEvent(models.Model):
             models.Index(fields=["project", "end_user"], name="feedback_end_user_idx"),
         ]
 
-    @property
-    def disagrees(self) -> bool:
-        """Does the user say the model was wrong?"""
+    def corrected(self) -> list:
+        """A correction's right answer as the project's value: the label, or the spans."""
+        return self.spans if self.spans is not None else [self.label]
+
+    def disagrees(self, task_type) -> bool:
+        """Does the user say the model was wrong? `task_type`: the project's, which compares values."""
         if self.kind == FeedbackKind.CONFIRMATION:
             return False
-        if self.kind == FeedbackKind.REJECTION:
+        if self.kind in SAYS_WRONG:
             return True
-        return [self.label] != list(self.predicted_labels)
+        return task_type.canonical(self.corrected()) != task_type.canonical(self.predicted_labels)
 
     @property
     def source_name(self) -> str:

@@ -9,7 +9,9 @@ Figures per bucket (MonitoringPoint.metrics):
 - input drift against the snapshot's training texts: text length (Kolmogorov–Smirnov), the
   out-of-vocabulary rate (against the baseline of the snapshot's held-out texts), and embedding
   drift (a domain classifier's AUC and the MMD between base-encoder embeddings);
-- prediction drift: Jensen–Shannon divergence from the training label distribution.
+- prediction drift: Jensen–Shannon divergence from the training label distribution (a span
+  project's: of the entity types predicted, with the texts that have none counted as "(no entity)",
+  against the training spans').
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from django.utils import timezone
 
 from core.enqueue import enqueue_on_commit
 from labeller.models import Project
+from labeller.task_types import task_type_for
 from ml import drift
 from ml.encoder_cache import base_encoder
 from models_registry.models import ModelVersion
@@ -62,6 +65,7 @@ def reference_for(version: ModelVersion) -> dict | None:
     if version.snapshot is None:
         return None
     examples = snapshot_read(version.snapshot)
+    task_type = task_type_for(version.project)
     train = [e.text for e in examples if e.split == TRAIN]
     held_out = [e.text for e in examples if e.split != TRAIN]
     vocab = drift.vocabulary(train)
@@ -70,7 +74,7 @@ def reference_for(version: ModelVersion) -> dict | None:
         "vocab": vocab,
         "oov_baseline": drift.oov_rate(held_out, vocab) if held_out else 0.0,
         "lengths": [len(t) for t in train],
-        "labels": Counter(label for e in examples if e.split == TRAIN for label in e.labels),
+        "labels": Counter(label for e in examples if e.split == TRAIN for label in task_type.drift_labels(e.labels, live=False)),
         "embeddings": base_encoder(version.project.base_model_path).encode(sample) if sample else None,
     }
     _references[version.id] = reference
@@ -85,7 +89,8 @@ def point_metrics(*, project: Project, version: ModelVersion, start: datetime, e
     n = len(judged)
     metrics: dict = {"traffic": dict(Counter(r[0] for r in rows))}
     if n:
-        distribution = Counter(r[1][0] for r in judged if r[1])
+        task_type = task_type_for(project)
+        distribution = Counter(label for r in judged for label in task_type.drift_labels(r[1], live=True))
         metrics.update(
             distribution=dict(distribution.most_common()),
             mean_confidence=round(float(np.mean([r[2] for r in judged])), 4),
@@ -116,10 +121,11 @@ def _round(value):
 
 def _feedback_metrics(project, version, start, end) -> dict:
     events = list(FeedbackEvent.objects.filter(project=project, version=version, occurred_at__gte=start, occurred_at__lt=end)
-                  .only("kind", "label", "predicted_labels", "expert_agrees"))
+                  .only("kind", "label", "spans", "predicted_labels", "expert_agrees"))
     if not events:
         return {"feedback": 0}
-    wrong = sum(e.disagrees for e in events)
+    task_type = task_type_for(project)
+    wrong = sum(e.disagrees(task_type) for e in events)
     low, high = drift.wilson_interval(wrong, len(events))
     return {
         "feedback": len(events),

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from labeller.models import Item, ItemSource, Project, label_keys_cell, search_text_of
 from labeller.signals import items_added
+from labeller.task_types import Decision, TaskType, task_type_for
 from models_registry import serving
 
 from .models import ApiToken, Prediction, ServedAs, ServingPolicy
@@ -51,7 +52,8 @@ def predict(*, project: Project, items: list[dict], caller, top_k: int = 3) -> l
         if abstained:
             _queue_for_experts(project, abstained)
         Prediction.objects.bulk_create(rows + shadow_rows)
-    return [_public(row) for row in rows]
+    task_type = task_type_for(project)
+    return [_public(row, task_type) for row in rows]
 
 
 def goes_to(project: Project, key: str, policy: ServingPolicy) -> bool:
@@ -65,13 +67,13 @@ def _row(project, version, served_as, token, item, key, answer, policy) -> Predi
                       abstain=answer.confidence < policy.abstain_below)
 
 
-def _public(row: Prediction) -> dict:
+def _public(row: Prediction, task_type: TaskType) -> dict:
+    """A logged prediction as the API answers it; the task type shapes the answer itself (a span
+    project's spans, a classification's label and top-k)."""
     return {
         "prediction_id": str(row.id),
-        "labels": row.labels,
-        "label": row.labels[0] if row.labels else None,
+        **task_type.served(Decision(row.labels, row.confidence, row.top)),
         "confidence": row.confidence,
-        "top": row.top,
         "abstain": row.abstain,
         "model_version": row.version.number,
         "served_as": row.served_as,
@@ -105,11 +107,13 @@ def _queue_for_experts(project: Project, rows: list[Prediction]) -> None:
     items = items_for(project, [(row.data, row.external_id) for row in rows], source=ItemSource.PREDICTION)
     for row, item in zip(rows, items):
         row.item = item
-    items_note_predictions(rows)
+    items_note_predictions(rows, task_type_for(project))
 
 
-def items_note_predictions(rows: list[Prediction]) -> None:
-    """Copy each prediction's answer onto its item: the data manager's prediction columns."""
+def items_note_predictions(rows: list[Prediction], task_type: TaskType) -> None:
+    """Copy each prediction's answer onto its item: the data manager's prediction columns (the
+    label keys the answer uses: a span project's entity types)."""
     latest = {row.item_id: row for row in rows if row.item_id}
-    Item.objects.bulk_update([Item(id=item_id, predicted=label_keys_cell(row.labels), confidence=row.confidence)
+    Item.objects.bulk_update([Item(id=item_id, predicted=label_keys_cell(task_type.label_keys(row.labels)),
+                                   confidence=row.confidence)
                               for item_id, row in latest.items()], ["predicted", "confidence"], batch_size=1000)

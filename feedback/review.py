@@ -17,10 +17,10 @@ from django.db.models import Count, F, Q
 
 from labeller.models import Annotation, AnnotationSource, Item, ItemSource, Project
 from labeller.services import items_label_summary_refresh
-from labeller.task_types import task_type_for
+from labeller.task_types import Decision, task_type_for
 from ml.drift import wilson_interval
 
-from .models import ApiToken, FeedbackEvent, FeedbackKind, FeedbackStatus, Prediction
+from .models import SAYS_WRONG, ApiToken, FeedbackEvent, FeedbackKind, FeedbackStatus, Prediction
 from .predicting import items_for, items_note_predictions
 
 ROUTE_BATCH = 500
@@ -83,10 +83,12 @@ def _route_each(project: Project, limit: int) -> int:
 def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:
     """Agreeing untrusted feedback is only a monitoring signal; the rest is judged against the
     experts' label where there is one, becomes training data from a trusted source, and otherwise
-    puts the item under review."""
+    puts the item under review. A span_wrong or span_missing event names one span, not the whole
+    answer: even from a trusted source it goes to review."""
+    task_type = task_type_for(project)
     to_route = []
     for event in events:
-        if event.disagrees or _trusted(event):
+        if event.disagrees(task_type) or _trusted(event):
             to_route.append(event)
         else:
             event.status = FeedbackStatus.AGREES
@@ -100,9 +102,10 @@ def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:
             continue
         event.item = item
         if item.id in expert_labels:  # an expert already labelled it: judge the event now
-            event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, expert_labels[item.id])
-        elif _trusted(event) and event.kind != FeedbackKind.REJECTION:
-            labels = [event.label] if event.kind == FeedbackKind.CORRECTION else list(event.predicted_labels)
+            event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, expert_labels[item.id], task_type)
+        elif _trusted(event) and event.kind not in SAYS_WRONG:
+            labels = (event.corrected() if event.kind == FeedbackKind.CORRECTION
+                      else task_type.from_prediction(event.predicted_labels))
             feedback_labels.append(Annotation(item=item, project=project, annotator=None, labels=labels,
                                               source=AnnotationSource.FEEDBACK))
             event.status = FeedbackStatus.TRAINING
@@ -149,7 +152,7 @@ def _items_of(project: Project, events: list[FeedbackEvent]) -> dict[int, Item]:
             Prediction.objects.filter(id=pid).update(item=item)
             prediction = next(e.prediction for e in events if e.prediction_id == pid)
             linked.append(Prediction(item_id=item.id, labels=prediction.labels, confidence=prediction.confidence))
-    items_note_predictions(linked)
+    items_note_predictions(linked, task_type_for(project))
     out = {}
     for e in events:
         item_id = (e.prediction.item_id or claimed.get(e.prediction_id)) if e.prediction is not None else None
@@ -174,10 +177,16 @@ def _expert_labels(project: Project, item_ids: set[int]) -> dict[int, list[str]]
     return out
 
 
-def _agrees(event: FeedbackEvent, expert_labels: list[str]) -> bool:
+def _agrees(event: FeedbackEvent, expert_labels: list, task_type) -> bool:
+    """Did the expert's value agree with what the event said? A span event names one span: the
+    expert agrees with span_wrong when they left it out, with span_missing when they kept it."""
+    expert = task_type.canonical(expert_labels)
     if event.kind == FeedbackKind.CORRECTION:
-        return [event.label] == list(expert_labels)
-    said_right = list(event.predicted_labels) == list(expert_labels)
+        return task_type.canonical(event.corrected()) == expert
+    if event.kind in (FeedbackKind.SPAN_WRONG, FeedbackKind.SPAN_MISSING):
+        named = task_type.canonical(event.spans)[0] in expert
+        return named if event.kind == FeedbackKind.SPAN_MISSING else not named
+    said_right = task_type.canonical(event.predicted_labels) == expert
     return said_right if event.kind == FeedbackKind.CONFIRMATION else not said_right
 
 
@@ -185,8 +194,9 @@ def review_settle(*, item: Item, labels: list[str]) -> int:
     """An expert labelled an item: close its review and score every event on it against the label.
     An edited label scores the item's reviewed events again: the expert's latest word is the one."""
     events = list(FeedbackEvent.objects.filter(item=item, status__in=[FeedbackStatus.REVIEW, FeedbackStatus.REVIEWED]))
+    task_type = task_type_for(item.project)
     for event in events:
-        event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, labels)
+        event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, labels, task_type)
     FeedbackEvent.objects.bulk_update(events, ["status", "expert_agrees"])
     if item.needs_review:
         Item.objects.filter(id=item.id).update(needs_review=False)
@@ -201,10 +211,17 @@ def review_summary(*, item: Item) -> dict | None:
     if not events:
         return None
     model = next((e.prediction for e in reversed(events) if e.prediction is not None), None)
+    task_type = task_type_for(item.project)
+    text = item.text() if task_type.spans_in_text else ""
     users: dict[str, set] = defaultdict(set)
+    shown: dict[str, dict] = {}  # span projects: each group's kind and spans, to highlight in the text
     for e in events:
-        said = e.label if e.kind == FeedbackKind.CORRECTION else ("(the prediction is right)" if e.kind == FeedbackKind.CONFIRMATION
-                                                                    else "(the prediction is wrong)")
+        if e.spans is not None and task_type.spans_in_text:
+            said, shown_spans = _span_says(e, task_type, text)
+            shown[said] = {"kind": e.kind, "spans": shown_spans}
+        else:
+            said = e.label if e.kind == FeedbackKind.CORRECTION else (
+                "(the prediction is right)" if e.kind == FeedbackKind.CONFIRMATION else "(the prediction is wrong)")
         users[said].add(e.end_user)
     records = end_user_records(project=item.project, end_users={e.end_user for e in events})
     sources = sorted({e.source_name for e in events})
@@ -213,15 +230,25 @@ def review_summary(*, item: Item) -> dict | None:
     for said, ids in users.items():
         reviewed = sum(records.get(u, (0, 0))[0] for u in ids)
         agreed = sum(records.get(u, (0, 0))[1] for u in ids)
-        groups.append({"says": said, "users": len(ids), "track_record": {
+        groups.append({"says": said, **shown.get(said, {}), "users": len(ids), "track_record": {
             "reviewed": reviewed, "agreed": agreed, "reliability": round(agreed / reviewed, 3) if reviewed else None}})
     return {
-        "model": {"labels": model.labels, "confidence": model.confidence, "version": model.version.number} if model else None,
+        "model": {"labels": model.labels, "confidence": model.confidence, "version": model.version.number,
+                  **task_type.served(Decision(model.labels, model.confidence, model.top))} if model else None,
         "users": sorted(groups, key=lambda u: -u["users"]),
         "sources": sources,
         "source_reliability": reliability,
         "events": len(events),
     }
+
+
+def _span_says(event: FeedbackEvent, task_type, text: str) -> tuple[str, list[dict]]:
+    """A span event as the review shows it: one line ("Obama (PER), London (LOC)"; "wrong: …",
+    "missing: …") that groups the users who said the same, and its spans with their text."""
+    spans = task_type.exported(event.spans, text=text)
+    line = ", ".join(f"{s['text']} ({s['label']})" for s in spans) or "(no entities)"
+    prefix = {FeedbackKind.SPAN_WRONG: "wrong: ", FeedbackKind.SPAN_MISSING: "missing: "}.get(event.kind, "")
+    return prefix + line, spans
 
 
 def end_user_records(*, project: Project, end_users: set[str]) -> dict[str, tuple[int, int]]:

@@ -109,11 +109,41 @@ class PredictionsSerializer(serializers.Serializer):
     predictions = PredictionSerializer(many=True)
 
 
+class PredictedSpanSerializer(serializers.Serializer):
+    start = serializers.IntegerField(help_text="Offset of the span's first character, in Unicode code points.")
+    end = serializers.IntegerField(help_text="Offset just past its last character (exclusive), in code points.")
+    label = serializers.CharField(help_text="A label key of the project (an entity type).")
+    text = serializers.CharField(help_text="The text's slice start..end.")
+    confidence = serializers.FloatField(help_text="How sure the model is of this span, 0 to 1.")
+
+
+class SpanPredictionSerializer(serializers.Serializer):
+    """A span project's answer: its spans instead of a label and top-k."""
+
+    prediction_id = serializers.UUIDField(help_text="Send it back with the user's feedback.")
+    spans = PredictedSpanSerializer(many=True, help_text="The entities found, by start; empty when there are none.")
+    confidence = serializers.FloatField(help_text="The text's confidence: the model's least sure word.")
+    abstain = serializers.BooleanField(help_text="Confidence below the project's threshold: the item is queued for experts.")
+    model_version = serializers.IntegerField()
+    served_as = serializers.ChoiceField(choices=["champion", "challenger"])
+    external_id = serializers.CharField(required=False, help_text="Present when the item had one.")
+
+
+class SpanPredictionsSerializer(serializers.Serializer):
+    predictions = SpanPredictionSerializer(many=True)
+
+
 class FeedbackEventSerializer(serializers.Serializer):
     prediction_id = serializers.UUIDField(required=False, help_text="A prediction of this project; or send the item's data.")
     kind = serializers.ChoiceField(choices=FeedbackKind.choices)
     label = serializers.CharField(required=False, allow_null=True, allow_blank=True,
-                                  help_text="A correction's right label (a label key of the project); no other kind has one.")
+                                  help_text="A correction's right label (a label key of the project); no other kind has one. "
+                                            "A span project's events carry spans instead.")
+    spans = serializers.ListField(child=serializers.DictField(), required=False,
+                                  help_text="Span projects, a correction: the user's whole corrected list of spans "
+                                            "{start, end, label, text?} (code points; empty: no entities).")
+    span = serializers.DictField(required=False, help_text="Span projects, span_wrong: one of the prediction's spans "
+                                                         "that is wrong; span_missing: a span it missed.")
     end_user = serializers.CharField(max_length=200, help_text="The pseudonymous id of the product's user.")
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone, not in the future.")
     data = serializers.DictField(required=False, allow_null=True, help_text="The item's fields, when there is no prediction_id.")

@@ -129,6 +129,28 @@ class TaskType(ABC):
         """A value as a Label Studio annotation's `result` list (`text`: the item's text, for
         task types whose results point into it)."""
 
+    # --- serving and feedback --------------------------------------------------------------------
+
+    # Whether a value is spans in the item's text: the predict API answers `spans`, and product
+    # feedback corrects with spans (or says one span is wrong or missing) instead of a label.
+    spans_in_text: bool = False
+
+    def served(self, decision: Decision) -> dict:
+        """A decision as the predict API answers it, beside its prediction_id, confidence,
+        abstain and version: the labels, the first of them and the top candidates."""
+        return {"labels": decision.labels, "label": decision.labels[0] if decision.labels else None,
+                "top": decision.top}
+
+    def drift_labels(self, value: Value, *, live: bool) -> list[str]:
+        """What prediction drift counts of one value: the served label of a live prediction, every
+        label of a training example."""
+        return list(value[:1]) if live else list(value)
+
+    def from_prediction(self, value: Value) -> Value:
+        """A logged prediction's value as an annotation stores it (a trusted source's confirmation
+        trains on what the model said)."""
+        return list(value)
+
     # --- the model -------------------------------------------------------------------------------
 
     # Whether the model methods below are written: the labelling loop requests no refresh for a

@@ -150,6 +150,23 @@ class SpanTask(TaskType):
                             "type": "labels", "value": {**item, "labels": [span["label"]]}})
         return results
 
+    # --- serving and feedback ----------------------------------------------------------------
+
+    spans_in_text = True
+    # Prediction drift counts the entity types predicted, and the texts with none under this name.
+    NO_ENTITY = "(no entity)"
+
+    def served(self, decision: Decision) -> dict:
+        """Each span with its code-point offsets, text, label and confidence; the text's
+        confidence is the answer's own."""
+        return {"spans": decision.labels}
+
+    def drift_labels(self, value: Sequence[dict], *, live: bool) -> list[str]:
+        return [span["label"] for span in value] or [self.NO_ENTITY]
+
+    def from_prediction(self, value: Sequence[dict]) -> list[dict]:
+        return [{"start": s["start"], "end": s["end"], "label": s["label"]} for s in span_ops.sort_spans(value)]
+
     # --- the model -------------------------------------------------------------------------------
 
     def decide_text(self, tag_names: Sequence[str], word_probs: np.ndarray, text: str) -> Decision:

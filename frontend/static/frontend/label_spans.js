@@ -100,7 +100,7 @@
     show, edit, submitNow: submitSpans, choose: tag, onKey,
     historyText: (annotation, text) => `${describe(annotation)} — ${clip(text)}`,
   });
-  const { $, say, paintProgress, sendLabels, clip, paintTimer } = screen;
+  const { $, call, say, paintProgress, sendLabels, clip, paintTimer } = screen;
 
   // --- labels -------------------------------------------------------------------------------
   const labelOf = new Map(config.labels.map((l) => [l.key, l]));
@@ -447,6 +447,7 @@
     paintText();
     paintProgress();
     paintTimer();
+    paintReview(item);
     $("submit").disabled = !item;
   }
 
@@ -461,6 +462,81 @@
     $("submit").disabled = !item;
     paintText();
     paintTimer();
+    paintReview(item);
+  }
+
+  // --- the review panel: product users said the model's spans are wrong here ------------------
+  // The served model's spans and each group of users' (a whole correction, or one span they say
+  // is wrong or missing) drawn in the text as marks, side by side; the expert's spans settle it.
+  const percent = (x) => `${Math.round(x * 100)}%`;
+
+  function marked(text, spans) {
+    const box = document.createElement("span");
+    box.className = "span-text";
+    const utf16 = fromServer(text, spans).sort((a, b) => a.start - b.start || b.end - a.end);
+    let at = 0;
+    for (const s of utf16) {
+      if (s.start < at) continue;  // an overlapping span: its start is already inside a mark
+      box.append(text.slice(at, s.start));
+      const mark = document.createElement("mark");
+      mark.className = "review-span";
+      mark.dataset.label = s.label;
+      mark.title = nameOf(s.label) + (s.confidence != null ? `, ${percent(s.confidence)} confident` : "");
+      mark.style.setProperty("--label-color", colorOf(s.label));
+      mark.textContent = text.slice(s.start, s.end);
+      const tagName = document.createElement("small");
+      tagName.textContent = ` ${nameOf(s.label)}`;
+      mark.append(tagName);
+      box.append(mark);
+      at = s.end;
+    }
+    box.append(text.slice(at));
+    return box;
+  }
+
+  function reviewLine(title, rest, drawn) {
+    const li = document.createElement("li");
+    const strong = document.createElement("strong");
+    strong.textContent = title;
+    li.append(strong, rest);
+    if (drawn) {
+      const p = document.createElement("p");
+      p.className = "review-text";
+      p.append(drawn);
+      li.append(p);
+    }
+    return li;
+  }
+
+  const SAYS = { correction: "Their spans", span_wrong: "A span is wrong", span_missing: "A span is missing" };
+
+  async function paintReview(item) {
+    $("review").hidden = true;
+    if (!item || !item.needs_review) return;
+    let detail;
+    try {
+      detail = await call("GET", `/review/${item.id}`);
+    } catch (err) {
+      say(`The review could not be loaded: ${err.message}`, true);
+      return;
+    }
+    // The expert may have moved on, or started an edit, while it loaded.
+    if (state.current !== item || state.editing || !detail.needs_review || !detail.review) return;
+    const { model, users, sources, source_reliability: reliability } = detail.review;
+    $("review-model-text").replaceChildren(model ? marked(item.text, model.spans || []) : "no logged prediction");
+    $("review-model-meta").textContent = model
+      ? `${(model.spans || []).length} span(s), ${percent(model.confidence)} confident, version ${model.version}, when the product asked` : "";
+    $("review-users").replaceChildren(...users.map((u) => {
+      const record = u.track_record;  // these users' past feedback that experts reviewed
+      const past = record.reviewed ? `; right ${percent(record.reliability)} of ${record.reviewed} reviewed before` : "";
+      const who = ` — ${u.users} user${u.users === 1 ? "" : "s"}${past}`;
+      return u.spans ? reviewLine(`${SAYS[u.kind] || u.kind}:`, who, marked(item.text, u.spans)) : reviewLine(u.says, who);
+    }));
+    $("review-sources").replaceChildren(...sources.map((name) => {
+      const r = reliability[name];  // null until an expert has reviewed something from this source
+      return reviewLine(name, ` — ${r == null ? "not yet estimated" : percent(r) + " reliable"}`);
+    }));
+    $("review").hidden = false;
   }
 
   // What was suggested, each with whether the expert kept it unchanged (same offsets and label).
@@ -501,6 +577,7 @@
     if (!state.editing) state.stash = Object.fromEntries(WORK.map((k) => [k, state[k]]));
     state.editing = annotation;
     load(annotation.item_text || "", annotation.skipped ? [] : annotation.labels, []);
+    $("review").hidden = true;  // the review is of the item underneath, not of the one edited
     $("item").classList.add("editing");
     $("item-meta").textContent = "Editing an earlier label: Enter saves, Escape goes back.";
     $("submit").disabled = false;
