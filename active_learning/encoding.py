@@ -9,18 +9,20 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from core import jobs
 from core.enqueue import enqueue_on_commit
 from labeller.models import ActiveLearningState, Item, ItemVector, JobStatus, Project
+from labeller.task_types import task_type_for
 from ml.encoder import ENCODE_CHUNK, to_float16_bytes
 from ml.encoder_cache import base_encoder, cached_encoder
 from models_registry.artefacts import FineTunedEncoder
 from models_registry.models import ModelKind
 from models_registry.selectors import champion_for
 
+from . import span_encoding
 from .refresh import refresh_request
 from .selectors import state_for
 
@@ -29,7 +31,11 @@ log = logging.getLogger(__name__)
 
 def encoder_for(project: Project):
     """The encoder the pool is ranked with: the champion's own embeddings when the champion is a
-    fine-tuned version, else the project's base encoder. One instance per model per process."""
+    fine-tuned version, else the project's base encoder. One instance per model per process.
+    Word-level task types (spans) always use the frozen base encoder: their refresh's word head is
+    fitted over its word vectors, whatever version is champion."""
+    if task_type_for(project).word_level:
+        return base_encoder(project.base_model_path)
     champion = champion_for(project=project, kind=ModelKind.FINETUNED)
     if champion is not None:
         return cached_encoder(f"version:{champion.id}:{champion.checksum}", lambda: FineTunedEncoder(champion))
@@ -47,9 +53,17 @@ def encode_request(*, project_id: int) -> bool:
     return bool(queued)
 
 
+def pending_items(project: Project) -> QuerySet:
+    """The project's items still to encode under the current encoder."""
+    if task_type_for(project).word_level:
+        return span_encoding.pending_items(project)
+    return Item.objects.filter(project=project, vector__isnull=True)
+
+
 def encode_pending(*, project_id: int) -> int:
     """Encode every item of the project without a vector under the current encoder. Returns the
-    number encoded. Vectors of an older encoder are dropped first, so a new encoder re-encodes all."""
+    number encoded. Vectors of an older encoder are dropped first, so a new encoder re-encodes all.
+    Word-level task types (spans) store each item's word vectors too (active_learning.span_encoding)."""
     claimed = ActiveLearningState.objects.filter(project_id=project_id, encode_status=JobStatus.QUEUED).update(
         encode_status=JobStatus.RUNNING, encode_heartbeat_at=timezone.now()
     )
@@ -57,27 +71,31 @@ def encode_pending(*, project_id: int) -> int:
         return 0
     try:
         project = Project.objects.get(id=project_id)
+        word_level = task_type_for(project).word_level
         encoder = encoder_for(project)
         ItemVector.objects.filter(project=project).exclude(encoder_version=encoder.version).delete()
+        if word_level:
+            span_encoding.drop_other_versions(project, encoder.version)
         total = Item.objects.filter(project=project).count()
-        done = ItemVector.objects.filter(project=project).count()
+        done = total - pending_items(project).count()
         ActiveLearningState.objects.filter(project=project).update(
             encoder_version=encoder.version, encode_total=total, encode_done=done, encode_heartbeat_at=timezone.now()
         )
         encoded = 0
         while True:
-            rows = list(
-                Item.objects.filter(project=project, vector__isnull=True).order_by("id").values_list("id", "data")[:ENCODE_CHUNK]
-            )
+            rows = list(pending_items(project).order_by("id").values_list("id", "data")[:ENCODE_CHUNK])
             if not rows:
                 break
             texts = [str(data.get(project.text_field, "")) for _, data in rows]
-            blobs = to_float16_bytes(encoder.encode(texts))
-            ItemVector.objects.bulk_create(
-                [ItemVector(item_id=item_id, project=project, encoder_version=encoder.version, vector=blob)
-                 for (item_id, _), blob in zip(rows, blobs)],
-                ignore_conflicts=True,
-            )
+            if word_level:
+                span_encoding.store_chunk(project, encoder, [item_id for item_id, _ in rows], texts)
+            else:
+                blobs = to_float16_bytes(encoder.encode(texts))
+                ItemVector.objects.bulk_create(
+                    [ItemVector(item_id=item_id, project=project, encoder_version=encoder.version, vector=blob)
+                     for (item_id, _), blob in zip(rows, blobs)],
+                    ignore_conflicts=True,
+                )
             encoded += len(rows)
             ActiveLearningState.objects.filter(project=project).update(
                 encode_done=F("encode_done") + len(rows), encode_heartbeat_at=timezone.now()
@@ -89,7 +107,7 @@ def encode_pending(*, project_id: int) -> int:
         raise
     ActiveLearningState.objects.filter(project_id=project_id).update(encode_status=JobStatus.IDLE, encode_attempts=0)
     # Items imported while this ran asked for a run that found the job busy: pick them up now.
-    if Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
+    if pending_items(Project.objects.get(id=project_id)).exists():
         encode_request(project_id=project_id)
     refresh_request(project_id=project_id)
     return encoded

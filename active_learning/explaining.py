@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from labeller.models import Item, Project, SuggestionMode
-from labeller.task_types import classification_of
+from labeller.task_types import classification_of, task_type_for
 from ml import explain
 from ml.heads import LinearHead
 
@@ -18,8 +18,8 @@ def explain_top(*, project_id: int, limit: int = 20) -> int:
     head of the queue. Runs after a refresh on the encode queue, where the encoder is loaded."""
     project = Project.objects.get(id=project_id)
     state = state_for(project_id)
-    if not state.head or project.suggestion_mode == SuggestionMode.OFF:
-        return 0
+    if not state.head or project.suggestion_mode == SuggestionMode.OFF or task_type_for(project).word_level:
+        return 0  # a span suggestion's evidence is its spans' confidence: no word occlusion for it
     head = LinearHead.from_bytes(bytes(state.head))
     encoder = encoder_for(project)
     items = list(

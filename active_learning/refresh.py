@@ -9,29 +9,34 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 from celery import shared_task
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from core import jobs
 from core.enqueue import enqueue, enqueue_on_commit
-from labeller.models import ActiveLearningState, Annotation, Item, ItemVector, Project, SuggestionMode
+from labeller.models import ActiveLearningState, Project, SuggestionMode
 from labeller.task_types import task_type_for
 from ml import strategies
-from ml.encoder import from_float16_bytes
 from ml.heads import LinearHead, self_train
 from models_registry.artefacts import load_head
 from models_registry.models import ModelKind
 from models_registry.selectors import champion_for
 
+# The shared reads and writes; project_vectors, training_labels and write_priorities are also
+# read from this module by the benchmarks and the tests' helpers.
+from .pool import (  # noqa: F401
+    WRITE_BATCH, RefreshReport, cold_start_order, open_pool, project_vectors, queue_order, refresh_batch, refresh_beat,
+    store_head, suggested_top, training_labels, write_priorities, write_queue,
+)
 from .selectors import state_for
 from .signals import refresh_finished
+from .span_refresh import span_refresh_run
 from .suggestions import SUGGESTED_TOP, suggestions_for
 
 log = logging.getLogger(__name__)
@@ -79,17 +84,6 @@ def refresh_after_label(*, project: Project) -> None:
         refresh_request(project_id=project.id)
 
 
-@dataclass
-class RefreshReport:
-    pool: int = 0
-    labelled: int = 0
-    cold_start: bool = False
-    seconds_fit: float = 0.0
-    seconds_score: float = 0.0
-    seconds_write: float = 0.0
-    seconds_total: float = 0.0
-
-
 def refresh_claim(*, project_id: int) -> bool:
     """Take the requested refresh; a running one is taken over only once its heartbeat stopped."""
     now = timezone.now()
@@ -100,11 +94,6 @@ def refresh_claim(*, project_id: int) -> bool:
     ).update(refresh_requested=False, refresh_running=True, refresh_started_at=now, refresh_heartbeat_at=now,
              labels_since_refresh=0)
     return claimed == 1
-
-
-def refresh_beat(*, project_id: int) -> None:
-    """A running refresh's sign of life, between its phases and its write batches."""
-    ActiveLearningState.objects.filter(project_id=project_id, refresh_running=True).update(refresh_heartbeat_at=timezone.now())
 
 
 def refresh_release(*, project_id: int, report: RefreshReport | None, error: str = "") -> None:
@@ -140,38 +129,10 @@ def refresh_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
     return out
 
 
-def project_vectors(project: Project, encoder_version: str) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids, float32 matrix) of every stored vector of the project under the encoder."""
-    rows = ItemVector.objects.filter(project=project, encoder_version=encoder_version).order_by("item_id").values_list(
-        "item_id", "vector"
-    )
-    ids, blobs = [], []
-    for item_id, blob in rows.iterator(chunk_size=5000):
-        ids.append(item_id)
-        blobs.append(bytes(blob))
-    dim = len(blobs[0]) // 2 if blobs else 0
-    return np.array(ids, dtype=np.int64), from_float16_bytes(blobs, dim)
-
-
-def training_labels(project: Project, *, include_eval: bool = False) -> dict[int, list[str]]:
-    """The resolved label set of every labelled item (majority of expert labels)."""
-    by_item: dict[int, list[list[str]]] = {}
-    annotations = Annotation.objects.filter(project=project, skipped=False)
-    if not include_eval:
-        annotations = annotations.filter(item__is_eval=False)
-    for item_id, labels in annotations.order_by("id").values_list("item_id", "labels").iterator(chunk_size=5000):
-        by_item.setdefault(item_id, []).append(labels)
-    task_type = task_type_for(project)
-    resolved = {}
-    for item_id, label_sets in by_item.items():
-        majority, _ = task_type.majority(label_sets)
-        if task_type.trains_on(majority):
-            resolved[item_id] = majority
-    return resolved
-
-
 def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     """Fit the head on the labelled vectors, score the unlabelled pool and write priorities."""
+    if task_type_for(project).word_level:
+        return span_refresh_run(project=project, seed=seed)
     started = time.perf_counter()
     report = RefreshReport()
     state = state_for(project.id)
@@ -180,16 +141,12 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
         return report
     position = {item_id: i for i, item_id in enumerate(ids.tolist())}
     labelled = {item_id: labels for item_id, labels in training_labels(project).items() if item_id in position}
-    open_rows = Item.objects.filter(project=project, is_done=False).values_list("id", "is_eval")
-    pool_ids, eval_ids = [], []
-    for item_id, is_eval in open_rows.iterator(chunk_size=10000):
-        if item_id in position:
-            (eval_ids if is_eval else pool_ids).append(item_id)
+    pool_ids, eval_ids = open_pool(project, position)
     report.pool, report.labelled = len(pool_ids) + len(eval_ids), len(labelled)
     classes = list(project.labels.values_list("key", flat=True))
     pool_rows = np.array([position[i] for i in pool_ids], dtype=np.int64)
     pool_vectors = vectors[pool_rows] if len(pool_rows) else np.zeros((0, vectors.shape[1]), np.float32)
-    batch_size = max(project.refresh_every, 10)
+    batch_size = refresh_batch(project)
 
     # `head` suggests labels and is stored; `ranking` orders the pool. The pool is ranked by the
     # uncertainty of the head fitted on the labels alone (a self-trained head is surer, so it
@@ -214,70 +171,26 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     rng = np.random.default_rng(seed + state.head_version)
     if head is None:
         report.cold_start = True
-        scores = strategies.cold_start(pool_vectors, batch_size=batch_size, seed=seed)
-        order = np.argsort(-scores, kind="stable")
+        order = cold_start_order(pool_vectors, batch_size=batch_size, seed=seed)
     else:
         probs = ranking.predict_proba(pool_vectors)
         scores = task_type_for(project).uncertainty(probs, project.strategy, rng=rng)
         diverse = project.diversity and project.strategy != strategies.RANDOM
         order = strategies.rank_pool(scores, pool_vectors, batch_size=batch_size, diverse=diverse, seed=seed)
-    strategy_order = np.array(pool_ids, dtype=np.int64)[order] if len(pool_ids) else np.zeros(0, np.int64)
-    eval_order = rng.permutation(np.array(eval_ids, dtype=np.int64))
-    eval_set = set(eval_ids)
-    final = strategies.interleave_evaluation(strategy_order, eval_order, share=project.eval_share)
+    final = queue_order(project, pool_ids, order, eval_ids, rng)
     report.seconds_score = time.perf_counter() - t
     refresh_beat(project_id=project.id)
 
     t = time.perf_counter()
-    n = len(final)
-    priorities = 1.0 - np.arange(n, dtype=np.float64) / max(n, 1)
-    write_priorities(final, priorities, on_batch=lambda: refresh_beat(project_id=project.id))
-    with transaction.atomic():
-        if head is not None and project.suggestion_mode != SuggestionMode.OFF:
-            # Evaluation items never get one: experts label them unswayed by the model (issue 17).
-            top = [item_id for item_id in final[:SUGGESTED_TOP + len(eval_ids)] if item_id not in eval_set][:SUGGESTED_TOP]
-            suggestions = suggestions_for(project, head, top, ids, vectors, labelled, position, state.head_version + 1)
-            Item.objects.bulk_update(
-                [Item(id=int(item_id), suggestion=s) for item_id, s in zip(top, suggestions)], ["suggestion"], batch_size=500
-            )
-        ActiveLearningState.objects.filter(project=project).update(
-            head=head.to_bytes() if head is not None else None,
-            head_version=F("head_version") + 1,
-            head_trained_on=len(labelled),
-        )
+    write_queue(project, final)
+    top, suggestions = [], []
+    if head is not None and project.suggestion_mode != SuggestionMode.OFF:
+        top = suggested_top(final, eval_ids, SUGGESTED_TOP)
+        suggestions = suggestions_for(project, head, top, ids, vectors, labelled, position, state.head_version + 1)
+    store_head(project, head, trained_on=len(labelled), top=top, suggestions=suggestions)
     report.seconds_write = time.perf_counter() - t
     report.seconds_total = time.perf_counter() - started
     return report
-
-
-WRITE_BATCH = 5000
-
-
-def write_priorities(item_ids: np.ndarray, priorities: np.ndarray, on_batch=None) -> None:
-    """Write new priorities, head of the queue first, in short transactions of WRITE_BATCH rows.
-
-    One transaction over the whole pool would hold its row locks for as long as the write takes
-    (1M rows: minutes), and every submit on those rows would wait behind it (seen in
-    benchmarks/queue.py). Short batches bound any wait to one batch; a submit or claim locks one
-    row, so there is no lock cycle to deadlock on.
-    """
-    table = Item._meta.db_table
-    for start in range(0, len(item_ids), WRITE_BATCH):
-        ids = item_ids[start:start + WRITE_BATCH].tolist()
-        values = priorities[start:start + WRITE_BATCH].tolist()
-        with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    f"UPDATE {table} AS i SET priority = d.p FROM unnest(%s::bigint[], %s::float8[]) AS d(id, p) "
-                    "WHERE i.id = d.id",
-                    [ids, values],
-                )
-            else:
-                cursor.executemany(f"UPDATE {table} SET priority = %s WHERE id = %s", list(zip(values, ids)))
-        if on_batch is not None:
-            on_batch()
-
-
 
 
 # Beside the service it runs, so the service enqueues it without a tasks module importing it back;

@@ -407,6 +407,26 @@ class ItemVector(models.Model):
         ]
 
 
+class ItemWordVectors(models.Model):
+    """A span project's item as its words under the frozen base encoder: the (n_words x dim)
+    float16 matrix of each word's first sub-token state (ml.token_model.encode_words), row i for
+    the i-th word of ml.token_model.words_of(the text the model read). The span refresh fits its
+    word head on these and scores the pool with them; the item's ItemVector holds its sentence
+    vector beside them."""
+
+    item = models.OneToOneField(Item, primary_key=True, on_delete=models.CASCADE, related_name="word_vectors")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    encoder_version = models.CharField(max_length=200)
+    n_words = models.PositiveIntegerField()
+    vectors = models.BinaryField()
+
+    class Meta:
+        indexes = [
+            # The span refresh streams every word matrix of a project under its current encoder.
+            models.Index(fields=["project", "encoder_version"], name="itemwordvectors_project_idx"),
+        ]
+
+
 class JobStatus(models.TextChoices):
     IDLE = "idle", "Idle"
     QUEUED = "queued", "Queued"

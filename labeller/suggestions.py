@@ -8,8 +8,9 @@ from ml.encoder import from_float16_bytes
 from ml.heads import LinearHead
 
 from .models import ActiveLearningState, Item, ItemVector, SuggestionMode
+from .span_suggestions import span_suggestion_for_item
 from .suggestion_holdout import is_withheld
-from .task_types import classification_of
+from .task_types import classification_of, task_type_for
 
 
 def suggestion_dict(head: LinearHead, p: np.ndarray, neighbours: list[dict], head_version: int) -> dict:
@@ -20,8 +21,9 @@ def suggestion_dict(head: LinearHead, p: np.ndarray, neighbours: list[dict], hea
 
 def suggestion_for_item(*, item: Item, user=None) -> dict | None:
     """What to show beside `item`: the precomputed suggestion if current, else one computed now
-    from the stored head and the item's vector (without word attributions). With `user` (the
-    expert it is shown to), None when the project's suggestion holdout withholds it from them."""
+    from the stored head and the item's vector (without word attributions); for a span project, its
+    spans from the word vectors (labeller.span_suggestions). With `user` (the expert it is shown
+    to), None when the project's suggestion holdout withholds it from them."""
     project = item.project
     # The evaluation set is labelled without the model's suggestion, so that it measures versions
     # against experts the model did not sway (docs/active-learning.md, "The evaluation set").
@@ -34,6 +36,8 @@ def suggestion_for_item(*, item: Item, user=None) -> dict | None:
         return None
     if item.suggestion and item.suggestion.get("head_version") == state.head_version:
         return item.suggestion
+    if task_type_for(project).word_level:
+        return span_suggestion_for_item(item=item, state=state)
     stored = ItemVector.objects.filter(item=item, encoder_version=state.encoder_version).values_list("vector", flat=True).first()
     if stored is None:
         return None

@@ -62,3 +62,11 @@ def test_the_span_active_learning_benchmark_runs_a_small_budget_and_a_few_fine_t
     assert "entity F1 (strict) on test against texts labelled" in out and "labels to reach random@budget" in out
     assert "fast refresh over 500 texts" in out and "float16 word vectors" in out
     assert "fine-tuned (max_steps" in out and "PER  F1" in out
+
+
+@pytest.mark.benchmark
+def test_the_span_refresh_benchmark_refreshes_a_small_stored_pool(tmp_path):
+    out = run("span_refresh.py", "--pool", "600", "--unique", "120", "--labelled", "60", "--runs", "1",
+              "--cache", str(tmp_path), "--database-url", f"sqlite:///{tmp_path / 'spans.sqlite3'}")
+    assert "stored 600 items" in out and "60 labelled" in out
+    assert "refresh 1:" in out and "over 540 open" in out and "peak memory allocated by a refresh" in out

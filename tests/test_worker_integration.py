@@ -121,3 +121,51 @@ def test_feedback_is_routed_and_monitoring_alerts_through_a_real_worker(celery_w
     assert alert.value == 4.0
     hook = wait_for(lambda: webhook_receiver.received, timeout=60, what="the webhook POST from the worker")
     assert hook[0]["metric"] == "schema_violations_per_day" and hook[0]["project"] == served_project.id
+
+
+def test_a_span_project_is_encoded_refreshed_and_served_the_models_spans_through_a_real_worker(
+        celery_worker_process, owner, expert, client_for):
+    """Import BTC tweets into a span project -> the worker stores their word vectors -> labels
+    trigger a refresh that fits the word tagger -> the next item carries the model's spans."""
+    import io
+    from pathlib import Path
+
+    from labeller.importing import items_import
+    from labeller.models import ActiveLearningState, Item, ItemWordVectors, Role
+    from labeller.services import membership_set, project_create
+    from ml.spans import read_conll_file
+    from ml.token_model import words_of
+
+    labels = [{"key": key, "name": key, "shortcut": str(i + 1), "color": "#4f46e5"} for i, key in enumerate(["PER", "ORG", "LOC"])]
+    project = project_create(user=owner, labels=labels, name="Tweets", task_type="spans", refresh_every=20, eval_share=0)
+    membership_set(project=project, user=expert, role=Role.EXPERT)
+    corpus = read_conll_file(Path(__file__).resolve().parents[1] / "datasets" / "btc" / "btc.train.conll", limit=300)
+    tweets = [t for t in corpus if t[1]][:40] + [t for t in corpus if not t[1]][:20]  # 2 of 3 name someone or somewhere
+    truth = {f"t{i}": spans for i, (_, spans) in enumerate(tweets)}
+    lines = "".join(json.dumps({"external_id": f"t{i}", "text": text}) + "\n" for i, (text, _) in enumerate(tweets))
+    items_import(project=project, stream=io.BytesIO(lines.encode()), filename="btc.jsonl")
+
+    wait_for(lambda: ItemWordVectors.objects.filter(project=project).count() == len(tweets), timeout=180,
+             what="the worker to store every tweet's word vectors")
+    stored = ItemWordVectors.objects.filter(project=project).select_related("item").first()
+    assert stored.n_words == len(words_of(stored.item.data["text"]))
+    wait_for(lambda: ActiveLearningState.objects.get(project=project).head_version >= 1, timeout=60,
+             what="the cold-start refresh after encoding")
+
+    client = client_for(expert)
+    for _ in range(20):  # the expert answers from the corpus's spans through the API
+        item = client.post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
+        response = client.post(f"/api/projects/{project.id}/items/{item['id']}/annotations",
+                               {"labels": truth[item["external_id"]]}, format="json")
+        assert response.status_code == 201, response.content
+    wait_for(lambda: ActiveLearningState.objects.get(project=project).head_trained_on == 20, timeout=90,
+             what="a refresh fitted on the twenty new labels")
+
+    item = client.post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
+    suggestion = item["suggestion"]
+    assert isinstance(suggestion["spans"], list) and 0 <= suggestion["confidence"] <= 1
+    text = item["data"]["text"]
+    assert all(span["text"] == text[span["start"]:span["end"]] for span in suggestion["spans"])
+    assert ActiveLearningState.objects.get(project=project).refresh_error == ""
+    priorities = list(Item.objects.filter(project=project, is_done=False).values_list("priority", flat=True))
+    assert len(set(priorities)) == len(priorities)

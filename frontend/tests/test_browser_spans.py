@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from labeller.models import ActiveLearningState, Annotation, Item, Role
-from labeller.services import membership_set, project_create
+from labeller.services import annotation_submit, membership_set, project_create
 
 from .test_browser import chromium, log_in, page  # noqa: F401
 
@@ -295,3 +295,104 @@ def test_in_preselect_mode_the_models_spans_start_accepted(page, spans_project, 
     press(page, "Enter")
     expect(page.locator("#item-text")).to_have_text(OTHER_TEXT)
     assert Annotation.objects.get(annotator=expert).suggestion_accepted is True
+
+
+# --- the model learning from the expert's labels ---------------------------------------------------
+
+NAMES = ["Anna", "Maria", "John", "Peter", "Laura", "David", "Sarah", "Thomas", "Emma", "James", "Olivia", "Lucas"]
+CITIES = ["London", "Paris", "Berlin", "Madrid", "Rome", "Vienna", "Lisbon", "Dublin", "Prague", "Oslo", "Athens", "Warsaw"]
+EMOJI = ["😀", "👩\u200d👩\u200d👧", "🇫🇷", "🎉", "👍🏽", "🌍"]
+WARM_UP = ["Nothing to see here", "what a lovely morning", "see you all tomorrow"]
+SEEDS = 18
+NAME_OF = {label["key"]: label["name"] for label in ENTITY_LABELS}
+
+
+def patterned(i: int) -> tuple[str, list[dict]]:
+    """'<emoji> <name> flew to <city> today' with its PER and LOC spans (code points)."""
+    emoji, name, city = EMOJI[i % len(EMOJI)], NAMES[i % len(NAMES)], CITIES[(i * 5) % len(CITIES)]
+    text = f"{emoji} {name} flew to {city} today"
+    return text, [{"start": text.index(name), "end": text.index(name) + len(name), "label": "PER"},
+                  {"start": text.index(city), "end": text.index(city) + len(city), "label": "LOC"}]
+
+
+@pytest.fixture
+def refresh_inline(monkeypatch):
+    """No task reaches the broker (a worker of another test must not run them); a requested
+    refresh runs at once, in the request whose label asked for it, as a worker would next."""
+    from types import SimpleNamespace
+
+    from active_learning import encoding, explaining, refresh
+
+    real = refresh.refresh_priorities
+
+    def run(args=(), **options):
+        real(*args)
+
+    monkeypatch.setattr(refresh, "refresh_priorities", SimpleNamespace(name=real.name, apply_async=run, delay=lambda *a: run(a)))
+    for module, name in ((encoding, "encode_items"), (explaining, "explain_suggestions")):
+        monkeypatch.setattr(module, name, SimpleNamespace(name=name, apply_async=lambda *a, **k: None, delay=lambda *a: None))
+
+
+@pytest.fixture
+def learning_project(owner, expert, add_items, refresh_inline):
+    """Tweet-like texts encoded by the real base model, SEEDS of them labelled with their names and
+    cities; three texts without entities first in the queue. The model has not learnt from the
+    labels yet: the refresh comes with the expert's second label (`refresh_every`)."""
+    from active_learning import encoding
+
+    project = project_create(user=owner, labels=ENTITY_LABELS, name="Trips", task_type="spans", eval_share=0,
+                             diversity=False, refresh_every=SEEDS + 2)
+    membership_set(project=project, user=expert, role=Role.EXPERT)
+    examples = [patterned(i) for i in range(SEEDS + 4)]
+    all_items = add_items(project, WARM_UP + [text for text, _ in examples])
+    warm_up, items = all_items[:len(WARM_UP)], all_items[len(WARM_UP):]
+    ActiveLearningState.objects.filter(project=project).update(encode_status="queued")
+    assert encoding.encode_pending(project_id=project.id) == len(items) + len(WARM_UP)  # and a cold start, no labels yet
+    for item, (_, spans) in zip(items, examples[:SEEDS]):
+        annotation_submit(item=item, user=owner, labels=spans)
+    for rank, item in enumerate(warm_up):  # served first, in this order (the cold start ranked them anywhere)
+        Item.objects.filter(id=item.id).update(priority=3 - rank / 10)
+    assert ActiveLearningState.objects.get(project=project).head is None
+    return project
+
+
+def test_after_enough_labels_for_a_refresh_the_models_spans_appear_and_one_accepted_is_recorded(page, learning_project, expert):
+    # The first three items: the screen looks ahead one item, so the third was fetched before the
+    # refresh that the second label asks for; the fourth is the first ranked by the new model.
+    open_screen(page, learning_project, text=WARM_UP[0])
+    for shown in WARM_UP:
+        expect(page.locator("#item-text")).to_have_text(shown)
+        expect(page.locator("#item-text .seg.suggested")).to_have_count(0)
+        press(page, "Enter")
+    state = ActiveLearningState.objects.get(project=learning_project)
+    assert state.head and state.head_trained_on == SEEDS + 2 and state.refresh_error == ""
+
+    expect(page.locator("#item-text")).not_to_have_text(WARM_UP[-1])
+    item = Item.objects.get(id=int(page.locator("#item").get_attribute("data-item-id")))
+    text, suggested = item.text(), item.suggestion["spans"]
+    assert suggested and item.suggestion["head_version"] == state.head_version, item.suggestion
+    expect(page.locator("#item-text")).to_have_text(text)
+    expect(page.locator("#spans li")).to_have_text(
+        [f"{NAME_OF[s['label']]} “{s['text']}” — the model's, {int(s['confidence'] * 100 + 0.5)}% confident (dashed)"
+         for s in suggested])
+    expect(page.locator("#suggestion-count")).to_have_text(f"{len(suggested)} of {len(suggested)} still to decide.")
+    folder = os.environ.get("LABELLOOP_SCREENSHOT_DIR")
+    if folder:  # docs/label_spans_page.png: the model's spans dashed, with their confidence
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.screenshot(path=str(Path(folder) / "label_spans_page.png"))
+
+    first = suggested[0]
+    words = page.evaluate("(text) => LabelloopSpans.tokensOf(text).map((t) => text.slice(t.start, t.end))", text)
+    press(page, "ArrowRight", words.index(first["text"].split()[0]))
+    press(page, "Space")  # accepts the suggestion under the cursor, and only it
+    expect(page.locator("#status")).to_have_text(f"Accepted the model's {NAME_OF[first['label']]} “{first['text']}”.")
+    press(page, "Enter")
+    expect(page.locator("#item-text")).not_to_have_text(text)
+
+    annotation = Annotation.objects.get(annotator=expert, item=item)
+    kept = {k: first[k] for k in ("start", "end", "label")}
+    assert annotation.labels == [kept]
+    assert annotation.suggested_labels == [{**{k: s[k] for k in ("start", "end", "label", "confidence")}, "accepted": s is first}
+                                           for s in suggested]
+    assert annotation.suggestion_accepted is (len(suggested) == 1)
+    assert page.js_errors == []

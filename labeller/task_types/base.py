@@ -153,9 +153,15 @@ class TaskType(ABC):
 
     # --- the model -------------------------------------------------------------------------------
 
-    # Whether the model methods below are written: the labelling loop requests no refresh for a
-    # task type without one (span labelling, until its token-classification model lands).
+    # Whether the labelling loop has a model to refresh: a task type without one requests no
+    # refresh after labels.
     has_model: bool = True
+
+    # Whether active learning works on words rather than whole texts: encoding then stores each
+    # item's per-word vectors beside its sentence vector (always under the frozen base encoder),
+    # and the refresh and suggestions fit and apply a word tagger (active_learning.span_refresh,
+    # labeller.span_suggestions) instead of `fit_head` / `uncertainty` / `decide`.
+    word_level: bool = False
 
     @abstractmethod
     def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:

@@ -180,7 +180,9 @@ class SpanTask(TaskType):
             span["confidence"] = round(span["confidence"], 4)
         return Decision(spans, round(token_model.text_confidence(word_probs), 4), [])
 
-    has_model = False
+    # The fast loop's word tagger is written (active_learning.span_refresh: the refresh tags
+    # words with its own head and never calls the methods below); the version methods are not.
+    has_model = True
 
     def decide(self, classes: Sequence[str], p: np.ndarray, *, top_k: int = 3) -> Decision:
         raise NotImplementedError(_NO_MODEL)
@@ -211,6 +213,11 @@ class SpanTask(TaskType):
 
     def evaluate(self, probs, targets, classes) -> dict:
         raise NotImplementedError(_NO_MODEL)
+
+    # --- active learning ------------------------------------------------------------------------
+
+    # Encoding stores per-word vectors, the refresh fits a word head over them (BIO tags).
+    word_level = True
 
 
 SPANS = SpanTask()

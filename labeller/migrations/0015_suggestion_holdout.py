@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeller', '0013_export_conll'),
+        ('labeller', '0014_item_word_vectors'),
     ]
 
     operations = [
