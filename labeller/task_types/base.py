@@ -131,6 +131,10 @@ class TaskType(ABC):
 
     # --- the model -------------------------------------------------------------------------------
 
+    # The primary metrics a project of this task may compare versions on (its training policy's
+    # primary_metric; the first is a new project's default). Names of keys in `evaluate`'s metrics.
+    primary_metrics: tuple[str, ...] = ("accuracy", "macro_f1")
+
     # Whether the model methods below are written: the labelling loop requests no refresh for a
     # task type without one (span labelling, until its token-classification model lands).
     has_model: bool = True
