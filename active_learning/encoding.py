@@ -15,6 +15,8 @@ from django.utils import timezone
 from core import jobs
 from core.enqueue import enqueue_on_commit
 from labeller.models import ActiveLearningState, Item, ItemVector, JobStatus, Project
+from labeller.task_types import task_type_for
+from labeller.task_types.spans import SPANS
 from ml.encoder import ENCODE_CHUNK, to_float16_bytes
 from ml.encoder_cache import base_encoder, cached_encoder
 from models_registry.artefacts import FineTunedEncoder
@@ -31,7 +33,9 @@ def encoder_for(project: Project):
     """The encoder the pool is ranked with: the champion's own embeddings when the champion is a
     fine-tuned version, else the project's base encoder. One instance per model per process."""
     champion = champion_for(project=project, kind=ModelKind.FINETUNED)
-    if champion is not None:
+    # A span project's champion is a token tagger, not a sentence encoder; its pool stays encoded
+    # by the base encoder, whose word vectors the span head reads (ml.token_model).
+    if champion is not None and task_type_for(project).key != SPANS.key:
         return cached_encoder(f"version:{champion.id}:{champion.checksum}", lambda: FineTunedEncoder(champion))
     return base_encoder(project.base_model_path)
 

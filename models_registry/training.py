@@ -1,5 +1,6 @@
 """Retraining: request versions, train them on a snapshot (head or fine-tuned), evaluate on the
-evaluation split, check the gate, and record it all on the version."""
+evaluation split, check the gate, and record it all on the version. What a span project trains
+and measures is in span_training.py; requesting, claiming, gating and recording are the same."""
 from __future__ import annotations
 
 import logging

@@ -4,7 +4,9 @@ entity F1, promotion that serves through serving.predictor_for, rollback, the pr
 span project may compare on, and the models page in every version state."""
 import pytest
 
+from active_learning.encoding import encoder_for
 from labeller.models import Item
+from ml.encoder_cache import base_encoder
 from ml import finetune, token_finetune
 from models_registry import promotion, serving, training
 from models_registry.models import ModelVersion, TrainingPolicy, VersionStatus
@@ -104,6 +106,9 @@ def test_a_fine_tuned_span_version_trains_serves_like_a_head_and_rolls_back(btc_
     (decision,) = serving.answers(predictor, [TEXT], 3)
     assert 0 <= decision.confidence <= 1
     assert all(TEXT[s["start"]:s["end"]] == s["text"] and 0 <= s["confidence"] <= 1 for s in decision.labels)
+
+    # the pool stays encoded by the base encoder: a token tagger is no sentence encoder
+    assert encoder_for(btc_labelled_project) is base_encoder(btc_labelled_project.base_model_path)
 
     with pytest.raises(finetune.ChecksumMismatch):
         token_finetune.load(serving.artefacts.version_path(tuned), "0" * 64)
