@@ -230,6 +230,23 @@ def btc_project(owner, expert, expert2):
 
 
 @pytest.fixture
+def btc_labelled_project(btc_project, expert):
+    """`btc_project` with 120 BTC training tweets labelled by `expert` (their gold spans; a tweet
+    with no entities is labelled too); every third is in the evaluation set (40 items)."""
+    from pathlib import Path
+
+    from ml.spans import read_conll_file
+
+    examples = read_conll_file(Path(__file__).parent / "datasets" / "btc" / "btc.train.conll", limit=120)
+    items = Item.objects.bulk_create(Item(project=btc_project, data={"text": text}, external_id=f"btc{i}", is_eval=i % 3 == 0)
+                                     for i, (text, _) in enumerate(examples))
+    for item, (_, spans) in zip(items, examples):
+        item.project = btc_project
+        annotation_submit(item=item, user=expert, labels=spans)
+    return btc_project
+
+
+@pytest.fixture
 def btc_head_version(btc_project, settings, tmp_path):
     """A ready head version of `btc_project`: a word head fitted on 200 BTC training tweets' frozen
     word vectors, stored as the registry stores head versions (safetensors and a checksum)."""

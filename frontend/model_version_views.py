@@ -1,5 +1,6 @@
-"""The project's models page: versions side by side, learning curve, confusion matrix, training
-progress, and the Retrain, Promote and Roll back buttons (project admins only)."""
+"""The project's models page: versions side by side, learning curve, confusion matrix (span
+projects: entity scores per type and the reliability of span confidence), training progress, and
+the Retrain, Promote and Roll back buttons (project admins only)."""
 import math
 import re
 
@@ -10,6 +11,8 @@ from django.views.decorators.http import require_POST, require_safe
 
 from labeller import selectors
 from labeller.models import Role
+from labeller.task_types import task_type_for
+from labeller.task_types.spans import SPANS
 from models_registry import promotion, training
 from ml.gates import guardrail_text, versus_text
 from models_registry.models import AliasMove, ModelKind, ModelVersion
@@ -49,12 +52,31 @@ def progress_text(progress: dict) -> str:
     return f"epoch {epoch}/{epochs}, loss {loss:.3f}, ETA {math.floor(eta_s + 0.5)} s"  # rounded as Math.round does
 
 
+# The metrics shown per version (keys of its metrics), by kind of project.
+CLASSIFICATION_COLUMNS = [("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("ece", "ECE")]
+SPAN_COLUMNS = [("entity_f1", "Entity F1"), ("precision", "Precision"), ("recall", "Recall"), ("ece", "ECE")]
+
+
+def span_tables(metrics: dict) -> dict:
+    """A span version's entity scores per type and its reliability table, for the page; a
+    version recorded without them (failed, or metrics of another shape) shows none."""
+    per_label = metrics.get("per_label") or {}
+    rows = [(label, m.get("precision"), m.get("recall"), m.get("f1"), m.get("support"), m.get("predicted"))
+            for label, m in sorted(per_label.items()) if isinstance(m, dict)]
+    reliability = [r for r in metrics.get("reliability") or [] if isinstance(r, dict) and r.get("count")]
+    return {"rows": rows, "micro": (metrics.get("precision"), metrics.get("recall"), metrics.get("entity_f1"),
+                                    metrics.get("n_gold"), metrics.get("n_predicted")),
+            "macro_f1": metrics.get("macro_f1"), "ece": metrics.get("ece"), "reliability": reliability}
+
+
 @login_required
 @require_safe
 def models_page(request, project_id):
     project, membership = selectors.project_get_for(user=request.user, project_id=project_id)
     policy = training.training_policy_for(project)
     versions = list(ModelVersion.objects.filter(project=project).select_related("snapshot").prefetch_related("aliases"))
+    spans = task_type_for(project).key == SPANS.key
+    columns = SPAN_COLUMNS if spans else CLASSIFICATION_COLUMNS
     for v in versions:
         v.progress_text = progress_text(v.progress or {})
         v.versus_text = versus_text((v.gate or {}).get("versus_champion"))
@@ -62,13 +84,18 @@ def models_page(request, project_id):
     if re.fullmatch(r"[0-9]{1,10}", request.GET.get("version", ""), re.ASCII):  # isdigit() takes '²'; int() does not
         selected = next((v for v in versions if v.number == int(request.GET["version"])), None)
     selected = selected or next((v for v in versions if v.metrics), None)
+    for v in versions:
+        v.metric_cells = [(v.metrics or {}).get(key) for key, _ in columns]
     confusion = None
     if selected and selected.metrics and "confusion" in selected.metrics:
         c = selected.metrics["confusion"]
         shown = [i for i, row in enumerate(c["matrix"]) if sum(row) or sum(r[i] for r in c["matrix"])]
         confusion = {"labels": [c["labels"][i] for i in shown],
                      "rows": [(c["labels"][i], [c["matrix"][i][j] for j in shown]) for i in shown]}
+    entities = span_tables(selected.metrics) if spans and selected and selected.metrics else None
     return render(request, "frontend/models.html", {
+        "columns": [name for _, name in columns],
+        "entities": entities,
         "project": project,
         "is_admin": membership.can(Role.ADMIN),
         "policy": policy,

@@ -17,6 +17,7 @@ from feedback import monitoring, predicting
 from labeller import services
 from labeller.api.serializers import ProjectUpdateSerializer
 from labeller.models import Strategy, SuggestionMode
+from labeller.task_types import task_type_for
 from ml.gates import DEFAULT_GUARDRAILS, default_guardrails, guardrail_text
 from models_registry import training_policy
 from models_registry.models import ModelKind, PrimaryMetric
@@ -59,7 +60,8 @@ def settings_page(request, project_id):
         "guardrails_text": [guardrail_text(g) for g in policy["guardrails"]],
         "default_guardrails_text": [guardrail_text(g) for g in DEFAULT_GUARDRAILS],
         "uses_defaults": policy["guardrails"] == DEFAULT_GUARDRAILS,
-        "primary_metrics": PrimaryMetric.choices,
+        "primary_metrics": [(value, name) for value, name in PrimaryMetric.choices
+                            if value in task_type_for(project).primary_metrics],
         "model_kinds": ModelKind.choices,
         "policy": serving,
         "thresholds": sorted(monitoring.thresholds_for(serving).items()),
@@ -105,8 +107,7 @@ def training_section(request, project_id):
         "retrain_after_labels": request.POST.get("retrain_after_labels", ""),
         "schedule": request.POST.get("schedule", "").strip(),
     }
-    labels = list(project.labels.values_list("key", flat=True))
-    serializer = TrainingPolicySerializer(data=data, context={"labels": labels})
+    serializer = TrainingPolicySerializer(data=data, context=training_policy.policy_context(project=project))
     if not serializer.is_valid():
         show_problems(request, serializer.errors)
         return back_to(project, "training")

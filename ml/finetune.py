@@ -68,6 +68,58 @@ class FineTuneConfig:
         return asdict(self)
 
 
+def override_problems(config_type, overrides, *, field: str = "finetune") -> list[str]:
+    """Problems with a dict of overrides of a config dataclass (FineTuneConfig, or
+    ml.token_finetune.TokenFineTuneConfig), each naming `field.key`: unknown keys, values of the
+    wrong type, and counts, rates and lengths out of range. Empty when they are fine."""
+    from dataclasses import fields
+
+    if not isinstance(overrides, dict):
+        return [f"{field}: must be an object of settings"]
+    known = {f.name: f for f in fields(config_type)}
+    defaults = config_type()
+    problems = []
+    for key, value in overrides.items():
+        where = f"{field}.{key}"
+        if key not in known:
+            problems.append(f"{where}: unknown setting; known: {', '.join(sorted(known))}")
+            continue
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            problems.append(f"{where}: must be {_kind_of(default)}, got {value!r}")
+        elif key in ("epochs", "batch_size", "max_length") and not 1 <= value <= (512 if key == "max_length" else 10_000):
+            problems.append(f"{where}: must be between 1 and {512 if key == 'max_length' else 10_000}")
+        elif key in ("encoder_lr", "head_lr") and not 0 < value <= 1:
+            problems.append(f"{where}: must be a learning rate above 0 and at most 1")
+        elif key == "warmup_ratio" and not 0 <= value <= 1:
+            problems.append(f"{where}: must be between 0 and 1")
+        elif key in _CHOICES and value not in _CHOICES[key]:
+            problems.append(f"{where}: must be one of {', '.join(_CHOICES[key])}, got {value!r}")
+    return problems
+
+
+# String settings with a fixed set of values (ml.token_model's FIRST and ALL for `mode`).
+_CHOICES = {"mode": ("first", "all"), "start_from": ("base", "champion")}
+
+
+def _kind_of(default) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "a whole number, 0 or more"
+    if isinstance(default, float):
+        return "a number, 0 or more"
+    return "a string"
+
+
 @dataclass
 class Progress:
     epoch: int

@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
+from . import span_metrics
+
 GUARDRAIL_TYPES = ("min_recall", "max_recall_drop", "min_primary", "min_eval_items", "no_primary_drop")
 MAX_EVAL_ITEMS = 1_000_000
 
@@ -126,9 +128,16 @@ def primary_comparison(metrics: dict, champion: dict | None, *, primary_metric: 
     if not champion or not metrics.get("n") or not champion.get("n"):
         return None
     ours, theirs = metrics.get(primary_metric, 0.0), champion.get(primary_metric, 0.0)
-    low, high = difference_interval(ours, metrics["n"], theirs, champion["n"], confidence=confidence)
+    if primary_metric == span_metrics.PRIMARY and "f1_counts" in metrics and "f1_counts" in champion:
+        # entity F1 is no proportion of items: a bootstrap over each version's items (ml.span_metrics)
+        low, high = span_metrics.f1_difference_interval(metrics["f1_counts"], champion["f1_counts"], confidence=confidence)
+        method = "bootstrap"
+    else:
+        low, high = difference_interval(ours, metrics["n"], theirs, champion["n"], confidence=confidence)
+        method = "newcombe"
     return {"metric": primary_metric, "ours": ours, "theirs": theirs, "difference": ours - theirs,
-            "interval": [low, high], "confidence": confidence, "n": metrics["n"], "champion_n": champion["n"]}
+            "interval": [low, high], "confidence": confidence, "n": metrics["n"], "champion_n": champion["n"],
+            "method": method}
 
 
 def check(metrics: dict, *, guardrails: list, primary_metric: str, champion: dict | None) -> dict:

@@ -22,6 +22,20 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, *, b
     return float(error)
 
 
+def reliability_table(confidence: np.ndarray, correct: np.ndarray, *, bins: int = 10) -> list[dict]:
+    """The reliability diagram as rows: each equal-width confidence bin's range, how many
+    predictions fell in it, their mean confidence and the share correct (None for an empty bin)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1) if len(confidence) else np.zeros(0, int)
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        rows.append({"low": round(float(edges[b]), 2), "high": round(float(edges[b + 1]), 2), "count": int(mask.sum()),
+                     "confidence": round(float(confidence[mask].mean()), 4) if mask.any() else None,
+                     "accuracy": round(float(correct[mask].mean()), 4) if mask.any() else None})
+    return rows
+
+
 def evaluate_single_label(probs: np.ndarray, truth: Sequence[str], classes: Sequence[str]) -> dict:
     """Accuracy, macro-F1, per-label precision and recall, confusion matrix and calibration error.
 

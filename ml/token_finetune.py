@@ -11,9 +11,11 @@ a target ("first" or "all") is a setting; docs/benchmarks.md has what each measu
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -92,12 +94,17 @@ class TokenTagger:
                     out[i] = probs[row, :len(aligned[i].input_ids)]
         return out
 
+    def word_probabilities(self, texts: Sequence[str], *, batch_size: int = 64) -> list[np.ndarray]:
+        """Per text, (n_words, n_tags) tag probabilities, rows in the order of
+        ml.token_model.words_of(the text clipped as ml.encoder.clip_texts clips it)."""
+        aligned = tm.align(self.tokenizer, texts, max_length=self.max_length)
+        return [tm.word_probs(a, p, mode=self.mode) for a, p in zip(aligned, self.token_probs(aligned, batch_size=batch_size))]
+
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[list[dict]]:
         """Spans per text ({"start", "end", "label", "confidence", "text"}), code-point offsets."""
-        aligned = tm.align(self.tokenizer, texts, max_length=self.max_length)
-        probs = self.token_probs(aligned, batch_size=batch_size)
-        return [tm.decode(tm.word_probs(a, p, mode=self.mode), a.words, self.tag_names, repair=self.repair, text=text)
-                for a, p, text in zip(aligned, probs, tm.clip_texts(texts))]
+        probs = self.word_probabilities(texts, batch_size=batch_size)
+        return [tm.decode(p, tm.words_of(text), self.tag_names, repair=self.repair, text=text)
+                for p, text in zip(probs, tm.clip_texts(texts))]
 
 
 def load_base(model_path: str, tag_names: Sequence[str], *, max_length: int = 128, mode: str = tm.FIRST) -> TokenTagger:
@@ -108,6 +115,34 @@ def load_base(model_path: str, tag_names: Sequence[str], *, max_length: int = 12
         model_path, num_labels=len(tag_names), local_files_only=True, use_safetensors=True,
         id2label=dict(enumerate(tag_names)), label2id={t: i for i, t in enumerate(tag_names)})
     return TokenTagger(model, tokenizer, tag_names, max_length=max_length, mode=mode)
+
+
+def save(tagger: TokenTagger, folder: Path, extra: dict | None = None) -> str:
+    """Write the model (safetensors), its tokenizer and its tag names and settings; return the
+    checksum over every file (ml.finetune's manifest)."""
+    from .finetune import LABELS_FILE, fresh_folder, write_manifest
+
+    fresh_folder(folder)
+    tagger.model.save_pretrained(folder, safe_serialization=True)
+    tagger.tokenizer.save_pretrained(folder)
+    (folder / LABELS_FILE).write_text(json.dumps({"tag_names": tagger.tag_names, "max_length": tagger.max_length,
+                                                  "mode": tagger.mode, "repair": tagger.repair, **(extra or {})}))
+    return write_manifest(folder)
+
+
+def load(folder: Path, checksum: str) -> TokenTagger:
+    """A saved tagger, after verifying its checksum; weights come only from safetensors."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from .finetune import LABELS_FILE, verify
+
+    verify(folder, checksum)
+    meta = json.loads((folder / LABELS_FILE).read_text())
+    model = AutoModelForTokenClassification.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model.eval()
+    return TokenTagger(model, tokenizer, meta["tag_names"], max_length=meta["max_length"], mode=meta["mode"],
+                       repair=meta["repair"])
 
 
 def _probe_init(tagger: TokenTagger, aligned, targets, config: TokenFineTuneConfig) -> None:
@@ -144,12 +179,14 @@ def evaluate(tagger: TokenTagger, texts: Sequence[str], gold: Sequence[Sequence[
 
 
 def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val: Sequence[tuple[str, list[dict]]],
-              *, config: TokenFineTuneConfig, on_progress: Callable[[dict], None] = lambda p: None) -> TokenFineTuneResult:
+              *, config: TokenFineTuneConfig, on_progress: Callable[[dict], None] = lambda p: None,
+              should_stop: Callable[[], bool] = lambda: False) -> TokenFineTuneResult:
     """Train in place on (text, spans) pairs, keeping the weights of the epoch with the best
-    validation entity F1 (the last epoch when `val` is empty)."""
+    validation entity F1 (the last epoch when `val` is empty). ml.finetune.Cancelled when
+    `should_stop()` says so (asked before each step)."""
     import torch
 
-    from .finetune import set_seed
+    from .finetune import Cancelled, set_seed
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -189,6 +226,8 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
         rng.shuffle(batches)
         running = 0.0
         for n, idx in enumerate(batches, start=1):
+            if should_stop():
+                raise Cancelled()
             ids, mask, labels = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             optimizer.zero_grad()

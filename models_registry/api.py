@@ -101,7 +101,6 @@ class TrainingPolicyView(AdminToChange, APIView):
 
     @extend_schema(request=s.TrainingPolicySerializer, responses=s.TrainingPolicySerializer)
     def patch(self, request, project_id):
-        labels = list(self.project.labels.values_list("key", flat=True))
-        serializer = s.TrainingPolicySerializer(data=request.data, context={"labels": labels})
+        serializer = s.TrainingPolicySerializer(data=request.data, context=training_policy.policy_context(project=self.project))
         serializer.is_valid(raise_exception=True)
         return Response(training_policy.training_policy_update(project=self.project, **serializer.validated_data))

@@ -18,6 +18,11 @@ def version_folder(version: ModelVersion) -> Path:
     return settings.LABELLOOP_ARTEFACT_DIR / "models" / str(version.project_id) / f"v{version.number}"
 
 
+def relative_path(folder: Path) -> str:
+    """A version's folder as its artefact_path records it: relative to the artefact store."""
+    return str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
+
+
 def version_path(version: ModelVersion) -> Path:
     """Where a trained version's files are here, fetched from the remote store first if needed
     (artefact_path is relative to the artefact store). Loading verifies the checksum."""

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from labeller.models import OneRowPerProject, Project
+from labeller.task_types import task_type_for
 from ml.gates import default_guardrails
 
 
@@ -127,8 +128,11 @@ class AliasMove(models.Model):
 
 
 class PrimaryMetric(models.TextChoices):
+    """Which metric the gate and the learning curve compare; a task type names those it allows
+    (TaskType.primary_metrics: classification accuracy or macro-F1, spans entity F1)."""
     ACCURACY = "accuracy", "Accuracy"
     MACRO_F1 = "macro_f1", "Macro-F1"
+    ENTITY_F1 = "entity_f1", "Entity F1"
 
 
 class TrainingPolicy(OneRowPerProject, models.Model):
@@ -146,6 +150,14 @@ class TrainingPolicy(OneRowPerProject, models.Model):
     labels_at_last_retrain = models.PositiveIntegerField(default=0)
     finetune = models.JSONField(default=dict, blank=True, help_text="Overrides of ml.finetune.FineTuneConfig.")
     validation_share = models.FloatField(default=0.1)
+
+    @classmethod
+    def for_project(cls, project: Project | int) -> "TrainingPolicy":
+        """The project's policy, created on first read with its task type's default primary metric."""
+        if not isinstance(project, Project):
+            project = Project.objects.get(id=project)
+        row, _ = cls.objects.get_or_create(project=project, defaults={"primary_metric": task_type_for(project).primary_metrics[0]})
+        return row
 
     def retrain_kinds(self) -> list[str]:
         return self.kinds or [ModelKind.HEAD, ModelKind.FINETUNED]

@@ -34,7 +34,7 @@ class ModelVersionSummarySerializer(ModelVersionSerializer):
     def get_metrics(self, version) -> dict | None:
         if not version.metrics:
             return None
-        return {k: version.metrics.get(k) for k in ("n", "accuracy", "macro_f1", "ece")}
+        return {k: version.metrics.get(k) for k in ("n", "accuracy", "macro_f1", "entity_f1", "ece")}
 
 
 def distinct_kinds(value: list[str]) -> list[str]:
@@ -80,9 +80,30 @@ class TrainingPolicySerializer(serializers.Serializer):
     retrain_after_labels = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
     schedule = serializers.CharField(required=False, allow_blank=True, allow_null=True,
                                      help_text="Five-field cron expression (UTC); blank removes the schedule.")
+    finetune = serializers.DictField(required=False, help_text=(
+        "Overrides of the fine-tuned kind's settings (ml.finetune.FineTuneConfig; span projects: "
+        "ml.token_finetune.TokenFineTuneConfig), recorded on each fine-tuned version; {} = the defaults."))
+
+    # context: "labels" (the project's label keys) and "task_type" (its TaskType).
 
     def validate_kinds(self, value):
         return distinct_kinds(value)
+
+    def validate_primary_metric(self, value):
+        allowed = self.context["task_type"].primary_metrics
+        if value not in allowed:
+            raise serializers.ValidationError(
+                f"'{value}' is not measured for a {self.context['task_type'].key} project; choose {' or '.join(allowed)}")
+        return value
+
+    def validate_finetune(self, value):
+        from ml import finetune, token_finetune
+
+        config = token_finetune.TokenFineTuneConfig if self.context["task_type"].key == "spans" else finetune.FineTuneConfig
+        problems = finetune.override_problems(config, value)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
 
     def validate_guardrails(self, value):
         problems = gates.validate_guardrails(value, set(self.context["labels"]))

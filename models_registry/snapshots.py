@@ -52,7 +52,7 @@ def snapshot_examples(*, project: Project) -> list[Example]:
     for item_id, data, is_eval in items.iterator(chunk_size=5000):
         label_sets = [labels for labels, _ in by_item[item_id]]
         majority, _ = task_type.majority(label_sets)
-        if not majority:
+        if not task_type.trains_on(majority):  # spans: a text with no entities is an answer
             continue
         if is_eval:
             split = EVALUATION
@@ -92,8 +92,9 @@ def snapshot_create(*, project: Project, user=None) -> DatasetSnapshot:
     store.publish(str(path.relative_to(settings.LABELLOOP_ARTEFACT_DIR)))
     counts: dict[str, Counter] = {TRAIN: Counter(), VALIDATION: Counter(), EVALUATION: Counter()}
     sources: Counter = Counter()
+    task_type = task_type_for(project)
     for e in examples:
-        counts[e.split].update(e.labels)
+        counts[e.split].update(task_type.label_keys(e.labels))  # items per label (a span is no key)
         sources.update(e.sources)
     try:
         with transaction.atomic():

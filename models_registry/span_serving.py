@@ -4,12 +4,13 @@ A head version is a logistic regression over the frozen base encoder's word vect
 active-learning refresh fits it, ml.token_model.fit_word_head), stored as any head version is;
 answering runs the base encoder once per batch for its word vectors and decodes the tags into
 spans (SpanTask.decide_text). A fine-tuned version is a token-classification model
-(ml.token_finetune).
+(ml.token_finetune, loaded after its checksum is verified) whose per-word tag probabilities are
+decoded by the same SpanTask.decide_text: both kinds answer the same shape.
 """
 from __future__ import annotations
 
 from labeller.task_types import Decision, task_type_for
-from ml import token_model
+from ml import token_finetune, token_model
 from ml.encoder import clip_texts
 from ml.encoder_cache import base_encoder
 
@@ -28,15 +29,24 @@ class SpanPredictor:
     def __init__(self, version: ModelVersion):
         self.version = version
         self.task_type = task_type_for(version.project)
-        if version.kind != ModelKind.HEAD:
-            raise NotImplementedError("serving a fine-tuned span version is not written yet")
-        self.head = artefacts.load_head(version)
-        self.tag_names = self.head.classes
-        self.encoder = base_encoder(version.project.base_model_path)
+        self.head = self.tagger = None
+        if version.kind == ModelKind.HEAD:
+            self.head = artefacts.load_head(version)
+            self.tag_names = self.head.classes
+            self.encoder = base_encoder(version.project.base_model_path)
+        else:
+            self.tagger = token_finetune.load(artefacts.version_path(version), version.checksum)
+            self.tag_names = self.tagger.tag_names
+
+    def word_probabilities(self, texts: list[str]) -> list:
+        """Per (clipped) text, its words' tag probabilities, from either kind of version."""
+        if self.tagger is not None:
+            return self.tagger.word_probabilities(texts, batch_size=SPAN_SERVE_BATCH)
+        words = token_model.encode_words(self.encoder, texts, batch_size=SPAN_SERVE_BATCH)
+        probs = token_model.head_probs(self.head, words.vectors)
+        return [probs[words.starts[i]:words.starts[i + 1]] for i in range(len(texts))]
 
     def decisions(self, texts: list[str], top_k: int = 3) -> list[Decision]:
         texts = clip_texts(texts)
-        words = token_model.encode_words(self.encoder, texts, batch_size=SPAN_SERVE_BATCH)
-        probs = token_model.head_probs(self.head, words.vectors)
-        return [self.task_type.decide_text(self.tag_names, probs[words.starts[i]:words.starts[i + 1]], text)
-                for i, text in enumerate(texts)]
+        return [self.task_type.decide_text(self.tag_names, probs, text)
+                for probs, text in zip(self.word_probabilities(texts), texts)]

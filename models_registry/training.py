@@ -1,5 +1,6 @@
 """Retraining: request versions, train them on a snapshot (head or fine-tuned), evaluate on the
-evaluation split, check the gate, and record it all on the version."""
+evaluation split, check the gate, and record it all on the version. What a span project trains
+and measures is in span_training.py; requesting, claiming, gating and recording are the same."""
 from __future__ import annotations
 
 import logging
@@ -20,12 +21,13 @@ from core.enqueue import enqueue_on_commit
 from core.errors import Conflict, DomainError
 from labeller.models import ItemVector, Project
 from labeller.task_types import TaskType, task_type_for
+from labeller.task_types.spans import SPANS
 from ml import finetune, gates
 from ml.encoder import ENCODE_CHUNK, from_float16_bytes
 from ml.encoder_cache import base_encoder
 from ml.heads import KNN_DEFAULTS, NeighbourMemory
 
-from . import artefacts, store
+from . import artefacts, span_training, store
 from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
 from .promotion import version_promote
 from .selectors import champion_for
@@ -86,7 +88,7 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
         if snapshot.n_train == 0:
             raise NothingToTrain("no labelled items to train on yet", field="project")
         number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-        hyper = {ModelKind.HEAD: {"c": 10.0, **KNN_DEFAULTS}, ModelKind.FINETUNED: {**finetune.FineTuneConfig().as_dict(), **policy.finetune}}
+        hyper = _hyperparameters(project, policy)
         versions = [
             ModelVersion.objects.create(
                 project=project, number=number + i, kind=kind, snapshot=snapshot, base_model=_base_name(project),
@@ -99,6 +101,14 @@ def retrain_request(*, project: Project, trigger: str = Trigger.ADMIN, user=None
         for version in versions:
             enqueue_on_commit(train_version, version.id)
     return versions
+
+
+def _hyperparameters(project: Project, policy: TrainingPolicy) -> dict[str, dict]:
+    """Each kind's hyperparameters, recorded on the version: the defaults and the policy's
+    fine-tuning overrides."""
+    if task_type_for(project).key == SPANS.key:
+        return span_training.hyperparameters(policy)
+    return {ModelKind.HEAD: {"c": 10.0, **KNN_DEFAULTS}, ModelKind.FINETUNED: {**finetune.FineTuneConfig().as_dict(), **policy.finetune}}
 
 
 def retrain_if_due(*, project: Project) -> bool:
@@ -208,6 +218,8 @@ def _train(version: ModelVersion) -> tuple[dict, dict]:
     classes = list(project.labels.values_list("key", flat=True))
     task_type = task_type_for(project)
     parts = _split(snapshot_read(version.snapshot), classes, task_type)
+    if task_type.key == SPANS.key:
+        return span_training.span_train(version, classes, parts, task_type, beat=lambda: version_beat(version_id=version.id))
     if version.kind == ModelKind.FINETUNED:
         return _train_finetuned(version, classes, parts, task_type)
     return _train_head(version, classes, parts, task_type)
@@ -231,11 +243,7 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict, task_typ
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})
     metrics = task_type.evaluate(probs, eval_targets, classes)
-    return metrics, {"artefact_path": _relative(folder), "checksum": checksum, "examples_per_second": None}
-
-
-def _relative(folder) -> str:
-    return str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR))
+    return metrics, {"artefact_path": artefacts.relative_path(folder), "checksum": checksum, "examples_per_second": None}
 
 
 def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict, task_type: TaskType) -> tuple[dict, dict]:
@@ -276,7 +284,7 @@ def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict, tas
     metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped,
                            "epochs": config.epochs, "early_stopping": bool(val_texts), "device": result.device,
                            "started_from": started_from}
-    return metrics, {"artefact_path": _relative(folder), "checksum": checksum,
+    return metrics, {"artefact_path": artefacts.relative_path(folder), "checksum": checksum,
                      "examples_per_second": round(result.examples_per_second, 2)}
 
 

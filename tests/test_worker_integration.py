@@ -169,3 +169,21 @@ def test_a_span_project_is_encoded_refreshed_and_served_the_models_spans_through
     assert ActiveLearningState.objects.get(project=project).refresh_error == ""
     priorities = list(Item.objects.filter(project=project, is_done=False).values_list("priority", flat=True))
     assert len(set(priorities)) == len(priorities)
+
+
+def test_a_span_project_retrains_through_a_real_worker_and_its_version_serves(celery_worker_process, btc_labelled_project, owner):
+    """retrain_request on a span project -> the worker trains a word head on the BTC tweets'
+    frozen word vectors and evaluates it by strict entity scores -> promoted, it serves spans."""
+    from models_registry import promotion, serving, training
+    from models_registry.models import ModelVersion
+
+    (version,) = training.retrain_request(project=btc_labelled_project, user=owner, kinds=["head"])
+    done = wait_for(lambda: ModelVersion.objects.filter(id=version.id, status__in=["ready", "failed"]).first(),
+                    timeout=180, what="the worker to train the span head version")
+    assert done.status == "ready", done.error + "".join(celery_worker_process.log[-30:])
+    assert done.metrics["n"] == 40 and "entity_f1" in done.metrics and done.gate["primary_metric"] == "entity_f1"
+    promotion.version_promote(version=done, user=owner, reason="worker-trained", override=not done.gate["passed"])
+    serving.forget_aliases()
+    (decision,) = serving.answers(serving.predictor_for(serving.serving_versions(btc_labelled_project)["champion"]),
+                                  ["Barack Obama visited London"], 3)
+    assert all({"start", "end", "label", "text", "confidence"} <= set(span) for span in decision.labels)

@@ -153,6 +153,10 @@ class TaskType(ABC):
 
     # --- the model -------------------------------------------------------------------------------
 
+    # The primary metrics a project of this task may compare versions on (its training policy's
+    # primary_metric; the first is a new project's default). Names of keys in `evaluate`'s metrics.
+    primary_metrics: tuple[str, ...] = ("accuracy", "macro_f1")
+
     # Whether the labelling loop has a model to refresh: a task type without one requests no
     # refresh after labels.
     has_model: bool = True

@@ -33,6 +33,8 @@ class SpanTask(TaskType):
     label_template = "frontend/label_spans.html"
     # <Labels name="label" toName="text"> over <Text name="text">, as Label Studio's NER template.
     label_studio_from_name = "label"
+    # Entity F1 (strict, micro) is what a span version is compared on; accuracy has no meaning here.
+    primary_metrics = ("entity_f1",)
 
     # --- the value ---------------------------------------------------------------------------
 
@@ -188,7 +190,8 @@ class SpanTask(TaskType):
         raise NotImplementedError(_NO_MODEL)
 
     def training_target(self, labels, index):
-        raise NotImplementedError(_NO_MODEL)
+        """A text's resolved spans are its target as they are (word tags are made from them)."""
+        return list(labels)
 
     def head_label_sets(self, targets, classes):
         raise NotImplementedError(_NO_MODEL)
@@ -203,7 +206,9 @@ class SpanTask(TaskType):
         raise NotImplementedError(_NO_MODEL)
 
     def fits(self, model) -> bool:
-        return False  # no model answers spans yet
+        from ml.token_finetune import TokenTagger
+
+        return isinstance(model, TokenTagger)
 
     def uncertainty(self, probs, strategy, *, rng=None):
         raise NotImplementedError(_NO_MODEL)
@@ -212,7 +217,12 @@ class SpanTask(TaskType):
         raise NotImplementedError(_NO_MODEL)
 
     def evaluate(self, probs, targets, classes) -> dict:
-        raise NotImplementedError(_NO_MODEL)
+        """Metrics of a span version: `probs` are its predicted spans per evaluation text (with
+        their confidence), `targets` the gold spans; strict entity scores per type, micro and
+        macro, and calibration of span confidence (ml.span_metrics)."""
+        from ml.span_metrics import evaluate_spans
+
+        return evaluate_spans(targets, probs, classes)
 
     # --- active learning ------------------------------------------------------------------------
 
