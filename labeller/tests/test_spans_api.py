@@ -109,16 +109,6 @@ def test_agreement_with_others_scores_partly_matching_spans_by_span_f1(expert, e
     assert quality["pairwise"][0]["agreement"] == 0.667
 
 
-def test_labelling_a_spans_project_requests_no_refresh_while_it_has_no_model(expert, make_project, add_items):
-    from labeller.models import ActiveLearningState
-
-    project = make_project(task_type="spans", refresh_every=1)
-    (item,) = add_items(project, [TEXT])
-    annotation_submit(item=item, user=expert, labels=[at("lost_card", "lost_card")])
-    state = ActiveLearningState.objects.get(project=project)
-    assert state.labels_since_refresh == 1 and not state.refresh_requested
-
-
 def test_the_pages_and_the_item_table_show_a_spans_project(client, client_for, owner, expert, expert2, spans_project, add_items):
     one, two = add_items(spans_project, [TEXT, "lost_card only"])
     lost, card = at("lost_card", "lost_card"), at("card_arrival", "card_arrival")
