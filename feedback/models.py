@@ -63,6 +63,8 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     top = models.JSONField(help_text="[{label, p}] best first")
     abstain = models.BooleanField(default=False)
+    # The version judged the query to belong to none of its labels (ml.out_of_scope); it abstains.
+    out_of_scope = models.BooleanField(default=False)
     # The queue item the prediction refers to, once it has one (abstained, or sent to review).
     item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=False)
@@ -254,7 +256,7 @@ class ServingPolicy(OneRowPerProject, models.Model):
     challenger_percent = models.PositiveSmallIntegerField(default=0, help_text="Share of callers served by the challenger.")
     shadow = models.BooleanField(default=False, help_text="Also score every request with the challenger, unreturned.")
     # {"disagreement_rate": 0.3, "prediction_js": 0.1, "domain_auc": 0.8, "oov_rate_increase": 0.1,
-    #  "abstain_rate": 0.5, "schema_violations_per_day": 10}; a missing key uses the default.
+    #  "abstain_rate": 0.5, "out_of_scope_rate": 0.2, "schema_violations_per_day": 10}; a missing key uses the default.
     thresholds = models.JSONField(default=dict, blank=True)
     min_predictions = models.PositiveIntegerField(default=50, help_text="Judge drift only on at least this many.")
     webhook_url = models.URLField(blank=True)

@@ -44,6 +44,10 @@ DEFAULT_THRESHOLDS = {
     "domain_auc": 0.8,
     "oov_rate_increase": 0.1,
     "abstain_rate": 0.5,
+    # At its threshold the out-of-scope rule flags a few percent of in-scope queries (it may give
+    # up at most 2 points of accuracy; ml.out_of_scope): a fifth of live traffic flagged means users
+    # ask for things no label covers, a label to add.
+    "out_of_scope_rate": 0.2,
     "schema_violations_per_day": 10,
 }
 _references: dict[int, dict] = {}
@@ -83,7 +87,7 @@ def reference_for(version: ModelVersion) -> dict | None:
 
 def point_metrics(*, project: Project, version: ModelVersion, start: datetime, end: datetime, min_predictions: int) -> tuple[int, dict]:
     rows = list(Prediction.objects.filter(project=project, version=version, created_at__gte=start, created_at__lt=end)
-                .values_list("served_as", "labels", "confidence", "abstain", f"data__{project.text_field}"))
+                .values_list("served_as", "labels", "confidence", "abstain", f"data__{project.text_field}", "out_of_scope"))
     served = [r for r in rows if r[0] != ServedAs.SHADOW]
     judged = served or rows  # a version only in shadow is judged on its shadow predictions
     n = len(judged)
@@ -95,6 +99,7 @@ def point_metrics(*, project: Project, version: ModelVersion, start: datetime, e
             distribution=dict(distribution.most_common()),
             mean_confidence=round(float(np.mean([r[2] for r in judged])), 4),
             abstain_rate=round(sum(r[3] for r in judged) / n, 4),
+            out_of_scope_rate=round(sum(r[5] for r in judged) / n, 4),
         )
     metrics.update(_feedback_metrics(project, version, start, end))
     reference = reference_for(version)
@@ -183,6 +188,7 @@ def alerts_check(*, project: Project, points: list[MonitoringPoint], now: dateti
             "domain_auc": m.get("domain_auc"),
             "oov_rate_increase": m.get("oov_rate_increase"),
             "abstain_rate": m.get("abstain_rate") if point.predictions >= policy.min_predictions else None,
+            "out_of_scope_rate": m.get("out_of_scope_rate") if point.predictions >= policy.min_predictions else None,
             "disagreement_rate": (m.get("disagreement_interval") or [None])[0],
         }
         for metric, value in checks.items():

@@ -40,12 +40,14 @@ def predict(*, project: Project, items: list[dict], caller, top_k: int = 3) -> l
         positions = sides[served_as]
         if not positions:
             continue
-        for i, answer in zip(positions, serving.answers(serving.predictor_for(version), [texts[i] for i in positions], top_k)):
-            rows[i] = _row(project, version, served_as, token, items[i], keys[i], answer, policy)
+        answers, outside = serving.judged_answers(serving.predictor_for(version), [texts[i] for i in positions], top_k)
+        for i, answer, out in zip(positions, answers, outside):
+            rows[i] = _row(project, version, served_as, token, items[i], keys[i], answer, out, policy)
     if policy.shadow and challenger is not None and sides[ServedAs.CHAMPION]:
         positions = sides[ServedAs.CHAMPION]
-        for i, answer in zip(positions, serving.answers(serving.predictor_for(challenger), [texts[i] for i in positions], top_k)):
-            shadow_rows.append(_row(project, challenger, ServedAs.SHADOW, token, items[i], keys[i], answer, policy))
+        answers, outside = serving.judged_answers(serving.predictor_for(challenger), [texts[i] for i in positions], top_k)
+        for i, answer, out in zip(positions, answers, outside):
+            shadow_rows.append(_row(project, challenger, ServedAs.SHADOW, token, items[i], keys[i], answer, out, policy))
 
     with transaction.atomic():
         abstained = [row for row in rows if row.abstain]
@@ -60,11 +62,13 @@ def goes_to(project: Project, key: str, policy: ServingPolicy) -> bool:
     return serving.goes_to_challenger(project.id, key, policy.challenger_percent)
 
 
-def _row(project, version, served_as, token, item, key, answer, policy) -> Prediction:
+def _row(project, version, served_as, token, item, key, answer, out_of_scope, policy) -> Prediction:
+    """A prediction to log. It abstains (the item goes to the experts) when the model is unsure, or
+    when the query lies outside every label it knows: an expert can then add the missing label."""
     return Prediction(project=project, version=version, served_as=served_as, token=token,
                       external_id=item.get("external_id") or "", caller_key=key[:200], data=item["data"],
-                      labels=answer.labels, confidence=answer.confidence, top=answer.top,
-                      abstain=answer.confidence < policy.abstain_below)
+                      labels=answer.labels, confidence=answer.confidence, top=answer.top, out_of_scope=out_of_scope,
+                      abstain=answer.confidence < policy.abstain_below or out_of_scope)
 
 
 def _public(row: Prediction, task_type: TaskType) -> dict:
@@ -75,6 +79,7 @@ def _public(row: Prediction, task_type: TaskType) -> dict:
         **task_type.served(Decision(row.labels, row.confidence, row.top)),
         "confidence": row.confidence,
         "abstain": row.abstain,
+        "out_of_scope": row.out_of_scope,
         "model_version": row.version.number,
         "served_as": row.served_as,
         **({"external_id": row.external_id} if row.external_id else {}),

@@ -99,7 +99,11 @@ class PredictionSerializer(serializers.Serializer):
     label = serializers.CharField(allow_null=True)
     confidence = serializers.FloatField()
     top = TopLabelSerializer(many=True)
-    abstain = serializers.BooleanField(help_text="Confidence below the project's threshold: the item is queued for experts.")
+    abstain = serializers.BooleanField(help_text="Confidence below the project's threshold, or out of scope: the item is "
+                                                 "queued for experts.")
+    out_of_scope = serializers.BooleanField(help_text="The query looks like none of the labels (far from every labelled "
+                                                      "example and not clearly one label): abstained, so an expert can add "
+                                                      "the missing label.")
     model_version = serializers.IntegerField()
     served_as = serializers.ChoiceField(choices=["champion", "challenger"])
     external_id = serializers.CharField(required=False, help_text="Present when the item had one.")
@@ -124,6 +128,7 @@ class SpanPredictionSerializer(serializers.Serializer):
     spans = PredictedSpanSerializer(many=True, help_text="The entities found, by start; empty when there are none.")
     confidence = serializers.FloatField(help_text="The text's confidence: the model's least sure word.")
     abstain = serializers.BooleanField(help_text="Confidence below the project's threshold: the item is queued for experts.")
+    out_of_scope = serializers.BooleanField(help_text="Always false: span versions judge no text out of scope.")
     model_version = serializers.IntegerField()
     served_as = serializers.ChoiceField(choices=["champion", "challenger"])
     external_id = serializers.CharField(required=False, help_text="Present when the item had one.")

@@ -20,6 +20,7 @@ from labeller.task_types.spans import SPANS
 from ml.encoder_cache import base_encoder
 from ml.draws import stable_hash
 from ml.heads import LinearHead
+from ml.out_of_scope import ScopeRule
 
 from . import artefacts
 from .models import ModelKind, ModelVersion
@@ -50,11 +51,15 @@ class Predictor:
     def __init__(self, version: ModelVersion):
         self.version = version
         self._model = self._onnx = None
+        self.scope = None
         if version.kind == ModelKind.HEAD:
             self.head = artefacts.load_head(version)
             self.encoder = serving_encoder(version.project)
             self.classes = self.head.classes
             self.task_type = classification_of(self.head)
+            rule = (version.metrics or {}).get("out_of_scope")
+            if rule and self.head.memory is not None:
+                self.scope = ScopeRule(**rule)
             return
         from ml import finetune
 
@@ -75,6 +80,16 @@ class Predictor:
     def decisions(self, texts: list[str], top_k: int = 3) -> list[Decision]:
         """The answer for each text, in the order given (span versions answer the same way)."""
         return [self.task_type.decide(self.classes, p, top_k=top_k) for p in self.probabilities(texts)]
+
+    def judged(self, texts: list[str], top_k: int = 3) -> tuple[list[Decision], list[bool]]:
+        """The answers, and whether each text is out of scope (a head version trained with an
+        out-of-scope rule; the others judge none so)."""
+        if self.scope is None:
+            return self.decisions(texts, top_k), [False] * len(texts)
+        vectors = self.encoder.encode(texts, batch_size=SERVE_BATCH)
+        probs = self.head.predict_proba(vectors)
+        outside = self.scope.out_of_scope(probs, vectors, self.head.memory.vectors)
+        return [self.task_type.decide(self.classes, p, top_k=top_k) for p in probs], outside.tolist()
 
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
         if self._onnx is not None:  # a fine-tuned version: its encoder in ONNX Runtime, its head here
@@ -162,6 +177,11 @@ def goes_to_challenger(project_id: int, caller_key: str, percent: int) -> bool:
 
 def answers(predictor: Predictor | SpanPredictor, texts: list[str], top_k: int) -> list[Decision]:
     return predictor.decisions(texts, top_k)
+
+
+def judged_answers(predictor: Predictor | SpanPredictor, texts: list[str], top_k: int) -> tuple[list[Decision], list[bool]]:
+    """The answers and, for each, whether the version judges the text out of scope."""
+    return predictor.judged(texts, top_k)
 
 
 

@@ -50,3 +50,7 @@ class SpanPredictor:
         texts = clip_texts(texts)
         return [self.task_type.decide_text(self.tag_names, probs, text)
                 for probs, text in zip(self.word_probabilities(texts), texts)]
+
+    def judged(self, texts: list[str], top_k: int = 3) -> tuple[list[Decision], list[bool]]:
+        """The answers; span versions judge no text out of scope (an untagged text is an answer)."""
+        return self.decisions(texts, top_k), [False] * len(texts)

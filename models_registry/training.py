@@ -22,10 +22,10 @@ from core.errors import Conflict, DomainError
 from labeller.models import ItemVector, Project
 from labeller.task_types import TaskType, task_type_for
 from labeller.task_types.spans import SPANS
-from ml import finetune, gates
+from ml import finetune, gates, out_of_scope
 from ml.encoder import ENCODE_CHUNK, from_float16_bytes
 from ml.encoder_cache import base_encoder
-from ml.heads import KNN_DEFAULTS, NeighbourMemory
+from ml.heads import KNN_DEFAULTS, LinearHead, NeighbourMemory
 
 from . import artefacts, span_training, store
 from .models import ModelKind, ModelVersion, TrainingPolicy, Trigger, VersionStatus
@@ -232,17 +232,27 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict, task_typ
     (train_texts, train_targets, train_items), (val_texts, val_targets, val_items), (eval_texts, eval_targets, eval_items) = (
         parts[TRAIN], parts[VALIDATION], parts[EVALUATION])
     texts, targets, items = train_texts + val_texts, train_targets + val_targets, train_items + val_items
-    label_sets = task_type.head_label_sets(targets, classes)
     beat = lambda: version_beat(version_id=version.id)  # noqa: E731
     vectors = base_vectors(project, items, texts, on_chunk=beat)
-    head = task_type.fit_head(vectors, label_sets, classes=classes, c=version.hyperparameters.get("c", 10.0), seed=0)
-    if task_type.neighbour_vote:  # versions recorded before the neighbour vote have no knn_weight: none for them
-        head.memory = NeighbourMemory.of(vectors, targets, {"knn_weight": 0.0, **version.hyperparameters})
+    def fit(vectors: np.ndarray, targets) -> LinearHead:
+        head = task_type.fit_head(vectors, task_type.head_label_sets(list(targets), classes), classes=classes,
+                                  c=version.hyperparameters.get("c", 10.0), seed=0)
+        if task_type.neighbour_vote:  # versions recorded before the neighbour vote have no knn_weight: none for them
+            head.memory = NeighbourMemory.of(vectors, targets, {"knn_weight": 0.0, **version.hyperparameters})
+        return head
+
+    head = fit(vectors, targets)
+    beat()
+    # Out-of-scope queries: a version with a neighbour memory abstains on those far from what it
+    # was taught (ml.out_of_scope), by a rule read off models trained without each fold.
+    scope = out_of_scope.rule_out_of_fold(vectors, np.array(targets), fit) if head.memory is not None else None
     beat()
     probs = head.predict_proba(base_vectors(project, eval_items, eval_texts, on_chunk=beat)) if eval_items else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number})
     metrics = task_type.evaluate(probs, eval_targets, classes)
+    if scope is not None:
+        metrics["out_of_scope"] = scope.as_dict()
     return metrics, {"artefact_path": artefacts.relative_path(folder), "checksum": checksum, "examples_per_second": None}
 
 

@@ -70,3 +70,12 @@ def test_the_span_refresh_benchmark_refreshes_a_small_stored_pool(tmp_path):
               "--cache", str(tmp_path), "--database-url", f"sqlite:///{tmp_path / 'spans.sqlite3'}")
     assert "stored 600 items" in out and "60 labelled" in out
     assert "refresh 1:" in out and "over 540 open" in out and "peak memory allocated by a refresh" in out
+
+
+@pytest.mark.benchmark
+def test_the_out_of_scope_benchmark_compares_every_signal_on_both_datasets(tmp_path):
+    out = run("out_of_scope.py", "--limit", "700", "--few", "300", "--seeds", "1", "--held-out", "5",
+              "--cache", str(tmp_path))
+    for signal in ("maxprob", "energy", "knn", "mahalanobis", "maxprob+knn", "energy+knn", "oos_class"):
+        assert f"| {signal} |" in out
+    assert "| CLINC150 | 300 | maxprob+knn | 5-fold out-of-fold |" in out and "| Banking77, 5 intents unknown |" in out

@@ -42,7 +42,9 @@ def test_a_span_project_answers_each_items_spans_in_code_points_with_text_and_co
     assert [a["external_id"] for a in answers] == ["t0", "t1", "t2"]
     assert any(a["spans"] for a in answers), "a head fitted on 200 tweets finds some of these names"
     for text, answer in zip(TEXTS, answers):
-        assert set(answer) == {"prediction_id", "spans", "confidence", "abstain", "model_version", "served_as", "external_id"}
+        assert set(answer) == {"prediction_id", "spans", "confidence", "abstain", "out_of_scope", "model_version", "served_as",
+                               "external_id"}
+        assert answer["out_of_scope"] is False
         assert 0 <= answer["confidence"] <= 1 and answer["model_version"] == 1 and answer["served_as"] == "champion"
         for span in answer["spans"]:
             assert set(span) == {"start", "end", "label", "text", "confidence"}

@@ -1,0 +1,231 @@
+"""Out-of-scope queries: how many does each signal catch at the abstain threshold a project would
+use, and what does it cost the in-scope queries? On CLINC150 (its `oos` queries) and on Banking77
+with a fifth of its intents held out as unknown (so no setting rests on one dataset).
+
+The product's recipe: frozen base-encoder sentence vectors, a logistic-regression head (C = 10)
+with the neighbour vote of a registered head version (ml.heads). Each signal scores every query,
+higher = more out of scope:
+
+- maxprob      1 − the version's top probability (what the abstain threshold reads today)
+- energy       −logsumexp of the head's logits
+- knn          1 − mean cosine similarity to the 10 nearest labelled queries
+- mahalanobis  squared Mahalanobis distance to the nearest intent's mean (one Ledoit–Wolf covariance)
+- maxprob+knn  the two standardised and summed: ml.out_of_scope.ScopeRule, what the product uses
+- energy+knn   energy and knn the same way (best on CLINC150 alone; a comparison)
+- oos_class    (CLINC150) the head trained with `oos` as a 151st intent on train's 100 out-of-scope
+               queries; abstains when it predicts oos, no threshold
+
+The threshold is chosen without out-of-scope examples, on labelled in-scope queries alone
+(ml.out_of_scope.threshold_for: the in-scope accuracy, abstentions counted wrong, may fall by at
+most --max-drop): on CLINC150's val.csv in-scope queries with all its training labels; otherwise
+on the labelled set's own 5-fold out-of-fold scores, as a project with only those labels could.
+Test split: in-scope accuracy without and with abstention, out-of-scope recall and precision.
+
+    .venv/bin/python benchmarks/out_of_scope.py              # full run (encodes the queries once; cached)
+    .venv/bin/python benchmarks/out_of_scope.py --limit 1500 --few 300 --seeds 1 --held-out 5   # smoke
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+DATASETS = ROOT / "datasets"
+OOS = "oos"
+SIGNALS = ["maxprob", "energy", "knn", "mahalanobis", "maxprob+knn", "energy+knn"]
+SUMS = {"maxprob+knn": ("maxprob", "knn"), "energy+knn": ("energy", "knn")}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clinc", default=str(DATASETS / "clinc150"), help="train.csv, val.csv, test.csv (text,category)")
+    p.add_argument("--banking", default=str(DATASETS / "banking77"), help="train.csv, test.csv (text,category)")
+    p.add_argument("--max-drop", type=float, default=0.02, help="in-scope accuracy the threshold may cost")
+    p.add_argument("--few", default="1000,3000", help="CLINC150: labelled in-scope subsets to report beside all")
+    p.add_argument("--held-out", type=int, default=15, help="Banking77: intents held out as unknown per seed")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--limit", type=int, default=0, help="read a sample of this many rows per file (smoke runs)")
+    p.add_argument("--cache", default=str(ROOT / "benchmarks" / "out"), help="where encoded vectors are kept")
+    p.add_argument("--threads", type=int, default=2)
+    return p.parse_args()
+
+
+def read(path: Path, limit: int) -> tuple[list[str], np.ndarray]:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if limit and len(rows) > limit:  # a seeded sample, so that a small run still sees every label
+        rows = random.Random(0).sample(rows, limit)
+    return [r["text"] for r in rows], np.array([r["category"] for r in rows])
+
+
+def encoded(texts: list[str], cache: Path, threads: int) -> np.ndarray:
+    """The base encoder's vectors of `texts`, cached on disk by their content."""
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = cache / f"vectors-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    from ml.encoder import Encoder
+
+    vectors = Encoder(threads=threads).encode(texts, batch_size=64).astype(np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+def mahalanobis_fit(vectors: np.ndarray, labels: np.ndarray, classes: list[str]):
+    """Intent means and a shared Ledoit–Wolf precision: a comparison only, not used by the product."""
+    from sklearn.covariance import LedoitWolf
+
+    means = np.stack([vectors[labels == c].mean(axis=0) for c in classes])
+    centred = vectors - means[np.searchsorted(classes, labels)]
+    precision = LedoitWolf(assume_centered=True).fit(centred).precision_.astype(np.float32)
+    projected = means @ precision
+    constant = np.einsum("cd,cd->c", projected, means)
+
+    def distance(x: np.ndarray) -> np.ndarray:
+        return (np.einsum("nd,nd->n", x @ precision, x)[:, None] - 2 * x @ projected.T + constant[None, :]).min(axis=1)
+
+    return distance
+
+
+class Model:
+    """A head version as the registry trains it (LR + neighbour vote), with every signal."""
+
+    def __init__(self, vectors: np.ndarray, labels: np.ndarray, seed: int = 0):
+        from ml.heads import NeighbourMemory, fit_head
+
+        self.classes = sorted(set(labels.tolist()))
+        self.head = fit_head(vectors, [[y] for y in labels], classes=self.classes, c=10.0, seed=seed)
+        self.head.memory = NeighbourMemory.of(vectors, np.searchsorted(self.classes, labels), {})
+        self.mahalanobis = mahalanobis_fit(vectors, labels, self.classes)
+
+    def predict(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        from ml import out_of_scope
+
+        probs = self.head.predict_proba(vectors)
+        logits = self.head.logits(vectors)
+        scores = {"maxprob": 1 - probs.max(axis=1), "energy": out_of_scope.energy(logits),
+                  "knn": out_of_scope.neighbour_distance(vectors, self.head.memory.vectors),
+                  "mahalanobis": self.mahalanobis(vectors)}
+        return np.array(self.classes)[probs.argmax(axis=1)], logits, scores
+
+
+def out_of_fold(vectors: np.ndarray, labels: np.ndarray, seed: int, folds: int = 5):
+    """Each labelled item's prediction and scores from a model fitted without it."""
+    fold = np.random.default_rng(seed).permutation(len(labels)) % folds
+    predicted = np.empty(len(labels), dtype=object)
+    scores = {name: np.zeros(len(labels)) for name in SIGNALS[:4]}
+    for k in range(folds):
+        train, held = fold != k, fold == k
+        p, _, sc = Model(vectors[train], labels[train], seed).predict(vectors[held])
+        predicted[held] = p
+        for name in sc:
+            scores[name][held] = sc[name]
+    return predicted, scores
+
+
+def thresholds(pick_scores: dict, correct: np.ndarray, max_drop: float) -> dict:
+    """Per signal, (standardisation, threshold) chosen on the pick set; the product's sum through
+    ml.out_of_scope.ScopeRule itself, the other sum the same way."""
+    from ml.out_of_scope import ScopeRule, threshold_for
+
+    out = {name: (None, threshold_for(pick_scores[name], correct, max_drop=max_drop)) for name in SIGNALS[:4]}
+    for name, (a, b) in SUMS.items():
+        rule = ScopeRule.from_signals(pick_scores[a], pick_scores[b], correct, max_drop=max_drop)
+        out[name] = ({a: (rule.doubt_mean, rule.doubt_sd), b: (rule.distance_mean, rule.distance_sd)}, rule.threshold)
+    return out
+
+
+def evaluate(model: Model, chosen: dict, test_v: np.ndarray, test_y: np.ndarray) -> list[dict]:
+    predicted, _, scores = model.predict(test_v)
+    for name in SUMS:
+        scores[name] = sum((scores[part] - mean) / sd for part, (mean, sd) in chosen[name][0].items())
+    inscope, oos = test_y != OOS, test_y == OOS
+    right = predicted == test_y
+    rows = []
+    for name in SIGNALS:
+        abstain = scores[name] > chosen[name][1]
+        rows.append({"signal": name, "acc_all": right[inscope].mean(), "acc": (right & ~abstain)[inscope].mean(),
+                     "oos_recall": abstain[oos].mean(), "oos_precision": (abstain & oos).sum() / max(abstain.sum(), 1),
+                     "abstain": abstain.mean()})
+    return rows
+
+
+def show(dataset: str, labels: str, where: str, runs: list[list[dict]]) -> None:
+    for i, name in enumerate(SIGNALS):
+        m = {k: np.mean([rows[i][k] for rows in runs]) for k in ("acc_all", "acc", "oos_recall", "oos_precision", "abstain")}
+        sd = f" ±{np.std([rows[i]['oos_recall'] for rows in runs]):.3f}" if len(runs) > 1 else ""
+        print(f"| {dataset} | {labels} | {name} | {where} | {m['acc_all']:.3f} | {m['acc']:.3f} | {m['oos_recall']:.3f}{sd} | "
+              f"{m['oos_precision']:.3f} | {m['abstain']:.3f} |")
+
+
+def main():
+    args = parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from ml.heads import fit_head
+
+    cache = Path(args.cache)
+    started = time.perf_counter()
+    clinc = {split: read(Path(args.clinc) / f"{split}.csv", args.limit) for split in ("train", "val", "test")}
+    bank = {split: read(Path(args.banking) / f"{split}.csv", args.limit) for split in ("train", "test")}
+    vectors = {("clinc", s): encoded(x, cache, args.threads) for s, (x, _) in clinc.items()}
+    vectors.update({("bank", s): encoded(x, cache, args.threads) for s, (x, _) in bank.items()})
+    print(f"CLINC150 {', '.join(f'{s} {len(y):,} ({(y == OOS).sum()} oos)' for s, (_, y) in clinc.items())}; Banking77 "
+          f"{', '.join(f'{s} {len(y):,}' for s, (_, y) in bank.items())}, {args.held_out} intents held out per seed; "
+          f"vectors ready in {time.perf_counter() - started:.0f} s; max in-scope accuracy drop {args.max_drop}")
+    print("\n| dataset | labels | signal | threshold chosen on | in-scope acc, no abstention | in-scope acc | oos recall | "
+          "oos precision | abstains |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|")
+
+    train_y, val_y, test_y = clinc["train"][1], clinc["val"][1], clinc["test"][1]
+    ins, vin = train_y != OOS, val_y != OOS
+    tv, ty = vectors["clinc", "train"][ins], train_y[ins]
+    model = Model(tv, ty)
+    val_pred, _, val_scores = model.predict(vectors["clinc", "val"][vin])
+    chosen = thresholds(val_scores, val_pred == val_y[vin], args.max_drop)
+    show("CLINC150", f"{len(ty):,}", "val.csv in-scope", [evaluate(model, chosen, vectors["clinc", "test"], test_y)])
+    show("CLINC150 val (check)", f"{len(ty):,}", "val.csv in-scope", [evaluate(model, chosen, vectors["clinc", "val"], val_y)])
+    oos_head = fit_head(vectors["clinc", "train"], [[y] for y in train_y], classes=sorted(set(train_y.tolist())), c=10.0)
+    predicted = np.array(oos_head.classes)[oos_head.predict_proba(vectors["clinc", "test"]).argmax(axis=1)]
+    right = (predicted == test_y)[test_y != OOS].mean()
+    print(f"| CLINC150 | {len(train_y):,} | oos_class | none | {right:.3f} | {right:.3f} | {(predicted == OOS)[test_y == OOS].mean():.3f} | "
+          f"{(test_y[predicted == OOS] == OOS).mean():.3f} | {(predicted == OOS).mean():.3f} |")
+
+    for n in [int(x) for x in args.few.split(",") if x]:
+        runs = []
+        for seed in range(args.seeds):
+            pick = np.random.default_rng(seed).choice(len(ty), size=min(n, len(ty)), replace=False)
+            sv, sy = tv[pick], ty[pick]
+            oof_pred, oof_scores = out_of_fold(sv, sy, seed)
+            runs.append(evaluate(Model(sv, sy, seed), thresholds(oof_scores, oof_pred == sy, args.max_drop),
+                                 vectors["clinc", "test"], test_y))
+        show("CLINC150", f"{n:,}", "5-fold out-of-fold", runs)
+
+    (_, bank_train_y), (_, bank_test_y) = bank["train"], bank["test"]
+    intents = sorted(set(bank_train_y.tolist()))
+    runs = []
+    for seed in range(args.seeds):
+        unknown = set(np.random.default_rng(100 + seed).choice(intents, size=args.held_out, replace=False).tolist())
+        known = ~np.isin(bank_train_y, list(unknown))
+        bv, by = vectors["bank", "train"][known], bank_train_y[known]
+        oof_pred, oof_scores = out_of_fold(bv, by, seed)
+        test_labels = np.where(np.isin(bank_test_y, list(unknown)), OOS, bank_test_y)
+        runs.append(evaluate(Model(bv, by, seed), thresholds(oof_scores, oof_pred == by, args.max_drop),
+                             vectors["bank", "test"], test_labels))
+    show(f"Banking77, {args.held_out} intents unknown", f"{int(known.sum()):,}", "5-fold out-of-fold", runs)
+    print(f"\n{time.perf_counter() - started:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
