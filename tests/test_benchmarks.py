@@ -62,3 +62,14 @@ def test_the_span_active_learning_benchmark_runs_a_small_budget_and_a_few_fine_t
     assert "entity F1 (strict) on test against texts labelled" in out and "labels to reach random@budget" in out
     assert "fast refresh over 500 texts" in out and "float16 word vectors" in out
     assert "fine-tuned (max_steps" in out and "PER  F1" in out
+
+
+@pytest.mark.benchmark
+def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_slices(tmp_path):
+    small = ["--limit-train", "500", "--limit-test", "150", "--seeds", "1", "--rates", "0.1", "--cache", str(tmp_path)]
+    out = run("label_errors.py", *small, "--annotator-items", "150")
+    assert "banking77: 500 training labels" in out and "clinc150: 500 training labels" in out
+    assert "re-reviewed/corrupted" in out and "confusable  10%" in out and "uniform     10%" in out
+    assert "annotator accuracy MAE" in out and "CROWDLAB" in out and "Dawid-Skene, model prior" in out
+    out = run("label_errors.py", *small, "--validation", "--datasets", "clinc150", "--noise", "uniform")
+    assert "clinc150 (validation): 500 flagged" in out and "low_self_confidence" in out and "val acc after re-review" in out
