@@ -62,7 +62,7 @@ def stored_vectors(encoder, texts: list[str], cache_dir: Path, name: str) -> np.
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", default="banking77,clinc150")
+    p.add_argument("--datasets", default="banking77,clinc150", help="part 1's datasets ('': part 2 alone)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--rates", default="0.1,0.2", help="shares of training labels corrupted")
     p.add_argument("--noise", default="uniform,confusable")
@@ -165,7 +165,15 @@ PROBABILITY_VARIANTS = {  # name: (C, vote weight)
     "5-fold C=1 +vote 0.4": (1.0, 0.4),
 }
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "low_normalized_margin",
-           "low_self_confidence", "predicted_neq_given")
+           "low_self_confidence", "low_self_confidence, calibrated count", "predicted_neq_given")
+
+
+def filter_settings(name: str) -> dict:
+    """find_label_errors' arguments for a FILTERS entry: the ranking filters with cleanlab's plain
+    count unless the name says calibrated."""
+    if name.endswith(", calibrated count"):
+        return {"filter_by": name.split(",")[0], "count": "off_diagonal_calibrated"}
+    return {"filter_by": name, "count": "off_diagonal"}
 
 
 def validation(args, encoder):
@@ -177,7 +185,8 @@ def validation(args, encoder):
         print(f"\n{name} (validation): {len(y)} flagged, {len(y_val)} scored, {len(classes)} classes; "
               f"head on clean labels: val accuracy {head_accuracy(x, y, x_val, y_val, classes):.4f}", flush=True)
         confusable, _ = most_confusable(x, y, classes)
-        print("seed noise       rate variant                filter                precision recall reviewed/corrupted")
+        print("seed noise       rate variant                filter                                precision recall "
+              "reviewed/corrupted")
         for seed in range(100, 100 + args.seeds):  # other seeds than the benchmark's
             for rate in [float(r) for r in args.rates.split(",")]:
                 for mode in args.noise.split(","):
@@ -191,11 +200,11 @@ def validation(args, encoder):
                         probs = (1 - weight) * linear + weight * vote
                         for filter_by in FILTERS:
                             flagged = np.array([e.flagged for e in find_label_errors(label_sets, classes, probs,
-                                                                                      filter_by=filter_by)])
+                                                                                      **filter_settings(filter_by))])
                             p, r = precision_recall(flagged, corrupted)
-                            line = (f"{seed:<4} {mode:11s} {rate:.0%}  {variant:22s} {filter_by:21s} {p:.3f}     {r:.3f}  "
+                            line = (f"{seed:<4} {mode:11s} {rate:.0%}  {variant:22s} {filter_by:37s} {p:.3f}     {r:.3f}  "
                                     f"{flagged.sum() / len(corrupted):.3f}")
-                            if (variant, filter_by) == ("5-fold C=10 +vote 0.4", "prune_by_noise_rate"):
+                            if (variant, filter_by) == ("5-fold C=10 +vote 0.4", "low_self_confidence, calibrated count"):
                                 fixed = noisy.copy()
                                 fixed[flagged] = y[flagged]
                                 line += f"  val acc after re-review {head_accuracy(x, fixed, x_val, y_val, classes):.4f}"
@@ -317,7 +326,8 @@ def main():
     if args.validation:
         validation(args, encoder)
         return
-    label_errors(args, encoder)
+    if args.datasets:
+        label_errors(args, encoder)
     if args.annotator_items:
         annotator_reliability(args, encoder)
 
