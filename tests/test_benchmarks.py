@@ -79,3 +79,14 @@ def test_the_out_of_scope_benchmark_compares_every_signal_on_both_datasets(tmp_p
     for signal in ("maxprob", "energy", "knn", "mahalanobis", "maxprob+knn", "energy+knn", "oos_class"):
         assert f"| {signal} |" in out
     assert "| CLINC150 | 300 | maxprob+knn | 5-fold out-of-fold |" in out and "| Banking77, 5 intents unknown |" in out
+
+
+@pytest.mark.benchmark
+def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_slices(tmp_path):
+    small = ["--limit-train", "500", "--limit-test", "150", "--seeds", "1", "--rates", "0.1", "--cache", str(tmp_path)]
+    out = run("label_errors.py", *small, "--annotator-items", "150")
+    assert "banking77: 500 training labels" in out and "clinc150: 500 training labels" in out
+    assert "re-reviewed/corrupted" in out and "confusable  10%" in out and "uniform     10%" in out
+    assert "annotator accuracy MAE" in out and "CROWDLAB" in out and "Dawid-Skene, model prior" in out
+    out = run("label_errors.py", *small, "--validation", "--datasets", "clinc150", "--noise", "uniform")
+    assert "clinc150 (validation): 500 flagged" in out and "low_self_confidence" in out and "val acc after re-review" in out
