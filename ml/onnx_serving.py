@@ -38,8 +38,24 @@ def _pooled_module(encoder):
     return Pooled().eval()  # eval: a graph exported in training mode keeps its dropout
 
 
-def export(encoder, tokenizer, *, int8: bool = False) -> bytes:
-    """The ONNX graph (bytes) of `encoder` + mean pooling + normalisation, dynamic in batch and length."""
+def _hidden_module(encoder):
+    import torch
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids).last_hidden_state
+
+    return Hidden().eval()
+
+
+def export(encoder, tokenizer, *, int8: bool = False, hidden: bool = False) -> bytes:
+    """The ONNX graph (bytes) of `encoder` + mean pooling + normalisation, dynamic in batch and
+    length; with `hidden`, of `encoder` alone (its last hidden state: what span versions read)."""
     import torch
 
     example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
@@ -55,9 +71,11 @@ def export(encoder, tokenizer, *, int8: bool = False) -> bytes:
             encoder.set_attn_implementation("eager")
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(_pooled_module(encoder), tuple(example[name] for name in INPUTS), buffer,
+            module, outputs = ((_hidden_module(encoder), {"vectors": {0: "batch", 1: "length"}}) if hidden
+                               else (_pooled_module(encoder), {"vectors": {0: "batch"}}))
+            torch.onnx.export(module, tuple(example[name] for name in INPUTS), buffer,
                               input_names=list(INPUTS), output_names=["vectors"],
-                              dynamic_axes={**dynamic, "vectors": {0: "batch"}}, opset_version=17, dynamo=False)
+                              dynamic_axes={**dynamic, **outputs}, opset_version=17, dynamo=False)
     finally:
         if attention and encoder.config._attn_implementation != attention:
             encoder.set_attn_implementation(attention)
@@ -79,7 +97,8 @@ def _quantized(graph: bytes) -> bytes:
 class OnnxEncoder:
     """`encode(texts)` like `ml.encoder.Encoder`, run by ONNX Runtime on the CPU."""
 
-    def __init__(self, encoder, tokenizer, *, max_length: int, threads: int | None = None, int8: bool = False):
+    def __init__(self, encoder, tokenizer, *, max_length: int, threads: int | None = None, int8: bool = False,
+                 hidden: bool = False):
         import onnxruntime
 
         self.tokenizer, self.max_length = tokenizer, max_length
@@ -90,7 +109,7 @@ class OnnxEncoder:
         # No busy-waiting between runs: a web worker idles between requests, and spinning threads
         # take cores from the process's other request threads and from the database.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(export(encoder, tokenizer, int8=int8), options,
+        self.session = onnxruntime.InferenceSession(export(encoder, tokenizer, int8=int8, hidden=hidden), options,
                                                     providers=["CPUExecutionProvider"])
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
@@ -106,3 +125,8 @@ class OnnxEncoder:
             feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
             out[idx] = self.session.run(None, feed)[0]
         return out
+
+    def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The last hidden state (batch, length, dim) of padded token ids (a `hidden` export)."""
+        return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                       "token_type_ids": np.zeros_like(input_ids)})[0]

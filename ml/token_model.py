@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -230,12 +230,14 @@ class WordVectors:
         return self.vectors.nbytes + self.starts.nbytes + self.sentences.nbytes
 
 
-def encode_words(encoder, texts: Sequence[str], *, batch_size: int = 64, dtype=np.float16) -> WordVectors:
+def encode_words(encoder, texts: Sequence[str], *, batch_size: int = 64, dtype=np.float16,
+                 hidden_states: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> WordVectors:
     """Frozen base-encoder features: each word's first sub-token hidden state (a word without
     sub-tokens gets zeros), and the mean-pooled unit sentence vector. `encoder` is an
-    ml.encoder.Encoder (its tokenizer and model)."""
-    import torch
-
+    ml.encoder.Encoder (its tokenizer, max length and dimension); `hidden_states(ids, mask)` runs
+    the forward pass, by default its torch model (serving passes an ONNX Runtime copy,
+    ml.onnx_serving.OnnxEncoder.hidden_states)."""
+    forward = hidden_states or _torch_hidden_states(encoder)
     aligned = align(encoder.tokenizer, texts, max_length=encoder.max_length)
     counts = np.array([len(a.words) for a in aligned])
     starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -246,23 +248,31 @@ def encode_words(encoder, texts: Sequence[str], *, batch_size: int = 64, dtype=n
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         longest = max(len(aligned[i].input_ids) for i in idx)
-        ids = torch.full((len(idx), longest), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), longest), dtype=torch.long)
+        ids = np.full((len(idx), longest), pad, dtype=np.int64)
+        mask = np.zeros((len(idx), longest), dtype=np.int64)
         for row, i in enumerate(idx):
             n = len(aligned[i].input_ids)
-            ids[row, :n] = torch.tensor(aligned[i].input_ids)
+            ids[row, :n] = aligned[i].input_ids
             mask[row, :n] = 1
-        with torch.inference_mode():
-            hidden = encoder.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
-        hidden = hidden.numpy()
-        sentences[idx] = pooled.numpy()
+        hidden = forward(ids, mask)
+        m = mask[:, :, None].astype(hidden.dtype)
+        pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+        sentences[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         for row, i in enumerate(idx):
             first = np.array(aligned[i].first_token, dtype=np.int64)
             has = first >= 0
             vectors[starts[i] + np.flatnonzero(has)] = hidden[row, first[has]]
     return WordVectors(vectors, starts, sentences)
+
+
+def _torch_hidden_states(encoder) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def forward(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return encoder.model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).last_hidden_state.numpy()
+
+    return forward
 
 
 # The word head's settings, chosen on btc.dev (never test) with 500 and 1,000 random training

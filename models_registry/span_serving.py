@@ -9,6 +9,10 @@ decoded by the same SpanTask.decide_text: both kinds answer the same shape.
 """
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
+
 from labeller.task_types import Decision, task_type_for
 from ml import token_finetune, token_model
 from ml.encoder import clip_texts
@@ -16,6 +20,8 @@ from ml.encoder_cache import base_encoder
 
 from . import artefacts
 from .models import ModelKind, ModelVersion
+
+log = logging.getLogger(__name__)
 
 # Word vectors are taken 32 texts at a time: the forward pass is the cost, and tweets-length texts
 # pad little against each other once length-sorted (encode_words sorts them).
@@ -34,6 +40,7 @@ class SpanPredictor:
             self.head = artefacts.load_head(version)
             self.tag_names = self.head.classes
             self.encoder = base_encoder(version.project.base_model_path)
+            self.hidden_states = _onnx_hidden_states(self.encoder)
         else:
             self.tagger = token_finetune.load(artefacts.version_path(version), version.checksum)
             self.tag_names = self.tagger.tag_names
@@ -42,7 +49,7 @@ class SpanPredictor:
         """Per (clipped) text, its words' tag probabilities, from either kind of version."""
         if self.tagger is not None:
             return self.tagger.word_probabilities(texts, batch_size=SPAN_SERVE_BATCH)
-        words = token_model.encode_words(self.encoder, texts, batch_size=SPAN_SERVE_BATCH)
+        words = token_model.encode_words(self.encoder, texts, batch_size=SPAN_SERVE_BATCH, hidden_states=self.hidden_states)
         probs = token_model.head_probs(self.head, words.vectors)
         return [probs[words.starts[i]:words.starts[i + 1]] for i in range(len(texts))]
 
@@ -54,3 +61,19 @@ class SpanPredictor:
     def judged(self, texts: list[str], top_k: int = 3) -> tuple[list[Decision], list[bool]]:
         """The answers; span versions judge no text out of scope (an untagged text is an answer)."""
         return self.decisions(texts, top_k), [False] * len(texts)
+
+
+def _onnx_hidden_states(encoder):
+    """The base encoder's forward pass in ONNX Runtime, as classification head versions serve
+    (LABELLOOP_SERVE_RUNTIME; in torch a batch of tweets took about three times as long), or None
+    (torch) when the setting says so or the encoder cannot be exported."""
+    if settings.LABELLOOP_SERVE_RUNTIME != "onnx":
+        return None
+    from ml.onnx_serving import OnnxEncoder
+
+    try:
+        return OnnxEncoder(encoder.model, encoder.tokenizer, max_length=encoder.max_length,
+                           int8=settings.LABELLOOP_SERVE_INT8, hidden=True).hidden_states
+    except Exception:  # an architecture the exporter cannot trace: serve with torch instead
+        log.warning("serving span versions with torch: the encoder could not be exported to ONNX", exc_info=True)
+        return None

@@ -57,3 +57,16 @@ def test_a_16_mib_text_reaches_the_tokenizer_cut_to_the_character_cap_with_the_s
     # 128 tokens of this text are a few hundred characters: the cut changes nothing the model sees.
     assert np.allclose(vector, encoder.encode([huge[:1000]]), atol=1e-6)
     assert np.allclose(served, vector, atol=2e-4)
+
+
+def test_the_hidden_state_graph_gives_span_versions_the_torch_word_vectors(encoder):
+    from ml.token_model import encode_words
+
+    texts = ["👩\u200d👩\u200d👧 Barack Obama visited London", "Theresa May met Donald Trump in Washington today", "ok"]
+    onnx = OnnxEncoder(encoder.model, encoder.tokenizer, max_length=encoder.max_length, hidden=True)
+    by_torch = encode_words(encoder, texts, batch_size=2, dtype=np.float32)
+    by_onnx = encode_words(encoder, texts, batch_size=2, dtype=np.float32, hidden_states=onnx.hidden_states)
+    assert np.array_equal(by_torch.starts, by_onnx.starts)
+    assert np.allclose(by_torch.vectors, by_onnx.vectors, atol=1e-4)
+    assert np.allclose(by_torch.sentences, by_onnx.sentences, atol=1e-5)
+    assert np.allclose(by_torch.sentences, encoder.encode(texts), atol=1e-5)  # the stored sentence vectors
