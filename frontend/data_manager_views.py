@@ -14,7 +14,7 @@ COLUMNS = [
     ("text", "Text", True), ("status", "Status", True), ("annotations", "Labels and annotators", True),
     ("majority", "Majority", True), ("agreement", "Agreement", True), ("predicted", "Prediction", True),
     ("confidence", "Confidence", True), ("disagrees", "Experts vs model", False), ("is_eval", "Evaluation set", False),
-    ("needs_review", "Needs review", True), ("source", "Source", False), ("created_at", "Created", False),
+    ("needs_review", "Needs review", True), ("likely_mislabelled", "Likely mislabelled", True), ("source", "Source", False), ("created_at", "Created", False),
     ("labelled_at", "Last labelled", False),
 ]
 # A span project's cells count the spans of each label (item_table.majority_span_counts).

@@ -68,7 +68,7 @@ def search_condition(q: str):
 def items_table_filter(*, project: Project, filters: dict) -> QuerySet[Item]:
     """The project's items that every given filter keeps (validated values; absent or None
     means no filter). Names: status, label, predicted, annotator, agreement_min, agreement_max,
-    confidence_min, confidence_max, disagrees, is_eval, needs_review, source, created_after,
+    confidence_min, confidence_max, disagrees, is_eval, needs_review, likely_mislabelled, source, created_after,
     created_before, labelled_after, labelled_before, q, ids."""
     items = items_with_status(Item.objects.filter(project=project), status=filters.get("status") or "all")
     # Cells that may hold several keys: multi-label answers, and the labels of a span majority.
@@ -90,7 +90,7 @@ def items_table_filter(*, project: Project, filters: dict) -> QuerySet[Item]:
             items = items.filter(**{lookup: get(name)})
     if get("disagrees") is not None:
         items = items.filter(DISAGREES if get("disagrees") else ~DISAGREES)
-    for flag in ("is_eval", "needs_review"):
+    for flag in ("is_eval", "needs_review", "likely_mislabelled"):
         if get(flag) is not None:
             items = items.filter(**{flag: get(flag)})
     if get("source"):
@@ -225,8 +225,8 @@ def items_table_page(*, project: Project, filters: dict, sort: str = "id", curso
 def _columns(items: QuerySet[Item]) -> QuerySet[Item]:
     # Never `data`: it may be large. The text column is the start of the searchable text.
     return items.only("id", "project_id", "external_id", "annotation_count", "is_done", "is_eval", "needs_review",
-                      "source", "majority", "agreement", "predicted", "confidence", "created_at", "labelled_at"
-                      ).annotate(text_preview=Substr("search_text", 1, TEXT_PREVIEW))
+                      "source", "majority", "agreement", "predicted", "confidence", "created_at", "labelled_at",
+                      "likely_mislabelled", "label_error").annotate(text_preview=Substr("search_text", 1, TEXT_PREVIEW))
 
 
 def _prefetch_annotations(rows: list[Item]) -> None:
@@ -292,6 +292,15 @@ def majority_span_counts(project: Project, annotations: list[Annotation]) -> dic
     return dict(sorted(Counter(span["label"] for span in majority).items()))
 
 
+def _likely_mislabelled(item: Item) -> dict | None:
+    """A flagged item's verdict as the column shows it: the label confident learning suggests
+    and how sure the model was of the given one (active_learning.label_errors)."""
+    if not item.likely_mislabelled or not item.label_error:
+        return None
+    verdict = item.label_error
+    return {"suggested": verdict.get("suggested", []), "self_confidence": verdict.get("self_confidence")}
+
+
 def item_row(item: Item, *, project: Project | None = None) -> dict:
     """A row of the table as the API answers it (`project`: the items' project, for span counts)."""
     annotations = getattr(item, "submitted", [])
@@ -309,6 +318,7 @@ def item_row(item: Item, *, project: Project | None = None) -> dict:
         "disagrees": bool(item.majority and item.predicted and item.majority != item.predicted),
         "is_eval": item.is_eval,
         "needs_review": item.needs_review,
+        "likely_mislabelled": _likely_mislabelled(item),
         "source": item.source,
         "created_at": item.created_at,
         "labelled_at": item.labelled_at,

@@ -190,6 +190,11 @@ class Item(models.Model):
     # The last logged prediction of the model for this item (label_keys_cell) and its confidence.
     predicted = models.CharField(max_length=200, blank=True, default="", editable=False)
     confidence = models.FloatField(null=True, blank=True, editable=False)
+    # Confident learning thinks the majority label is wrong (active_learning.label_errors):
+    # until an expert labels the item again. label_error keeps the verdict (suggested labels,
+    # self_confidence, score, computed_at) and, once settled, who re-reviewed it and the outcome.
+    likely_mislabelled = models.BooleanField(default=False, editable=False)
+    label_error = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -224,11 +229,12 @@ class Item(models.Model):
             models.Index(fields=["project", "majority", "id"], name="item_table_majority_idx"),
             models.Index(fields=["project", "predicted", "id"], name="item_table_predicted_idx"),
             models.Index(fields=["project", "source", "id"], name="item_table_source_idx"),
-            # Rare flags: small partial indexes for "needs review", "in the evaluation set" and
-            # "experts and the model disagree".
+            # Rare flags: small partial indexes for "needs review", "in the evaluation set",
+            # "experts and the model disagree" and "likely mislabelled".
             models.Index(fields=["project", "id"], condition=Q(needs_review=True), name="item_table_review_idx"),
             models.Index(fields=["project", "id"], condition=Q(is_eval=True), name="item_table_eval_idx"),
             models.Index(fields=["project", "id"], condition=DISAGREES, name="item_table_disagree_idx"),
+            models.Index(fields=["project", "id"], condition=Q(likely_mislabelled=True), name="item_table_mislabelled_idx"),
             # The full-text index lives in migrations: a GIN expression index on PostgreSQL, an FTS5
             # table kept by triggers on SQLite (0011_item_table_columns).
         ]

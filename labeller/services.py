@@ -346,7 +346,8 @@ def annotation_submit(
     with transaction.atomic():
         locked = (
             Item.objects.select_for_update()
-            .only("id", "held_by_id", "held_until", "is_done", "needs_review")
+            .only("id", "held_by_id", "held_until", "is_done", "needs_review", "majority", "likely_mislabelled",
+                  "label_error")
             .get(id=item.id)
         )
         # Read after the lock, in a statement of its own. As a subquery of the locking statement
@@ -386,6 +387,8 @@ def annotation_submit(
             changes["labelled_at"] = now
         if locked.held_by_id == user.pk:
             changes.update(held_by=None, held_until=None)
+        if is_new_label and locked.likely_mislabelled:
+            changes.update(label_error_settled(locked, user=user, majority=changes["majority"], at=now))
         Item.objects.filter(id=locked.id).update(**changes)
         locked.is_done = changes["is_done"]
         if not skipped:
@@ -393,6 +396,15 @@ def annotation_submit(
     if is_new_label:
         labels_recorded.send(sender=Annotation, project=project)  # after the commit above
     return annotation
+
+
+def label_error_settled(item: Item, *, user: AbstractBaseUser, majority: str, at) -> dict:
+    """The changes that settle a likely label error: another expert's label is the second opinion
+    it asked for, so the flag goes, and the verdict keeps who re-reviewed it and whether the
+    majority label stayed (kept) or moved (changed)."""
+    review = {"by": user.get_username(), "at": at.isoformat(),
+              "outcome": "kept" if majority == item.majority else "changed", "majority": majority.split("|")}
+    return {"likely_mislabelled": False, "label_error": {**(item.label_error or {}), "re_reviewed": review}}
 
 
 @dataclass

@@ -158,6 +158,8 @@ MATRIX: dict[str, dict[str, Expect]] = {
     "api-annotation": {**reads(api(Role.VIEWER)), "PATCH": api(Role.EXPERT).but(admin=HIDDEN), "OPTIONS": api(Role.VIEWER)},
     "api-agreement": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},
     "api-active-learning": {**reads(api(Role.VIEWER)), "POST": api(Role.EXPERT), "OPTIONS": api(Role.VIEWER)},
+    # Finding likely label errors rewrites the flags experts act on: experts and admins.
+    "api-label-errors": {"POST": api(Role.EXPERT), "OPTIONS": api(Role.EXPERT)},
     # Exporting is reading: a viewer may take the labels away.
     "api-exports": {**reads(api(Role.VIEWER)), "POST": api(Role.VIEWER), "OPTIONS": api(Role.VIEWER)},
     "api-export": {**reads(api(Role.VIEWER)), "OPTIONS": api(Role.VIEWER)},

@@ -3,7 +3,7 @@ queries) and the majority of its experts' labels."""
 import numpy as np
 import pytest
 
-from active_learning.label_errors import label_errors_compute
+from active_learning.label_errors import NotClassification, label_errors_compute
 from labeller.models import ActiveLearningState, Item, ItemVector, Label
 from labeller.services import annotation_submit
 from ml.encoder import to_float16_bytes
@@ -62,5 +62,5 @@ def test_too_few_labels_give_no_verdict_and_span_projects_are_refused(make_proje
     annotation_submit(item=items[0], user=expert, labels=[rows[0]["category"]])
     assert label_errors_compute(project=project) == []
     spans = make_project(name="Spans", task_type="spans")
-    with pytest.raises(ValueError, match="classification projects, not spans"):
+    with pytest.raises(NotClassification, match="classification projects, not spans"):
         label_errors_compute(project=spans)

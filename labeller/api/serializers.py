@@ -363,6 +363,8 @@ class ItemTableFilterSerializer(serializers.Serializer):
                                          help_text="Experts' majority and the model's prediction differ")
     is_eval = serializers.BooleanField(required=False, allow_null=True, default=None)
     needs_review = serializers.BooleanField(required=False, allow_null=True, default=None)
+    likely_mislabelled = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                                  help_text="Flagged as a likely label error (POST .../label-errors)")
     source = serializers.ChoiceField(choices=ItemSource.choices, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
@@ -400,6 +402,8 @@ class ItemTableRowSerializer(serializers.Serializer):
     disagrees = serializers.BooleanField()
     is_eval = serializers.BooleanField()
     needs_review = serializers.BooleanField()
+    likely_mislabelled = serializers.DictField(allow_null=True, help_text=(
+        'a likely label error: {"suggested": ["card_arrival"], "self_confidence": 0.08}; null otherwise'))
     source = serializers.CharField()
     created_at = serializers.DateTimeField()
     labelled_at = serializers.DateTimeField(allow_null=True)

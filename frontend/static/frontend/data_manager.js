@@ -103,6 +103,13 @@
       case "confidence": td.textContent = fmt.share(row.confidence); break;
       case "disagrees": td.textContent = row.disagrees ? "disagree" : ""; td.classList.toggle("flag", row.disagrees); break;
       case "needs_review": td.textContent = fmt.yes(row.needs_review); td.classList.toggle("flag", row.needs_review); break;
+      case "likely_mislabelled":
+        if (row.likely_mislabelled) {
+          const flag = row.likely_mislabelled;
+          td.textContent = `→ ${flag.suggested.join(", ") || "?"} (given label at ${fmt.share(flag.self_confidence)})`;
+          td.classList.add("flag");
+        }
+        break;
       case "is_eval": td.textContent = fmt.yes(row.is_eval); break;
       case "created_at": case "labelled_at": td.textContent = fmt.date(row[key]); break;
       default: td.textContent = row[key];
@@ -274,6 +281,27 @@
       ? "Export started: find it on the project page when it is ready."
       : `${{ requeue: "Sent back to the queue", mark_review: "Marked for review", delete: "Deleted" }[action]}: ${answer.affected} item(s).`;
     restart();
+  }
+
+  const findErrors = document.getElementById("find-label-errors");
+  if (findErrors) {
+    findErrors.addEventListener("click", async () => {
+      const result = document.getElementById("label-errors-result");
+      findErrors.disabled = true;
+      result.textContent = "Looking for likely label errors…";
+      const response = await fetch(`/api/projects/${project}/label-errors`, {
+        method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf },
+      });
+      const answer = await response.json().catch(() => ({ detail: `The server answered ${response.status}.` }));
+      findErrors.disabled = false;
+      if (!response.ok) {
+        result.textContent = "";
+        showError(answer);
+        return;
+      }
+      result.textContent = `${answer.flagged} likely mislabelled of ${answer.checked} labelled item(s) checked.`;
+      restart();
+    });
   }
 
   fromAddress();
