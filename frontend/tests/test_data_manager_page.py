@@ -1,5 +1,8 @@
 """The data manager page: any member sees the table; experts get the bulk actions, admins also
-delete; outsiders get 404. In a real browser: filter, search, select, mark for review."""
+delete; outsiders get 404. In a real browser: filter, search, select, mark for review; find likely
+label errors and send them to another expert."""
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -7,7 +10,10 @@ from labeller.models import Item
 from labeller.services import annotation_submit
 
 # The browser fixtures and steps of the main browser test.
-from .test_browser import chromium, log_in, page  # noqa: F401
+from tests.test_label_errors_flags import label_with_slips
+from tests.test_label_errors_service import intents_project, rows_and_vectors  # noqa: F401
+
+from .test_browser import chromium, label_button, log_in, log_out, page  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -138,4 +144,48 @@ def test_a_span_projects_table_counts_spans_per_label_and_filters_on_a_label(pag
     expect(page.locator("#dm-count")).to_have_text("2 items · page 1")
     page.locator("#filters").get_by_label("Majority has a span of").select_option("lost_card")
     expect(page.locator("#dm-count")).to_have_text("1 item · page 1")
+    assert not page.js_errors
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_finds_likely_label_errors_and_sends_them_to_another_experts_review(  # noqa: F811
+        page, make_project, expert, rows_and_vectors):  # noqa: F811
+    rows, vectors = rows_and_vectors
+    project, items = intents_project(make_project, rows, vectors)
+    label_with_slips(project, items, rows, expert)
+    log_in(page, "owner")
+    page.goto(url(project))
+    expect(page.locator("#dm-count")).to_have_text("120 items · page 1")
+    page.get_by_role("button", name="Find likely label errors").click()
+    flagged = Item.objects.filter(project=project, likely_mislabelled=True)
+    expect(page.locator("#label-errors-result")).to_contain_text("likely mislabelled of 120 labelled item(s) checked.")
+    count = flagged.count()
+    assert count > 0
+
+    page.locator("#filters").get_by_label("Likely mislabelled").select_option("true")
+    expect(page.locator("#dm-count")).to_have_text(f"{count} item{'s' if count > 1 else ''} · page 1")
+    first = page.locator("#items tbody tr td[data-column=likely_mislabelled]").first
+    expect(first).to_contain_text("(given label at 0.")
+    page.get_by_label("Select every item on this page").check()
+    page.get_by_role("button", name="Mark for review").click()
+    expect(page.locator("#bulk-result")).to_have_text(f"Marked for review: {count} item(s).")
+    assert set(Item.objects.filter(needs_review=True).values_list("id", flat=True)) == set(flagged.values_list("id", flat=True))
+    assert not page.js_errors
+
+    # Another expert's labelling screen serves a flagged item first; their label settles it.
+    log_out(page, "owner")
+    log_in(page, "expert2")
+    page.goto(f"/projects/{project.id}/label")
+    expect(page.locator("#item")).to_have_attribute("data-item-id", re.compile(r"^\d+$"))
+    served = int(page.locator("#item").get_attribute("data-item-id"))
+    item = Item.objects.get(id=served)
+    assert item.likely_mislabelled and item.needs_review
+    suggested = item.label_error["suggested"][0]
+    label_button(page, suggested).click()
+    page.keyboard.press("Enter")
+    expect(page.locator("#item")).not_to_have_attribute("data-item-id", str(served))
+    item.refresh_from_db()
+    assert not item.likely_mislabelled and not item.needs_review
+    assert item.label_error["re_reviewed"]["by"] == "expert2"
     assert not page.js_errors
