@@ -1,6 +1,6 @@
 """The active-learning API: encoding progress and the last refresh of a project's loop; likely
 label errors found on demand."""
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -37,7 +37,9 @@ class LabelErrorsRun(ProjectScopedMixin, APIView):
     project_role = Role.EXPERT
 
     @extend_schema(request=None, responses={200: inline_serializer(
-        "LabelErrorsFound", {"flagged": serializers.IntegerField(), "checked": serializers.IntegerField()})})
+        "LabelErrorsFound", {"flagged": serializers.IntegerField(), "checked": serializers.IntegerField()}),
+        400: OpenApiResponse(description="Too few labelled, encoded items to cross-validate"),
+        409: OpenApiResponse(description="Not a classification project (span projects have no such flags)")})
     def post(self, request, project_id):
         found = label_errors_refresh(project=self.project)
         return Response({"flagged": found.flagged, "checked": found.checked})

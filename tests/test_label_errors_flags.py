@@ -59,8 +59,15 @@ def test_the_flags_are_stored_filtered_replaced_and_settled_by_a_second_experts_
 
 
 def test_the_endpoint_finds_them_and_refuses_too_few_labels_or_a_span_project(
-        make_project, expert, client_for, viewer, outsider, rows_and_vectors):  # noqa: F811
+        make_project, add_items, expert, client_for, viewer, outsider, rows_and_vectors):  # noqa: F811
     rows, vectors = rows_and_vectors
+    unencoded = make_project(name="Not encoded yet")
+    for item, label in zip(add_items(unencoded, ["a", "b"]), ["card_arrival", "lost_card"]):
+        item.project = unencoded
+        annotation_submit(item=item, user=expert, labels=[label])
+    no_vectors = client_for(expert).post(f"/api/projects/{unencoded.id}/label-errors")
+    assert no_vectors.status_code == 400 and "encoded items" in str(no_vectors.json())
+
     project, items = intents_project(make_project, rows, vectors)
     url = f"/api/projects/{project.id}/label-errors"
 
