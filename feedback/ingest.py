@@ -85,6 +85,7 @@ def events_check(*, project: Project, events: list, token: ApiToken | None, user
         kind = raw.get("kind")
         if kind not in FeedbackKind.values:
             out.error(f"{path}.kind", f"must be one of {', '.join(FeedbackKind.values)}")
+            kind = None  # named above; the checks below compare and hash it (a JSON object does not hash)
         label = raw.get("label")
         if task_type.spans_in_text:
             if label not in (None, ""):

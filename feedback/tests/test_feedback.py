@@ -54,6 +54,13 @@ def test_a_bulk_post_is_all_or_nothing_with_every_problem_named(served_project, 
     assert not FeedbackEvent.objects.exists()
 
 
+def test_a_kind_that_is_not_a_string_is_named_not_a_500(served_project, backend):
+    answer = predict(served_project, backend)
+    event = {**correction(answer["prediction_id"], "card_arrival"), "kind": {}}  # what the fuzzer sent
+    response = backend.post(URL.format(served_project.id), {"events": [event]}, format="json")
+    assert response.status_code == 422 and "must be one of" in response.json()["events[0].kind"][0]
+
+
 def test_another_projects_prediction_id_is_not_found(served_project, make_project, backend, token_client):
     other = make_project(name="Other")
     answer = predict(served_project, backend)
