@@ -5,7 +5,6 @@ stored with its suggestions.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -68,30 +67,19 @@ class VectorChunk:
     is_eval: np.ndarray  # bool
 
 
-@contextmanager
-def _streaming_cursor():
-    """A cursor that reads a big result a fetchmany at a time. PostgreSQL: a server-side cursor
-    inside a transaction (in autocommit Django declares it WITH HOLD, which makes PostgreSQL
-    materialise the whole result before the first row); the read takes no row locks. SQLite steps
-    through the result lazily on a plain cursor; no transaction, which there would take the write
-    lock (IMMEDIATE mode) and stop every submit for the read's duration."""
-    if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.chunked_cursor() as cursor:
-            yield cursor
-    else:
-        with connection.cursor() as cursor:
-            yield cursor
-
-
 def vector_chunks(project: Project, encoder_version: str, *, chunk_rows: int = STREAM_ROWS) -> Iterator[VectorChunk]:
     """Every stored vector of the project under the encoder, at most `chunk_rows` at a time, in
     item id order, as float16 (widening is the caller's, a chunk at a time). One query joined with
-    the items, so the open pool needs no second read of a million ids. Nothing may be written to
-    the database while the chunks are consumed (PostgreSQL reads them inside one transaction)."""
+    the items, so the open pool needs no second read of a million ids."""
     vectors, items = ItemVector._meta.db_table, Item._meta.db_table
     sql = (f"SELECT v.item_id, v.vector, i.is_done, i.is_eval FROM {vectors} v JOIN {items} i ON i.id = v.item_id "
            "WHERE v.project_id = %s AND v.encoder_version = %s ORDER BY v.item_id")
-    with _streaming_cursor() as cursor:
+    if connection.vendor == "postgresql":
+        yield from _copy_chunks(sql, [project.id, encoder_version], chunk_rows)
+        return
+    # SQLite steps through the result lazily on a plain cursor, outside a transaction (one would
+    # take the write lock in IMMEDIATE mode and hold every submit for the read's duration).
+    with connection.cursor() as cursor:
         cursor.execute(sql, [project.id, encoder_version])
         while rows := cursor.fetchmany(chunk_rows):
             ids, blobs, done, evaluation = zip(*rows)
@@ -99,6 +87,56 @@ def vector_chunks(project: Project, encoder_version: str, *, chunk_rows: int = S
             yield VectorChunk(ids=np.array(ids, dtype=np.int64),
                               rows=np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), dim),
                               is_done=np.array(done, dtype=bool), is_eval=np.array(evaluation, dtype=bool))
+
+
+_COPY_HEADER = 19  # PGCOPY signature (11 bytes), flags (4), header extension length (4)
+
+
+def _copy_chunks(sql: str, params: list, chunk_rows: int) -> Iterator[VectorChunk]:
+    """PostgreSQL: the rows of `sql` by COPY … TO STDOUT in the binary format, cut into chunks and
+    parsed by numpy as fixed-width records (every vector of one encoder has the same length), so a
+    million rows cost no Python object each and the bytea never goes through hex text. Measured in
+    docs/benchmarks.md ("Refresh at a million")."""
+    buffer, record = bytearray(), None
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
+        header = True
+        for block in copy:
+            buffer += block
+            if header:
+                if len(buffer) < _COPY_HEADER:
+                    continue
+                extension = int.from_bytes(buffer[15:19], "big")
+                if len(buffer) < _COPY_HEADER + extension:
+                    continue
+                del buffer[:_COPY_HEADER + extension]
+                header = False
+            if record is None:
+                if len(buffer) < 18:
+                    continue
+                record = _copy_record(int.from_bytes(buffer[14:18], "big", signed=True))
+            size = chunk_rows * record.itemsize
+            while len(buffer) >= size:
+                yield _copy_chunk(bytes(buffer[:size]), record)
+                del buffer[:size]
+    if record is not None and len(buffer) > 2:
+        yield _copy_chunk(bytes(buffer[:-2]), record)  # the trailer: a field count of -1
+
+
+def _copy_record(vector_bytes: int) -> np.dtype:
+    """One binary COPY row of (bigint, bytea of `vector_bytes`, bool, bool): each field is its
+    length (big-endian int32) then its value."""
+    return np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vector_len", ">i4"),
+                     ("vector", "<f2", (vector_bytes // 2,)), ("done_len", ">i4"), ("done", "?"),
+                     ("eval_len", ">i4"), ("eval", "?")])
+
+
+def _copy_chunk(data: bytes, record: np.dtype) -> VectorChunk:
+    rows = np.frombuffer(data, dtype=record)
+    if not ((rows["fields"] == 4).all() and (rows["vector_len"] == record["vector"].itemsize).all()):
+        raise ValueError("stored vectors of one encoder version differ in length")
+    return VectorChunk(ids=rows["id"].astype(np.int64), rows=np.ascontiguousarray(rows["vector"]),
+                       is_done=rows["done"].copy(), is_eval=rows["eval"].copy())
 
 
 def stored_vectors(project: Project, encoder_version: str, item_ids) -> tuple[np.ndarray, np.ndarray]:
