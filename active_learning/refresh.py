@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from core import jobs
 from core.enqueue import enqueue, enqueue_on_commit
-from labeller.models import ActiveLearningState, Project, SuggestionMode
+from labeller.models import ActiveLearningState, ItemVector, Project, SuggestionMode
 from labeller.task_types import task_type_for
 from ml import strategies
-from ml.heads import LinearHead, self_train
+from ml.heads import PSEUDO_LABEL_MAX, LinearHead, self_train
 from models_registry.artefacts import load_head
 from models_registry.models import ModelKind
 from models_registry.selectors import champion_for
@@ -31,8 +31,9 @@ from models_registry.selectors import champion_for
 # The shared reads and writes; project_vectors, training_labels and write_priorities are also
 # read from this module by the benchmarks and the tests' helpers.
 from .pool import (  # noqa: F401
-    WRITE_BATCH, RefreshReport, cold_start_order, open_pool, project_vectors, queue_order, refresh_batch, refresh_beat,
-    store_head, suggested_top, training_labels, write_priorities, write_queue,
+    STREAM_ROWS, WRITE_BATCH, PoolVectors, RefreshReport, open_pool, pool_scan, project_vectors, queue_from_scores,
+    queue_order, refresh_batch, refresh_beat, store_head, stored_vectors, suggested_top, training_labels,
+    write_priorities, write_queue,
 )
 from .selectors import state_for
 from .signals import refresh_finished
@@ -129,24 +130,27 @@ def refresh_reap(*, timeout_s: int | None = None) -> jobs.Reaped:
     return out
 
 
-def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
-    """Fit the head on the labelled vectors, score the unlabelled pool and write priorities."""
+def refresh_run(*, project: Project, seed: int = 0, chunk_rows: int = STREAM_ROWS) -> RefreshReport:
+    """Fit the head on the labelled vectors, score the unlabelled pool and write priorities.
+
+    The pool is never held whole: its stored vectors are streamed `chunk_rows` at a time (float16,
+    widened to float32 one chunk at a time) and scored as they come; what outlives a chunk is the
+    pool's ids and scores and a bounded sample for self-training. The diversity step reads back
+    only its candidates (docs/active-learning.md, "A million items")."""
     if task_type_for(project).word_level:
         return span_refresh_run(project=project, seed=seed)
     started = time.perf_counter()
     report = RefreshReport()
     state = state_for(project.id)
-    ids, vectors = project_vectors(project, state.encoder_version)
-    if len(ids) == 0:
+    version = state.encoder_version
+    if not ItemVector.objects.filter(project=project, encoder_version=version).exists():
         return report
-    position = {item_id: i for i, item_id in enumerate(ids.tolist())}
-    labelled = {item_id: labels for item_id, labels in training_labels(project).items() if item_id in position}
-    pool_ids, eval_ids = open_pool(project, position)
-    report.pool, report.labelled = len(pool_ids) + len(eval_ids), len(labelled)
+    resolved = training_labels(project)
+    label_ids, label_vectors = stored_vectors(project, version, list(resolved))
+    labelled = {item_id: resolved[item_id] for item_id in label_ids.tolist()}
+    report.labelled = len(labelled)
     classes = list(project.labels.values_list("key", flat=True))
-    pool_rows = np.array([position[i] for i in pool_ids], dtype=np.int64)
-    pool_vectors = vectors[pool_rows] if len(pool_rows) else np.zeros((0, vectors.shape[1]), np.float32)
-    batch_size = refresh_batch(project)
+    task_type = task_type_for(project)
 
     # `head` suggests labels and is stored; `ranking` orders the pool. The pool is ranked by the
     # uncertainty of the head fitted on the labels alone (a self-trained head is surer, so it
@@ -154,43 +158,77 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     # fine-tuned champion that ranks better than the champion's own classifier, frozen at its
     # snapshot, which is only the fallback while there is too little to fit. Measured in
     # docs/benchmarks.md ("With a fine-tuned champion in the loop", "With the self-trained head").
-    head = ranking = None
+    ranking, fitted = None, False
     distinct = {label for labels in labelled.values() for label in labels}
     t = time.perf_counter()
     if len(labelled) >= 2 and len(distinct) >= 2:
-        label_rows = np.array([position[i] for i in labelled], dtype=np.int64)
-        label_sets = list(labelled.values())
-        ranking = task_type_for(project).fit_head(vectors[label_rows], label_sets, classes=classes, seed=seed)
-        head = self_train(ranking, vectors[label_rows], label_sets, pool_vectors, seed=seed)
+        ranking, fitted = task_type.fit_head(label_vectors, list(labelled.values()), classes=classes, seed=seed), True
     else:
-        head = ranking = champion_head(project, state.encoder_version)
+        ranking = champion_head(project, version)
     report.seconds_fit = time.perf_counter() - t
     refresh_beat(project_id=project.id)
 
     t = time.perf_counter()
     rng = np.random.default_rng(seed + state.head_version)
-    if head is None:
+    if ranking is None:
         report.cold_start = True
-        order = cold_start_order(pool_vectors, batch_size=batch_size, seed=seed)
+        scan, scores = cold_start_scan(project, version, batch_size=refresh_batch(project), seed=seed,
+                                       chunk_rows=chunk_rows)
     else:
-        probs = ranking.predict_proba(pool_vectors)
-        scores = task_type_for(project).uncertainty(probs, project.strategy, rng=rng)
-        diverse = project.diversity and project.strategy != strategies.RANDOM
-        order = strategies.rank_pool(scores, pool_vectors, batch_size=batch_size, diverse=diverse, seed=seed)
-    final = queue_order(project, pool_ids, order, eval_ids, rng)
+        def score(rows):
+            return task_type.uncertainty(ranking.predict_proba(rows), project.strategy, rng=rng)
+
+        # Random order needs no head over the pool; its draw is the one the whole pool got at once.
+        by_head = project.strategy != strategies.RANDOM
+        scan = pool_scan(project, version, score=score if by_head else None, sample=PSEUDO_LABEL_MAX if fitted else 0,
+                         seed=seed, chunk_rows=chunk_rows)
+        scores = scan.scores if by_head else rng.random(len(scan.pool_ids))
+    report.pool = len(scan.pool_ids) + len(scan.eval_ids)
+    report.seconds_read = scan.seconds_read
+    vectors = PoolVectors(project, version, scan.pool_ids, scan.dim)
+    final = queue_from_scores(project, scores=scores, vectors=vectors, pool_ids=scan.pool_ids, eval_ids=scan.eval_ids,
+                              rng=rng, seed=seed, cold_start=ranking is None)
     report.seconds_score = time.perf_counter() - t
     refresh_beat(project_id=project.id)
+
+    t = time.perf_counter()
+    head = ranking
+    if fitted:  # self-trained on a uniform sample of at most PSEUDO_LABEL_MAX pool items (ml.heads)
+        head = self_train(ranking, label_vectors, list(labelled.values()), scan.sample.astype(np.float32), seed=seed)
+    report.seconds_fit += time.perf_counter() - t
 
     t = time.perf_counter()
     write_queue(project, final)
     top, suggestions = [], []
     if head is not None and project.suggestion_mode != SuggestionMode.OFF:
-        top = suggested_top(final, eval_ids, SUGGESTED_TOP)
-        suggestions = suggestions_for(project, head, top, ids, vectors, labelled, position, state.head_version + 1)
+        top = suggested_top(final, scan.eval_ids.tolist(), SUGGESTED_TOP)
+        top_ids, top_vectors = stored_vectors(project, version, top)
+        top = top_ids.tolist()
+        suggestions = suggestions_for(project, head, top, top_vectors, labelled, label_vectors, state.head_version + 1)
     store_head(project, head, trained_on=len(labelled), top=top, suggestions=suggestions)
     report.seconds_write = time.perf_counter() - t
     report.seconds_total = time.perf_counter() - started
     return report
+
+
+COLD_START_SAMPLE = 20_000  # pool items the cold start's k-means is fitted on (ml.strategies.cold_start)
+
+
+def cold_start_scan(project: Project, encoder_version: str, *, batch_size: int, seed: int, chunk_rows: int):
+    """The cold start over the streamed pool, in two passes: k-means centres fitted on a uniform
+    sample of COLD_START_SAMPLE pool items, then every item's typicality, a chunk at a time.
+    Returns the second pass's scan and the scores (ml.strategies.cold_start_scores)."""
+    first = pool_scan(project, encoder_version, sample=COLD_START_SAMPLE, seed=seed, chunk_rows=chunk_rows)
+    if len(first.pool_ids) == 0:
+        return first, np.zeros(0)
+    k = min(batch_size, len(first.pool_ids), strategies.MAX_CLUSTERS)
+    centres = strategies.cold_start_centres(first.sample.astype(np.float32), k=k, seed=seed)
+    scan = pool_scan(project, encoder_version, score=lambda rows: strategies.typicality(rows, centres),
+                     chunk_rows=chunk_rows)
+    scan.seconds_read += first.seconds_read
+    if not scan.extra:
+        return scan, np.zeros(0)
+    return scan, strategies.cold_start_scores(scan.scores, np.concatenate(scan.extra), k)
 
 
 # Beside the service it runs, so the service enqueues it without a tasks module importing it back;

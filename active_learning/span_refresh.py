@@ -19,8 +19,8 @@ from ml import strategies, token_model
 from ml.encoder import clip_texts
 
 from .pool import (
-    RefreshReport, cold_start_order, open_pool, project_vectors, queue_order, refresh_batch, refresh_beat, store_head,
-    suggested_top, training_labels, write_queue,
+    RefreshReport, open_pool, project_vectors, queue_from_scores, refresh_batch, refresh_beat, store_head, suggested_top,
+    training_labels, write_queue,
 )
 from .selectors import state_for
 from .suggestions import SUGGESTED_TOP
@@ -133,15 +133,13 @@ def span_refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     rng = np.random.default_rng(seed + state.head_version)
     if head is None:
         report.cold_start = True
-        order = cold_start_order(pool_sentences, batch_size=batch_size, seed=seed)
+        scores = strategies.cold_start(pool_sentences, batch_size=batch_size, seed=seed)
+    elif project.strategy == strategies.RANDOM:
+        scores = rng.random(len(pool_ids))
     else:
-        if project.strategy == strategies.RANDOM:
-            scores = rng.random(len(pool_ids))
-        else:
-            scores = pool_uncertainty(project, state.encoder_version, head, pool_ids)
-        diverse = project.diversity and project.strategy != strategies.RANDOM
-        order = strategies.rank_pool(scores, pool_sentences, batch_size=batch_size, diverse=diverse, seed=seed)
-    final = queue_order(project, pool_ids, order, eval_ids, rng)
+        scores = pool_uncertainty(project, state.encoder_version, head, pool_ids)
+    final = queue_from_scores(project, scores=scores, vectors=pool_sentences, pool_ids=pool_ids, eval_ids=eval_ids,
+                              rng=rng, seed=seed, cold_start=head is None)
     report.seconds_score = time.perf_counter() - t
     refresh_beat(project_id=project.id)
 

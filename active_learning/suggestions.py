@@ -11,14 +11,17 @@ from ml.heads import LinearHead
 SUGGESTED_TOP = 50  # items at the head of the queue that get a precomputed suggestion
 
 
-def suggestions_for(project, head: LinearHead, item_ids, ids, vectors, labelled, position, head_version) -> list[dict]:
-    """The suggestion shown beside each item: label(s), confidence, top 3, nearest labelled items."""
+def suggestions_for(project, head: LinearHead, item_ids, item_vectors, labelled, labelled_vectors,
+                    head_version) -> list[dict]:
+    """The suggestion shown beside each item (`item_vectors`, row for row): label(s), confidence,
+    top 3, and the nearest labelled items (`labelled`: item id -> labels; `labelled_vectors` row for
+    row in that order)."""
     if len(item_ids) == 0:
         return []
     labelled_ids = list(labelled)
-    labelled_vectors = vectors[[position[i] for i in labelled_ids]] if labelled_ids else np.zeros((0, vectors.shape[1]))
+    if not labelled_ids:
+        labelled_vectors = np.zeros((0, item_vectors.shape[1]))
     texts = dict(Item.objects.filter(id__in=labelled_ids).values_list("id", f"data__{project.text_field}")) if labelled_ids else {}
-    item_vectors = vectors[[position[int(i)] for i in item_ids]]
     probs = head.predict_proba(item_vectors)
     out = []
     for row, p in enumerate(probs):

@@ -77,22 +77,39 @@ def diverse_batch(scores: np.ndarray, vectors: np.ndarray, *, batch_size: int, c
 def cold_start(vectors: np.ndarray, *, batch_size: int, seed: int = 0, sample: int = 20000) -> np.ndarray:
     """Scores for a project with no labels: the items nearest to k-means centres of the pool come
     first (diverse and representative), then every item by how typical it is of its cluster."""
-    from sklearn.cluster import MiniBatchKMeans
-
     n = len(vectors)
     if n == 0:
         return np.zeros(0)
-    k = min(batch_size, n, MAX_CLUSTERS)
     rng = np.random.default_rng(seed)
     fit_on = vectors if n <= sample else vectors[rng.choice(n, sample, replace=False)]
-    km = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=2048).fit(fit_on)
-    similarity = vectors @ km.cluster_centers_.T  # unit vectors: cosine up to the centre's norm
+    centres = cold_start_centres(fit_on, k=min(batch_size, n, MAX_CLUSTERS), seed=seed)
+    return cold_start_scores(*typicality(vectors, centres), len(centres))
+
+
+def cold_start_centres(fit_on: np.ndarray, *, k: int, seed: int = 0) -> np.ndarray:
+    """k-means centres of a (sample of the) pool: what `cold_start` ranks by. A caller that streams
+    the pool fits them on a sample and scores the pool a chunk at a time with `typicality`."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    return MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=2048).fit(fit_on).cluster_centers_
+
+
+def typicality(vectors: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's similarity to its nearest centre (unit vectors: cosine up to the centre's norm)
+    and that centre's index."""
+    similarity = vectors @ centres.T
     nearest = similarity.argmax(axis=1)
-    scores = similarity[np.arange(n), nearest]  # typicality in [-1, 1]
+    return similarity[np.arange(len(vectors)), nearest], nearest
+
+
+def cold_start_scores(typical: np.ndarray, nearest: np.ndarray, k: int) -> np.ndarray:
+    """Typicality in [-1, 1], and the most typical member of each cluster lifted above every other
+    item (2 + its typicality), so one representative per cluster comes first."""
+    scores = np.array(typical)  # its dtype kept: the ranking stays bit-for-bit what it was
     for centre in range(k):
         members = np.flatnonzero(nearest == centre)
         if len(members):
-            scores[members[np.argmax(similarity[members, centre])]] = 2.0 + similarity[members, centre].max()
+            scores[members[np.argmax(scores[members])]] = 2.0 + scores[members].max()
     return scores
 
 

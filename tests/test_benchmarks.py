@@ -73,6 +73,16 @@ def test_the_span_refresh_benchmark_refreshes_a_small_stored_pool(tmp_path):
 
 
 @pytest.mark.benchmark
+def test_the_refresh_scale_benchmark_refreshes_a_small_stored_pool_while_experts_are_served(tmp_path):
+    out = run("refresh_scale.py", "--pool", "600", "--unique", "100", "--labelled", "60", "--runs", "1",
+              "--experts", "1", "--think-ms", "50", "--cache", str(tmp_path),
+              "--database-url", f"sqlite:///{tmp_path / 'scale.sqlite3'}")
+    assert "stored 600 items with vectors" in out and "60 labelled" in out
+    assert "refresh 1:" in out and "peak RSS" in out and "next item during refresh 1" in out
+    assert "peak memory allocated by a refresh" in out
+
+
+@pytest.mark.benchmark
 def test_the_out_of_scope_benchmark_compares_every_signal_on_both_datasets(tmp_path):
     out = run("out_of_scope.py", "--limit", "700", "--few", "300", "--seeds", "1", "--held-out", "5",
               "--cache", str(tmp_path))
