@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from celery import shared_task
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 
 from labeller.consensus import Resolver, answer_key
 from labeller.models import Annotation, AnnotationSource, Item, ItemSource, LabelReliability, Project
@@ -165,8 +165,11 @@ def source_estimates(*, project: Project) -> dict[str, dict]:
     from django.core.cache import cache
 
     judged = FeedbackEvent.objects.filter(project=project, expert_agrees__isnull=False, item__isnull=False)
-    estimate = LabelReliability.objects.filter(project=project).values_list("computed_at", flat=True).first()
-    key = f"source-estimates:{project.id}:{estimate.timestamp() if estimate else 0}:{judged.count()}"
+    fitted = LabelReliability.objects.filter(project=project).values_list("computed_at", flat=True).first()
+    seen = judged.aggregate(n=Count("id"), last=Max("id"))
+    # Keyed with the project's creation time too: SQLite may give a deleted project's id to a new one.
+    key = (f"source-estimates:{project.id}:{project.created_at.timestamp()}:{fitted.timestamp() if fitted else 0}:"
+           f"{seen['n']}:{seen['last']}")
     cached = cache.get(key)
     if cached is not None:
         return cached
