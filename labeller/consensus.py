@@ -227,14 +227,21 @@ def consensus_refresh(*, project: Project, prior: Mapping[int, np.ndarray] | Non
                         "shared": int((matrix[:, j] != MISSING).sum())}
                   for j, key in enumerate(keys) if not np.isnan(fit.annotator_accuracy[j])}
     consensus, summaries = [], []
+    # Only the items whose column changes are written: most keep their majority from one fit to
+    # the next, and an UPDATE per item was most of the fit's time (benchmarks/annotator_quality.py).
+    current = {item_id: (majority, agreement) for item_id, majority, agreement in
+               Item.objects.filter(project=project, annotation_count__gte=2)
+               .values_list("id", "majority", "agreement").iterator(chunk_size=5000)}
     for row, item_id in enumerate(item_ids):
         label = classes[int(fit.labels[row])]
         consensus.append(ItemConsensus(item_id=item_id, project=project, labels=[label],
                                        confidence=round(float(fit.confidence[row]), 4),
                                        signature=_signature(shared[item_id])))
         values = [labels for _, labels in by_item[item_id]]
-        summaries.append(Item(id=item_id, majority=label,
-                              agreement=sum(v == [label] for v in values) / len(values)))
+        agreement = sum(v == [label] for v in values) / len(values)
+        before = current.get(item_id)
+        if before is None or before[0] != label or before[1] is None or abs(before[1] - agreement) > 1e-9:
+            summaries.append(Item(id=item_id, majority=label, agreement=agreement))
     with transaction.atomic():
         ItemConsensus.objects.filter(project=project).delete()
         ItemConsensus.objects.bulk_create(consensus, batch_size=2000)

@@ -53,8 +53,9 @@ def test_a_multi_label_project_gets_likely_label_errors_too(make_project, expert
     flagged = {item_id for item_id, in Item.objects.filter(project=project, likely_mislabelled=True).values_list("id")}
     wrong = {items[i].id: rows[i]["category"] for i in WRONG}
     assert len(flagged & set(wrong)) >= 0.7 * len(wrong) and len(flagged & set(wrong)) >= 0.6 * len(flagged)
-    slip = Item.objects.get(id=next(iter(flagged & set(wrong))))
-    assert wrong[slip.id] in slip.label_error["suggested"] and len(slip.label_error["similar"]) == 3
+    hits = Item.objects.filter(id__in=flagged & set(wrong))
+    assert sum(wrong[slip.id] in slip.label_error["suggested"] for slip in hits) >= 0.6 * len(hits)
+    assert all(len(slip.label_error["similar"]) == 3 for slip in hits)
     assert LabelReliability.for_project(project).method == ""  # no consensus fit: the majority rule stays
 
 
