@@ -16,11 +16,16 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from celery import shared_task
+from django.conf import settings
+
+from core.enqueue import enqueue_on_commit
 from core.errors import Conflict, DomainError
+from labeller.consensus import consensus_refresh, consensus_refresh_claim
 from labeller.models import Item, Project
 from labeller.task_types import task_type_for
 from labeller.task_types.classification import Classification
-from ml.label_errors import find_label_errors
+from ml.label_errors import find_label_errors, out_of_sample_probabilities
 
 from .refresh import project_vectors, training_labels
 from .selectors import state_for
@@ -42,48 +47,151 @@ class LabelErrorsRefreshed:
     checked: int
 
 
+SIMILAR_SHOWN = 3  # most similar labelled items kept as a flag's evidence
+
+
 class NotClassification(Conflict):
     """Likely label errors are computed for classification projects only."""
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    item_ids: list[int]
+    label_sets: list
+    vectors: np.ndarray
+    classes: list[str]
+    multi_label: bool
+
+
+def _inputs(project: Project, stored: tuple[dict, np.ndarray] | None = None) -> _Inputs | None:
+    """The labelled, encoded items with their resolved labels; None while there is too little to
+    cross-validate (fewer than two labelled items or labels). `stored`: the (position, vectors)
+    of an earlier call, to read the labels again without reading every vector again."""
+    task_type = task_type_for(project)
+    if not isinstance(task_type, Classification):
+        raise NotClassification(f"likely label errors are computed for classification projects, not {task_type.key}")
+    position, vectors = stored or _stored_vectors(project)
+    labelled = {item_id: labels for item_id, labels in training_labels(project, include_eval=True).items()
+                if item_id in position}
+    distinct = {label for labels in labelled.values() for label in labels}
+    if len(labelled) < 2 or len(distinct) < 2:
+        return None
+    item_ids = list(labelled)
+    rows = np.array([position[i] for i in item_ids], dtype=np.int64)
+    return _Inputs(item_ids, [labelled[i] for i in item_ids], vectors[rows],
+                   list(project.labels.values_list("key", flat=True)), task_type.multi_label)
+
+
+def _stored_vectors(project: Project) -> tuple[dict, np.ndarray]:
+    ids, vectors = project_vectors(project, state_for(project.id).encoder_version)
+    return {item_id: row for row, item_id in enumerate(ids.tolist())}, vectors
+
+
+def _verdicts(inputs: _Inputs, probs: np.ndarray) -> list[ItemLabelError]:
+    errors = find_label_errors(inputs.label_sets, inputs.classes, probs=probs, multi_label=inputs.multi_label)
+    found = [ItemLabelError(item_id=inputs.item_ids[e.index], flagged=e.flagged, given=e.given, suggested=e.suggested,
+                            self_confidence=e.self_confidence, score=e.score) for e in errors]
+    return sorted(found, key=lambda e: (e.score, e.item_id))
+
+
+def _probabilities(inputs: _Inputs, seed: int) -> np.ndarray:
+    return out_of_sample_probabilities(inputs.vectors, inputs.label_sets, inputs.classes,
+                                       multi_label=inputs.multi_label, seed=seed)
 
 
 def label_errors_compute(*, project: Project, seed: int = 0) -> list[ItemLabelError]:
     """The verdict on every labelled item that has a stored vector, most suspect first. Empty
     while there is too little to cross-validate (fewer than two labelled items or classes)."""
-    task_type = task_type_for(project)
-    if not isinstance(task_type, Classification):
-        raise NotClassification(f"likely label errors are computed for classification projects, not {task_type.key}")
-    ids, vectors = project_vectors(project, state_for(project.id).encoder_version)
-    position = {item_id: row for row, item_id in enumerate(ids.tolist())}
-    labelled = {item_id: labels for item_id, labels in training_labels(project, include_eval=True).items()
-                if item_id in position}
-    distinct = {label for labels in labelled.values() for label in labels}
-    if len(labelled) < 2 or len(distinct) < 2:
+    inputs = _inputs(project)
+    return [] if inputs is None else _verdicts(inputs, _probabilities(inputs, seed))
+
+
+def similar_labelled(inputs: _Inputs, rows: list[int], *, k: int = SIMILAR_SHOWN) -> list[list[dict]]:
+    """For each of `rows` (indices into the inputs), its k most similar other labelled items by
+    cosine of the stored vectors, with their resolved labels: the evidence shown beside a flag."""
+    if not rows:
         return []
-    classes = list(project.labels.values_list("key", flat=True))
-    item_ids = list(labelled)
-    rows = np.array([position[i] for i in item_ids], dtype=np.int64)
-    errors = find_label_errors([labelled[i] for i in item_ids], classes, vectors=vectors[rows],
-                               multi_label=task_type.multi_label, seed=seed)
-    found = [ItemLabelError(item_id=item_ids[e.index], flagged=e.flagged, given=e.given, suggested=e.suggested,
-                            self_confidence=e.self_confidence, score=e.score) for e in errors]
-    return sorted(found, key=lambda e: (e.score, e.item_id))
+    unit = inputs.vectors / np.maximum(np.linalg.norm(inputs.vectors, axis=1, keepdims=True), 1e-12)
+    out = []
+    for start in range(0, len(rows), 256):  # bounded memory: 256 x labelled similarities at a time
+        chunk = np.array(rows[start:start + 256])
+        sims = unit[chunk] @ unit.T
+        sims[np.arange(len(chunk)), chunk] = -np.inf  # not itself
+        take = min(k, sims.shape[1] - 1)
+        top = np.argsort(-sims, axis=1)[:, :take]
+        for r, best in enumerate(top):
+            out.append([{"item": inputs.item_ids[j], "labels": list(inputs.label_sets[j]),
+                         "similarity": round(float(sims[r, j]), 3)} for j in best])
+    return out
+
+
+def labels_audit(*, project: Project, seed: int = 0) -> LabelErrorsRefreshed:
+    """The trustworthy-labels pass, from one set of out-of-sample probabilities: refit the
+    consensus estimate (single-label: Dawid–Skene with the model's probabilities as each item's
+    prior, labeller.consensus), then look for likely label errors against the labels it resolves,
+    and store the flags with their evidence. Too little to cross-validate: the consensus is
+    refitted on the labels alone and no flag changes (checked = 0)."""
+    stored = _stored_vectors(project) if isinstance(task_type_for(project), Classification) else None
+    inputs = _inputs(project, stored)
+    if inputs is None:
+        consensus_refresh(project=project)
+        return LabelErrorsRefreshed(flagged=0, checked=0)
+    probs = _probabilities(inputs, seed)
+    consensus_refresh(project=project, prior=dict(zip(inputs.item_ids, probs)), prior_classes=inputs.classes)
+    resolved = _inputs(project, stored)  # the consensus may have moved some labels; the probabilities stay out-of-sample
+    if resolved is None:
+        return LabelErrorsRefreshed(flagged=0, checked=0)
+    row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
+    probs = np.array([probs[row_of[i]] if i in row_of else np.full(len(inputs.classes), 1.0 / len(inputs.classes))
+                      for i in resolved.item_ids])
+    errors = _verdicts(resolved, probs)
+    _store_flags(project, resolved, errors)
+    return LabelErrorsRefreshed(flagged=sum(e.flagged for e in errors), checked=len(errors))
+
+
+def _store_flags(project: Project, inputs: _Inputs, errors: list[ItemLabelError]) -> None:
+    """The old flags cleared and the new ones written in one transaction, so the filter never
+    shows a mix of two runs."""
+    now = timezone.now().isoformat()
+    flagged = [e for e in errors if e.flagged]
+    row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
+    similar = similar_labelled(inputs, [row_of[e.item_id] for e in flagged])
+    items = [Item(id=e.item_id, likely_mislabelled=True,
+                  label_error={"given": list(e.given), "suggested": list(e.suggested),
+                               "self_confidence": round(e.self_confidence, 4), "score": round(e.score, 4),
+                               "similar": near, "computed_at": now})
+             for e, near in zip(flagged, similar)]
+    with transaction.atomic():
+        Item.objects.filter(project=project, likely_mislabelled=True).update(likely_mislabelled=False, label_error=None)
+        Item.objects.bulk_update(items, ["likely_mislabelled", "label_error"], batch_size=1000)
 
 
 def label_errors_refresh(*, project: Project, seed: int = 0) -> LabelErrorsRefreshed:
-    """Compute the project's likely label errors and store them on its items: the old flags are
-    cleared and the new ones written in one transaction, so the filter never shows a mix of two
-    runs. DomainError (400) while there is too little to cross-validate."""
-    errors = label_errors_compute(project=project, seed=seed)
-    if not errors:
+    """The "Find likely label errors" button and API: the audit now, in the request.
+    DomainError (400) while there is too little to cross-validate."""
+    audited = labels_audit(project=project, seed=seed)
+    if not audited.checked:
         raise DomainError("too few labels to look for label errors: it needs labelled, encoded items "
                           "of at least two different labels", field="project")
-    now = timezone.now().isoformat()
-    flagged = [Item(id=e.item_id, likely_mislabelled=True,
-                    label_error={"given": list(e.given), "suggested": list(e.suggested),
-                                 "self_confidence": round(e.self_confidence, 4), "score": round(e.score, 4),
-                                 "computed_at": now})
-               for e in errors if e.flagged]
-    with transaction.atomic():
-        Item.objects.filter(project=project, likely_mislabelled=True).update(likely_mislabelled=False, label_error=None)
-        Item.objects.bulk_update(flagged, ["likely_mislabelled", "label_error"], batch_size=1000)
-    return LabelErrorsRefreshed(flagged=len(flagged), checked=len(errors))
+    return audited
+
+
+def labels_audit_if_due(*, project: Project) -> bool:
+    """After a refresh: ask for an audit once LABELLOOP_LABEL_AUDIT_EVERY labels (and a tenth more
+    than at the last fit) arrived since the last one. Claimed by a conditional update, so two
+    refreshes finishing at once ask once; the audit runs in a worker."""
+    if not isinstance(task_type_for(project), Classification):
+        return False
+    if not consensus_refresh_claim(project=project, every=settings.LABELLOOP_LABEL_AUDIT_EVERY):
+        return False
+    enqueue_on_commit(labels_audit_run, project.id)
+    return True
+
+
+# Beside the service it runs (docs/architecture.md, "Tasks"); on the training queue's side of the
+# house: five head fits over the labelled items, not the pool.
+@shared_task(name="active_learning.labels_audit", acks_late=True)
+def labels_audit_run(project_id: int) -> None:
+    project = Project.objects.filter(id=project_id).first()
+    if project is not None:
+        labels_audit(project=project)

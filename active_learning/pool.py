@@ -13,8 +13,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from labeller.models import ActiveLearningState, Annotation, Item, ItemVector, Project
-from labeller.task_types import task_type_for
+from labeller.consensus import labels_resolved
+from labeller.models import ActiveLearningState, Item, ItemVector, Project
 from ml import strategies
 from ml.encoder import from_float16_bytes
 from ml.heads import LinearHead
@@ -237,20 +237,8 @@ def pool_scan(project: Project, encoder_version: str, *, score: Callable | None 
 
 
 def training_labels(project: Project, *, include_eval: bool = False) -> dict[int, list[str]]:
-    """The resolved label set of every labelled item (majority of expert labels)."""
-    by_item: dict[int, list[list[str]]] = {}
-    annotations = Annotation.objects.filter(project=project, skipped=False)
-    if not include_eval:
-        annotations = annotations.filter(item__is_eval=False)
-    for item_id, labels in annotations.order_by("id").values_list("item_id", "labels").iterator(chunk_size=5000):
-        by_item.setdefault(item_id, []).append(labels)
-    task_type = task_type_for(project)
-    resolved = {}
-    for item_id, label_sets in by_item.items():
-        majority, _ = task_type.majority(label_sets)
-        if task_type.trains_on(majority):
-            resolved[item_id] = majority
-    return resolved
+    """The resolved label set of every labelled item: its consensus (labeller.consensus)."""
+    return labels_resolved(project=project, include_eval=include_eval)
 
 
 def open_pool(project: Project, position: dict[int, int]) -> tuple[list[int], list[int]]:

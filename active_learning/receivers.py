@@ -3,7 +3,8 @@
     labels recorded  → count them; every `refresh_every` labels, request a refresh
     items added      → encode them (then the encoder requests a refresh itself)
     champion changed → re-encode the pool with the champion's embeddings (then refresh)
-    refresh finished → explain the suggestions at the head of the queue; retrain if due
+    refresh finished → explain the suggestions at the head of the queue; retrain if due; after
+                       enough new labels, refit the consensus and look for label errors
 
 The apps below send these signals after commit and import nothing of this one.
 """
@@ -17,6 +18,7 @@ from models_registry.training import retrain_if_due
 
 from . import explaining
 from .encoding import encode_request
+from .label_errors import labels_audit_if_due
 from .refresh import refresh_after_label
 from .signals import refresh_finished
 
@@ -39,4 +41,6 @@ def encode_with_new_champion(sender, project_id, **kwargs):
 @receiver(refresh_finished)
 def explain_and_maybe_retrain(sender, project_id, **kwargs):
     enqueue(explaining.explain_suggestions, project_id)
-    retrain_if_due(project=Project.objects.get(id=project_id))  # the "retrain after N labels" trigger
+    project = Project.objects.get(id=project_id)
+    retrain_if_due(project=project)  # the "retrain after N labels" trigger
+    labels_audit_if_due(project=project)  # the consensus and label-error flags, every LABELLOOP_LABEL_AUDIT_EVERY labels

@@ -5,7 +5,9 @@ labelled by --per-item of --annotators annotators, a model suggestion on every l
 about 70% of the time), then times, --repeat times each:
   - labeller.selectors.annotator_quality (per annotator counts, medians, agreement, overturned);
   - feedback.selectors.feedback_source_quality (no events here: its fixed cost);
-  - the page's charts and template (frontend.annotator_views, rendered without a request).
+  - the page's charts and template (frontend.annotator_views, rendered without a request);
+  - labeller.consensus.consensus_refresh (the Dawid–Skene fit and its stored consensus: the label
+    audit's cost beyond its head fits), then annotator_quality again, now resolving through the fit.
 
 Run (from the repository root):
   .venv/bin/python benchmarks/annotator_quality.py
@@ -45,13 +47,15 @@ def main() -> None:
 
     from feedback.selectors import feedback_source_quality
     from frontend.annotator_views import pair_matrix, quality_charts
-    from labeller.models import Annotation, Item, Membership, Project, Role
+    from labeller.consensus import consensus_refresh
+    from labeller.models import Annotation, Item, Label, Membership, Project, Role
     from labeller.selectors import annotator_quality
 
     delete_bench_projects(PREFIX)
     rng = random.Random(1)
     labels = [f"label_{i}" for i in range(10)]
     project = Project.objects.create(name=f"{PREFIX}{int(time.time())}", labels_per_item=args.per_item)
+    Label.objects.bulk_create(Label(project=project, key=key, name=key, order=i) for i, key in enumerate(labels))
     users = []
     for i in range(args.annotators):
         user, _ = get_user_model().objects.get_or_create(username=f"bench-quality-{i}")
@@ -88,9 +92,12 @@ def main() -> None:
     quality = timed("annotator_quality", lambda: annotator_quality(project=project))
     sources = timed("feedback_source_quality", lambda: feedback_source_quality(project=project))
     timed("charts + template", lambda: render_to_string("frontend/annotators.html", {
-        "project": project, "annotators": quality["annotators"], "sources": sources,
+        "project": project, "annotators": quality["annotators"], "sources": sources, "estimate": quality["estimate"],
         "pairs": pair_matrix([a["username"] for a in quality["annotators"]], quality["pairwise"]),
         "charts": quality_charts(quality["annotators"], sources)}))
+    estimate = timed("consensus_refresh", lambda: consensus_refresh(project=project))
+    print(f"  fitted {estimate.items_fitted} items, {len(estimate.annotators)} annotators")
+    timed("annotator_quality after the fit", lambda: annotator_quality(project=project))
     delete_bench_projects(PREFIX)
 
 

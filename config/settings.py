@@ -285,6 +285,7 @@ CELERY_TASK_ROUTES = {
     "labeller.tasks.encode_items": {"queue": "encode"},
     "labeller.tasks.explain_suggestions": {"queue": "encode"},
     "labeller.tasks.refresh_priorities": {"queue": "refresh"},
+    "active_learning.labels_audit": {"queue": "refresh"},
     "models_registry.tasks.train_version": {"queue": "training"},
     "feedback.tasks.monitor": {"queue": "monitoring"},
     "feedback.tasks.monitor_one": {"queue": "monitoring"},
@@ -362,6 +363,13 @@ if LABELLOOP_SERVE_RUNTIME not in ("onnx", "torch"):
 LABELLOOP_SERVE_INT8 = env_bool("LABELLOOP_SERVE_INT8", False)
 LABELLOOP_FEEDBACK_MAX_EVENTS = env_int("LABELLOOP_FEEDBACK_MAX_EVENTS", 1000)
 LABELLOOP_FEEDBACK_ROUTE_DELAY = float(env_str("LABELLOOP_FEEDBACK_ROUTE_DELAY", "1.0"))
+# Trustworthy labels (docs/label-errors.md): refit the consensus and look for label errors after
+# this many new labels (and a tenth more than at the last fit), after a refresh; and demote a
+# trusted feedback source to review once the estimator puts its accuracy below the floor on at
+# least the basis of judged events.
+LABELLOOP_LABEL_AUDIT_EVERY = env_int("LABELLOOP_LABEL_AUDIT_EVERY", 50)
+LABELLOOP_TRUSTED_SOURCE_MIN_ACCURACY = float(env_str("LABELLOOP_TRUSTED_SOURCE_MIN_ACCURACY", "0.8"))
+LABELLOOP_TRUSTED_SOURCE_MIN_BASIS = env_int("LABELLOOP_TRUSTED_SOURCE_MIN_BASIS", 20)
 # Alerts are POSTed only to these hosts, and never to private addresses unless allowed.
 LABELLOOP_WEBHOOK_ALLOWED_HOSTS = [h.lower() for h in env_list("LABELLOOP_WEBHOOK_ALLOWED_HOSTS", [])]
 LABELLOOP_WEBHOOK_ALLOW_PRIVATE = env_bool("LABELLOOP_WEBHOOK_ALLOW_PRIVATE", False)

@@ -12,10 +12,12 @@ import logging
 from collections import Counter, defaultdict
 
 from celery import shared_task
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 
-from labeller.models import Annotation, AnnotationSource, Item, ItemSource, Project
+from labeller.consensus import Resolver, answer_key
+from labeller.models import Annotation, AnnotationSource, Item, ItemSource, LabelReliability, Project
 from labeller.services import items_label_summary_refresh
 from labeller.task_types import Decision, task_type_for
 from ml.drift import wilson_interval
@@ -86,9 +88,14 @@ def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:
     puts the item under review. A span_wrong or span_missing event names one span, not the whole
     answer: even from a trusted source it goes to review."""
     task_type = task_type_for(project)
+    demoted = sources_demoted(project=project) if any(_trusted(e) for e in events) else set()
+
+    def trusted(event):
+        return _trusted(event) and _source_key(event) not in demoted
+
     to_route = []
     for event in events:
-        if event.disagrees(task_type) or _trusted(event):
+        if event.disagrees(task_type) or trusted(event):
             to_route.append(event)
         else:
             event.status = FeedbackStatus.AGREES
@@ -103,7 +110,7 @@ def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:
         event.item = item
         if item.id in expert_labels:  # an expert already labelled it: judge the event now
             event.status, event.expert_agrees = FeedbackStatus.REVIEWED, _agrees(event, expert_labels[item.id], task_type)
-        elif _trusted(event) and event.kind not in SAYS_WRONG:
+        elif trusted(event) and event.kind not in SAYS_WRONG:
             labels = (event.corrected() if event.kind == FeedbackKind.CORRECTION
                       else task_type.from_prediction(event.predicted_labels))
             feedback_labels.append(Annotation(item=item, project=project, annotator=None, labels=labels,
@@ -123,6 +130,78 @@ def _route_batch(project: Project, events: list[FeedbackEvent]) -> None:
 
 def _trusted(event: FeedbackEvent) -> bool:
     return event.token is not None and event.token.trusted
+
+
+def _source_key(event: FeedbackEvent) -> str:
+    """A source as source_reliability keys it: its token's prefix, or "<username> (member)"."""
+    if event.token_id:
+        return event.token.prefix
+    return f"{event.user.username} (member)" if event.user_id else "unknown"
+
+
+def _claim_probability(event: FeedbackEvent, consensus: list, confidence: float | None, n_classes: int,
+                       task_type) -> float:
+    """How likely what the event said is true under the item's consensus posterior: the consensus
+    label's posterior `confidence`, the rest spread evenly over the other labels (one-coin
+    Dawid–Skene's view of an item). Without a posterior (the majority rule; multi-label and span
+    projects), whether the consensus agrees with the event, 1 or 0."""
+    agrees = _agrees(event, consensus, task_type)
+    if confidence is None or n_classes < 2:
+        return float(agrees)
+    other = (1.0 - confidence) / (n_classes - 1)
+    if event.kind in SAYS_WRONG:  # "the prediction is wrong": true unless the prediction is the right label
+        return 1.0 - (other if agrees else confidence)
+    return confidence if agrees else other
+
+
+def source_estimates(*, project: Project) -> dict[str, dict]:
+    """{source key: {"accuracy", "basis"}}: each feedback source's accuracy on the same footing as
+    an annotator's (labeller.consensus). For every event an expert judged, the probability that
+    what it said is true under the item's consensus of the experts' labels (their Dawid–Skene
+    posterior once the project has a fitted estimate); a source's accuracy is the mean over its
+    judged events (the M step of one-coin Dawid–Skene, the source itself not voting: product
+    feedback never moves the experts' consensus). `basis`: its judged events. Cached until the
+    estimate is refitted or another event is judged."""
+    from django.core.cache import cache
+
+    judged = FeedbackEvent.objects.filter(project=project, expert_agrees__isnull=False, item__isnull=False)
+    fitted = LabelReliability.objects.filter(project=project).values_list("computed_at", flat=True).first()
+    seen = judged.aggregate(n=Count("id"), last=Max("id"))
+    # Keyed with the project's creation time too: SQLite may give a deleted project's id to a new one.
+    key = (f"source-estimates:{project.id}:{project.created_at.timestamp()}:{fitted.timestamp() if fitted else 0}:"
+           f"{seen['n']}:{seen['last']}")
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    events = list(judged.select_related("token", "user").order_by("item_id", "id"))
+    answers = defaultdict(list)
+    for item_id, who, source, labels in (Annotation.objects.filter(item_id__in={e.item_id for e in events}, skipped=False)
+                                         .exclude(source=AnnotationSource.FEEDBACK).order_by("item_id", "id")
+                                         .values_list("item_id", "annotator_id", "source", "labels")):
+        answers[item_id].append((answer_key(who, source), labels))
+    resolver = Resolver(project, preload=True)
+    task_type = task_type_for(project)
+    n_classes = len(resolver.estimate.classes) if resolver.estimate is not None else 0
+    consensus = {item_id: resolver.resolve(rows, item_id=item_id) for item_id, rows in answers.items()}
+    totals: dict[str, list[float]] = defaultdict(list)
+    for event in events:
+        resolved = consensus.get(event.item_id)
+        if resolved is None or not resolved.labels and not task_type.spans_in_text:
+            continue
+        totals[_source_key(event)].append(
+            _claim_probability(event, resolved.labels, resolved.confidence, n_classes, task_type))
+    out = {source: {"accuracy": round(sum(p) / len(p), 3), "basis": len(p)} for source, p in totals.items()}
+    cache.set(key, out, timeout=300)
+    return out
+
+
+def sources_demoted(*, project: Project) -> set[str]:
+    """Trusted sources whose feedback goes to review like an untrusted one's: the estimator puts
+    their accuracy below LABELLOOP_TRUSTED_SOURCE_MIN_ACCURACY on at least
+    LABELLOOP_TRUSTED_SOURCE_MIN_BASIS judged events."""
+    return {source for source, e in source_estimates(project=project).items()
+            if e["basis"] >= settings.LABELLOOP_TRUSTED_SOURCE_MIN_BASIS
+            and e["accuracy"] < settings.LABELLOOP_TRUSTED_SOURCE_MIN_ACCURACY}
 
 
 def _items_of(project: Project, events: list[FeedbackEvent]) -> dict[int, Item]:
@@ -163,15 +242,17 @@ def _items_of(project: Project, events: list[FeedbackEvent]) -> dict[int, Item]:
 
 
 def _expert_labels(project: Project, item_ids: set[int]) -> dict[int, list[str]]:
-    """{item id: the experts' majority label(s)} for the items experts labelled."""
-    label_sets = defaultdict(list)
-    for item_id, labels in (Annotation.objects.filter(item_id__in=item_ids, skipped=False)
-                            .exclude(source=AnnotationSource.FEEDBACK).values_list("item_id", "labels")):
-        label_sets[item_id].append(labels)
-    task_type = task_type_for(project)
+    """{item id: the experts' consensus label(s)} for the items experts labelled (labeller.consensus,
+    over the experts' and imported labels: feedback never judges feedback)."""
+    answers = defaultdict(list)
+    for item_id, who, source, labels in (Annotation.objects.filter(item_id__in=item_ids, skipped=False)
+                                         .exclude(source=AnnotationSource.FEEDBACK).order_by("item_id", "id")
+                                         .values_list("item_id", "annotator_id", "source", "labels")):
+        answers[item_id].append((answer_key(who, source), labels))
+    resolver = Resolver(project)
     out = {}
-    for item_id, sets in label_sets.items():
-        majority, _ = task_type.majority(sets)
+    for item_id, rows in answers.items():
+        majority = resolver.resolve(rows, item_id=item_id).labels
         if majority:
             out[item_id] = majority
     return out
@@ -225,7 +306,10 @@ def review_summary(*, item: Item) -> dict | None:
         users[said].add(e.end_user)
     records = end_user_records(project=item.project, end_users={e.end_user for e in events})
     sources = sorted({e.source_name for e in events})
-    reliability = {r["name"]: r["reliability"] for r in source_reliability(project=item.project) if r["name"] in sources}
+    # Each source's accuracy under the consensus estimator where it has judged events, as the
+    # trusted/untrusted decision reads it; else its raw agreement with experts.
+    reliability = {r["name"]: r["estimated_accuracy"] if r["estimated_accuracy"] is not None else r["reliability"]
+                   for r in source_reliability(project=item.project) if r["name"] in sources}
     groups = []
     for said, ids in users.items():
         reviewed = sum(records.get(u, (0, 0))[0] for u in ids)
@@ -260,7 +344,8 @@ def end_user_records(*, project: Project, end_users: set[str]) -> dict[str, tupl
 
 def source_reliability(*, project: Project) -> list[dict]:
     """Per feedback source (each project token, and each member who posted feedback themselves):
-    how often experts agreed with it when they reviewed, with a 95% interval."""
+    how often experts agreed with it when they reviewed, with a 95% interval; its accuracy under
+    the consensus estimator (source_estimates) and whether that demotes a trusted source."""
     counts = dict(reviewed=Count("events", filter=Q(events__expert_agrees__isnull=False)),
                   agreed=Count("events", filter=Q(events__expert_agrees=True)), total=Count("events"))
     rows = [{"token": t.prefix, "name": t.name, "trusted": t.trusted, "events": t.total, "reviewed": t.reviewed,
@@ -270,7 +355,12 @@ def source_reliability(*, project: Project) -> list[dict]:
                          agreed=Count("id", filter=Q(expert_agrees=True))).order_by("user__username"))
     rows += [{"token": None, "name": f"{m['user__username']} (member)", "trusted": False, "events": m["total"],
               "reviewed": m["reviewed"], "agreed": m["agreed"]} for m in members]
+    estimates = source_estimates(project=project)
+    demoted = sources_demoted(project=project)
     for row in rows:
+        estimate = estimates.get(row["token"] or row["name"], {})
+        row["estimated_accuracy"], row["estimate_basis"] = estimate.get("accuracy"), estimate.get("basis", 0)
+        row["demoted"] = bool(row["trusted"] and (row["token"] or row["name"]) in demoted)
         interval = wilson_interval(row["agreed"], row["reviewed"])
         row["reliability"] = round(row["agreed"] / row["reviewed"], 3) if row["reviewed"] else None
         row["interval"] = [round(x, 3) for x in interval] if interval else None

@@ -63,6 +63,7 @@ def annotators_page(request, project_id):
     return render(request, "frontend/annotators.html", {
         "project": project,
         "annotators": quality["annotators"],
+        "estimate": quality["estimate"],
         "pairs": pair_matrix([a["username"] for a in quality["annotators"]], quality["pairwise"]),
         "sources": sources,
         "charts": quality_charts(quality["annotators"], sources),

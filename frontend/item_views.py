@@ -15,6 +15,7 @@ from active_learning.similar import similar_items
 from core.errors import Conflict, DomainError
 from feedback.item_history import item_history_for
 from labeller import selectors, services
+from labeller.consensus import Resolver, answer_key
 from labeller.models import Role, TaskType
 from labeller.task_types import task_type_for
 
@@ -53,7 +54,7 @@ def item_page(request, project_id, item_id):
     offers_similar = can_label and not spans
     neighbours, no_neighbours = neighbours_for(project, history.item, query, request.user) if offers_similar else ([], None)
     mine = next((a for a in history.annotations if a.annotator_id == request.user.pk), None)
-    resolved = resolved_labels(project, history.annotations)
+    resolved = resolved_labels(project, history.annotations, item_id=history.item.id)
     text = history.item.text()
     if spans:
         spans_drawn(project, history, text, resolved)
@@ -70,6 +71,7 @@ def item_page(request, project_id, item_id):
         "multi_label": task_type_for(project).page_config(project).get("multiLabel", False),
         "my_labels": mine.labels if mine else [],
         "resolved": resolved,
+        "label_error": label_error_evidence(project, history.item),
         "similar_labels": resolved or (mine.labels if mine else []),
         "neighbours": neighbours,
         "no_neighbours": no_neighbours,
@@ -94,10 +96,22 @@ def spans_drawn(project, history, text: str, resolved: list) -> None:
     history.marked = spans_marked(text, resolved, labels=labels)
 
 
-def resolved_labels(project, annotations) -> list:
-    """The item's label as the majority of its submitted annotations (what training reads)."""
-    label_sets = [a.labels for a in annotations if not a.skipped]
-    return task_type_for(project).majority(label_sets)[0] if label_sets else []
+def resolved_labels(project, annotations, *, item_id: int | None = None) -> list:
+    """The item's label as its consensus (labeller.consensus: what exports and training read)."""
+    answers = [(answer_key(a.annotator_id, a.source), a.labels) for a in annotations if not a.skipped]
+    return Resolver(project).resolve(answers, item_id=item_id).labels if answers else []
+
+
+def label_error_evidence(project, item) -> dict | None:
+    """A flagged item's evidence (active_learning.label_errors): the given and suggested labels,
+    the given label's out-of-sample probability and the most similar labelled items, with their
+    text and labels. None for an item that is not flagged."""
+    verdict = item.label_error
+    if not item.likely_mislabelled or not verdict:
+        return None
+    near = verdict.get("similar", [])
+    texts = {i.id: i.text() for i in selectors.items_in_project(project=project, item_ids=[n["item"] for n in near])}
+    return {**verdict, "similar": [{**n, "text": texts[n["item"]]} for n in near if n["item"] in texts]}
 
 
 def back_to_item(project_id, item_id, request):

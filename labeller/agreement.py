@@ -109,11 +109,15 @@ class AnnotatorAgreement:
         self.pairs: Counter = Counter()  # (annotator, other) -> items both labelled
         self.pairs_agreeing: Counter = Counter()
 
-    def add_item(self, labels: Sequence[tuple[object, LabelSet, bool | None]]) -> None:
-        """One item's answers: (annotator or None for a label no user gave, labels, accepted?)."""
+    def add_item(self, labels: Sequence[tuple[object, LabelSet, bool | None]], *, majority: LabelSet | None = None) -> None:
+        """One item's answers: (annotator or None for a label no user gave, labels, accepted?).
+        `majority`: the item's resolved value when the caller has it (the consensus of
+        labeller.consensus); otherwise the `majority` rule given at construction resolves it."""
         if len(labels) < 2:
             return
-        majority = self.canonical(self.majority([answer for _, answer, _ in labels])[0])
+        if majority is None:
+            majority = self.majority([answer for _, answer, _ in labels])[0]
+        majority = self.canonical(majority)
         raw = {who: answer for who, answer, _ in labels if who is not None}
         answers = [(who, self.canonical(answer), accepted) for who, answer, accepted in labels if who is not None]
         for who, answer, accepted in answers:

@@ -21,6 +21,7 @@ from core.errors import DomainError
 from ml.spans import spans_to_bio, write_conll
 
 from . import item_table
+from .consensus import Resolver, answer_key
 from .models import ExportFormat, ExportJob, ExportStatus, Item, ItemStatus, Project
 from .selectors import items_only_skipped, items_with_annotations, items_with_status
 from .task_types import task_type_for
@@ -102,11 +103,16 @@ def _records(job: ExportJob, summary: ExportSummary,
     """(item, majority, agreement) of each item the job keeps; `item.submitted`: its labels,
     `item.annotations_all`: those and its skips."""
     project = job.project
-    task_type = task_type_for(project)
+    # The consensus (labeller.consensus): Dawid–Skene where the project has a fitted estimate,
+    # the task type's majority rule otherwise; `item.consensus` keeps its confidence and method.
+    resolver = Resolver(project, preload=True)
     min_agreement = job.filters.get("min_agreement")
     for n, item in enumerate(_filtered_items(project, job.filters).iterator(chunk_size=CHUNK), start=1):
         item.submitted = [a for a in item.annotations_all if not a.skipped]
-        majority, item_agreement = task_type.majority([a.labels for a in item.submitted])
+        resolved = resolver.resolve([(answer_key(a.annotator_id, a.source), a.labels) for a in item.submitted],
+                                    item_id=item.id)
+        majority, item_agreement = resolved.labels, resolved.agreement
+        item.consensus_confidence = resolved.confidence
         if n % CHUNK == 0:
             on_progress(n)
         if min_agreement is not None and (item_agreement is None or item_agreement < min_agreement):
@@ -144,6 +150,8 @@ def _write_jsonl(out, records, project: Project) -> int:
             "data": item.data,
             "majority": exported(majority, text=text),
             "agreement": item_agreement,
+            # The consensus label's posterior under the project's estimate; null under the majority rule.
+            "consensus_confidence": item.consensus_confidence,
             "done": item.is_done,
             "annotations": [{**_annotation_dict(a), "labels": exported(a.labels, text=text)} for a in item.annotations_all],
         }

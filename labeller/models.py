@@ -484,3 +484,46 @@ class ActiveLearningState(OneRowPerProject, models.Model):
     @property
     def encode_progress(self) -> float:
         return self.encode_done / self.encode_total if self.encode_total else 0.0
+
+
+class LabelReliability(OneRowPerProject, models.Model):
+    """Per project: the last fit of the consensus estimator (labeller.consensus) over the items
+    with two or more labels: each annotator's estimated accuracy, the class prior, and what it was
+    fitted on. Written by labeller.consensus.consensus_refresh only; read by everything that
+    resolves an item's labels (exports, training, the data manager's majority, the annotator page,
+    feedback source reliability)."""
+
+    project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE, related_name="label_reliability")
+    # "dawid_skene" (labels only) or "dawid_skene_model_prior" (with the model's out-of-sample
+    # probabilities as each item's prior); blank until the first fit.
+    method = models.CharField(max_length=40, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    # Submitted annotations of the project when last fitted (or when a fit was claimed): the
+    # automatic re-fit after enough new labels compares against it.
+    labels_at = models.PositiveIntegerField(default=0)
+    items_fitted = models.PositiveIntegerField(default=0)  # items with two or more labels
+    classes = models.JSONField(default=list, blank=True)
+    class_prior = models.JSONField(default=list, blank=True)
+    # {answer key ("user:<id>", "import", "feedback"): {"accuracy": float, "shared": items in the fit}}
+    annotators = models.JSONField(default=dict, blank=True)
+
+    @property
+    def fitted(self) -> bool:
+        return self.computed_at is not None and bool(self.classes)
+
+
+class ItemConsensus(models.Model):
+    """An item's consensus label as the last fit resolved it (with the model's prior where the fit
+    had one), valid while the item's answers are the ones it was computed from (`signature`)."""
+
+    item = models.OneToOneField(Item, primary_key=True, on_delete=models.CASCADE, related_name="consensus")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    labels = models.JSONField(default=list)
+    confidence = models.FloatField()
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [
+            # Exports and training read every stored consensus of a project at once.
+            models.Index(fields=["project"], name="itemconsensus_project_idx"),
+        ]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from core.errors import Conflict, DomainError
 
 from . import selectors
+from .consensus import Resolver, consensus_summary
 from .models import ActiveLearningState, Annotation, AnnotationSource, Item, Label, Membership, Project, Role, TaskType, label_keys_cell
 from .signals import annotation_recorded, labels_recorded
 from .suggestion_holdout import is_withheld, suggested_value
@@ -249,14 +250,17 @@ def label_summary(*, project: Project, label_sets: list[list[str]]) -> dict:
 
 def items_label_summary_refresh(*, project: Project, item_ids: list[int]) -> None:
     """Recompute majority and agreement of these items from their submitted annotations (after
-    labels were added in bulk, e.g. trusted feedback)."""
-    sets: dict[int, list] = {item_id: [] for item_id in item_ids}
-    for item_id, labels in Annotation.objects.filter(item_id__in=item_ids, skipped=False).values_list("item_id", "labels"):
-        sets[item_id].append(labels)
+    labels were added in bulk, e.g. trusted feedback): the consensus (labeller.consensus)."""
+    rows: dict[int, list] = {item_id: [] for item_id in item_ids}
+    for item_id, who, source, labels in (Annotation.objects.filter(item_id__in=item_ids, skipped=False).order_by("id")
+                                         .values_list("item_id", "annotator_id", "source", "labels")):
+        rows[item_id].append((who, source, labels))
     now = timezone.now()
+    resolver = Resolver(project)
     Item.objects.bulk_update(
-        [Item(id=item_id, labelled_at=now, **label_summary(project=project, label_sets=label_sets))
-         for item_id, label_sets in sets.items()],
+        [Item(id=item_id, labelled_at=now, **consensus_summary(project=project, item_id=item_id, rows=answers,
+                                                                resolver=resolver))
+         for item_id, answers in rows.items()],
         ["majority", "agreement", "labelled_at"], batch_size=1000)
 
 
@@ -379,10 +383,11 @@ def annotation_submit(
         if lead_time is not None:
             annotation.lead_time = (annotation.lead_time or 0.0) + lead_time if annotation.pk else lead_time
         annotation.save()
-        label_sets = list(Annotation.objects.filter(item=locked, skipped=False).values_list("labels", flat=True))
-        count = len(label_sets)
+        answers = list(Annotation.objects.filter(item=locked, skipped=False).order_by("id")
+                       .values_list("annotator_id", "source", "labels"))
+        count = len(answers)
         changes = {"annotation_count": count, "is_done": count >= project.labels_per_item,
-                   **label_summary(project=project, label_sets=label_sets)}
+                   **consensus_summary(project=project, item_id=locked.id, rows=answers)}
         if not skipped:
             changes["labelled_at"] = now
         if locked.held_by_id == user.pk:

@@ -75,16 +75,20 @@ def majority_vote(matrix, n_classes: int, *, seed: int = 0) -> Consensus:
 def dawid_skene(matrix, n_classes: int, *, prior: np.ndarray | None = None, iterations: int = 50,
                 tolerance: float = 1e-6) -> Consensus:
     """One-coin Dawid–Skene by EM, started from the majority vote. `prior`: (n_items, n_classes)
-    out-of-sample model probabilities to use as each item's prior instead of the class frequencies."""
+    out-of-sample model probabilities to use as each item's prior instead of the class frequencies;
+    a row of NaN where the model has no view of an item (that item keeps the estimated frequencies)."""
     matrix = _check(matrix, n_classes)
     n, m = matrix.shape
     given = matrix != MISSING
     votes = _votes(matrix, n_classes)
     posterior = votes / votes.sum(axis=1, keepdims=True)
+    known = None
     if prior is not None:
-        prior = np.clip(np.asarray(prior, dtype=np.float64), 1e-6, 1.0)
+        prior = np.asarray(prior, dtype=np.float64)
         if prior.shape != (n, n_classes):
             raise ValueError(f"prior has shape {prior.shape}, expected {(n, n_classes)}")
+        known = ~np.isnan(prior).any(axis=1)  # a NaN row: no model view of that item
+        prior = np.clip(np.nan_to_num(prior, nan=1.0), 1e-6, 1.0)
         prior = prior / prior.sum(axis=1, keepdims=True)
     accuracy = np.full(m, 0.7)
     for _ in range(iterations):
@@ -92,7 +96,9 @@ def dawid_skene(matrix, n_classes: int, *, prior: np.ndarray | None = None, iter
         new = np.array([posterior[given[:, j], matrix[given[:, j], j]].mean() if given[:, j].any() else np.nan
                         for j in range(m)])
         new = np.clip(np.nan_to_num(new, nan=0.5), 1e-3, 1 - 1e-3)
-        class_prior = prior if prior is not None else np.broadcast_to(posterior.mean(axis=0) + 1e-9, (n, n_classes))
+        class_prior = np.broadcast_to(posterior.mean(axis=0) + 1e-9, (n, n_classes))
+        if prior is not None:
+            class_prior = np.where(known[:, None], prior, class_prior)
         # E step, in logs: a label c from annotator j adds log p_j to class c and log((1-p_j)/(K-1)) to the rest.
         log_post = np.log(class_prior).copy()
         wrong = np.log((1 - new) / max(n_classes - 1, 1))
@@ -133,3 +139,22 @@ def crowdlab(matrix, pred_probs: np.ndarray) -> Consensus:
     accuracy[labelled] = result["annotator_stats"].sort_index()["agreement_with_consensus"].to_numpy()
     return Consensus(quality["consensus_label"].to_numpy().astype(int),
                      quality["consensus_quality_score"].to_numpy(), accuracy)
+
+
+def item_posterior(answers, accuracy, prior) -> np.ndarray:
+    """One item's class posterior under one-coin Dawid–Skene with the annotators' accuracies known:
+    the E step of `dawid_skene` for a single item. `answers`: the class index each annotator gave;
+    `accuracy`: each one's estimated accuracy (same order); `prior`: (n_classes,) class prior (the
+    class frequencies, or the model's probabilities for the item). This is how a fitted estimate
+    resolves an item whose labels changed after the fit, without refitting."""
+    prior = np.clip(np.asarray(prior, dtype=np.float64), 1e-9, None)
+    n_classes = len(prior)
+    log_post = np.log(prior / prior.sum())
+    for label, p in zip(answers, accuracy):
+        p = float(np.clip(p, 1e-3, 1 - 1e-3))
+        wrong = np.log((1 - p) / max(n_classes - 1, 1))
+        log_post += wrong
+        log_post[int(label)] += np.log(p) - wrong
+    log_post -= log_post.max()
+    posterior = np.exp(log_post)
+    return posterior / posterior.sum()

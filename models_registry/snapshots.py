@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from labeller.consensus import Resolver, answer_key
 from labeller.models import Annotation, Item, Project
 from ml.draws import stable_fraction
 from labeller.task_types import task_type_for
@@ -37,21 +38,23 @@ def _in_validation(project_id: int, item_id: int, share: float) -> bool:
 def snapshot_examples(*, project: Project) -> list[Example]:
     """Every labelled item with its resolved label and split, sorted by item id.
 
-    The label is the majority of the item's labels (experts' and imported). Items labelled into
+    The label is the item's consensus (labeller.consensus: Dawid–Skene over its answers once the
+    project has a fitted estimate, the task type's majority rule before; experts' and imported
+    labels alike). No weight is written: see docs/label-errors.md. Items labelled into
     the active-learning evaluation set form the evaluation split and are never trained on; the
     rest is split into train and validation by a stable hash of the item id.
     """
     policy = TrainingPolicy.for_project(project)
-    by_item: dict[int, list[tuple[list[str], str]]] = {}
+    by_item: dict[int, list[tuple[str, list[str], str]]] = {}
     rows = Annotation.objects.filter(project=project, skipped=False).order_by("item_id", "id")
-    for item_id, labels, source in rows.values_list("item_id", "labels", "source").iterator(chunk_size=5000):
-        by_item.setdefault(item_id, []).append((labels, source))
+    for item_id, who, labels, source in rows.values_list("item_id", "annotator_id", "labels", "source").iterator(chunk_size=5000):
+        by_item.setdefault(item_id, []).append((answer_key(who, source), labels, source))
     items = Item.objects.filter(id__in=list(by_item)).values_list("id", "data", "is_eval")
     task_type = task_type_for(project)
+    resolver = Resolver(project, preload=True)
     examples = []
     for item_id, data, is_eval in items.iterator(chunk_size=5000):
-        label_sets = [labels for labels, _ in by_item[item_id]]
-        majority, _ = task_type.majority(label_sets)
+        majority = resolver.resolve([(key, labels) for key, labels, _ in by_item[item_id]], item_id=item_id).labels
         if not task_type.trains_on(majority):  # spans: a text with no entities is an answer
             continue
         if is_eval:
@@ -59,7 +62,7 @@ def snapshot_examples(*, project: Project) -> list[Example]:
         else:
             split = VALIDATION if _in_validation(project.id, item_id, policy.validation_share) else TRAIN
         examples.append(Example(item_id, str(data.get(project.text_field, "")), majority, split,
-                                sorted({source for _, source in by_item[item_id]})))
+                                sorted({source for _, _, source in by_item[item_id]})))
     examples.sort(key=lambda e: e.item)
     return examples
 

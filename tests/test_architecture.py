@@ -18,6 +18,7 @@ TASK_NAMES = {
     "models_registry.tasks.expire_snapshots", "models_registry.tasks.reap_dead_training",
     "feedback.tasks.route_feedback", "feedback.tasks.route_all_pending", "feedback.tasks.monitor",
     "feedback.tasks.monitor_one", "feedback.tasks.send_alert_webhook", "feedback.tasks.expire_idempotency_keys",
+    "active_learning.labels_audit",
 }
 
 

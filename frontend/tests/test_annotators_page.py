@@ -31,10 +31,24 @@ def test_the_admin_sees_each_annotators_figures(client, owner, quality_project):
     client.force_login(owner)
     page = client.get(url(quality_project)).content.decode()
     assert row(page, "data-user", "expert") == [
-        "expert", "4", "0", "3.0 s", "3", "67%", "40% (5 pairs)", "75% (3 of 4)", "50% (1 of 2)", "0% (0 of 1)"]
+        "expert", "4", "0", "3.0 s", "3", "—", "67%", "40% (5 pairs)", "75% (3 of 4)", "50% (1 of 2)", "0% (0 of 1)"]
     assert row(page, "data-user", "expert2") == [
-        "expert2", "3", "1", "4.0 s", "3", "100%", "60% (5 pairs)", "— (0 of 0)", "— (0 of 0)", "— (0 of 0)"]
+        "expert2", "3", "1", "4.0 s", "3", "—", "100%", "60% (5 pairs)", "— (0 of 0)", "— (0 of 0)", "— (0 of 0)"]
     assert "<h2>3 annotators</h2>" in page
+    # "—": no consensus estimate is fitted yet (its column is new with labeller.consensus).
+    assert "no consensus estimate has been fitted yet" in page
+
+
+def test_after_a_fit_each_annotator_shows_the_estimated_accuracy_and_its_basis(client, owner, quality_project):  # noqa: F811
+    from labeller.consensus import consensus_refresh
+
+    estimate = consensus_refresh(project=quality_project)
+    client.force_login(owner)
+    page = client.get(url(quality_project)).content.decode()
+    for user in ("expert", "expert2"):
+        cells = row(page, "data-user", user)
+        assert re.fullmatch(r"\d+% \(on 3 shared items\)", cells[5]), cells
+    assert "Dawid–Skene" in page and f"on {estimate.items_fitted} items with two or more labels" in page
 
 
 def test_the_page_plots_agreement_suggestions_and_lead_time(client, owner, quality_project):  # noqa: F811
@@ -55,7 +69,7 @@ def test_the_page_lists_the_pairs_and_the_feedback_sources(client, owner, viewer
     assert row(pairs, "data-user", "expert") == ["expert", "—", "67% (3)", "0% (2)"]
     assert row(pairs, "data-user", "owner") == ["owner", "0% (2)", "50% (2)", "—"]
     assert row(page, "data-source", "shop") == [
-        "shop", "no", "4", "0", "3", "67% (95%: 21%–94%)", "75% (3 of 4)", "50% (1 of 2)"]
+        "shop", "no", "4", "0", "3", "67% (95%: 21%–94%)", "—", "75% (3 of 4)", "50% (1 of 2)"]
     assert row(page, "data-source", "crm")[:6] == ["crm", "yes", "2", "2", "0", "—"]
     assert page.count("<svg") == 4 and 'aria-label="Feedback sources"' in page
 

@@ -167,10 +167,19 @@ def test_an_admin_finds_likely_label_errors_and_sends_them_to_another_experts_re
     expect(page.locator("#dm-count")).to_have_text(f"{count} item{'s' if count > 1 else ''} · page 1")
     first = page.locator("#items tbody tr td[data-column=likely_mislabelled]").first
     expect(first).to_contain_text("(given label at 0.")
+    expect(first).to_contain_text("similar: item ")  # the evidence: the nearest labelled items and their labels
     page.get_by_label("Select every item on this page").check()
     page.get_by_role("button", name="Mark for review").click()
     expect(page.locator("#bulk-result")).to_have_text(f"Marked for review: {count} item(s).")
     assert set(Item.objects.filter(needs_review=True).values_list("id", flat=True)) == set(flagged.values_list("id", flat=True))
+    assert not page.js_errors
+
+    # The item page lays the evidence out: the given and suggested labels, the self-confidence,
+    # and the most similar labelled items with their text and labels.
+    shown = flagged.first()
+    page.goto(f"/projects/{project.id}/items/{shown.id}")
+    expect(page.locator("#label-error-suggested")).to_have_text(", ".join(shown.label_error["suggested"]))
+    expect(page.locator("#label-error-similar tbody tr")).to_have_count(3)
     assert not page.js_errors
 
     # Another expert's labelling screen serves a flagged item first; their label settles it.

@@ -76,7 +76,10 @@ def test_pairwise_agreement_counts_the_items_each_pair_shared(quality_project):
 
 
 def test_a_project_without_annotations_has_no_annotator_rows(project):
-    assert annotator_quality(project=project) == {"annotators": [], "pairwise": []}
+    # "estimate" (which rule resolved the labels) is new with the consensus estimator.
+    assert annotator_quality(project=project) == {
+        "annotators": [], "pairwise": [],
+        "estimate": {"method": "majority", "computed_at": None, "items_fitted": 0}}
 
 
 def test_multi_label_answers_compare_as_sets_under_the_multi_label_majority(make_project, add_items, expert, expert2):

@@ -108,6 +108,14 @@
           const flag = row.likely_mislabelled;
           td.textContent = `→ ${flag.suggested.join(", ") || "?"} (given label at ${fmt.share(flag.self_confidence)})`;
           td.classList.add("flag");
+          // The evidence: the most similar labelled items and their labels (the item page lists them with their text).
+          const near = (flag.similar || []).map((n) => `item ${n.item}: ${n.labels.join(", ")} (${fmt.share(n.similarity)})`);
+          if (near.length) {
+            const list = document.createElement("small");
+            list.className = "muted label-error-similar";
+            list.textContent = ` similar: ${near.join("; ")}`;
+            td.appendChild(list);
+          }
         }
         break;
       case "is_eval": td.textContent = fmt.yes(row.is_eval); break;
