@@ -132,8 +132,12 @@ def main() -> None:
     raw_encoder = Encoder(threads=1)
     sample = texts[:args.raw_sample]
     raw_encoder.raw_forward_throughput(sample[:200])  # warm-up
-    raw = raw_encoder.raw_forward_throughput(sample).per_second
-    print(f"raw forward pass, one torch thread: {raw:.0f} items/s")
+
+    def raw_rate() -> float:
+        """The raw one-core forward pass, timed now (under the load the runs see)."""
+        rate = raw_encoder.raw_forward_throughput(sample).per_second
+        print(f"raw forward pass, one torch thread: {rate:.0f} items/s (load average {os.getloadavg()[0]:.2f})")
+        return rate
 
     logs = Path(tempfile.mkdtemp(prefix="encode-scale-"))
     results = {}
@@ -143,15 +147,15 @@ def main() -> None:
             purge("encode,refresh")
             workers = [CeleryWorker(queues="encode", concurrency=1, log_path=logs / f"w{count}-{i}.log", name=f"encode-scale-{i}")
                        for i in range(count)]
-            for worker in workers:
+            for worker in workers:  # one after the other: wait_ready reads the log from where it stands
                 worker.start()
-            for worker in workers:
-                worker.wait_ready()
+                worker.wait_ready(timeout=300)
             warm = make_project(f"warm-{count}", texts[:count * min(chunk_items, 256)])
             settings.LABELLOOP_ENCODE_CHUNK_ITEMS, saved = min(chunk_items, 256), chunk_items
             run_encode(warm, args.timeout)  # each worker loads the model on its first chunk
             settings.LABELLOOP_ENCODE_CHUNK_ITEMS = saved
             project = make_project(f"{count}-workers", texts)
+            raw = raw_rate()  # beside each run: a loaded machine's rate drifts
             load = os.getloadavg()
             seconds = run_encode(project, args.timeout)
             per_worker = dict(EncodeChunk.objects.filter(project=project).values_list("worker").annotate(n=Sum("encoded")))
