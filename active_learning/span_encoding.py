@@ -33,12 +33,17 @@ def words_read(matrix: np.ndarray) -> int:
     return int(nonzero[-1]) + 1 if len(nonzero) else 0
 
 
-def store_chunk(project: Project, encoder, item_ids: Sequence[int], texts: Sequence[str]) -> None:
-    """Encode `texts` once and store each item's sentence vector and word matrix (float16)."""
-    encoded = token_model.encode_words(encoder, texts)
+def encode(encoder, texts: Sequence[str]) -> token_model.WordVectors:
+    """One forward pass: each text's sentence vector and its word matrix (before any write, so no
+    transaction is held while the model runs)."""
+    return token_model.encode_words(encoder, texts)
+
+
+def store_chunk(project: Project, encoder_version: str, item_ids: Sequence[int], encoded: token_model.WordVectors) -> None:
+    """Store each item's sentence vector and word matrix (float16) from `encode`."""
     sentences = to_float16_bytes(encoded.sentences)
     ItemVector.objects.bulk_create(
-        [ItemVector(item_id=item_id, project=project, encoder_version=encoder.version, vector=blob)
+        [ItemVector(item_id=item_id, project=project, encoder_version=encoder_version, vector=blob)
          for item_id, blob in zip(item_ids, sentences)],
         ignore_conflicts=True,  # kept from an encode before word vectors were stored: same encoder
     )
@@ -46,6 +51,6 @@ def store_chunk(project: Project, encoder, item_ids: Sequence[int], texts: Seque
     for i, item_id in enumerate(item_ids):
         matrix = encoded.vectors[encoded.starts[i]:encoded.starts[i + 1]]
         n = words_read(matrix)
-        rows.append(ItemWordVectors(item_id=item_id, project=project, encoder_version=encoder.version, n_words=n,
+        rows.append(ItemWordVectors(item_id=item_id, project=project, encoder_version=encoder_version, n_words=n,
                                     vectors=np.ascontiguousarray(matrix[:n], dtype=np.float16).tobytes()))
     ItemWordVectors.objects.bulk_create(rows, ignore_conflicts=True)

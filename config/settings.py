@@ -283,6 +283,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "labeller.tasks.export_run": {"queue": "exports"},
     "labeller.tasks.encode_items": {"queue": "encode"},
+    "active_learning.encoding.encode_chunk": {"queue": "encode"},
     "labeller.tasks.explain_suggestions": {"queue": "encode"},
     "labeller.tasks.refresh_priorities": {"queue": "refresh"},
     "active_learning.labels_audit": {"queue": "refresh"},
@@ -352,6 +353,10 @@ LABELLOOP_TRAINING_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_TRAINING_HEARTBEAT_TIM
 # and how many times it sends a stuck job again before failing it with the reason.
 LABELLOOP_JOB_HEARTBEAT_TIMEOUT = env_int("LABELLOOP_JOB_HEARTBEAT_TIMEOUT", 600)
 LABELLOOP_JOB_MAX_ATTEMPTS = env_int("LABELLOOP_JOB_MAX_ATTEMPTS", 3)
+# Items per encode chunk: a project's items are encoded in chunks of this many, each a task that any
+# worker consuming the `encode` queue takes (docs/scaling.md); smaller spreads better, larger costs
+# fewer messages. About 7 s of one core each with all-MiniLM-L6-v2.
+LABELLOOP_ENCODE_CHUNK_ITEMS = env_int("LABELLOOP_ENCODE_CHUNK_ITEMS", 2048)
 # Serving and feedback.
 LABELLOOP_PREDICT_MAX_ITEMS = env_int("LABELLOOP_PREDICT_MAX_ITEMS", 256)
 # The runtime that serves predictions: "onnx" (ONNX Runtime, exported in memory from the loaded

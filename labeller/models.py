@@ -466,6 +466,7 @@ class ActiveLearningState(OneRowPerProject, models.Model):
     # Heartbeats and re-sends of the encode and refresh jobs (see core.jobs).
     encode_heartbeat_at = models.DateTimeField(null=True, blank=True)
     encode_attempts = models.PositiveIntegerField(default=0)
+    encode_started_at = models.DateTimeField(null=True, blank=True)  # when the current run was planned (its ETA)
     # A refresh is requested by setting `refresh_requested`; a worker claims it by flipping
     # `refresh_running`. Requests made while one runs collapse into a single follow-up run.
     refresh_requested = models.BooleanField(default=False)
@@ -527,3 +528,35 @@ class ItemConsensus(models.Model):
             # Exports and training read every stored consensus of a project at once.
             models.Index(fields=["project"], name="itemconsensus_project_idx"),
         ]
+class ChunkStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class EncodeChunk(models.Model):
+    """One piece of a project's encode run: the items with ids first_id..last_id that had no
+    vector when the run was planned. Any worker process claims a queued chunk by a conditional
+    update, beats its heart as it stores vectors and marks it done; a chunk whose worker died is
+    queued again by the reaper (active_learning.encoding, docs/active-learning.md). The rows of a
+    run stay until the next run is planned: they say who encoded what."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    encoder_version = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)  # the Celery worker that last claimed it
+    encoded = models.PositiveIntegerField(default=0)  # vectors it stored
+
+    class Meta:
+        indexes = [
+            # "Is any chunk of this run still to do?", asked as each chunk finishes.
+            models.Index(fields=["project", "status"], name="encodechunk_project_idx"),
+            # The reaper's "running chunks with an old heartbeat".
+            models.Index(fields=["status", "heartbeat_at"], name="encodechunk_reap_idx"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(first_id__lte=models.F("last_id")), name="encodechunk_range")]

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TASK_NAMES = {
     "labeller.tasks.export_run", "labeller.tasks.encode_items", "labeller.tasks.refresh_priorities",
     "labeller.tasks.explain_suggestions", "labeller.tasks.expire_exports", "labeller.tasks.discard_abandoned_imports",
-    "labeller.tasks.reap_stuck_jobs",
+    "labeller.tasks.reap_stuck_jobs", "active_learning.encoding.encode_chunk",
     "models_registry.tasks.train_version", "models_registry.tasks.scheduled_retrain",
     "models_registry.tasks.expire_snapshots", "models_registry.tasks.reap_dead_training",
     "feedback.tasks.route_feedback", "feedback.tasks.route_all_pending", "feedback.tasks.monitor",

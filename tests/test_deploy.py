@@ -35,6 +35,26 @@ def test_compose_publishes_only_the_web_port_on_loopback():
     assert published == {"web": ["127.0.0.1:8000:8000"]}
 
 
+def compose_queues() -> dict[str, set[str]]:
+    """Each compose service that runs a Celery worker, and the queues it consumes (-Q)."""
+    out = {}
+    for name, service in COMPOSE["services"].items():
+        command = service.get("command", "")
+        command = " ".join(command) if isinstance(command, list) else command
+        if "celery" in command and " worker " in command:
+            out[name] = set(re.search(r"-Q (\S+)", command).group(1).split(","))
+    return out
+
+
+def test_compose_workers_consume_every_routed_queue_and_training_has_workers_of_its_own(settings):
+    queues = compose_queues()
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {settings.CELERY_TASK_DEFAULT_QUEUE}
+    assert set().union(*queues.values()) == routed == set(settings.LABELLOOP_WORKER_QUEUES.split(","))
+    assert [name for name, consumed in queues.items() if "training" in consumed] == ["training-worker"]
+    assert queues["training-worker"] == {"training"}
+    assert "encode" in queues["worker"]  # `docker compose up --scale worker=N` spreads encoding over N
+
+
 def test_the_deploy_check_with_composes_environment_reports_nothing(tmp_path):
     # Only what a container has: not the test process's variables (the browser tests set one the
     # deploy check rightly flags).

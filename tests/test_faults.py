@@ -92,19 +92,22 @@ def wait_for_worker(worker, predicate, *, timeout: float, what: str):
 
 # --- (a) encoding ----------------------------------------------------------------------------------
 
-def test_encoding_killed_mid_run_is_sent_again_and_encodes_every_item(celery_worker_process, make_project):
-    from active_learning.encoding import encode_items
+def test_encoding_killed_mid_chunk_is_sent_again_and_encodes_every_item(celery_worker_process, make_project):
+    from active_learning.encoding import encode_chunk
+    from labeller.models import ChunkStatus, EncodeChunk
 
     project = make_project()
     Item.objects.bulk_create(Item(project=project, data={"text": f"where is my card number {i}?"})
                              for i in range(2 * encoding.ENCODE_CHUNK))
     with doomed_worker("encode-doomed") as worker:
-        # What encode_request does, sent to the doomed worker's queue.
-        ActiveLearningState.objects.filter(project=project).update(encode_status=JobStatus.QUEUED, encode_heartbeat_at=timezone.now())
-        encode_items.apply_async((project.id,), queue="encode-doomed")
+        # What the planner does, its one chunk (of two steps) sent to the doomed worker's queue.
+        ActiveLearningState.objects.filter(project=project).update(encode_status=JobStatus.QUEUED)
+        (chunk_id,) = encoding.encode_plan(project_id=project.id, send=False)
+        encode_chunk.apply_async((chunk_id,), queue="encode-doomed")
         state = lambda: ActiveLearningState.objects.get(project=project)  # noqa: E731
         kill_mid_job(worker, started=lambda: state().encode_done >= encoding.ENCODE_CHUNK,
-                     unfinished=lambda: state().encode_status == JobStatus.RUNNING, what="the first chunk")
+                     unfinished=lambda: EncodeChunk.objects.get(id=chunk_id).status == ChunkStatus.RUNNING,
+                     what="the chunk's first step")
     kept = ItemVector.objects.filter(project=project).count()
     assert encoding.ENCODE_CHUNK <= kept < Item.objects.filter(project=project).count()
 
@@ -113,6 +116,8 @@ def test_encoding_killed_mid_run_is_sent_again_and_encodes_every_item(celery_wor
                            predicate=lambda: ActiveLearningState.objects.filter(project=project, encode_status=JobStatus.IDLE).first())
     assert done.encode_error == "" and done.encode_attempts == 0, log_tail(celery_worker_process)
     assert ItemVector.objects.filter(project=project).count() == 2 * encoding.ENCODE_CHUNK  # every item, once
+    chunk = EncodeChunk.objects.get(id=chunk_id)
+    assert (chunk.status, chunk.attempts, chunk.encoded) == (ChunkStatus.DONE, 1, 2 * encoding.ENCODE_CHUNK)
 
 
 # --- (b) a priority refresh ------------------------------------------------------------------------

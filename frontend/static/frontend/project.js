@@ -50,7 +50,9 @@
   function paint(state) {
     document.getElementById("encode-bar").style.width = `${Math.round(state.encode_progress * 100)}%`;
     document.getElementById("encode-count").textContent = `${state.encode_done} / ${state.encode_total}`;
-    document.getElementById("encode-status").textContent = state.encode_status;
+    const left = state.encode_seconds_left;
+    document.getElementById("encode-status").textContent =
+      left == null ? state.encode_status : `${state.encode_status}, about ${left < 90 ? `${Math.ceil(left)} s` : `${Math.ceil(left / 60)} min`} left`;
     if (state.last_refresh_at) {
       document.getElementById("refresh-line").textContent =
         `Last refresh: ${state.last_refresh_at.replace("T", " ").slice(0, 19)}, ${(state.last_refresh_seconds || 0).toFixed(2)} s, ` +
