@@ -49,6 +49,7 @@ def parse_args():
     p.add_argument("--o-weight", type=float, default=0.5, help="weight of O words in the word head's fit")
     p.add_argument("--eval-split", default="test", choices=["dev", "test"],
                    help="where the curves are measured: choose settings on dev, report test")
+    p.add_argument("--skip-full-head", action="store_true", help="no word head on all training texts after the curves")
     p.add_argument("--limit-train", type=int, default=0)
     p.add_argument("--limit-test", type=int, default=0)
     p.add_argument("--cache", default=str(ROOT / "benchmarks" / "out"), help="folder for the stored word vectors")
@@ -109,6 +110,7 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
         if evaluate:
             pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, test_texts, tag_names)
             curve.append((len(labelled), int(words[labelled].sum()), entity_f1(gold_test, pred)))
+            print(f"    {strategy} seed {seed}: {curve[-1][0]} texts, {curve[-1][1]:,} tokens, F1 {curve[-1][2]:.3f}", flush=True)
             next_eval += args.eval_every
         if len(labelled) >= budget:
             return curve
@@ -263,6 +265,7 @@ def main():
         print(f"\nactive learning: seed {args.seed_size} random texts, refit every {args.batch}, budget {args.budget}, "
               f"{'no diversity' if args.nodiversity else 'diverse batches'}", flush=True)
         active_learning(args, train, train_wv, test, test_wv, tag_names)
+    if args.seeds > 0 and not args.skip_full_head:
         rows = train_wv.rows(range(len(train)))
         head = tm.fit_word_head(train_wv.vectors[rows], tm.gold_word_tags([t for t, _ in train], [s for _, s in train]),
                                 tag_names, c=args.head_c, o_weight=args.o_weight)
