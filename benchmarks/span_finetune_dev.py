@@ -43,6 +43,7 @@ def parse_args():
     p.add_argument("--warmup", type=float, default=0.1)
     p.add_argument("--no-probe-start", action="store_true")
     p.add_argument("--limit-random", type=int, default=0, help="train on N random training texts (seed 0)")
+    p.add_argument("--limit-eval", type=int, default=0, help="only the first N dev and test texts (smoke runs)")
     p.add_argument("--epoch", type=int, default=0)
     p.add_argument("--average", action="store_true")
     p.add_argument("--o-scale", type=float, default=1.0)
@@ -50,10 +51,11 @@ def parse_args():
     return p.parse_args()
 
 
-def data():
+def data(args):
     from ml.spans import read_conll_file
 
-    return [read_conll_file(DATASET / f"btc.{split}.conll") for split in ("train", "dev", "test")]
+    return [read_conll_file(DATASET / f"btc.{split}.conll", limit=0 if split == "train" else args.limit_eval)
+            for split in ("train", "dev", "test")]
 
 
 def scores_for(tag_names, texts, gold, probs, o_scale):
@@ -72,7 +74,7 @@ def run(args):
     from ml.encoder import default_model_path
 
     torch.set_num_threads(args.threads)
-    train, dev, test = data()
+    train, dev, test = data(args)
     if args.limit_random:
         pick = np.random.default_rng(0).choice(len(train), args.limit_random, replace=False)
         train = [train[i] for i in sorted(pick)]
@@ -113,7 +115,7 @@ def run(args):
 def choose(args):
     from ml import token_model as tm
 
-    _, dev, _ = data()
+    _, dev, _ = data(args)
     tag_names = tm.tag_set(LABELS)
     texts, gold = [t for t, _ in dev], [s for _, s in dev]
     best = (-1.0, None)
@@ -139,7 +141,7 @@ def test(args):
     from ml.encoder import default_model_path
 
     torch.set_num_threads(args.threads)
-    _, _, test_split = data()
+    _, _, test_split = data(args)
     tag_names = tm.tag_set(LABELS)
     folder = Path(args.out) / args.name
     config = json.loads((folder / "config.json").read_text())
