@@ -197,8 +197,9 @@ def word_margins(probs: np.ndarray) -> np.ndarray:
     return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
-# The expert queue's sequence score (active_learning.span_refresh), chosen on btc.dev with
-# benchmarks/span_active_learning.py (docs/benchmarks.md, "Span labelling").
+# The expert queue's sequence score (active_learning.span_refresh). The dev comparison of
+# 2026-11-30 (docs/benchmarks.md, "Span labelling") found ROOT ahead on texts but not on tokens,
+# and unmeasured on test; MEAN stays until test says otherwise.
 QUEUE_WORD, QUEUE_REDUCE = MARGIN, MEAN
 
 
