@@ -58,8 +58,8 @@ def training_words(project: Project, encoder_version: str, labelled: dict[int, l
 
 
 def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: list[int]) -> np.ndarray:
-    """Each pool item's mean word margin uncertainty (ml.token_model.sequence_uncertainty, the
-    length-normalised reduction docs/benchmarks.md chose), read STREAM_ITEMS items at a time."""
+    """Each pool item's sequence uncertainty (ml.token_model.sequence_uncertainty with the
+    QUEUE_WORD and QUEUE_REDUCE that docs/benchmarks.md chose), read STREAM_ITEMS items at a time."""
     index = {item_id: i for i, item_id in enumerate(pool_ids)}
     scores = np.zeros(len(pool_ids))
     rows = (ItemWordVectors.objects.filter(project=project, encoder_version=encoder_version, item__is_done=False)
@@ -72,7 +72,8 @@ def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: lis
         matrix = np.frombuffer(b"".join(blob for _, _, blob in chunk), dtype=np.float16).reshape(int(starts[-1]), -1) \
             if starts[-1] else np.zeros((0, head.coef.shape[1]), np.float16)
         probs = token_model.head_probs(head, matrix)
-        for (item_id, _, _), value in zip(chunk, token_model.sequence_uncertainty(probs, starts, reduce=token_model.MEAN)):
+        for (item_id, _, _), value in zip(chunk, token_model.sequence_uncertainty(
+                probs, starts, reduce=token_model.QUEUE_REDUCE, word=token_model.QUEUE_WORD)):
             scores[index[item_id]] = value
 
     for item_id, n_words, blob in rows.iterator(chunk_size=STREAM_ITEMS):

@@ -37,7 +37,8 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default=str(DATASET), help="a folder with btc.train/dev/test.conll")
     p.add_argument("--strategies", default="random,margin_mean",
-                   help="random, or margin_<mean|max|sum> (sequence reduction of word margins)")
+                   help="random, or <margin|entropy|entity>_<mean|max|sum|root>: a word uncertainty and its "
+                        "reduction over the text (ml.token_model.sequence_uncertainty)")
     p.add_argument("--nodiversity", action="store_true", help="rank by uncertainty alone, no diverse batch")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--seed-size", type=int, default=50, help="random texts before the strategy takes over")
@@ -46,6 +47,9 @@ def parse_args():
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--head-c", type=float, default=0.3, help="inverse regularisation of the word head")
     p.add_argument("--o-weight", type=float, default=0.5, help="weight of O words in the word head's fit")
+    p.add_argument("--eval-split", default="test", choices=["dev", "test"],
+                   help="where the curves are measured: choose settings on dev, report test")
+    p.add_argument("--skip-full-head", action="store_true", help="no word head on all training texts after the curves")
     p.add_argument("--limit-train", type=int, default=0)
     p.add_argument("--limit-test", type=int, default=0)
     p.add_argument("--cache", default=str(ROOT / "benchmarks" / "out"), help="folder for the stored word vectors")
@@ -95,12 +99,18 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
     gold_test = [s for _, s in test]
     test_texts = [t for t, _ in test]
     while True:
+        evaluate = len(labelled) >= next_eval or len(labelled) >= budget
+        if strategy == "random" and not evaluate:  # random order needs no head between evaluations
+            take = min(args.batch, budget - len(labelled))
+            labelled += [int(i) for i in rng.choice(np.setdiff1d(np.arange(n), labelled), take, replace=False)]
+            continue
         rows = train_wv.rows(labelled)
         head = tm.fit_word_head(train_wv.vectors[rows], [train_tags[r] for r in rows], tag_names, c=args.head_c,
                                 o_weight=args.o_weight, seed=seed)
-        if len(labelled) >= next_eval or len(labelled) >= budget:
+        if evaluate:
             pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, test_texts, tag_names)
             curve.append((len(labelled), int(words[labelled].sum()), entity_f1(gold_test, pred)))
+            print(f"    {strategy} seed {seed}: {curve[-1][0]} texts, {curve[-1][1]:,} tokens, F1 {curve[-1][2]:.3f}", flush=True)
             next_eval += args.eval_every
         if len(labelled) >= budget:
             return curve
@@ -109,10 +119,11 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
         if strategy == "random":
             chosen = rng.choice(pool, take, replace=False)
         else:
-            reduce = strategy.split("_", 1)[1]
+            word, reduce = strategy.split("_", 1)
             pool_rows = train_wv.rows(pool)
             starts = np.concatenate([[0], np.cumsum(words[pool])])
-            scores = tm.sequence_uncertainty(tm.head_probs(head, train_wv.vectors[pool_rows]), starts, reduce=reduce)
+            scores = tm.sequence_uncertainty(tm.head_probs(head, train_wv.vectors[pool_rows]), starts, reduce=reduce,
+                                             word=word)
             if args.nodiversity:
                 chosen = pool[np.argsort(-scores, kind="stable")[:take]]
             else:
@@ -136,7 +147,7 @@ def active_learning(args, train, train_wv, test, test_wv, tag_names):
         points = min(len(r) for r in runs)
         curves[strategy] = [(runs[0][i][0], float(np.mean([r[i][1] for r in runs])), float(np.mean([r[i][2] for r in runs])),
                              float(np.std([r[i][2] for r in runs]))) for i in range(points)]
-    print(f"\nentity F1 (strict) on test against texts labelled, mean over {args.seeds} seed(s) [tokens labelled]")
+    print(f"\nentity F1 (strict) on {args.eval_split} against texts labelled, mean over {args.seeds} seed(s) [tokens labelled]")
     print("texts  " + "".join(f"{s:>26}" for s in strategies))
     for i in range(len(curves[strategies[0]])):
         row = f"{curves[strategies[0]][i][0]:>5}  "
@@ -243,7 +254,9 @@ def main():
         encoder = Encoder(threads=args.threads)
         cache = Path(args.cache)
         train_wv, s1 = word_vectors(encoder, [t for t, _ in train], cache, "train")
-        test_wv, s2 = word_vectors(encoder, [t for t, _ in test], cache, "test")
+        if args.eval_split == "dev":
+            test = dev
+        test_wv, s2 = word_vectors(encoder, [t for t, _ in test], cache, args.eval_split)
         if s1:
             print(f"encoded {len(train):,} training texts' words in {s1:.0f} s ({len(train) / s1:.0f} texts/s)")
         print(f"stored per-word vectors: {int(train_wv.starts[-1]):,} training words, float16, "
@@ -252,6 +265,7 @@ def main():
         print(f"\nactive learning: seed {args.seed_size} random texts, refit every {args.batch}, budget {args.budget}, "
               f"{'no diversity' if args.nodiversity else 'diverse batches'}", flush=True)
         active_learning(args, train, train_wv, test, test_wv, tag_names)
+    if args.seeds > 0 and not args.skip_full_head:
         rows = train_wv.rows(range(len(train)))
         head = tm.fit_word_head(train_wv.vectors[rows], tm.gold_word_tags([t for t, _ in train], [s for _, s in train]),
                                 tag_names, c=args.head_c, o_weight=args.o_weight)
@@ -259,7 +273,7 @@ def main():
 
         pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, [t for t, _ in test], tag_names)
         micro = entity_scores([s for _, s in test], pred)["micro"]
-        print(f"word head on all {len(train):,} training texts: test F1 {micro['f1']:.3f} "
+        print(f"word head on all {len(train):,} training texts: {args.eval_split} F1 {micro['f1']:.3f} "
               f"P {micro['precision']:.3f} R {micro['recall']:.3f}")
     if args.refresh_pool > 0:
         timed_refresh(args, train, train_wv, tag_names)

@@ -101,6 +101,12 @@ def override_problems(config_type, overrides, *, field: str = "finetune") -> lis
             problems.append(f"{where}: must be a learning rate above 0 and at most 1")
         elif key == "warmup_ratio" and not 0 <= value <= 1:
             problems.append(f"{where}: must be between 0 and 1")
+        elif key in ("o_weight", "o_scale") and not 0 < value <= 10:
+            problems.append(f"{where}: must be above 0 and at most 10")
+        elif key == "label_smoothing" and not 0 <= value < 1:
+            problems.append(f"{where}: must be 0 or more and below 1")
+        elif key == "average_last" and not 1 <= value <= 10:
+            problems.append(f"{where}: must be between 1 and 10")
         elif key in _CHOICES and value not in _CHOICES[key]:
             problems.append(f"{where}: must be one of {', '.join(_CHOICES[key])}, got {value!r}")
     return problems

@@ -38,6 +38,10 @@ class TokenFineTuneConfig:
     probe_c: float = 1.0
     probe_sample: int = 60_000  # sub-token vectors the probe is fitted on, at most
     repair: bool = True  # Viterbi decoding over valid BIO paths
+    o_weight: float = 1.0  # weight of O targets in the loss (<1: more recall)
+    label_smoothing: float = 0.0
+    average_last: int = 1  # >1: the kept weights are the mean of the best epoch's and those before it
+    o_scale: float = 1.0  # decoding: P(O) times this before the BIO path is chosen (<1: more spans)
     time_limit_s: float = 3600.0
     max_steps: int = 0  # >0: stop after this many steps (timing estimates)
     seed: int = 0
@@ -60,9 +64,9 @@ class TokenTagger:
     """A token-classification model with its tag set: `predict` gives spans per text."""
 
     def __init__(self, model, tokenizer, tag_names: Sequence[str], *, max_length: int = 128, mode: str = tm.FIRST,
-                 repair: bool = True):
+                 repair: bool = True, o_scale: float = 1.0):
         self.model, self.tokenizer, self.tag_names = model, tokenizer, list(tag_names)
-        self.max_length, self.mode, self.repair = max_length, mode, repair
+        self.max_length, self.mode, self.repair, self.o_scale = max_length, mode, repair, o_scale
 
     def _batch(self, aligned: Sequence[tm.Aligned], targets: Sequence[Sequence[int]] | None = None):
         import torch
@@ -103,7 +107,7 @@ class TokenTagger:
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[list[dict]]:
         """Spans per text ({"start", "end", "label", "confidence", "text"}), code-point offsets."""
         probs = self.word_probabilities(texts, batch_size=batch_size)
-        return [tm.decode(p, tm.words_of(text), self.tag_names, repair=self.repair, text=text)
+        return [tm.decode(p, tm.words_of(text), self.tag_names, repair=self.repair, text=text, o_scale=self.o_scale)
                 for p, text in zip(probs, tm.clip_texts(texts))]
 
 
@@ -126,7 +130,8 @@ def save(tagger: TokenTagger, folder: Path, extra: dict | None = None) -> str:
     tagger.model.save_pretrained(folder, safe_serialization=True)
     tagger.tokenizer.save_pretrained(folder)
     (folder / LABELS_FILE).write_text(json.dumps({"tag_names": tagger.tag_names, "max_length": tagger.max_length,
-                                                  "mode": tagger.mode, "repair": tagger.repair, **(extra or {})}))
+                                                  "mode": tagger.mode, "repair": tagger.repair, "o_scale": tagger.o_scale,
+                                                  **(extra or {})}))
     return write_manifest(folder)
 
 
@@ -142,7 +147,7 @@ def load(folder: Path, checksum: str) -> TokenTagger:
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model.eval()
     return TokenTagger(model, tokenizer, meta["tag_names"], max_length=meta["max_length"], mode=meta["mode"],
-                       repair=meta["repair"])
+                       repair=meta["repair"], o_scale=meta.get("o_scale", 1.0))
 
 
 def _probe_init(tagger: TokenTagger, aligned, targets, config: TokenFineTuneConfig) -> None:
@@ -180,10 +185,13 @@ def evaluate(tagger: TokenTagger, texts: Sequence[str], gold: Sequence[Sequence[
 
 def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val: Sequence[tuple[str, list[dict]]],
               *, config: TokenFineTuneConfig, on_progress: Callable[[dict], None] = lambda p: None,
-              should_stop: Callable[[], bool] = lambda: False) -> TokenFineTuneResult:
+              should_stop: Callable[[], bool] = lambda: False,
+              on_epoch: Callable[[int, object], None] = lambda epoch, model: None) -> TokenFineTuneResult:
     """Train in place on (text, spans) pairs, keeping the weights of the epoch with the best
-    validation entity F1 (the last epoch when `val` is empty). ml.finetune.Cancelled when
-    `should_stop()` says so (asked before each step)."""
+    validation entity F1 (the last epoch when `val` is empty), averaged with the epochs before it
+    when `average_last` > 1. ml.finetune.Cancelled when `should_stop()` says so (asked before each
+    step). `on_epoch(epoch, model)` is called after each epoch's training (benchmarks keep
+    checkpoints with it)."""
     import torch
 
     from .finetune import Cancelled, set_seed
@@ -192,7 +200,7 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
         torch.set_num_threads(config.threads)
     set_seed(config.seed)
     started = time.perf_counter()
-    tagger.mode, tagger.repair = config.mode, config.repair
+    tagger.mode, tagger.repair, tagger.o_scale = config.mode, config.repair, config.o_scale
     index = {t: i for i, t in enumerate(tagger.tag_names)}
     texts = [t for t, _ in train]
     aligned = tm.align(tagger.tokenizer, texts, max_length=config.max_length)
@@ -212,8 +220,12 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
     warmup = max(1, int(total * config.warmup_ratio))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / max(1, total - warmup)))
+    weights = torch.ones(len(tagger.tag_names))
+    weights[tagger.tag_names.index("O")] = config.o_weight
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, ignore_index=tm.IGNORE, label_smoothing=config.label_smoothing)
     rng = np.random.default_rng(config.seed)
     best_f1, best_state, step = -1.0, None, 0
+    states: list[dict] = []  # the last `average_last` epochs' weights
     train_started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -229,7 +241,8 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
             if should_stop():
                 raise Cancelled()
             ids, mask, labels = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -246,6 +259,11 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
                 break
         result.seconds_per_step = (time.perf_counter() - train_started) / max(1, step)
         entry = {"epoch": epoch, "loss": running / max(1, n), "seconds": time.perf_counter() - started}
+        on_epoch(epoch, model)
+        if config.average_last > 1:
+            states = (states + [copy.deepcopy(model.state_dict())])[-config.average_last:]
+            trained = copy.deepcopy(model.state_dict())
+            model.load_state_dict(average_states(states))
         if val:
             scores = evaluate(tagger, [t for t, _ in val], [s for _, s in val])["micro"]
             entry["val_f1"] = scores["f1"]
@@ -254,6 +272,10 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
                 best_state = copy.deepcopy(model.state_dict())
         else:
             result.best_epoch = epoch
+        if config.average_last > 1:
+            model.load_state_dict(trained)  # training goes on from this epoch's own weights
+            if not val:
+                best_state = average_states(states)
         result.history.append(entry)
         on_progress(entry)
         if result.stopped != "completed":
@@ -263,3 +285,11 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
     model.eval()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def average_states(states: Sequence[dict]) -> dict:
+    """The element-wise mean of model state dicts (floating tensors; the rest from the last)."""
+    out = {}
+    for key, value in states[-1].items():
+        out[key] = sum(s[key] for s in states) / len(states) if value.is_floating_point() else value.clone()
+    return out

@@ -152,12 +152,17 @@ def viterbi(probs: np.ndarray, tags: Sequence[str]) -> list[int]:
 
 
 def decode(probs: np.ndarray, words: Sequence[tuple[int, int]], tags: Sequence[str], *, repair: bool = True,
-           text: str | None = None) -> list[dict]:
+           text: str | None = None, o_scale: float = 1.0) -> list[dict]:
     """Spans from per-word tag probabilities, each with `confidence`: the mean over its words of
-    the probability of the tag chosen for the word (and `text`, if the text is given)."""
+    the probability of the tag chosen for the word (and `text`, if the text is given). The path is
+    chosen with P(O) multiplied by `o_scale` (< 1 trades precision for recall; tags[0] is O)."""
     if len(words) == 0:
         return []
-    path = viterbi(probs, tags) if repair else [int(i) for i in probs.argmax(axis=1)]
+    scaled = probs
+    if o_scale != 1.0:
+        scaled = probs.copy()
+        scaled[:, 0] *= o_scale
+    path = viterbi(scaled, tags) if repair else [int(i) for i in scaled.argmax(axis=1)]
     chosen = [tags[i] for i in path]
     spans = bio_to_spans(words, chosen)
     starts = [w[0] for w in words]
@@ -180,7 +185,8 @@ def text_confidence(probs: np.ndarray) -> float:
 
 # --- sequence-level uncertainty -----------------------------------------------------------------
 
-MEAN, MAX, SUM = "mean", "max", "sum"
+MEAN, MAX, SUM, ROOT = "mean", "max", "sum", "root"
+MARGIN, ENTROPY, ENTITY = "margin", "entropy", "entity"
 
 
 def word_margins(probs: np.ndarray) -> np.ndarray:
@@ -191,12 +197,34 @@ def word_margins(probs: np.ndarray) -> np.ndarray:
     return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
-def sequence_uncertainty(probs: np.ndarray, starts: np.ndarray, *, reduce: str = MEAN) -> np.ndarray:
+# The expert queue's sequence score (active_learning.span_refresh). The dev comparison of
+# 2026-11-30 (docs/benchmarks.md, "Span labelling") found ROOT ahead on texts but not on tokens,
+# and unmeasured on test; MEAN stays until test says otherwise.
+QUEUE_WORD, QUEUE_REDUCE = MARGIN, MEAN
+
+
+def word_uncertainty(probs: np.ndarray, *, word: str = MARGIN) -> np.ndarray:
+    """Per word, higher = more unsure: "margin" (word_margins), "entropy" (normalised to [0, 1]),
+    or "entity": the margin times the probability that the word is part of an entity (1 - P(O),
+    tags[0] is O), so that a close call between two entity types counts and one between O and a
+    barely likely entity counts less."""
+    if word == MARGIN:
+        return word_margins(probs)
+    if word == ENTROPY:
+        p = np.clip(probs, 1e-12, 1.0)
+        return -(p * np.log(p)).sum(axis=1) / np.log(max(2, probs.shape[1])) if len(probs) else np.zeros(0)
+    if word == ENTITY:
+        return word_margins(probs) * (1.0 - probs[:, 0]) if len(probs) else np.zeros(0)
+    raise ValueError(f"unknown word uncertainty {word!r}; choose margin, entropy or entity")
+
+
+def sequence_uncertainty(probs: np.ndarray, starts: np.ndarray, *, reduce: str = MEAN, word: str = MARGIN) -> np.ndarray:
     """One score per text, higher = more unsure, from stacked word probabilities (`probs`, rows of
-    text i at starts[i]:starts[i+1]). "mean" divides by the text's words (length-normalised: a
-    long text is not first for being long); "max" is its closest call; "sum" grows with length,
-    as token-counting uncertainty does. A text with no words scores 0."""
-    margins = word_margins(probs)
+    text i at starts[i]:starts[i+1]) and a word uncertainty (word_uncertainty). "mean" divides by
+    the text's words (length-normalised: a long text is not first for being long); "max" is its
+    closest call; "sum" grows with length, as token-counting uncertainty does; "root" divides
+    the sum by the square root of the words (between mean and sum). A text with no words scores 0."""
+    margins = word_uncertainty(probs, word=word)
     sums = np.add.reduceat(np.concatenate([margins, [0.0]]), starts[:-1]) if len(starts) > 1 else np.zeros(0)
     counts = np.diff(starts)
     sums = np.where(counts > 0, sums, 0.0)
@@ -204,12 +232,14 @@ def sequence_uncertainty(probs: np.ndarray, starts: np.ndarray, *, reduce: str =
         return sums
     if reduce == MEAN:
         return sums / np.maximum(counts, 1)
+    if reduce == ROOT:
+        return sums / np.sqrt(np.maximum(counts, 1))
     if reduce == MAX:
         out = np.zeros(len(counts))
         has = counts > 0
         out[has] = np.maximum.reduceat(np.concatenate([margins, [0.0]]), starts[:-1][has])
         return out
-    raise ValueError(f"unknown reduction {reduce!r}; choose mean, max or sum")
+    raise ValueError(f"unknown reduction {reduce!r}; choose mean, max, sum or root")
 
 
 # --- frozen features and the fast head ------------------------------------------------------------

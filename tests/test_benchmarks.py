@@ -100,3 +100,13 @@ def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_
     assert "annotator accuracy MAE" in out and "CROWDLAB" in out and "Dawid-Skene, model prior" in out
     out = run("label_errors.py", *small, "--validation", "--datasets", "clinc150", "--noise", "uniform")
     assert "clinc150 (validation): 500 flagged" in out and "low_self_confidence" in out and "val acc after re-review" in out
+
+
+@pytest.mark.benchmark
+def test_the_span_fine_tune_dev_search_stores_checkpoints_chooses_on_dev_and_scores_test(tmp_path):
+    common = ("--out", str(tmp_path), "--limit-eval", "20")
+    run("span_finetune_dev.py", "run", "--name", "tiny", "--limit-random", "16", "--epochs", "2", *common, timeout=900)
+    assert {p.name for p in (tmp_path / "tiny").iterdir()} >= {"epoch1.pt", "epoch2.pt", "dev_epoch2_avg.npz", "result.json"}
+    assert "best on dev: ('tiny'" in run("span_finetune_dev.py", "choose", *common)
+    out = run("span_finetune_dev.py", "test", "--name", "tiny", "--epoch", "2", "--average", "--o-scale", "0.5", *common)
+    assert "test entity F1" in out and "averaged with the one before" in out

@@ -86,3 +86,21 @@ def test_fine_tune_overrides_are_checked_naming_the_setting():
         "finetune.repair: must be true or false, got 1"]
     assert finetune.override_problems(token_finetune.TokenFineTuneConfig, {"epochs": 1, "max_length": 64, "encoder_lr": 3e-5}) == []
     assert finetune.override_problems(finetune.FineTuneConfig, []) == ["finetune: must be an object of settings"]
+
+
+def test_the_token_fine_tunes_loss_and_decoding_settings_are_checked_naming_the_setting():
+    problems = finetune.override_problems(token_finetune.TokenFineTuneConfig,
+                                          {"o_weight": 0, "o_scale": 20, "label_smoothing": 1.0, "average_last": 0})
+    assert problems == ["finetune.o_weight: must be above 0 and at most 10", "finetune.o_scale: must be above 0 and at most 10",
+                        "finetune.label_smoothing: must be 0 or more and below 1", "finetune.average_last: must be between 1 and 10"]
+    assert finetune.override_problems(token_finetune.TokenFineTuneConfig,
+                                      {"o_weight": 0.5, "o_scale": 0.4, "label_smoothing": 0.1, "average_last": 2}) == []
+
+
+def test_averaged_weights_are_the_element_wise_mean_and_keep_integer_buffers():
+    import torch
+
+    states = [{"w": torch.tensor([1.0, 3.0]), "ids": torch.tensor([0, 1])},
+              {"w": torch.tensor([3.0, 5.0]), "ids": torch.tensor([0, 1])}]
+    averaged = token_finetune.average_states(states)
+    assert averaged["w"].tolist() == [2.0, 4.0] and averaged["ids"].tolist() == [0, 1]

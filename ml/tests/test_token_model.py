@@ -181,3 +181,36 @@ def test_the_word_head_learns_separable_words_and_gives_unseen_tags_no_probabili
     assert probs[:, TAGS.index("I-LOC")].max() < 1e-6
     only_o = tm.fit_word_head(other, ["O"] * 200, TAGS)
     assert tm.head_probs(only_o, other[:2])[:, 0].min() > 0.99
+
+
+def test_scaling_down_the_o_probability_at_decoding_turns_a_close_o_into_a_span():
+    words = tm.words_of("met Ana today")
+    probs = one_hot(["O", "O", "O"])
+    probs[1] = 0.0
+    probs[1, 0], probs[1, TAGS.index("B-PER")] = 0.55, 0.45
+    assert tm.decode(probs, words, TAGS) == []
+    (span,) = tm.decode(probs, words, TAGS, o_scale=0.5, text="met Ana today")
+    assert (span["text"], span["label"]) == ("Ana", "PER")
+    assert span["confidence"] == pytest.approx(0.45)  # the model's own probability, not the scaled one
+
+
+def test_entity_weighted_uncertainty_ranks_a_torn_entity_above_a_torn_o_word_and_root_sits_between_mean_and_sum():
+    types = one_hot(["B-PER"])
+    types[0] = 0.0
+    types[0, [TAGS.index("B-PER"), TAGS.index("B-ORG")]] = 0.5  # PER or ORG: surely an entity
+    o_or_not = one_hot(["O"])
+    o_or_not[0] = 0.0
+    o_or_not[0, [0, TAGS.index("B-LOC")]] = [0.9, 0.1]
+    probs = np.vstack([types, o_or_not])
+    starts = np.array([0, 1, 2])
+    entity = tm.sequence_uncertainty(probs, starts, word=tm.ENTITY)
+    assert entity[0] == pytest.approx(1.0) and entity[1] == pytest.approx(0.2 * 0.1)
+    entropy = tm.word_uncertainty(probs, word=tm.ENTROPY)
+    assert 0 < entropy[1] < entropy[0] <= 1
+    torn = one_hot(["O"] * 4)
+    torn[:, 0], torn[:, 1] = 0.5, 0.5
+    starts = np.array([0, 4])
+    mean, root, total = (tm.sequence_uncertainty(torn, starts, reduce=r)[0] for r in (tm.MEAN, tm.ROOT, tm.SUM))
+    assert mean < root < total and root == pytest.approx(4 / 2)
+    with pytest.raises(ValueError):
+        tm.word_uncertainty(torn, word="loudness")

@@ -1,0 +1,164 @@
+"""Choosing the token fine-tune's recipe on btc.dev (never on test), then scoring the chosen one.
+
+`run`: one fine-tune (ml.token_finetune) on the BTC training texts with the given settings; after
+every epoch the dev split's per-word tag probabilities are stored, for that epoch's weights and
+for the mean of its weights and the previous epoch's (checkpoint averaging), together with the
+weights themselves. `choose`: over every stored run, epoch, averaging and decoding O scale, the
+dev entity F1 (strict); prints the table and the best. `test`: the test split's P / R / F1 of
+one stored checkpoint with one O scale, once the recipe is chosen.
+
+    .venv/bin/python benchmarks/span_finetune_dev.py run --name lr3e5_o05 --lr 3e-5 --epochs 3 --o-weight 0.5
+    .venv/bin/python benchmarks/span_finetune_dev.py choose
+    .venv/bin/python benchmarks/span_finetune_dev.py test --name lr3e5_o05 --epoch 3 --average --o-scale 0.5
+    .venv/bin/python benchmarks/span_finetune_dev.py run --name small500 --limit-random 500 ... --test-o-scale 0.5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+DATASET = ROOT / "datasets" / "btc"
+LABELS = ["PER", "ORG", "LOC"]
+O_SCALES = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=["run", "choose", "test"])
+    p.add_argument("--name", default="")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "span_finetune"))
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--mode", default="first", choices=["first", "all"])
+    p.add_argument("--o-weight", type=float, default=1.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--warmup", type=float, default=0.1)
+    p.add_argument("--no-probe-start", action="store_true")
+    p.add_argument("--limit-random", type=int, default=0, help="train on N random training texts (seed 0)")
+    p.add_argument("--limit-eval", type=int, default=0, help="only the first N dev and test texts (smoke runs)")
+    p.add_argument("--epoch", type=int, default=0)
+    p.add_argument("--average", action="store_true")
+    p.add_argument("--o-scale", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args()
+
+
+def data(args):
+    from ml.spans import read_conll_file
+
+    return [read_conll_file(DATASET / f"btc.{split}.conll", limit=0 if split == "train" else args.limit_eval)
+            for split in ("train", "dev", "test")]
+
+
+def scores_for(tag_names, texts, gold, probs, o_scale):
+    from ml import token_model as tm
+    from ml.spans import entity_scores
+
+    pred = [tm.decode(p, tm.words_of(t), tag_names, text=t, o_scale=o_scale) for p, t in zip(probs, tm.clip_texts(texts))]
+    return entity_scores(gold, pred)
+
+
+def run(args):
+    import torch
+
+    from ml import token_finetune as tf
+    from ml import token_model as tm
+    from ml.encoder import default_model_path
+
+    torch.set_num_threads(args.threads)
+    train, dev, test = data(args)
+    if args.limit_random:
+        pick = np.random.default_rng(0).choice(len(train), args.limit_random, replace=False)
+        train = [train[i] for i in sorted(pick)]
+    tag_names = tm.tag_set(LABELS)
+    out = Path(args.out) / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    config = tf.TokenFineTuneConfig(epochs=args.epochs, encoder_lr=args.lr, mode=args.mode, o_weight=args.o_weight,
+                                    label_smoothing=args.label_smoothing, warmup_ratio=args.warmup,
+                                    probe_start=not args.no_probe_start, threads=args.threads, time_limit_s=1e9)
+    (out / "config.json").write_text(json.dumps({**config.as_dict(), "train_texts": len(train)}))
+    tagger = tf.load_base(default_model_path(), tag_names, mode=config.mode)
+    dev_texts = [t for t, _ in dev]
+    previous = [None]
+    started = time.perf_counter()
+
+    def on_epoch(epoch, model):
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        torch.save(state, out / f"epoch{epoch}.pt")
+        np.savez(out / f"dev_epoch{epoch}.npz", *tagger.word_probabilities(dev_texts))
+        if previous[0] is not None:
+            model.load_state_dict(tf.average_states([previous[0], state]))
+            np.savez(out / f"dev_epoch{epoch}_avg.npz", *tagger.word_probabilities(dev_texts))
+            model.load_state_dict(state)
+            model.train()
+        previous[0] = state
+        print(f"  epoch {epoch} stored ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    def progress(p):
+        if "val_f1" in p or p.get("step", 0) % 100 == 0:
+            print(f"  {p}", flush=True)
+
+    result = tf.fine_tune(tagger, train, [], config=config, on_progress=progress, on_epoch=on_epoch)
+    summary = {"seconds": result.seconds, "seconds_per_step": result.seconds_per_step, "history": result.history}
+    (out / "result.json").write_text(json.dumps(summary))
+    print(f"{args.name}: {result.seconds:.0f} s, {result.seconds_per_step:.2f} s/step", flush=True)
+
+
+def choose(args):
+    from ml import token_model as tm
+
+    _, dev, _ = data(args)
+    tag_names = tm.tag_set(LABELS)
+    texts, gold = [t for t, _ in dev], [s for _, s in dev]
+    best = (-1.0, None)
+    print(f"{'run':<22}{'checkpoint':<14}" + "".join(f"O×{s:<6}" for s in O_SCALES))
+    for folder in sorted(Path(args.out).iterdir()):
+        for path in sorted(folder.glob("dev_epoch*.npz")):
+            probs = list(np.load(path).values())
+            row = []
+            for o_scale in O_SCALES:
+                micro = scores_for(tag_names, texts, gold, probs, o_scale)["micro"]
+                row.append(micro["f1"])
+                if micro["f1"] > best[0]:
+                    best = (micro["f1"], (folder.name, path.stem, o_scale, micro))
+            print(f"{folder.name:<22}{path.stem[4:]:<14}" + "".join(f"{f:<8.3f}" for f in row), flush=True)
+    print(f"\nbest on dev: {best[1]}")
+
+
+def test(args):
+    import torch
+
+    from ml import token_finetune as tf
+    from ml import token_model as tm
+    from ml.encoder import default_model_path
+
+    torch.set_num_threads(args.threads)
+    _, _, test_split = data(args)
+    tag_names = tm.tag_set(LABELS)
+    folder = Path(args.out) / args.name
+    config = json.loads((folder / "config.json").read_text())
+    tagger = tf.load_base(default_model_path(), tag_names, mode=config["mode"])
+    state = torch.load(folder / f"epoch{args.epoch}.pt")
+    if args.average:
+        state = tf.average_states([torch.load(folder / f"epoch{args.epoch - 1}.pt"), state])
+    tagger.model.load_state_dict(state)
+    tagger.o_scale = args.o_scale
+    scores = tf.evaluate(tagger, [t for t, _ in test_split], [s for _, s in test_split])
+    m = scores["micro"]
+    print(f"{args.name} epoch {args.epoch}{' averaged with the one before' if args.average else ''}, O scale "
+          f"{args.o_scale}: test entity F1 {m['f1']:.3f} P {m['precision']:.3f} R {m['recall']:.3f}")
+    for label, s in scores["per_label"].items():
+        print(f"  {label:<4} F1 {s['f1']:.3f}  P {s['precision']:.3f}  R {s['recall']:.3f}  support {s['support']}")
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    {"run": run, "choose": choose, "test": test}[arguments.action](arguments)
