@@ -90,3 +90,11 @@ def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_
     assert "annotator accuracy MAE" in out and "CROWDLAB" in out and "Dawid-Skene, model prior" in out
     out = run("label_errors.py", *small, "--validation", "--datasets", "clinc150", "--noise", "uniform")
     assert "clinc150 (validation): 500 flagged" in out and "low_self_confidence" in out and "val acc after re-review" in out
+
+
+@pytest.mark.benchmark
+def test_the_drift_alarms_benchmark_prints_false_alarms_and_detections_on_both_datasets(tmp_path):
+    out = run("drift_alarms.py", "--limit", "400", "--pool", "200", "--traffic", "60", "--windows", "3", "--seeds", "1",
+              "--labels", "50", "--sizes", "50", "--cache", str(tmp_path))
+    assert "banking77 seed 0" in out and "clinc150 seed 0" in out
+    assert "false alarms" in out and "other-dataset" in out and "tweets" in out
