@@ -1,17 +1,23 @@
 """The monitoring job: per model version and per hour and day, how the model is doing in
-production, measured against the training snapshot it was trained on; and the alerts.
+production, measured against a random sample of the domain it serves (the project's imported
+items when the version was trained: models_registry.drift_reference); and the alerts.
 
 Figures per bucket (MonitoringPoint.metrics):
 - predictions, traffic by how they were served, prediction distribution, mean confidence,
   abstain rate;
 - live disagreement rate from feedback (share of events saying the model was wrong) with a 95%
   Wilson interval, and the live accuracy it implies;
-- input drift against the snapshot's training texts: text length (Kolmogorov–Smirnov), the
-  out-of-vocabulary rate (against the baseline of the snapshot's held-out texts), and embedding
-  drift (a domain classifier's AUC and the MMD between base-encoder embeddings);
-- prediction drift: Jensen–Shannon divergence from the training label distribution (a span
-  project's: of the entity types predicted, with the texts that have none counted as "(no entity)",
-  against the training spans').
+- input drift against the reference sample: text length (Kolmogorov–Smirnov), the
+  out-of-vocabulary rate (against the baseline of reference texts held out of the vocabulary and
+  never trained on), and embedding drift (a domain classifier's AUC and the MMD between
+  base-encoder embeddings);
+- prediction drift: Jensen–Shannon divergence from the version's own predictions on the reference
+  sample (a span project's: of the entity types predicted, with the texts that have none counted
+  as "(no entity)").
+
+A drift figure alerts only when it is over both its threshold (how much drift matters) and its
+critical value (how much a window of that size shows by chance alone; ml.drift.Reference.compare),
+so an hour of 50 in-domain predictions does not cry wolf.
 """
 from __future__ import annotations
 
@@ -29,20 +35,19 @@ from labeller.models import Project
 from labeller.task_types import task_type_for
 from ml import drift
 from ml.encoder_cache import base_encoder
+from models_registry.drift_reference import drift_reference_build
 from models_registry.models import ModelVersion
-from models_registry.snapshots import TRAIN, snapshot_read
 
 from . import webhooks
 from .models import Alert, AlertStatus, FeedbackEvent, MonitoringPoint, Period, Prediction, SchemaViolation, ServedAs
 from .predicting import serving_policy_for
 
 log = logging.getLogger(__name__)
-SAMPLE = 500  # texts per side for the embedding drift; enough for a stable AUC, cheap to encode
+SAMPLE = 500  # live texts encoded for the embedding drift; enough for a stable AUC, cheap to encode
+DRIFT_FIGURES = ("prediction_js", "domain_auc", "oov_rate_increase")  # alert only past their critical values too
 DEFAULT_THRESHOLDS = {
     "disagreement_rate": 0.3,  # alert when the interval's lower bound is above this
-    "prediction_js": 0.1,
-    "domain_auc": 0.8,
-    "oov_rate_increase": 0.1,
+    **drift.THRESHOLDS,  # prediction_js, domain_auc, oov_rate_increase: alert past their critical values too
     "abstain_rate": 0.5,
     # At its threshold the out-of-scope rule flags a few percent of in-scope queries (it may give
     # up at most 2 points of accuracy; ml.out_of_scope): a fifth of live traffic flagged means users
@@ -50,7 +55,8 @@ DEFAULT_THRESHOLDS = {
     "out_of_scope_rate": 0.2,
     "schema_violations_per_day": 10,
 }
-_references: dict[int, dict] = {}
+_references: dict[tuple, "drift.Reference | None"] = {}  # per process: (version id, created at) -> reference
+KEEP_REFERENCES = 32
 
 
 def bucket_start(moment: datetime, period: str) -> datetime:
@@ -62,27 +68,14 @@ def bucket_length(period: str) -> timedelta:
     return timedelta(days=1) if period == Period.DAY else timedelta(hours=1)
 
 
-def reference_for(version: ModelVersion) -> dict | None:
-    """What a version's live traffic is compared with, from its training snapshot (cached)."""
-    if version.id in _references:
-        return _references[version.id]
-    if version.snapshot is None:
-        return None
-    examples = snapshot_read(version.snapshot)
-    task_type = task_type_for(version.project)
-    train = [e.text for e in examples if e.split == TRAIN]
-    held_out = [e.text for e in examples if e.split != TRAIN]
-    vocab = drift.vocabulary(train)
-    sample = random.Random(0).sample(train, min(SAMPLE, len(train)))
-    reference = {
-        "vocab": vocab,
-        "oov_baseline": drift.oov_rate(held_out, vocab) if held_out else 0.0,
-        "lengths": [len(t) for t in train],
-        "labels": Counter(label for e in examples if e.split == TRAIN for label in task_type.drift_labels(e.labels, live=False)),
-        "embeddings": base_encoder(version.project.base_model_path).encode(sample) if sample else None,
-    }
-    _references[version.id] = reference
-    return reference
+def reference_for(version: ModelVersion) -> drift.Reference | None:
+    """What a version's live traffic is compared with (built once per process and version)."""
+    key = (version.id, version.created_at)
+    if key not in _references:
+        while len(_references) >= KEEP_REFERENCES:
+            _references.pop(next(iter(_references)))
+        _references[key] = drift_reference_build(version=version)
+    return _references[key]
 
 
 def point_metrics(*, project: Project, version: ModelVersion, start: datetime, end: datetime, min_predictions: int) -> tuple[int, dict]:
@@ -92,8 +85,8 @@ def point_metrics(*, project: Project, version: ModelVersion, start: datetime, e
     judged = served or rows  # a version only in shadow is judged on its shadow predictions
     n = len(judged)
     metrics: dict = {"traffic": dict(Counter(r[0] for r in rows))}
+    task_type = task_type_for(project)
     if n:
-        task_type = task_type_for(project)
         distribution = Counter(label for r in judged for label in task_type.drift_labels(r[1], live=True))
         metrics.update(
             distribution=dict(distribution.most_common()),
@@ -102,20 +95,25 @@ def point_metrics(*, project: Project, version: ModelVersion, start: datetime, e
             out_of_scope_rate=round(sum(r[5] for r in judged) / n, 4),
         )
     metrics.update(_feedback_metrics(project, version, start, end))
+    if n < min_predictions:
+        return n, metrics
     reference = reference_for(version)
-    if reference is None or n < min_predictions:
+    if reference is None:
         return n, metrics
     texts = [str(r[4] or "") for r in judged]
     sample = random.Random(0).sample(texts, min(SAMPLE, len(texts)))
     live = base_encoder(project.base_model_path).encode(sample)
-    oov = drift.oov_rate(texts, reference["vocab"])
+    figures = reference.compare(texts, live, [task_type.drift_labels(r[1], live=True) for r in judged])
     metrics.update(
-        prediction_js=round(drift.js_divergence(metrics["distribution"], reference["labels"]), 4),
-        oov_rate=round(oov, 4),
-        oov_rate_increase=round(oov - reference["oov_baseline"], 4),
-        length=drift.length_shift(reference["lengths"], [len(t) for t in texts]),
-        domain_auc=_round(drift.domain_classifier_auc(reference["embeddings"], live)),
-        mmd=_round(drift.mmd_rbf(reference["embeddings"], live)),
+        prediction_js=_round(figures["prediction_js"]),
+        oov_rate=_round(figures["oov_rate"]),
+        oov_baseline=_round(figures["oov_baseline"]),
+        oov_rate_increase=_round(figures["oov_rate_increase"]),
+        length=figures["length"],
+        domain_auc=_round(figures["domain_auc"]),
+        mmd=_round(figures["mmd"]),
+        critical={name: _round(value) for name, value in figures["critical"].items()},
+        reference=reference.described,
     )
     return n, metrics
 
@@ -191,14 +189,17 @@ def alerts_check(*, project: Project, points: list[MonitoringPoint], now: dateti
             "out_of_scope_rate": m.get("out_of_scope_rate") if point.predictions >= policy.min_predictions else None,
             "disagreement_rate": (m.get("disagreement_interval") or [None])[0],
         }
+        critical = m.get("critical") or {}
         for metric, value in checks.items():
             key = f"{metric}:v{v.number}"
             if value is None:
                 continue
             judged.add(key)
-            if value > limits[metric]:
+            chance = critical.get(metric) if metric in DRIFT_FIGURES else None
+            if value > limits[metric] and (chance is None or value > chance):
+                beyond = "" if chance is None else f" and beyond chance on this many ({chance:.3f})"
                 over[key] = (metric, v, value, limits[metric],
-                             f"v{v.number}: {metric.replace('_', ' ')} is {value:.3f}, over the threshold {limits[metric]} "
+                             f"v{v.number}: {metric.replace('_', ' ')} is {value:.3f}, over the threshold {limits[metric]}{beyond} "
                              f"({point.period} from {point.start:%Y-%m-%d %H:%M}, {point.predictions} predictions)")
     violations = sum(SchemaViolation.objects.filter(project=project, day=now.date()).values_list("count", flat=True))
     judged.add("schema_violations")

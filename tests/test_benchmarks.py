@@ -110,3 +110,11 @@ def test_the_span_fine_tune_dev_search_stores_checkpoints_chooses_on_dev_and_sco
     assert "best on dev: ('tiny'" in run("span_finetune_dev.py", "choose", *common)
     out = run("span_finetune_dev.py", "test", "--name", "tiny", "--epoch", "2", "--average", "--o-scale", "0.5", *common)
     assert "test entity F1" in out and "averaged with the one before" in out
+
+
+@pytest.mark.benchmark
+def test_the_drift_alarms_benchmark_prints_false_alarms_and_detections_on_both_datasets(tmp_path):
+    out = run("drift_alarms.py", "--limit", "400", "--pool", "200", "--traffic", "60", "--windows", "3", "--seeds", "1",
+              "--labels", "50", "--sizes", "50", "--cache", str(tmp_path))
+    assert "banking77 seed 0" in out and "clinc150 seed 0" in out
+    assert "false alarms" in out and "other-dataset" in out and "tweets" in out

@@ -51,6 +51,16 @@ def test_charts_show_each_figure_per_version_with_its_threshold(client, owner, s
     assert "Latest day" in day and "0.667" in day  # live accuracy of the day: 60 of 90 agreed
 
 
+def test_the_page_says_what_drift_is_measured_against(client, viewer, served_project):
+    served_hours(served_project, hours=1)
+    client.force_login(viewer)
+    page = client.get(f"/projects/{served_project.id}/monitoring").content.decode()
+    reference = re.search(r'id="drift-reference">(.*?)</p>', page, re.S).group(1)
+    assert "random sample of the project's" in reference and "not its training labels" in reference
+    assert re.search(r"v1: 48 items,\s+out-of-vocabulary baseline [0-9.]+ on \d+", reference), reference
+    assert "(chance 0." in page  # each drift figure beside what chance gives a window of this size
+
+
 def test_an_open_alert_shows_a_banner_on_the_project_page(client, expert, served_project):
     served_hours(served_project)
     client.force_login(expert)
