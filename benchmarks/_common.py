@@ -31,6 +31,26 @@ def use_dataset(args) -> None:
     global BANKING77_DIR
     BANKING77_DIR = Path(args.dataset)
 BENCH_PROJECT_PREFIX = "bench-"
+VECTOR_CACHE_DIR = REPO_ROOT / "benchmarks" / "out"  # gitignored
+
+
+def cached_vectors(texts: list[str], cache: Path = VECTOR_CACHE_DIR, threads: int | None = None):
+    """The base encoder's float32 vectors of `texts`, cached on disk keyed by their content (the
+    same file name benchmarks/out_of_scope.py uses, so either script's encoding serves both)."""
+    import hashlib
+
+    import numpy as np
+
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = Path(cache) / f"vectors-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    from ml.encoder import Encoder
+
+    vectors = Encoder(threads=threads).encode(texts, batch_size=64).astype(np.float32)
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
 
 
 def ensure_postgres_database(url: str, recreate: bool = False) -> bool:
