@@ -169,15 +169,7 @@ def refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
 
     t = time.perf_counter()
     rng = np.random.default_rng(seed + state.head_version)
-    warm_up = strategies.warm_up_labels(len(classes))
-    if project.strategy != strategies.RANDOM and len(labelled) < warm_up:
-        # Fewer labels than classes: representatives of the clusters no label covers yet, not
-        # uncertainty (docs/active-learning.md, "Warm-up"; chosen in docs/benchmarks.md).
-        report.cold_start = True
-        label_rows = np.array([position[i] for i in labelled], dtype=np.int64)
-        scores = strategies.cover_start(vectors, label_rows, pool_rows, clusters=max(warm_up, batch_size), seed=seed)
-        order = np.argsort(-scores, kind="stable")
-    elif head is None:
+    if head is None:
         report.cold_start = True
         order = cold_start_order(pool_vectors, batch_size=batch_size, seed=seed)
     else:

@@ -34,15 +34,18 @@ BENCH_PROJECT_PREFIX = "bench-"
 VECTOR_CACHE_DIR = REPO_ROOT / "benchmarks" / "out"  # gitignored
 
 
+def vector_cache_path(texts: list[str], cache: Path = VECTOR_CACHE_DIR) -> Path:
+    import hashlib
+
+    return Path(cache) / f"vectors-{hashlib.sha256(chr(10).join(texts).encode()).hexdigest()[:16]}.npy"
+
+
 def cached_vectors(texts: list[str], cache: Path = VECTOR_CACHE_DIR, threads: int | None = None):
     """The base encoder's float32 vectors of `texts`, cached on disk keyed by their content (the
     same file name benchmarks/out_of_scope.py uses, so either script's encoding serves both)."""
-    import hashlib
-
     import numpy as np
 
-    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    path = Path(cache) / f"vectors-{key}.npy"
+    path = vector_cache_path(texts, cache)
     if path.exists():
         return np.load(path)
     from ml.encoder import Encoder

@@ -73,7 +73,8 @@ def parse_args():
     p.add_argument("--label-column", default="category")
     p.add_argument("--strategies", default="default,random",
                    help="comma-separated: default (the product's strategy and diversity), random, margin, "
-                        "least_confidence, entropy; a -nodiversity suffix turns the diversity step off")
+                        "least_confidence, entropy; a -nodiversity suffix turns the diversity step off; a -warmup "
+                        "suffix adds the candidate warm-up (fast path only), e.g. default-warmup")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--seed-size", type=int, default=0, help="random labels before the strategy takes over "
                    "(0, the product's way: a cold start)")
@@ -122,7 +123,7 @@ def load_dataset(folder: Path, args) -> tuple[Split, Split, Split]:
     """(pool, validation, test) of a dataset, out-of-scope queries dropped. The base encoder's
     vectors of each whole file are cached under benchmarks/out keyed by its texts' hash
     (`benchmarks._common.cached_vectors`); a smoke run with --limit-* encodes only its rows."""
-    from benchmarks._common import cached_vectors
+    from benchmarks._common import cached_vectors, vector_cache_path
 
     def split(name):
         return Split(folder / name, *read_csv(folder / name, args.text_column, args.label_column))
@@ -139,9 +140,22 @@ def load_dataset(folder: Path, args) -> tuple[Split, Split, Split]:
         train = train.take(np.sort(np.random.default_rng(0).permutation(len(train.texts))[: args.limit_train]))
     if args.limit_test:
         validation, test = (s.take(np.arange(min(args.limit_test, len(s.texts)))) for s in (validation, test))
-    for s in (train, validation, test):
-        s.vectors = cached_vectors(s.texts) if limited else cached_vectors(s.file_texts)[s.rows]
+    for s in (train, validation, test):  # a smoke run reuses the whole file's vectors if they are cached
+        whole = not limited or vector_cache_path(s.file_texts).exists()
+        s.vectors = cached_vectors(s.file_texts)[s.rows] if whole else cached_vectors(s.texts)
+    check_vectors(train, validation)
     return train, validation, test
+
+
+def check_vectors(pool: Split, validation: Split, n: int = 300) -> None:
+    """Refuse vectors that do not match their texts: the nearest pool text of a validation query
+    shares its intent far more often than chance. (Once, a cached file encoded while the
+    environment was being reinstalled held vectors unrelated to their texts: 1-NN 0.04.)"""
+    nearest = (validation.vectors[:n] @ pool.vectors.T).argmax(axis=1)
+    agreement = float((pool.labels[nearest] == validation.labels[:n]).mean())
+    if agreement < 0.3 and len(pool.texts) >= 1000:
+        raise SystemExit(f"the cached vectors look wrong (nearest-neighbour agreement {agreement:.2f}): delete "
+                         f"benchmarks/out/vectors-*.npy of {pool.path.parent.name} and run again")
 
 
 def setup_django(database_url, migrate=True):
@@ -174,11 +188,15 @@ class Settings:
         self.batch = refresh_batch(Project(refresh_every=self.refresh_every))  # the diverse batch / cold-start k
         self.seed_size = args.seed_size
 
-    def of(self, name: str) -> tuple[str, bool]:
-        """(strategy, diversity) of a strategy name on the command line."""
+    def of(self, name: str) -> tuple[str, bool, bool]:
+        """(strategy, diversity, warm-up) of a strategy name on the command line. A `-warmup`
+        suffix is a candidate the product does not run (fast path only): `ml.strategies.cover_start`
+        until the project has one label per class, then the strategy."""
+        warm_up = name.endswith("-warmup")
+        name = name.removesuffix("-warmup")
         if name == "default":
-            return self.strategy, self.diversity
-        return name.removesuffix("-nodiversity"), not name.endswith("-nodiversity")
+            return self.strategy, self.diversity, warm_up
+        return name.removesuffix("-nodiversity"), not name.endswith("-nodiversity"), warm_up
 
     def describe(self) -> str:
         start = f"{self.seed_size} random seed labels" if self.seed_size else "cold start (k-means representatives)"
@@ -252,7 +270,9 @@ def run_product(name, seed, args, settings, pool, splits, classes, owner):
     from labeller.models import Item
     from labeller.services import annotation_submit, project_create, queue_claim_next
 
-    strategy, diversity = settings.of(name)
+    strategy, diversity, warm_up = settings.of(name)
+    if warm_up:
+        raise SystemExit(f"{name}: the warm-up is a candidate the product does not run; use --path fast")
     project = project_create(
         user=owner, labels=[{"key": c, "name": c} for c in classes], name=f"{name} seed {seed}",
         strategy=strategy, diversity=diversity, refresh_every=settings.refresh_every, eval_share=0.0,
@@ -308,15 +328,15 @@ def run_fast(name, seed, args, settings, pool, splits, classes):
     The refresh reads the stored (float16) vectors in item-id order, i.e. import order, the
     resolved labels in the order they were given (annotation ids), and the open pool in item-id
     order; it fits `fit_head` on the labels (seed 0), scores the pool with `uncertainty` and a
-    generator seeded with its head version, and orders it with `rank_pool`; with fewer labels than
-    classes it serves `cover_start`'s representatives instead (the warm-up), and with no head and
-    no warm-up (random) `cold_start`'s. The expert then takes the queue from its head until the
-    next refresh.
+    generator seeded with its head version, and orders it with `rank_pool` (`cold_start` with no
+    head). The expert then takes the queue from its head until the next refresh. A `-warmup`
+    strategy (a candidate, not the product's) serves `cover_start` while there are fewer labels
+    than classes.
     """
     from ml import strategies
     from ml.heads import fit_head
 
-    strategy, diversity = settings.of(name)
+    strategy, diversity, warm_up = settings.of(name)
     order = import_order(len(pool.texts), seed)
     vectors = pool.vectors[order].astype(np.float16).astype(np.float32)  # as stored, in item-id order
     truth = pool.labels[order]
@@ -330,10 +350,9 @@ def run_fast(name, seed, args, settings, pool, splits, classes):
         pool_vectors = vectors[pool_rows]
         rng = np.random.default_rng(0 + head_version)
         head_version += 1
-        warm_up = strategies.warm_up_labels(len(classes))
-        if strategy != strategies.RANDOM and len(labelled) < warm_up:
+        if warm_up and strategy != strategies.RANDOM and len(labelled) < strategies.warm_up_labels(len(classes)):
             scores = strategies.cover_start(vectors, np.array(labelled, dtype=np.int64), pool_rows,
-                                            clusters=max(warm_up, settings.batch), seed=0)
+                                            clusters=max(strategies.warm_up_labels(len(classes)), settings.batch), seed=0)
             ranked = np.argsort(-scores, kind="stable")
         elif len(labelled) >= 2 and len(set(truth[labelled])) >= 2:
             if strategy == strategies.RANDOM:  # the head's answer does not move a random score: skip the fit

@@ -105,7 +105,7 @@ def warm_up_labels(n_classes: int) -> int:
 
 
 def cover_start(vectors: np.ndarray, labelled: np.ndarray, pool: np.ndarray, *, clusters: int, seed: int = 0,
-                sample: int = 20000) -> np.ndarray:
+                sample: int = 10000) -> np.ndarray:
     """Scores for `pool` (row indices into `vectors`) while a project has few labels: k-means of
     every vector (the pool and the labelled rows, `labelled`) into `clusters`, and the most typical
     item of each cluster that holds no label yet first, most typical cluster first; then every
@@ -117,7 +117,8 @@ def cover_start(vectors: np.ndarray, labelled: np.ndarray, pool: np.ndarray, *, 
     n = len(vectors)
     k = max(1, min(clusters, n, MAX_CLUSTERS))
     fit_on = vectors if n <= sample else vectors[np.random.default_rng(seed).choice(n, sample, replace=False)]
-    km = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=2048).fit(fit_on)
+    # One init on at most `sample` vectors: it runs at every refresh of the warm-up.
+    km = MiniBatchKMeans(n_clusters=k, n_init=1, random_state=seed, batch_size=2048).fit(fit_on)
     similarity = vectors[pool] @ km.cluster_centers_.T
     nearest = similarity.argmax(axis=1)
     scores = similarity[np.arange(len(pool)), nearest]  # typicality in [-1, 1]

@@ -91,23 +91,6 @@ def test_a_project_without_labels_gets_a_cold_start_of_representative_items(proj
     assert {(item_id - items[0].id) // 15 for item_id in top} == {0, 1, 2, 3}
 
 
-def test_with_fewer_labels_than_classes_the_queue_serves_clusters_no_label_covers_yet(project, add_items, expert):
-    rng = np.random.default_rng(4)
-    vectors = np.vstack([np.eye(16)[c] * 4 + rng.normal(scale=0.05, size=(10, 16)) for c in range(10)])
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    items = add_items(project, [f"item {i}" for i in range(100)])
-    store_vectors(project, items, vectors)
-    project.eval_share = 0
-    project.save()
-    annotation_submit(item=items[0], user=expert, labels=[KEYS[0]])  # clusters 0 and 1 hold a label
-    annotation_submit(item=items[10], user=expert, labels=[KEYS[1]])
-    report = refresh.refresh_run(project=project)
-    assert report.labelled == 2 and report.cold_start  # 2 labels of 3 classes: the warm-up, not margin
-    top = Item.objects.filter(project=project, is_done=False).order_by("-priority").values_list("id", flat=True)[:8]
-    assert sorted((item_id - items[0].id) // 10 for item_id in top) == list(range(2, 10))
-    assert ActiveLearningState.objects.get(project=project).head is not None  # suggestions still come from a head
-
-
 def test_evaluation_items_are_served_at_their_share_and_never_trained_on(clustered, expert):
     project, items = clustered
     Item.objects.filter(id__in=[i.id for i in items[10:30:2]]).update(is_eval=True)
