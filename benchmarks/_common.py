@@ -31,6 +31,29 @@ def use_dataset(args) -> None:
     global BANKING77_DIR
     BANKING77_DIR = Path(args.dataset)
 BENCH_PROJECT_PREFIX = "bench-"
+VECTOR_CACHE_DIR = REPO_ROOT / "benchmarks" / "out"  # gitignored
+
+
+def vector_cache_path(texts: list[str], cache: Path = VECTOR_CACHE_DIR) -> Path:
+    import hashlib
+
+    return Path(cache) / f"vectors-{hashlib.sha256(chr(10).join(texts).encode()).hexdigest()[:16]}.npy"
+
+
+def cached_vectors(texts: list[str], cache: Path = VECTOR_CACHE_DIR, threads: int | None = None):
+    """The base encoder's float32 vectors of `texts`, cached on disk keyed by their content (the
+    same file name benchmarks/out_of_scope.py uses, so either script's encoding serves both)."""
+    import numpy as np
+
+    path = vector_cache_path(texts, cache)
+    if path.exists():
+        return np.load(path)
+    from ml.encoder import Encoder
+
+    vectors = Encoder(threads=threads).encode(texts, batch_size=64).astype(np.float32)
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
 
 
 def ensure_postgres_database(url: str, recreate: bool = False) -> bool:

@@ -113,6 +113,41 @@ def cold_start_scores(typical: np.ndarray, nearest: np.ndarray, k: int) -> np.nd
     return scores
 
 
+def warm_up_labels(n_classes: int) -> int:
+    """How many labels a project is served cluster representatives (`cover_start`) for before
+    uncertainty takes over: one cluster per label of the project, at most MAX_CLUSTERS. A head
+    fitted on fewer labels than there are classes knows too few of them for its uncertainty to
+    mean much: margin sampling then explores only among the classes it has seen."""
+    return max(1, min(n_classes, MAX_CLUSTERS))
+
+
+def cover_start(vectors: np.ndarray, labelled: np.ndarray, pool: np.ndarray, *, clusters: int, seed: int = 0,
+                sample: int = 10000) -> np.ndarray:
+    """Scores for `pool` (row indices into `vectors`) while a project has few labels: k-means of
+    every vector (the pool and the labelled rows, `labelled`) into `clusters`, and the most typical
+    item of each cluster that holds no label yet first, most typical cluster first; then every
+    item by how typical it is. Refitted each refresh on the same vectors with the same seed, the
+    clusters stay put, so the representatives served are of clusters not yet covered (a
+    representative-first warm-up, as TypiClust: Hacohen et al. 2022, "Active learning on a budget")."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    n = len(vectors)
+    k = max(1, min(clusters, n, MAX_CLUSTERS))
+    fit_on = vectors if n <= sample else vectors[np.random.default_rng(seed).choice(n, sample, replace=False)]
+    # One init on at most `sample` vectors: it runs at every refresh of the warm-up.
+    km = MiniBatchKMeans(n_clusters=k, n_init=1, random_state=seed, batch_size=2048).fit(fit_on)
+    similarity = vectors[pool] @ km.cluster_centers_.T
+    nearest = similarity.argmax(axis=1)
+    scores = similarity[np.arange(len(pool)), nearest]  # typicality in [-1, 1]
+    covered = set((vectors[labelled] @ km.cluster_centers_.T).argmax(axis=1).tolist()) if len(labelled) else set()
+    for centre in set(range(k)) - covered:
+        members = np.flatnonzero(nearest == centre)
+        if len(members):
+            best = members[np.argmax(similarity[members, centre])]
+            scores[best] = 2.0 + similarity[best, centre]
+    return scores
+
+
 def rank_pool(scores: np.ndarray, vectors: np.ndarray | None = None, *, batch_size: int = 10,
               diverse: bool = True, seed: int = 0) -> np.ndarray:
     """Pool indices in serving order: the diverse batch first (if asked), then by score."""

@@ -19,22 +19,30 @@ def run(script, *args, timeout=600):
 
 
 @pytest.mark.benchmark
-def test_the_active_learning_benchmark_runs_a_small_budget(tmp_path):
-    out = run("active_learning.py", "--limit-train", "1500", "--limit-test", "400", "--budget", "150",
-              "--seed-size", "50", "--batch", "50", "--eval-every", "50", "--seeds", "1",
-              "--strategies", "random,margin", "--refresh-pool", "3000", "--plot", str(tmp_path / "curve.png"))
-    assert "raw model forward" in out and "encode pipeline" in out
-    assert "labels to reach random@budget" in out and "fast refresh" in out
-    assert (tmp_path / "curve.png").stat().st_size > 1000
+def test_the_active_learning_benchmark_runs_the_product_defaults_on_both_datasets(tmp_path):
+    out = run("active_learning.py", "--dataset", "all", "--limit-train", "600", "--limit-test", "200", "--budget", "60",
+              "--checkpoints", "20,40,60", "--seeds", "2", "--plot", str(tmp_path / "curve_{dataset}.png"))
+    assert "product defaults: strategy margin, diversity on, refresh every 10 labels" in out
+    assert "== banking77: pool 600" in out and "== clinc150: pool 600" in out and "(out-of-scope queries dropped)" in out
+    assert "banking77, test split" in out and "clinc150, validation split" in out and "worst gap to random" in out
+    assert (tmp_path / "curve_banking77.png").stat().st_size > 1000 and (tmp_path / "curve_clinc150.png").exists()
+
+
+@pytest.mark.benchmark
+def test_the_active_learning_benchmarks_fast_path_chooses_what_the_production_services_choose(tmp_path):
+    out = run("active_learning.py", "--dataset", "banking77", "--limit-train", "600", "--limit-test", "100",
+              "--check", "60")
+    assert "banking77, default, 600 pool items, 60 labels: the same items in the same order" in out
 
 
 @pytest.mark.benchmark
 def test_the_active_learning_benchmark_goes_on_under_a_fine_tuned_champion(tmp_path):
-    out = run("active_learning.py", "--limit-train", "400", "--limit-test", "200", "--budget", "150",
-              "--seed-size", "50", "--batch", "25", "--eval-every", "50", "--seeds", "1", "--champion-at", "100",
-              "--strategies", "margin", "--refresh-pool", "0", "--plot", str(tmp_path / "curve.png"))
+    out = run("active_learning.py", "--path", "product", "--dataset", "banking77", "--limit-train", "400",
+              "--limit-test", "200", "--budget", "150", "--seed-size", "50", "--batch", "25", "--checkpoints", "50,100,150",
+              "--seeds", "1", "--champion-at", "100", "--strategies", "margin", "--refresh-pool", "3000",
+              "--plot", str(tmp_path / "curve.png"))
     assert "champion v1 (fine-tuned on 100 labels) promoted, pool re-encoded" in out
-    assert "same head, all labels, champion's embeddings" in out and "gap (points)" in out
+    assert "same head, all labels, champion's embeddings" in out and "fast refresh" in out
 
 
 @pytest.mark.benchmark

@@ -97,3 +97,21 @@ def test_the_diverse_batch_and_the_cold_start_cluster_into_at_most_max_clusters(
     assert sorted(order.tolist()) == list(range(n))
     cold = st.cold_start(vectors, batch_size=10000)
     assert (cold >= 2.0).sum() <= st.MAX_CLUSTERS  # one representative per cluster goes first
+
+
+def test_the_warm_up_serves_a_representative_of_each_cluster_no_label_covers_yet():
+    rng = np.random.default_rng(1)
+    centres = np.eye(8)[:4] * 5
+    vectors = np.vstack([c + rng.normal(scale=0.1, size=(30, 8)) for c in centres])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labelled = np.array([0, 31])  # clusters 0 and 1 already hold a label
+    pool = np.setdiff1d(np.arange(len(vectors)), labelled)
+    scores = st.cover_start(vectors, labelled, pool, clusters=4)
+    first = pool[np.argsort(-scores, kind="stable")[:2]]
+    assert sorted(i // 30 for i in first) == [2, 3]
+    assert (scores >= 2.0).sum() == 2  # only the uncovered clusters' representatives jump the queue
+
+
+def test_the_warm_up_lasts_one_label_per_class_within_the_cluster_cap():
+    assert st.warm_up_labels(3) == 3 and st.warm_up_labels(150) == 150
+    assert st.warm_up_labels(10_000) == st.MAX_CLUSTERS and st.warm_up_labels(0) == 1
