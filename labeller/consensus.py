@@ -97,8 +97,7 @@ class Resolver:
     def _stored_for(self, item_id: int):
         if self.stored is not None:
             return self.stored.get(item_id)
-        row = ItemConsensus.objects.filter(item_id=item_id).values_list("signature", "labels", "confidence").first()
-        return row
+        return ItemConsensus.objects.filter(item_id=item_id).values_list("signature", "labels", "confidence").first()
 
     def resolve(self, answers: Sequence[tuple[str, list]], *, item_id: int | None = None) -> Resolved:
         """One item's consensus from its submitted answers, (answer key, value) each."""

@@ -528,6 +528,8 @@ class ItemConsensus(models.Model):
             # Exports and training read every stored consensus of a project at once.
             models.Index(fields=["project"], name="itemconsensus_project_idx"),
         ]
+
+
 class ChunkStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
