@@ -20,6 +20,7 @@ import numpy as np
 
 from .encoder import clip_texts
 from .heads import KNN_DEFAULTS, NeighbourMemory
+from .out_of_scope import MIN_LABELLED, ScopeRule
 
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
@@ -145,6 +146,7 @@ class FineTuneResult:
     seconds: float = 0.0
     examples_per_second: float = 0.0
     device: str = "cpu"
+    scope: ScopeRule | None = None  # the out-of-scope rule, when a validation split was held out
 
 
 def fold_small_validation(train_texts: list, train_ids: list, val_texts: list, val_ids: list,
@@ -422,9 +424,11 @@ def fine_tune(
     if config.refit_head:
         probe_init(model, train_texts, train_ids, n_classes, c=config.probe_c, seed=config.seed)
     if not model.multi_label and config.knn_weight:
-        memory_texts = list(train_texts) + list(val_texts)
-        vectors = model.predict(memory_texts)[1]
-        model.memory = NeighbourMemory.of(vectors, np.concatenate([train_ids, np.asarray(val_ids, dtype=np.int64)]),
+        train_vectors = model.predict(train_texts)[1]
+        val_probs, val_vectors = model.predict(val_texts) if len(val_texts) else (None, train_vectors[:0])
+        val_ids = np.asarray(val_ids, dtype=np.int64)
+        result.scope = _scope_rule(NeighbourMemory.of(train_vectors, train_ids, config.as_dict()), val_probs, val_vectors, val_ids)
+        model.memory = NeighbourMemory.of(np.concatenate([train_vectors, val_vectors]), np.concatenate([train_ids, val_ids]),
                                           config.as_dict())
     result.seconds = time.perf_counter() - started
     result.examples_per_second = seen / result.seconds if result.seconds else 0.0
@@ -432,6 +436,17 @@ def fine_tune(
     model.train(False)
     model.to("cpu")  # saved, exported to ONNX and served from the CPU
     return result
+
+
+def _scope_rule(seen: NeighbourMemory | None, val_probs, val_vectors: np.ndarray, val_ids: np.ndarray) -> ScopeRule | None:
+    """The out-of-scope rule of a fine-tuned version (ml.out_of_scope), read off its validation
+    split: texts it did not learn from, answered as an unseen query would be (the head, and the vote
+    of a memory of the training texts only; the served memory holds the validation texts too, and
+    each would be its own nearest neighbour). None without such a memory or with too few texts."""
+    if seen is None or len(val_ids) < MIN_LABELLED:
+        return None
+    probs = seen.mix(val_probs, val_vectors)
+    return ScopeRule.fit(probs, val_vectors, seen.vectors, probs.argmax(axis=1) == val_ids)
 
 
 def _accuracy(model: SentenceClassifier, texts, targets) -> float:

@@ -57,14 +57,13 @@ class Predictor:
             self.encoder = serving_encoder(version.project)
             self.classes = self.head.classes
             self.task_type = classification_of(self.head)
-            rule = (version.metrics or {}).get("out_of_scope")
-            if rule and self.head.memory is not None:
-                self.scope = ScopeRule(**rule)
+            self.scope = _scope_of(version, self.head.memory)
             return
         from ml import finetune
 
         model, self.classes = finetune.load(artefacts.version_path(version), version.checksum)
         self.task_type = classification_of(model)
+        self.scope = _scope_of(version, model.memory)
         if settings.LABELLOOP_SERVE_RUNTIME == "onnx":
             self._onnx = _onnx_encoder(model.encoder, model.tokenizer, model.max_length)
             # its classifier (and neighbour vote) over the ONNX embeddings, as head versions do
@@ -82,13 +81,17 @@ class Predictor:
         return [self.task_type.decide(self.classes, p, top_k=top_k) for p in self.probabilities(texts)]
 
     def judged(self, texts: list[str], top_k: int = 3) -> tuple[list[Decision], list[bool]]:
-        """The answers, and whether each text is out of scope (a head version trained with an
+        """The answers, and whether each text is out of scope (a version trained with an
         out-of-scope rule; the others judge none so)."""
         if self.scope is None:
             return self.decisions(texts, top_k), [False] * len(texts)
-        vectors = self.encoder.encode(texts, batch_size=SERVE_BATCH)
-        probs = self.head.predict_proba(vectors)
-        outside = self.scope.out_of_scope(probs, vectors, self.head.memory.vectors)
+        if self._model is not None:  # a fine-tuned version served in torch
+            probs, vectors = self._model.predict(texts, batch_size=SERVE_BATCH)
+            memory = self._model.memory
+        else:
+            vectors = (self._onnx or self.encoder).encode(texts, batch_size=SERVE_BATCH)
+            probs, memory = self.head.predict_proba(vectors), self.head.memory
+        outside = self.scope.out_of_scope(probs, vectors, memory.vectors)
         return [self.task_type.decide(self.classes, p, top_k=top_k) for p in probs], outside.tolist()
 
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:
@@ -97,6 +100,13 @@ class Predictor:
         if self._model is not None:
             return self._model.predict(texts, batch_size=batch_size)[0]
         return self.head.predict_proba(self.encoder.encode(texts, batch_size=batch_size))
+
+
+def _scope_of(version: ModelVersion, memory) -> ScopeRule | None:
+    """The version's out-of-scope rule, when it was trained with one and serves its neighbour memory
+    (the rule reads the distance to it)."""
+    rule = (version.metrics or {}).get("out_of_scope")
+    return ScopeRule(**rule) if rule and memory is not None else None
 
 
 def _onnx_encoder(encoder, tokenizer, max_length: int):

@@ -294,6 +294,8 @@ def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict, tas
     metrics["training"] = {"history": result.history, "best_epoch": result.best_epoch, "stopped": result.stopped,
                            "epochs": config.epochs, "early_stopping": bool(val_texts), "device": result.device,
                            "started_from": started_from}
+    if result.scope is not None:  # read off the validation split (ml.finetune._scope_rule)
+        metrics["out_of_scope"] = result.scope.as_dict()
     return metrics, {"artefact_path": artefacts.relative_path(folder), "checksum": checksum,
                      "examples_per_second": round(result.examples_per_second, 2)}
 

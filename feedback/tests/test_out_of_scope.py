@@ -13,19 +13,25 @@ from tests.helpers import train_head
 pytestmark = pytest.mark.django_db
 
 
+def labelled_intents(project, expert, *, per_intent: int, eval_every: int):
+    """`project` with three Banking77 intents as its labels and `per_intent` labelled queries of
+    each, every `eval_every`-th in the evaluation set."""
+    Label.objects.filter(project=project).delete()
+    Label.objects.bulk_create(Label(project=project, key=k, name=k.replace("_", " "), order=i) for i, k in enumerate(INTENTS))
+    rows = banking77(per_intent)
+    items = Item.objects.bulk_create(Item(project=project, data={"text": row["text"]}, external_id=str(i),
+                                          is_eval=i % eval_every == 0) for i, row in enumerate(rows))
+    for item, row in zip(items, rows):
+        item.project = project
+        annotation_submit(item=item, user=expert, labels=[row["category"]])
+    return project
+
+
 @pytest.fixture
 def scoped_project(make_project, expert, owner):
     """Three Banking77 intents, 30 labelled queries each (every fourth in the evaluation set): enough
     for the out-of-scope rule; its head version promoted."""
-    project = make_project(eval_share=0.25)
-    Label.objects.filter(project=project).delete()
-    Label.objects.bulk_create(Label(project=project, key=k, name=k.replace("_", " "), order=i) for i, k in enumerate(INTENTS))
-    rows = banking77(30)
-    items = Item.objects.bulk_create(Item(project=project, data={"text": row["text"]}, external_id=str(i), is_eval=i % 4 == 0)
-                                     for i, row in enumerate(rows))
-    for item, row in zip(items, rows):
-        item.project = project
-        annotation_submit(item=item, user=expert, labels=[row["category"]])
+    project = labelled_intents(make_project(eval_share=0.25), expert, per_intent=30, eval_every=4)
     version = train_head(project)
     promotion.version_promote(version=version, user=owner, reason="first model", override=True)
     serving.forget_aliases()
@@ -72,3 +78,40 @@ def test_monitoring_counts_the_out_of_scope_rate_and_alerts_above_its_threshold(
     rates = {p.period: p.metrics["out_of_scope_rate"] for p in points if p.version_id == version.id}
     assert set(rates.values()) == {0.75}
     assert Alert.objects.filter(project=project, metric="out_of_scope_rate", status="open").exists()
+
+
+def test_a_fine_tuned_version_reads_its_rule_off_its_validation_split_and_serves_it(make_project, expert, owner, token_client):
+    """A fine-tuned version cannot refit five times: its rule comes from the validation texts it
+    held out (ml.finetune._scope_rule). Here half the labelled training texts are held out, and the
+    validation split is kept (min_validation lowered to fit a test)."""
+    from models_registry import training
+    from models_registry.models import TrainingPolicy
+
+    project = labelled_intents(make_project(eval_share=0.2), expert, per_intent=50, eval_every=5)
+    TrainingPolicy.objects.update_or_create(project=project, defaults={
+        "validation_share": 0.5,
+        "finetune": {"epochs": 1, "batch_size": 16, "max_length": 32, "min_validation": 50}})
+    (version,) = training.retrain_request(project=project, kinds=["finetuned"])
+    version = training.version_train(version=training.version_claim(version_id=version.id))
+    assert version.status == "ready", version.error
+    assert version.metrics["training"]["early_stopping"] is True
+    rule = version.metrics["out_of_scope"]
+    assert set(rule) == {"doubt_mean", "doubt_sd", "distance_mean", "distance_sd", "threshold", "k"}
+    # The validation texts were scored against a memory without themselves: distances well above 0.
+    assert rule["distance_mean"] > 0.1
+
+    promotion.version_promote(version=version, user=owner, reason="first model", override=True)
+    serving.forget_aliases()
+    outside = ["what will the weather be like in paris tomorrow", "play some relaxing jazz music please",
+               "how many calories are in a banana"]
+    in_scope = [row["text"] for row in banking77(3, split="test")]
+    client = token_client(project, ["predict"])
+    response = client.post(f"/api/projects/{project.id}/predict",
+                           {"items": [{"data": {"text": t}} for t in in_scope + outside]}, format="json")
+    assert response.status_code == 200, response.content
+    answers = response.json()["predictions"]
+    assert all(a["model_version"] == version.number for a in answers), answers
+    flags = [a["out_of_scope"] for a in answers]
+    assert flags[len(in_scope):] == [True] * len(outside), answers
+    assert sum(flags[:len(in_scope)]) <= 1
+    assert all(a["abstain"] for a in answers[len(in_scope):])
