@@ -68,33 +68,48 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def span_project(owner, train: int, base_model: str):
-    """A span project with a word head over BTC's first `train` training tweets, promoted."""
+def champion(version, folder, checksum: str, owner):
+    """`version` with its artefact folder and checksum recorded, promoted to serve its project."""
     from django.conf import settings
 
-    from labeller.services import project_create
-    from ml import token_model
-    from ml.encoder_cache import base_encoder
-    from ml.spans import read_conll_file
-    from models_registry import artefacts, promotion, serving
-    from models_registry.models import ModelVersion, VersionStatus
+    from models_registry import promotion, serving
+    from models_registry.models import ModelVersion
 
-    project = project_create(user=owner, labels=SPAN_LABELS, name="bench-spans", task_type="spans")
-    examples = read_conll_file(BTC / "btc.train.conll", limit=train)
-    texts = [text for text, _ in examples]
-    words = token_model.encode_words(base_encoder(project.base_model_path), texts)
-    tag_names = token_model.tag_set([label["key"] for label in SPAN_LABELS])
-    head = token_model.fit_word_head(words.vectors, token_model.gold_word_tags(texts, [s for _, s in examples]), tag_names)
-    version = ModelVersion.objects.create(project=project, number=1, kind="head", base_model=base_model,
-                                          status=VersionStatus.READY)
-    folder = artefacts.version_folder(version)
-    checksum = artefacts.save_head(head, folder, {"version": 1, "task_type": "spans"})
     ModelVersion.objects.filter(id=version.id).update(
         artefact_path=str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR)), checksum=checksum)
     version.refresh_from_db()
     promotion.version_promote(version=version, user=owner, reason="benchmark champion", override=True)
     serving.forget_aliases()
-    return project, version
+    return version
+
+
+def new_span_version(owner, name: str, kind: str, base_model: str):
+    """A new span project, its version 1 of `kind` (ready, no artefact yet) and that version's folder."""
+    from labeller.services import project_create
+    from models_registry import artefacts
+    from models_registry.models import ModelVersion, VersionStatus
+
+    project = project_create(user=owner, labels=SPAN_LABELS, name=name, task_type="spans")
+    version = ModelVersion.objects.create(project=project, number=1, kind=kind, base_model=base_model,
+                                          status=VersionStatus.READY)
+    return project, version, artefacts.version_folder(version)
+
+
+def span_project(owner, train: int, base_model: str):
+    """A span project with a word head over BTC's first `train` training tweets, promoted."""
+    from ml import token_model
+    from ml.encoder_cache import base_encoder
+    from ml.spans import read_conll_file
+    from models_registry import artefacts
+
+    project, version, folder = new_span_version(owner, "bench-spans", "head", base_model)
+    examples = read_conll_file(BTC / "btc.train.conll", limit=train)
+    texts = [text for text, _ in examples]
+    words = token_model.encode_words(base_encoder(project.base_model_path), texts)
+    tag_names = token_model.tag_set([label["key"] for label in SPAN_LABELS])
+    head = token_model.fit_word_head(words.vectors, token_model.gold_word_tags(texts, [s for _, s in examples]), tag_names)
+    checksum = artefacts.save_head(head, folder, {"version": 1, "task_type": "spans"})
+    return project, champion(version, folder, checksum, owner)
 
 
 def finetuned_span_project(owner, train: int, saved: str | None, base_model: str):
@@ -103,20 +118,12 @@ def finetuned_span_project(owner, train: int, saved: str | None, base_model: str
     import json
     import shutil
 
-    from django.conf import settings
-
-    from labeller.services import project_create
     from ml import token_finetune, token_model
     from ml.encoder_cache import base_encoder
     from ml.finetune import MANIFEST_FILE
     from ml.spans import read_conll_file
-    from models_registry import artefacts, promotion, serving
-    from models_registry.models import ModelVersion, VersionStatus
 
-    project = project_create(user=owner, labels=SPAN_LABELS, name="bench-spans-finetuned", task_type="spans")
-    version = ModelVersion.objects.create(project=project, number=1, kind="finetuned", base_model=base_model,
-                                          status=VersionStatus.READY)
-    folder = artefacts.version_folder(version)
+    project, version, folder = new_span_version(owner, "bench-spans-finetuned", "finetuned", base_model)
     if saved:
         shutil.copytree(saved, folder, dirs_exist_ok=True)
         checksum = json.loads((folder / MANIFEST_FILE).read_text())["checksum"]
@@ -127,12 +134,7 @@ def finetuned_span_project(owner, train: int, saved: str | None, base_model: str
                                           token_model.tag_set([label["key"] for label in SPAN_LABELS]))
         token_finetune.fine_tune(tagger, examples, [], config=token_finetune.TokenFineTuneConfig(epochs=1))
         checksum = token_finetune.save(tagger, folder, extra={"version": 1, "task_type": "spans"})
-    ModelVersion.objects.filter(id=version.id).update(
-        artefact_path=str(folder.relative_to(settings.LABELLOOP_ARTEFACT_DIR)), checksum=checksum)
-    version.refresh_from_db()
-    promotion.version_promote(version=version, user=owner, reason="benchmark champion", override=True)
-    serving.forget_aliases()
-    return project, version
+    return project, champion(version, folder, checksum, owner)
 
 
 def request_texts(kind: str) -> list[str]:
