@@ -1,6 +1,7 @@
 """The refresh of a word-level project (spans): refit a word tagger on the labelled items' stored
 word vectors, re-rank the expert queue by each text's mean word margin, and precompute the
-suggested spans for the head of the queue.
+suggested spans for the head of the queue, each with its evidence (the nearest labelled spans of
+its label: span_evidence).
 
 The pieces it shares with classification (the open pool, the evaluation share, the priority
 writes, the stored head) are active_learning.pool's; the ML is ml.token_model's. The pool's
@@ -23,6 +24,7 @@ from .pool import (
     training_labels, write_queue,
 )
 from .selectors import state_for
+from .span_evidence import SpanBank, attach_evidence
 from .suggestions import SUGGESTED_TOP
 
 STREAM_ITEMS = 2000  # items whose word vectors are read and scored per step (~24 MiB of tweets)
@@ -35,10 +37,11 @@ def word_rows(project: Project, encoder_version: str, item_ids) -> dict[int, tup
 
 
 def training_words(project: Project, encoder_version: str, labelled: dict[int, list[dict]],
-                   labels: set[str]) -> tuple[np.ndarray, list[str]]:
-    """The labelled items' word vectors (float32, stacked) and each word's BIO tag from the item's
-    resolved spans (spans of a label the project no longer has are left out)."""
-    matrices, tags = [], []
+                   labels: set[str]) -> tuple[np.ndarray, list[str], SpanBank]:
+    """The labelled items' word vectors (float32, stacked), each word's BIO tag from the item's
+    resolved spans (spans of a label the project no longer has are left out), and those spans as
+    the evidence bank (span_evidence) from the same rows."""
+    matrices, tags, bank = [], [], SpanBank()
     ids = sorted(labelled)
     texts = dict(Item.objects.filter(id__in=ids).values_list("id", f"data__{project.text_field}"))
     stored = word_rows(project, encoder_version, ids)
@@ -50,11 +53,13 @@ def training_words(project: Project, encoder_version: str, labelled: dict[int, l
         if len(words) != n_words:  # the text changed since it was encoded: its words no longer line up
             continue
         spans = [span for span in labelled[item_id] if span.get("label") in labels]
-        matrices.append(word_matrix(blob, n_words))
+        matrix = word_matrix(blob, n_words)
+        matrices.append(matrix)
         tags += token_model.word_tags(words, spans)
+        bank.add(item_id=item_id, text=str(texts.get(item_id) or ""), words=words, matrix=matrix, spans=spans)
     if not matrices:
-        return np.zeros((0, 0), np.float32), []
-    return np.concatenate(matrices).astype(np.float32), tags
+        return np.zeros((0, 0), np.float32), [], bank
+    return np.concatenate(matrices).astype(np.float32), tags, bank
 
 
 def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: list[int]) -> np.ndarray:
@@ -88,15 +93,24 @@ def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: lis
     return scores
 
 
-def span_suggestions(project: Project, head, encoder_version: str, item_ids, head_version: int) -> list[dict | None]:
-    """The suggested spans of each item (None for one without word vectors)."""
+def span_suggestions(project: Project, head, encoder_version: str, item_ids, head_version: int,
+                     bank: SpanBank | None = None) -> list[dict | None]:
+    """The suggested spans of each item (None for one without word vectors), each span with its
+    evidence from `bank` (the labelled spans nearest to it) when one is given."""
     stored = word_rows(project, encoder_version, [int(i) for i in item_ids])
     texts = dict(Item.objects.filter(id__in=[int(i) for i in item_ids]).values_list("id", f"data__{project.text_field}"))
     out = []
     for item_id in item_ids:
         row = stored.get(int(item_id))
-        out.append(None if row is None else
-                   span_suggestion(head, word_matrix(row[1], row[0]), str(texts.get(int(item_id)) or ""), head_version))
+        if row is None:
+            out.append(None)
+            continue
+        text, matrix = str(texts.get(int(item_id)) or ""), word_matrix(row[1], row[0])
+        suggestion = span_suggestion(head, matrix, text, head_version)
+        if bank is not None:
+            words = token_model.words_of(clip_texts([text])[0])[:len(matrix)]
+            attach_evidence(suggestion, matrix=matrix, words=words, bank=bank)
+        out.append(suggestion)
     return out
 
 
@@ -122,9 +136,9 @@ def span_refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     batch_size = refresh_batch(project)
 
     t = time.perf_counter()
-    head = None
+    head, bank = None, None
     if len(labelled) >= 2:
-        x, tags = training_words(project, state.encoder_version, labelled, set(label_keys))
+        x, tags, bank = training_words(project, state.encoder_version, labelled, set(label_keys))
         if any(tag != "O" for tag in tags):  # with no entity yet, every word's answer would be O
             head = token_model.fit_word_head(x, tags, token_model.tag_set(label_keys), seed=seed)
     report.seconds_fit = time.perf_counter() - t
@@ -149,7 +163,7 @@ def span_refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     top, suggestions = [], []
     if head is not None and project.suggestion_mode != SuggestionMode.OFF:
         candidates = suggested_top(final, eval_ids, SUGGESTED_TOP)
-        made = span_suggestions(project, head, state.encoder_version, candidates, state.head_version + 1)
+        made = span_suggestions(project, head, state.encoder_version, candidates, state.head_version + 1, bank)
         top = [item_id for item_id, s in zip(candidates, made) if s is not None]
         suggestions = [s for s in made if s is not None]
     store_head(project, head, trained_on=len(labelled), top=top, suggestions=suggestions)

@@ -12,6 +12,7 @@ and once more under tracemalloc (peak Python/numpy allocation; slower, not timed
     .venv/bin/python benchmarks/span_refresh.py                               # 20,000 items, 1,000 labelled
     .venv/bin/python benchmarks/span_refresh.py --pool 2000 --unique 300 --labelled 100   # smoke
     .venv/bin/python benchmarks/span_refresh.py --database-url postgres://postgres@127.0.0.1:5432/other
+    .venv/bin/python benchmarks/span_refresh.py --evidence-cost    # + each run without the suggestions' evidence
 
 The database defaults to DATABASE_URL, else postgres://postgres@127.0.0.1:5432/labelloop_bench
 (created and migrated if missing); SQLite URLs work too. Projects of earlier runs
@@ -21,6 +22,7 @@ The database defaults to DATABASE_URL, else postgres://postgres@127.0.0.1:5432/l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -46,6 +48,8 @@ def parse_args():
     p.add_argument("--unique", type=int, default=6338, help="distinct BTC training tweets encoded, then tiled")
     p.add_argument("--labelled", type=int, default=1000, help="items labelled with their gold spans")
     p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--evidence-cost", action="store_true",
+                   help="also time each run without the suggestions' evidence (alternating, same process): its cost as a ratio")
     p.add_argument("--threads", type=int, default=2, help="torch threads while encoding")
     p.add_argument("--database-url", default=None)
     p.add_argument("--recreate-db", action="store_true")
@@ -117,6 +121,19 @@ def build(args, examples, vectors, version):
     return project
 
 
+def evidence_off():
+    """The refresh as it was before suggestions carried evidence (no bank of labelled spans, none
+    attached), to time the evidence's cost in the same process. Benchmark only."""
+    from unittest import mock
+
+    from active_learning import span_evidence, span_refresh
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(span_refresh, "attach_evidence", lambda suggestion, **_: suggestion))
+    stack.enter_context(mock.patch.object(span_evidence.SpanBank, "add", lambda self, **_: None))
+    return stack
+
+
 def remove_earlier_runs() -> int:
     """Projects of earlier runs; their vectors first (delete_bench_projects removes items with
     plain DELETEs, which the vectors' foreign keys would refuse)."""
@@ -146,11 +163,23 @@ def main() -> int:
     project = build(args, examples, vectors, version)
     del vectors
 
+    totals = {"with evidence": 0.0, "without evidence": 0.0}
+    if args.evidence_cost:  # the first refresh pays for cold caches: not one of the pairs
+        print(f"warm-up refresh (not counted): {refresh_run(project=project, seed=args.runs + 1).seconds_total:.1f} s")
     for run in range(args.runs):
-        report = refresh_run(project=project, seed=run)
-        print(f"refresh {run + 1}: {report.seconds_total:.1f} s (fit {report.seconds_fit:.1f} s on {report.labelled:,} "
-              f"labelled, score + rank {report.seconds_score:.1f} s over {report.pool:,} open, write "
-              f"{report.seconds_write:.1f} s); load average {os.getloadavg()[0]:.1f}")
+        modes = ("with evidence", "without evidence")[::1 if run % 2 == 0 else -1]  # each goes first in turn
+        for mode in modes if args.evidence_cost else ("with evidence",):
+            with evidence_off() if mode == "without evidence" else contextlib.nullcontext():
+                report = refresh_run(project=project, seed=run)
+            totals[mode] += report.seconds_total
+            print(f"refresh {run + 1}{' ' + mode if args.evidence_cost else ''}: {report.seconds_total:.1f} s "
+                  f"(fit {report.seconds_fit:.1f} s on {report.labelled:,} "
+                  f"labelled, score + rank {report.seconds_score:.1f} s over {report.pool:,} open, write "
+                  f"{report.seconds_write:.1f} s); load average {os.getloadavg()[0]:.1f}")
+    if args.evidence_cost:
+        added = totals["with evidence"] - totals["without evidence"]
+        print(f"evidence: refresh time with / without = {totals['with evidence'] / totals['without evidence']:.3f} "
+              f"({added / args.runs:+.2f} s a refresh, mean of {args.runs} pairs after a warm-up, each first in turn)")
     tracemalloc.start()
     refresh_run(project=project, seed=args.runs)
     _, peak = tracemalloc.get_traced_memory()

@@ -17,6 +17,7 @@ from feedback.item_history import item_history_for
 from labeller import selectors, services
 from labeller.consensus import Resolver, answer_key
 from labeller.models import Role, TaskType
+from labeller.suggestions import suggestion_for_item
 from labeller.task_types import task_type_for
 
 from .errors import form_checked, form_problems, post_handled, refusal_page
@@ -56,8 +57,10 @@ def item_page(request, project_id, item_id):
     mine = next((a for a in history.annotations if a.annotator_id == request.user.pk), None)
     resolved = resolved_labels(project, history.annotations, item_id=history.item.id)
     text = history.item.text()
+    suggestion = None
     if spans:
         spans_drawn(project, history, text, resolved)
+        suggestion = suggestion_drawn(project, history.item, text, request.user)
     return render(request, "frontend/item.html", {
         "project": project,
         "membership": membership,
@@ -76,6 +79,7 @@ def item_page(request, project_id, item_id):
         "neighbours": neighbours,
         "no_neighbours": no_neighbours,
         "query": query,
+        "suggestion": suggestion,
     })
 
 
@@ -94,6 +98,22 @@ def spans_drawn(project, history, text: str, resolved: list) -> None:
         prediction.marked = spans_marked(said if isinstance(said, str) else text, prediction.labels, labels=labels,
                                          dashed=True)
     history.marked = spans_marked(text, resolved, labels=labels)
+
+
+def suggestion_drawn(project, item, text: str, user) -> dict | None:
+    """The model's current spans for a span item, as the labelling screen would show them to this
+    user, marked in the text, with each span's evidence (the nearest labelled spans of its label,
+    precomputed by the refresh for the head of the queue; none for a suggestion computed now)."""
+    suggestion = suggestion_for_item(item=item, user=user)
+    if not suggestion or not suggestion.get("spans"):
+        return None
+    labels = {key: (name, colour) for key, name, colour in project.labels.values_list("key", "name", "color")}
+    names = {key: name for key, (name, _) in labels.items()}
+    rows = [{**span, "name": names.get(span["label"], span["label"]),
+             "evidence": [{**e, "name": names.get(e["label"], e["label"])} for e in span.get("evidence", [])]}
+            for span in suggestion["spans"]]
+    return {"marked": spans_marked(text, suggestion["spans"], labels=labels, dashed=True), "spans": rows,
+            "confidence": suggestion.get("confidence")}
 
 
 def resolved_labels(project, annotations, *, item_id: int | None = None) -> list:

@@ -67,6 +67,15 @@ class TokenTagger:
                  repair: bool = True, o_scale: float = 1.0):
         self.model, self.tokenizer, self.tag_names = model, tokenizer, list(tag_names)
         self.max_length, self.mode, self.repair, self.o_scale = max_length, mode, repair, o_scale
+        self._hidden_states = None  # serve_with: the encoder run elsewhere (ONNX Runtime)
+
+    def serve_with(self, hidden_states: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        """Answer from now on with `hidden_states(ids, mask)` (the model's encoder, e.g. in ONNX
+        Runtime: ml.onnx_serving's `hidden` export of `self.model.base_model`) and the model's own
+        classifier applied here, in numpy (in eval its dropout is the identity). Inference only."""
+        self._hidden_states = hidden_states
+        self._classifier = (self.model.classifier.weight.detach().numpy().T.astype(np.float32),
+                            self.model.classifier.bias.detach().numpy().astype(np.float32))
 
     def _batch(self, aligned: Sequence[tm.Aligned], targets: Sequence[Sequence[int]] | None = None):
         import torch
@@ -93,7 +102,14 @@ class TokenTagger:
             for s in range(0, len(order), batch_size):
                 idx = order[s:s + batch_size]
                 ids, mask, _ = self._batch([aligned[i] for i in idx])
-                probs = torch.softmax(self.model(input_ids=ids, attention_mask=mask).logits, dim=-1).numpy()
+                if self._hidden_states is not None:
+                    weight, bias = self._classifier
+                    logits = self._hidden_states(ids.numpy(), mask.numpy()) @ weight + bias
+                    logits -= logits.max(axis=-1, keepdims=True)
+                    probs = np.exp(logits)
+                    probs /= probs.sum(axis=-1, keepdims=True)
+                else:
+                    probs = torch.softmax(self.model(input_ids=ids, attention_mask=mask).logits, dim=-1).numpy()
                 for row, i in enumerate(idx):
                     out[i] = probs[row, :len(aligned[i].input_ids)]
         return out

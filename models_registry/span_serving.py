@@ -5,7 +5,9 @@ active-learning refresh fits it, ml.token_model.fit_word_head), stored as any he
 answering runs the base encoder once per batch for its word vectors and decodes the tags into
 spans (SpanTask.decide_text). A fine-tuned version is a token-classification model
 (ml.token_finetune, loaded after its checksum is verified) whose per-word tag probabilities are
-decoded by the same SpanTask.decide_text: both kinds answer the same shape.
+decoded by the same SpanTask.decide_text: both kinds answer the same shape. Both run their encoder
+in ONNX Runtime by default (LABELLOOP_SERVE_RUNTIME), a fine-tuned version its classifier in numpy
+over the exported encoder's hidden states, as fine-tuned classification versions do.
 """
 from __future__ import annotations
 
@@ -40,10 +42,17 @@ class SpanPredictor:
             self.head = artefacts.load_head(version)
             self.tag_names = self.head.classes
             self.encoder = base_encoder(version.project.base_model_path)
-            self.hidden_states = _onnx_hidden_states(self.encoder)
+            self.hidden_states = _onnx_hidden_states(self.encoder.model, self.encoder.tokenizer, self.encoder.max_length)
+            self.runtime = "torch" if self.hidden_states is None else "onnx"
         else:
             self.tagger = token_finetune.load(artefacts.version_path(version), version.checksum)
             self.tag_names = self.tagger.tag_names
+            # As fine-tuned classification versions serve: the encoder in ONNX Runtime, the
+            # classifier in numpy (torch if the setting says so or the export fails).
+            hidden_states = _onnx_hidden_states(self.tagger.model.base_model, self.tagger.tokenizer, self.tagger.max_length)
+            if hidden_states is not None:
+                self.tagger.serve_with(hidden_states)
+            self.runtime = "torch" if hidden_states is None else "onnx"
 
     def word_probabilities(self, texts: list[str]) -> list:
         """Per (clipped) text, its words' tag probabilities, from either kind of version."""
@@ -63,16 +72,17 @@ class SpanPredictor:
         return self.decisions(texts, top_k), [False] * len(texts)
 
 
-def _onnx_hidden_states(encoder):
-    """The base encoder's forward pass in ONNX Runtime, as classification head versions serve
-    (LABELLOOP_SERVE_RUNTIME; in torch a batch of tweets took about three times as long), or None
-    (torch) when the setting says so or the encoder cannot be exported."""
+def _onnx_hidden_states(model, tokenizer, max_length: int):
+    """An encoder's forward pass (its last hidden state) in ONNX Runtime, as classification
+    versions serve (LABELLOOP_SERVE_RUNTIME; in torch a batch of tweets took about three times as
+    long), or None (torch) when the setting says so or the encoder cannot be exported. `model`:
+    the base encoder's, or a fine-tuned tagger's `base_model`."""
     if settings.LABELLOOP_SERVE_RUNTIME != "onnx":
         return None
     from ml.onnx_serving import OnnxEncoder
 
     try:
-        return OnnxEncoder(encoder.model, encoder.tokenizer, max_length=encoder.max_length,
+        return OnnxEncoder(model, tokenizer, max_length=max_length,
                            int8=settings.LABELLOOP_SERVE_INT8, hidden=True).hidden_states
     except Exception:  # an architecture the exporter cannot trace: serve with torch instead
         log.warning("serving span versions with torch: the encoder could not be exported to ONNX", exc_info=True)

@@ -74,10 +74,21 @@ def test_the_span_active_learning_benchmark_runs_a_small_budget_and_a_few_fine_t
 
 @pytest.mark.benchmark
 def test_the_span_refresh_benchmark_refreshes_a_small_stored_pool(tmp_path):
-    out = run("span_refresh.py", "--pool", "600", "--unique", "120", "--labelled", "60", "--runs", "1",
+    out = run("span_refresh.py", "--pool", "600", "--unique", "120", "--labelled", "60", "--runs", "1", "--evidence-cost",
               "--cache", str(tmp_path), "--database-url", f"sqlite:///{tmp_path / 'spans.sqlite3'}")
     assert "stored 600 items" in out and "60 labelled" in out
-    assert "refresh 1:" in out and "over 540 open" in out and "peak memory allocated by a refresh" in out
+    assert "refresh 1 with evidence:" in out and "over 540 open" in out and "peak memory allocated by a refresh" in out
+    assert "refresh 1 without evidence:" in out and "evidence: refresh time with / without = " in out
+
+
+@pytest.mark.benchmark
+def test_the_predict_spans_benchmark_serves_a_head_and_a_fine_tuned_span_version_beside_classification(tmp_path):
+    out = run("predict_spans.py", "--rounds", "1", "--intents", "10", "--per-intent", "5", "--span-train", "40",
+              "--finetune-train", "8", "--data-dir", str(tmp_path), "--json", "predict_spans_test.json")
+    assert "spans, fine-tuned: fine-tuned on 8 BTC tweets, 1 epoch" in out
+    for name in ("classification", "spans ", "spans_finetuned"):
+        assert f"  {name}" in out
+    assert "span head / classification throughput:" in out and "span fine-tuned / classification throughput:" in out
 
 
 @pytest.mark.benchmark

@@ -372,9 +372,17 @@ def test_after_enough_labels_for_a_refresh_the_models_spans_appear_and_one_accep
     text, suggested = item.text(), item.suggestion["spans"]
     assert suggested and item.suggestion["head_version"] == state.head_version, item.suggestion
     expect(page.locator("#item-text")).to_have_text(text)
-    expect(page.locator("#spans li")).to_have_text(
+    expect(page.locator("#spans li .span-line")).to_have_text(
         [f"{NAME_OF[s['label']]} “{s['text']}” — the model's, {int(s['confidence'] * 100 + 0.5)}% confident (dashed)"
          for s in suggested])
+    # Why: under each suggested span, the nearest labelled spans of its label, each in its context.
+    for row, s in zip(page.locator("#spans li").all(), suggested):
+        assert s["evidence"], s
+        expect(row.locator(".evidence-item")).to_have_text(
+            [f"{NAME_OF[e['label']]} {e['before']}{e['text']}{e['after']} (similarity {e['similarity']:.2f})"
+             for e in s["evidence"]])
+        expect(row.locator(".evidence-item mark")).to_have_text([e["text"] for e in s["evidence"]])
+        assert {e["label"] for e in s["evidence"]} == {s["label"]}
     expect(page.locator("#suggestion-count")).to_have_text(f"{len(suggested)} of {len(suggested)} still to decide.")
     folder = os.environ.get("LABELLOOP_SCREENSHOT_DIR")
     if folder:  # docs/label_spans_page.png: the model's spans dashed, with their confidence

@@ -131,3 +131,33 @@ def test_marked_pieces_rebuild_the_text_and_overlapping_spans_stack_at_their_own
     assert york.style.count("inset") == 2 and "padding-bottom: 6px" in york.style
     assert [piece.tag for piece in marked.pieces if piece.tag] == ["Place", "Org"]
     assert spans_marked(text, "not a list", labels={}).pieces[0].text == text
+
+
+def test_the_models_current_spans_are_drawn_with_the_nearest_labelled_spans_as_evidence(client, viewer, outsider, item):
+    from labeller.models import ActiveLearningState
+
+    labelled = item.project.items.exclude(id=item.id).get()
+    evidence = [{"item": labelled.id, "label": "lost_card", "text": "<i>lost_card</i>", "before": "another text with ",
+                 "after": "", "similarity": 0.934}]
+    suggestion = {"spans": [at("lost_card", "lost_card", text="lost_card", confidence=0.82, evidence=evidence)],
+                  "confidence": 0.7, "head_version": 3}
+    ActiveLearningState.objects.filter(project=item.project).update(head=b"stored head", head_version=3)
+    type(item).objects.filter(id=item.id).update(suggestion=suggestion)
+
+    page = page_of(client, viewer, item)
+    section = re.search(r'<section class="card" id="suggestion">(.*?)</section>', page, re.S).group(1)
+    assert re.search(r'data-tag="Lost or stolen card 82%">lost_card</span>', section)  # drawn dashed in the text
+    row = re.search(r'<tr data-span="[^"]*:lost_card">(.*?)</tr>', section, re.S).group(1)
+    assert f'<li data-item="{labelled.id}"><strong>Lost or stolen card</strong>' in row
+    assert f'href="/projects/{item.project_id}/items/{labelled.id}"' in row and "(similarity 0.93)" in row
+    # The evidence's text is escaped, never markup.
+    assert "<i>lost_card</i>" not in page and "<mark>&lt;i&gt;lost_card&lt;/i&gt;</mark>" in row
+
+    client.force_login(outsider)
+    assert client.get(f"/projects/{item.project_id}/items/{item.id}").status_code == 404
+
+
+def test_no_model_section_without_a_current_suggestion(client, viewer, item):
+    type(item).objects.filter(id=item.id).update(suggestion={"spans": [at("lost_card", "lost_card", confidence=0.8)],
+                                                             "confidence": 0.7, "head_version": 1})
+    assert 'id="suggestion"' not in page_of(client, viewer, item)  # no stored head: the suggestion is not current

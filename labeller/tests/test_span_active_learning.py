@@ -169,10 +169,86 @@ def test_the_next_item_carries_the_models_spans_computed_now_when_none_is_stored
     body = client_for(expert).post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
     assert body["suggestion"] == stored[body["id"]] and isinstance(body["suggestion"]["spans"], list)
 
-    # Not precomputed (the item was below the head of the queue): made from the stored word vectors.
+    # Not precomputed (the item was below the head of the queue): made from the stored word vectors,
+    # without evidence (it is found in the refresh, for the head of the queue only).
     Item.objects.filter(project=project).update(suggestion=None)
     item = Item.objects.select_related("project").get(id=body["id"])
-    assert suggestions.suggestion_for_item(item=item) == stored[body["id"]]
+    without_evidence = {**stored[body["id"]], "spans": [{k: v for k, v in span.items() if k != "evidence"}
+                                                        for span in stored[body["id"]]["spans"]]}
+    assert suggestions.suggestion_for_item(item=item) == without_evidence
+
+
+def labelled_span_similarities(project, labelled_items, vector: np.ndarray, label: str) -> dict[str, float]:
+    """Every labelled span of `label`: its text -> the highest cosine similarity of its word
+    vectors' mean to `vector` (computed here from the stored rows, apart from the refresh)."""
+    from labeller.models import Annotation
+
+    best: dict[str, float] = {}
+    for item in labelled_items:
+        row = ItemWordVectors.objects.get(item=item)
+        matrix = np.frombuffer(bytes(row.vectors), dtype=np.float16).reshape(row.n_words, -1).astype(np.float32)
+        words = token_model.words_of(item.text())[:row.n_words]
+        for span in Annotation.objects.get(item=item).labels:
+            rows = [i for i, (a, b) in enumerate(words) if a < span["end"] and b > span["start"]]
+            if span["label"] != label or not rows:
+                continue
+            mean = matrix[rows].mean(axis=0)
+            similarity = float(mean @ vector / np.linalg.norm(mean) / np.linalg.norm(vector))
+            text = item.text()[span["start"]:span["end"]]
+            best[text.casefold()] = max(best.get(text.casefold(), -2.0), similarity)
+    return best
+
+
+def test_each_suggested_span_comes_with_the_nearest_labelled_spans_of_its_label_as_evidence(tweets):
+    project, labelled, _ = tweets
+    refresh.refresh_run(project=project)
+    labelled_ids = {item.id for item in labelled}
+    checked = 0
+    for item in Item.objects.filter(project=project, is_done=False).exclude(suggestion=None):
+        row = ItemWordVectors.objects.get(item=item)
+        matrix = np.frombuffer(bytes(row.vectors), dtype=np.float16).reshape(row.n_words, -1).astype(np.float32)
+        words = token_model.words_of(item.text())[:row.n_words]
+        for span in item.suggestion["spans"]:
+            evidence = span["evidence"]
+            assert 1 <= len(evidence) <= 3
+            assert all(e["label"] == span["label"] and e["item"] in labelled_ids for e in evidence)
+            labelled_text = {e["item"]: Item.objects.get(id=e["item"]).text() for e in evidence}
+            for e in evidence:  # the span's text with its context, as it stands in the labelled item
+                assert e["before"].lstrip("…") + e["text"] + e["after"].rstrip("…") in labelled_text[e["item"]]
+            similarities = [e["similarity"] for e in evidence]
+            assert similarities == sorted(similarities, reverse=True)
+            assert len({e["text"].casefold() for e in evidence}) == len(evidence)  # one per distinct text
+            # The nearest: no other labelled span of the label is nearer than the last one shown.
+            rows = [i for i, (a, b) in enumerate(words) if a < span["end"] and b > span["start"]]
+            every = labelled_span_similarities(project, labelled, matrix[rows].mean(axis=0), span["label"])
+            nearest = sorted(every.values(), reverse=True)[:len(evidence)]
+            assert similarities == pytest.approx(nearest, abs=2e-3)
+            checked += 1
+        if checked >= 6:
+            break
+    assert checked
+
+    # The patterned texts: a suggested city is explained by labelled cities, a name by names.
+    for item in Item.objects.filter(project=project, is_done=False).exclude(suggestion=None):
+        for span in item.suggestion["spans"]:
+            if span["text"] in CITIES and span["label"] == "LOC":
+                assert {e["text"] for e in span["evidence"]} <= set(CITIES), span
+            if span["text"] in NAMES and span["label"] == "PER":
+                assert {e["text"] for e in span["evidence"]} <= set(NAMES), span
+
+
+def test_the_evidence_is_served_with_the_next_item_and_not_to_an_outsider(tweets, client_for, expert, outsider):
+    project, _, _ = tweets
+    refresh.refresh_run(project=project)
+    with_spans = next(item for item in Item.objects.filter(project=project, is_done=False).exclude(suggestion=None)
+                      if item.suggestion["spans"])
+    Item.objects.filter(id=with_spans.id).update(priority=10.0)  # served first
+    body = client_for(expert).post(f"/api/projects/{project.id}/queue/next", {}, format="json").json()
+    assert body["id"] == with_spans.id
+    spans = body["suggestion"]["spans"]
+    assert spans and all(span["evidence"] for span in spans)
+    assert set(spans[0]["evidence"][0]) == {"item", "label", "text", "before", "after", "similarity"}
+    assert client_for(outsider).post(f"/api/projects/{project.id}/queue/next", {}, format="json").status_code == 404
 
 
 def test_labels_request_a_refresh_in_a_span_project(tweets, expert, django_capture_on_commit_callbacks, monkeypatch):

@@ -70,3 +70,20 @@ def test_the_hidden_state_graph_gives_span_versions_the_torch_word_vectors(encod
     assert np.allclose(by_torch.vectors, by_onnx.vectors, atol=1e-4)
     assert np.allclose(by_torch.sentences, by_onnx.sentences, atol=1e-5)
     assert np.allclose(by_torch.sentences, encoder.encode(texts), atol=1e-5)  # the stored sentence vectors
+
+
+def test_a_fine_tuned_tagger_served_through_the_onnx_encoder_gives_the_torch_tag_probabilities():
+    from ml import token_finetune
+    from ml.encoder import default_model_path
+
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    tagger = token_finetune.load_base(default_model_path(), tags, max_length=64)  # classifier as initialised
+    texts = TEXTS + ["Anna flew to 東京 with 👩\u200d👩\u200d👧 today", ""]
+    expected = tagger.word_probabilities(texts, batch_size=3)
+    onnx = OnnxEncoder(tagger.model.base_model, tagger.tokenizer, max_length=tagger.max_length, hidden=True)
+    tagger.serve_with(onnx.hidden_states)
+    got = tagger.word_probabilities(texts, batch_size=3)
+    assert [p.shape for p in got] == [p.shape for p in expected]
+    assert all(np.allclose(g, e, atol=1e-4) for g, e in zip(got, expected))
+    assert tagger.predict(texts) == [token_finetune.tm.decode(p, token_finetune.tm.words_of(t), tags, text=t)
+                                     for p, t in zip(got, texts)]

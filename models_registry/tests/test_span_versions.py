@@ -3,6 +3,7 @@ versions trained through retrain_request and evaluated by strict entity scores, 
 entity F1, promotion that serves through serving.predictor_for, rollback, the primary metric a
 span project may compare on, and the models page in every version state."""
 import pytest
+from django.conf import settings
 
 from active_learning.encoding import encoder_for
 from labeller.models import Item
@@ -103,6 +104,7 @@ def test_a_fine_tuned_span_version_trains_serves_like_a_head_and_rolls_back(btc_
     serving.forget_aliases()
     predictor = serving.predictor_for(serving.serving_versions(btc_labelled_project)["champion"])
     assert predictor.tagger is not None and predictor.tag_names == ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    assert predictor.runtime == settings.LABELLOOP_SERVE_RUNTIME  # its encoder in ONNX Runtime by default, as classification's
     (decision,) = serving.answers(predictor, [TEXT], 3)
     assert 0 <= decision.confidence <= 1
     assert all(TEXT[s["start"]:s["end"]] == s["text"] and 0 <= s["confidence"] <= 1 for s in decision.labels)

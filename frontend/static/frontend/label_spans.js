@@ -342,15 +342,45 @@
     ].sort((x, y) => x.span.start - y.span.start || x.span.end - y.span.end);
     rows.forEach(({ span, note }) => {
       const li = document.createElement("li");
+      const line = document.createElement("span");
+      line.className = "span-line";
       const name = document.createElement("strong");
       name.textContent = nameOf(span.label);
       name.style.color = colorOf(span.label);
-      li.append(name, ` ${quote(span)}${note}`);
+      line.append(name, ` ${quote(span)}${note}`);
+      li.append(line);
+      if (note && span.evidence && span.evidence.length) li.append(evidenceOf(span));
       list.appendChild(li);
     });
     const pending = state.suggestions.filter((s) => s.status === "pending").length;
     $("suggestion").hidden = !state.suggestions.length || !!state.editing;
     $("suggestion-count").textContent = state.suggestions.length ? `${pending} of ${state.suggestions.length} still to decide.` : "";
+  }
+
+  // Why the model says so: the labelled spans of the suggested label nearest to this one (the
+  // refresh finds them), each in its context. Text only through textContent.
+  function evidenceOf(span) {
+    const box = document.createElement("div");
+    box.className = "span-evidence";
+    const title = document.createElement("span");
+    title.className = "muted";
+    title.textContent = "Why: nearest labelled spans —";
+    box.append(title);
+    span.evidence.forEach((e) => {
+      const row = document.createElement("div");
+      row.className = "evidence-item";
+      row.dataset.item = e.item;
+      const context = document.createElement("q");
+      const mark = document.createElement("mark");
+      mark.textContent = e.text;
+      mark.style.setProperty("--label-color", colorOf(e.label));
+      context.append(e.before || "", mark, e.after || "");
+      const label = document.createElement("strong");
+      label.textContent = nameOf(e.label);
+      row.append(label, " ", context, ` (similarity ${Number(e.similarity).toFixed(2)})`);
+      box.append(row);
+    });
+    return box;
   }
 
   // --- the mouse --------------------------------------------------------------------------------
@@ -428,6 +458,7 @@
     state.spans = fromServer(text, spans).map(({ start, end, label }) => ({ start, end, label }));
     state.suggestions = fromServer(text, suggestions).map((s) => ({
       start: s.start, end: s.end, label: s.label, confidence: s.confidence ?? 0, status: "pending",
+      evidence: Array.isArray(s.evidence) ? s.evidence : [],
     }));
     state.cursor = state.anchor = 0;
     state.exact = null;
