@@ -12,6 +12,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from threadpoolctl import threadpool_limits
 
 from labeller.consensus import labels_resolved
 from labeller.models import ActiveLearningState, Item, ItemVector, Project
@@ -189,6 +190,11 @@ class PoolScan:
     extra: list = field(default_factory=list)  # whatever `score` returns beside the scores, per chunk
 
 
+# One BLAS thread while the pool streams in: on PostgreSQL the server process producing the COPY
+# needs a core of the two, and OpenBLAS's second thread, spinning between the chunks' products,
+# took it. Measured over 200,000 items (docs/benchmarks.md, "Refresh at a million"): the scan's
+# wall time 1.26 s against 2.12 s, its read 0.75 s against 1.14 s, the scores bit for bit the same.
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def pool_scan(project: Project, encoder_version: str, *, score: Callable | None = None, sample: int = 0, seed: int = 0,
               chunk_rows: int = STREAM_ROWS) -> PoolScan:
     """Stream the stored vectors once: `score(float32 rows)` for each chunk of the open pool (the
@@ -222,6 +228,9 @@ def pool_scan(project: Project, encoder_version: str, *, score: Callable | None 
             scores.append(np.asarray(result))
         if sample and len(ids):
             keys = rng.random(len(ids))
+            if len(keep_keys) >= sample:  # a full sample: only keys up to its highest can enter it
+                enter = keys <= keep_keys.max()
+                ids, keys, rows = ids[enter], keys[enter], rows[enter]
             keep_ids, keep_keys = np.concatenate([keep_ids, ids]), np.concatenate([keep_keys, keys])
             keep_rows = rows.copy() if keep_rows is None else np.concatenate([keep_rows, rows])
             if len(keep_ids) > sample:
