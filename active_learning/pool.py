@@ -27,7 +27,7 @@ class RefreshReport:
     labelled: int = 0
     cold_start: bool = False
     seconds_read: float = 0.0  # of seconds_score: reading the pool's vectors from the database
-    seconds_fit: float = 0.0
+    seconds_fit: float = 0.0  # with the self-training, which runs during the write: the phases overlap
     seconds_score: float = 0.0
     seconds_write: float = 0.0
     seconds_total: float = 0.0
