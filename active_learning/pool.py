@@ -12,6 +12,7 @@ import numpy as np
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from threadpoolctl import threadpool_limits
 
 from labeller.consensus import labels_resolved
 from labeller.models import ActiveLearningState, Item, ItemVector, Project
@@ -26,7 +27,7 @@ class RefreshReport:
     labelled: int = 0
     cold_start: bool = False
     seconds_read: float = 0.0  # of seconds_score: reading the pool's vectors from the database
-    seconds_fit: float = 0.0
+    seconds_fit: float = 0.0  # with the self-training, which runs during the write: the phases overlap
     seconds_score: float = 0.0
     seconds_write: float = 0.0
     seconds_total: float = 0.0
@@ -189,6 +190,11 @@ class PoolScan:
     extra: list = field(default_factory=list)  # whatever `score` returns beside the scores, per chunk
 
 
+# One BLAS thread while the pool streams in: on PostgreSQL the server process producing the COPY
+# needs a core of the two, and OpenBLAS's second thread, spinning between the chunks' products,
+# took it. Measured over 200,000 items (docs/benchmarks.md, "Refresh at a million"): the scan's
+# wall time 1.26 s against 2.12 s, its read 0.75 s against 1.14 s, the scores bit for bit the same.
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def pool_scan(project: Project, encoder_version: str, *, score: Callable | None = None, sample: int = 0, seed: int = 0,
               chunk_rows: int = STREAM_ROWS) -> PoolScan:
     """Stream the stored vectors once: `score(float32 rows)` for each chunk of the open pool (the
@@ -222,6 +228,9 @@ def pool_scan(project: Project, encoder_version: str, *, score: Callable | None 
             scores.append(np.asarray(result))
         if sample and len(ids):
             keys = rng.random(len(ids))
+            if len(keep_keys) >= sample:  # a full sample: only keys up to its highest can enter it
+                enter = keys <= keep_keys.max()
+                ids, keys, rows = ids[enter], keys[enter], rows[enter]
             keep_ids, keep_keys = np.concatenate([keep_ids, ids]), np.concatenate([keep_keys, keys])
             keep_rows = rows.copy() if keep_rows is None else np.concatenate([keep_rows, rows])
             if len(keep_ids) > sample:
@@ -278,20 +287,25 @@ def write_queue(project: Project, final: np.ndarray) -> int:
     """Priorities from 1 down, in `final`'s order (a heartbeat between write batches): every item of
     the head (EXACT_HEAD, or 20 refreshes' labels if more), and every other item of `final` whose
     stored priority is not below the head's last. Those below keep theirs, so the queue serves the
-    head in exactly `final`'s order and the rest after it. Returns the rows written."""
+    head in exactly `final`'s order and the rest after it. A row whose stored priority is already
+    the one it would get is not written (a refresh that leaves the order where it was, as one over
+    an unchanged pool does, rewrote 18,000 of its 22,000 rows to the same values). Returns the
+    rows written."""
     n = len(final)
     priorities = 1.0 - np.arange(n, dtype=np.float64) / max(n, 1)
     head = max(EXACT_HEAD, 20 * project.refresh_every)
-    if n > head:
-        floor = priorities[head - 1]
-        above = np.array(Item.objects.filter(project=project, is_done=False, priority__gte=floor)
-                         .values_list("id", flat=True), dtype=np.int64)
-        tail = np.zeros(n, dtype=bool)
-        tail[head:] = np.isin(final[head:], above)
-        keep = np.concatenate([np.ones(head, dtype=bool), tail[head:]])
-        final, priorities = final[keep], priorities[keep]
-    write_priorities(final, priorities, on_batch=lambda: refresh_beat(project_id=project.id))
-    return len(final)
+    floor = priorities[min(head, n) - 1] if n else 1.0
+    stored = list(Item.objects.filter(project=project, is_done=False, priority__gte=floor).values_list("id", "priority"))
+    stored_ids = np.array([item_id for item_id, _ in stored], dtype=np.int64)
+    by_id = np.argsort(stored_ids)
+    stored_ids, stored_priorities = stored_ids[by_id], np.array([p for _, p in stored], dtype=np.float64)[by_id]
+    at = np.minimum(np.searchsorted(stored_ids, final), max(len(stored_ids) - 1, 0))
+    found = (stored_ids[at] == final) if len(stored_ids) else np.zeros(n, dtype=bool)
+    keep = found.copy()
+    keep[:head] = True  # the head, and of the rest the rows that would cut into it
+    keep[found] &= stored_priorities[at[found]] != priorities[found]
+    write_priorities(final[keep], priorities[keep], on_batch=lambda: refresh_beat(project_id=project.id))
+    return int(keep.sum())
 
 
 def store_head(project: Project, head: LinearHead | None, *, trained_on: int, top=(), suggestions=()) -> None:

@@ -24,9 +24,9 @@ def suggestions_for(project, head: LinearHead, item_ids, item_vectors, labelled,
     texts = dict(Item.objects.filter(id__in=labelled_ids).values_list("id", f"data__{project.text_field}")) if labelled_ids else {}
     probs = head.predict_proba(item_vectors)
     out = []
-    for row, p in enumerate(probs):
+    for p, nearest in zip(probs, explain.nearest(item_vectors, labelled_vectors, k=3)):
         neighbours = []
-        for index, similarity in explain.nearest(item_vectors[row], labelled_vectors, k=3):
+        for index, similarity in nearest:
             neighbour = labelled_ids[index]
             neighbours.append({"item": neighbour, "text": str(texts.get(neighbour, ""))[:300],
                                "labels": labelled[neighbour], "similarity": round(similarity, 3)})

@@ -29,15 +29,20 @@ yourself yourselves get got still yet also already
 MIN_WEIGHT = 0.01  # a word whose removal moves the probability by less than a point is not shown
 
 
-def nearest(vector: np.ndarray, labelled: np.ndarray, *, k: int = 3) -> list[tuple[int, float]]:
-    """Indices into `labelled` of the k most similar unit vectors, with their cosine similarity."""
+def nearest(vectors: np.ndarray, labelled: np.ndarray, *, k: int = 3) -> list[list[tuple[int, float]]]:
+    """For each row of `vectors`: indices into `labelled` of the k most similar unit vectors, most
+    similar first, with their cosine similarity. One matrix product for all rows: a product per
+    row is a BLAS call each, and with OpenBLAS's two threads on a busy machine each call took
+    about 10 ms (measured for the 50 suggestions of a refresh: 0.48 s, against 0.03 s at once)."""
     if len(labelled) == 0:
-        return []
-    similarity = labelled @ vector
-    k = min(k, len(similarity))
-    top = np.argpartition(-similarity, k - 1)[:k]
-    top = top[np.argsort(-similarity[top])]
-    return [(int(i), float(similarity[i])) for i in top]
+        return [[] for _ in range(len(vectors))]
+    out = []
+    k = min(k, len(labelled))
+    for similarity in vectors @ labelled.T:
+        top = np.argpartition(-similarity, k - 1)[:k]
+        top = top[np.argsort(-similarity[top])]
+        out.append([(int(i), float(similarity[i])) for i in top])
+    return out
 
 
 def word_occlusion(text: str, class_index: int, *, encode: Callable[[Sequence[str]], np.ndarray],

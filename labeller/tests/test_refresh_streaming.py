@@ -117,3 +117,16 @@ def test_only_the_head_of_the_queue_and_items_that_would_cut_into_it_are_written
     assert pool.write_queue(project, reverse) == 40  # the new head, and the old one pushed below it
     assert queue(project)[:20] == reverse[:20].tolist()
     assert queue_claim_next(project=project, user=expert).id == reverse[0]
+
+
+def test_a_row_whose_priority_would_not_change_is_not_written_again(project, add_items, monkeypatch):
+    monkeypatch.setattr(pool, "EXACT_HEAD", 5)
+    project.refresh_every = 1  # head: 20 items
+    project.save()
+    ids = np.array([item.id for item in add_items(project, [f"item {i}" for i in range(60)])], dtype=np.int64)
+    assert pool.write_queue(project, ids) == 20
+    assert pool.write_queue(project, ids) == 0  # the same order: every priority is already right
+    swapped = ids.copy()
+    swapped[[3, 4]] = swapped[[4, 3]]
+    assert pool.write_queue(project, swapped) == 2
+    assert queue(project)[:20] == swapped[:20].tolist()

@@ -3,7 +3,7 @@ LABELLOOP_MODEL_MAX_CHARS of an item's text however long the item is."""
 import numpy as np
 
 from ml import encoder as encoder_module
-from ml.explain import word_occlusion
+from ml.explain import nearest, word_occlusion
 
 HUGE = 16 * 1024 * 1024
 
@@ -71,3 +71,12 @@ def test_a_word_that_barely_moves_the_probability_is_not_shown():
     def faint(texts):
         return np.array([[5.0 + 0.001 * t.count("parcel"), 0.0] for t in texts])
     assert word_occlusion("parcel", 0, encode=faint, predict_proba=probabilities) == []
+
+
+def test_nearest_gives_each_row_its_most_similar_labelled_items_most_similar_first():
+    labelled = np.array([[1.0, 0, 0], [0.8, 0.6, 0], [0, 1.0, 0], [0, 0, 1.0]], dtype=np.float32)
+    queries = np.array([[1.0, 0, 0], [0, 0.6, 0.8]], dtype=np.float32)
+    first, second = nearest(queries, labelled, k=2)
+    assert [i for i, _ in first] == [0, 1] and first[0][1] == 1.0
+    assert [i for i, _ in second] == [3, 2] and second[0][1] > second[1][1]
+    assert nearest(queries, np.zeros((0, 3), dtype=np.float32)) == [[], []]

@@ -81,6 +81,29 @@ def test_evaluation_items_are_interleaved_at_their_share():
         assert sum(m >= 100 for m in merged[:n]) == n // 10
 
 
+def interleaved_one_position_at_a_time(strategy_order, evaluation_order, share):
+    """The rule, position by position: an evaluation item where the share's count steps up, while
+    both orders last; then the rest of the other."""
+    merged, s, e = [], 0, 0
+    for position in range(len(strategy_order) + len(evaluation_order)):
+        take_eval = int((position + 1) * share) > int(position * share)
+        if (take_eval and e < len(evaluation_order)) or s >= len(strategy_order):
+            merged.append(evaluation_order[e])
+            e += 1
+        else:
+            merged.append(strategy_order[s])
+            s += 1
+    return merged
+
+
+@pytest.mark.parametrize("share", [0.01, 0.1, 1 / 3, 0.5, 0.9, 1.0, 1.5])
+@pytest.mark.parametrize("n_strategy, n_eval", [(0, 5), (1, 1), (7, 3), (90, 10), (10, 90), (200, 1)])
+def test_the_interleaving_follows_the_share_until_either_order_runs_out(share, n_strategy, n_eval):
+    strategy_order, evaluation_order = np.arange(n_strategy) + 1000, np.arange(n_eval)
+    merged = st.interleave_evaluation(strategy_order, evaluation_order, share=share)
+    assert merged.tolist() == interleaved_one_position_at_a_time(strategy_order, evaluation_order, share)
+
+
 def test_without_evaluation_items_the_strategy_order_is_kept():
     assert list(st.interleave_evaluation(np.array([3, 1, 2]), np.array([], dtype=int), share=0.1)) == [3, 1, 2]
 
