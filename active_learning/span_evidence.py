@@ -71,7 +71,7 @@ class SpanBank:
         matrix, indices = self._label(label)
         out, seen = [], set()
         candidates = min(len(indices), CANDIDATES * k)  # enough to skip repeats without sorting them all
-        for index, similarity in explain.nearest(_unit(vector.astype(np.float32)), matrix, k=candidates):
+        for index, similarity in explain.nearest(_unit(vector.astype(np.float32))[None, :], matrix, k=candidates)[0]:
             shown = self.shown[indices[index]]
             if shown["text"].casefold() in seen:
                 continue
