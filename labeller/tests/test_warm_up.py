@@ -97,3 +97,11 @@ def test_multi_label_projects_keep_the_cold_start_and_then_their_strategy(make_p
     store_vectors(project, items, vectors)
     assert not refresh.warming_up(project, labelled=0, n_classes=3)
     assert refresh.refresh_run(project=project).cold_start  # the cold start: no labels, no head
+
+
+def test_the_project_page_says_the_queue_starts_with_the_warm_up_while_it_is_on(client, owner, ten_clusters):
+    project, _ = ten_clusters
+    client.force_login(owner)
+    assert "after a warm-up of one typical item per cluster" in client.get(f"/projects/{project.id}/").content.decode()
+    Project.objects.filter(id=project.id).update(warm_up=False)
+    assert "after a warm-up" not in client.get(f"/projects/{project.id}/").content.decode()
