@@ -140,6 +140,27 @@ def _copy_chunk(data: bytes, record: np.dtype) -> VectorChunk:
                        is_done=rows["done"].copy(), is_eval=rows["eval"].copy())
 
 
+def stored_rows_at(project: Project, encoder_version: str, positions: np.ndarray, *,
+                   chunk_rows: int = STREAM_ROWS) -> np.ndarray:
+    """float32 rows of the stored vectors at `positions` (indices into every stored vector of the
+    project under the encoder, in item id order), in the order of `positions`: one streamed pass
+    that keeps only those rows. Positions past the stream's end (vectors deleted since they were
+    counted) are left out."""
+    positions = np.asarray(positions, dtype=np.int64)
+    order = np.argsort(positions, kind="stable")
+    at = positions[order]
+    out, found, start = None, np.zeros(len(positions), dtype=bool), 0
+    for chunk in vector_chunks(project, encoder_version, chunk_rows=chunk_rows):
+        if out is None:
+            out = np.empty((len(positions), chunk.rows.shape[1]), dtype=np.float32)
+        end = start + len(chunk.ids)
+        lo, hi = np.searchsorted(at, [start, end])
+        out[order[lo:hi]] = chunk.rows[at[lo:hi] - start]
+        found[order[lo:hi]] = True
+        start = end
+    return out[found] if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
 def stored_vectors(project: Project, encoder_version: str, item_ids) -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 rows) of the given items that have a stored vector, in the order given."""
     item_ids = [int(i) for i in item_ids]

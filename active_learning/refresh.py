@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from core import jobs
 from core.enqueue import enqueue, enqueue_on_commit
-from labeller.models import ActiveLearningState, ItemVector, Project, SuggestionMode
+from labeller.models import ActiveLearningState, ItemVector, Project, SuggestionMode, TaskType
 from labeller.task_types import task_type_for
 from ml import strategies
 from ml.heads import PSEUDO_LABEL_MAX, LinearHead, self_train
@@ -33,7 +33,8 @@ from models_registry.selectors import champion_for
 # read from this module by the benchmarks and the tests' helpers.
 from .pool import (  # noqa: F401
     STREAM_ROWS, WRITE_BATCH, PoolVectors, RefreshReport, open_pool, pool_scan, project_vectors, queue_from_scores,
-    queue_order, refresh_batch, refresh_beat, store_head, stored_vectors, suggested_top, training_labels,
+    queue_order, refresh_batch, refresh_beat, store_head, stored_rows_at, stored_vectors, suggested_top,
+    training_labels,
     write_priorities, write_queue,
 )
 from .selectors import state_for
@@ -171,7 +172,16 @@ def refresh_run(*, project: Project, seed: int = 0, chunk_rows: int = STREAM_ROW
 
     t = time.perf_counter()
     rng = np.random.default_rng(seed + state.head_version)
-    if ranking is None:
+    warm_up = warming_up(project, labelled=len(labelled), n_classes=len(classes))
+    if warm_up:
+        # Fewer labels than classes: a head knows too few classes for its uncertainty to mean much,
+        # so the most typical item of each cluster no label covers yet comes first
+        # (docs/active-learning.md, "Warm-up"; measured in docs/benchmarks.md).
+        report.cold_start = True
+        scan, scores = warm_up_scan(project, version, label_vectors=label_vectors, n_classes=len(classes),
+                                    batch_size=refresh_batch(project), sample=PSEUDO_LABEL_MAX if fitted else 0,
+                                    seed=seed, chunk_rows=chunk_rows)
+    elif ranking is None:
         report.cold_start = True
         scan, scores = cold_start_scan(project, version, batch_size=refresh_batch(project), seed=seed,
                                        chunk_rows=chunk_rows)
@@ -188,7 +198,7 @@ def refresh_run(*, project: Project, seed: int = 0, chunk_rows: int = STREAM_ROW
     report.seconds_read = scan.seconds_read
     vectors = PoolVectors(project, version, scan.pool_ids, scan.dim)
     final = queue_from_scores(project, scores=scores, vectors=vectors, pool_ids=scan.pool_ids, eval_ids=scan.eval_ids,
-                              rng=rng, seed=seed, cold_start=ranking is None)
+                              rng=rng, seed=seed, cold_start=warm_up or ranking is None)
     report.seconds_score = time.perf_counter() - t
     refresh_beat(project_id=project.id)
 
@@ -216,6 +226,41 @@ def refresh_run(*, project: Project, seed: int = 0, chunk_rows: int = STREAM_ROW
     report.seconds_write = time.perf_counter() - t
     report.seconds_total = time.perf_counter() - started
     return report
+
+
+def warming_up(project: Project, *, labelled: int, n_classes: int) -> bool:
+    """Whether the refresh serves the warm-up: a single-label project that keeps it on (the
+    default), not in random order, with fewer labels than `ml.strategies.warm_up_labels` (one per
+    class). Measured on single-label intents only (docs/benchmarks.md): a multi-label item covers
+    several classes at once, so "a label per class" is not the same count there, and span projects
+    have their own refresh (span_refresh); both keep the cold start and then their strategy."""
+    return (project.warm_up and task_type_for(project).key == TaskType.SINGLE_LABEL
+            and project.strategy != strategies.RANDOM and labelled < strategies.warm_up_labels(n_classes))
+
+
+def warm_up_scan(project: Project, encoder_version: str, *, label_vectors: np.ndarray, n_classes: int,
+                 batch_size: int, sample: int, seed: int, chunk_rows: int):
+    """`ml.strategies.cover_start` over the streamed vectors, in two passes: k-means centres fitted on
+    the rows `cover_start` would fit them on (every stored vector up to WARM_UP_SAMPLE, else its
+    seeded draw of them), then each pool item's typicality, a chunk at a time, keeping only the most
+    typical member of each cluster; the labelled vectors' clusters are covered. The same seed at
+    every refresh, so the clusters stay put. Returns the second pass's scan (with `sample` pool rows
+    for self-training) and the scores: equal to `cover_start`'s on the same vectors."""
+    total = ItemVector.objects.filter(project=project, encoder_version=encoder_version).count()
+    k = strategies.warm_up_clusters(n_classes=n_classes, batch_size=batch_size, n_vectors=total)
+    drawn = strategies.warm_up_sample(total, sample=strategies.WARM_UP_SAMPLE, seed=seed)
+    fit_on = stored_rows_at(project, encoder_version, drawn, chunk_rows=chunk_rows)
+    centres = strategies.warm_up_centres(fit_on, k=min(k, len(fit_on)), seed=seed)
+    best = strategies.Representatives(len(centres))
+
+    def score(rows):
+        typical, nearest = strategies.typicality(rows, centres)
+        best.add(typical, nearest)
+        return typical
+
+    scan = pool_scan(project, encoder_version, score=score, sample=sample, seed=seed, chunk_rows=chunk_rows)
+    covered = strategies.typicality(label_vectors, centres)[1] if len(label_vectors) else np.zeros(0, np.int64)
+    return scan, best.scores(scan.scores, covered)
 
 
 COLD_START_SAMPLE = 20_000  # pool items the cold start's k-means is fitted on (ml.strategies.cold_start)

@@ -3,9 +3,11 @@
 A simulated expert answers from ground truth. Every setting not given on the command line is read
 from the product: the refresh interval (`Project.refresh_every`), the strategy and the diversity
 step (`Project.strategy`, `Project.diversity`), the batch the diversity step picks
-(`active_learning.pool.refresh_batch`) and the cold start (no seed set: a new project's first
-refresh has no labels, so it serves k-means representatives). So the curve it prints is the one a
-new project gets. `--seed-size N` labels N random items first instead (the old protocol).
+(`active_learning.pool.refresh_batch`) and the warm-up (`Project.warm_up`: until the project has a
+label per class, the most typical item of each k-means cluster no label covers yet; no seed set, so
+a new project's first refresh has no labels). So the curve it prints is the one a new project gets
+(`default-nowarmup`: the default before the warm-up, a cold start then margin). `--seed-size N`
+labels N random items first instead (the old protocol).
 
 Two paths drive the same loop:
 
@@ -72,9 +74,10 @@ def parse_args():
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="category")
     p.add_argument("--strategies", default="default,random",
-                   help="comma-separated: default (the product's strategy and diversity), random, margin, "
+                   help="comma-separated: default (the product's strategy, diversity and warm-up), random, margin, "
                         "least_confidence, entropy; a -nodiversity suffix turns the diversity step off; a -warmup "
-                        "suffix adds the candidate warm-up (fast path only), e.g. default-warmup")
+                        "suffix adds the warm-up, a -nowarmup suffix takes it off (default-nowarmup: the default "
+                        "before the warm-up)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--seed-size", type=int, default=0, help="random labels before the strategy takes over "
                    "(0, the product's way: a cold start)")
@@ -183,23 +186,28 @@ class Settings:
         from labeller.models import Project
 
         project = Project()  # unsaved: every field at its default
-        self.strategy, self.diversity = project.strategy, project.diversity
+        self.strategy, self.diversity, self.warm_up = project.strategy, project.diversity, project.warm_up
         self.refresh_every = args.batch or project.refresh_every
         self.batch = refresh_batch(Project(refresh_every=self.refresh_every))  # the diverse batch / cold-start k
         self.seed_size = args.seed_size
 
     def of(self, name: str) -> tuple[str, bool, bool]:
-        """(strategy, diversity, warm-up) of a strategy name on the command line. A `-warmup`
-        suffix is a candidate the product does not run (fast path only): `ml.strategies.cover_start`
-        until the project has one label per class, then the strategy."""
-        warm_up = name.endswith("-warmup")
-        name = name.removesuffix("-warmup")
+        """(strategy, diversity, warm-up) of a strategy name on the command line. `default` is the
+        product's, warm-up included (`Project.warm_up`); a named strategy has no warm-up unless it
+        ends in `-warmup` (`ml.strategies.cover_start` until the project has one label per class,
+        then the strategy); `-nowarmup` takes it off (`default-nowarmup`: the default before it)."""
+        warm_up = None
+        for suffix, value in (("-warmup", True), ("-nowarmup", False)):
+            if name.endswith(suffix):
+                name, warm_up = name.removesuffix(suffix), value
         if name == "default":
-            return self.strategy, self.diversity, warm_up
-        return name.removesuffix("-nodiversity"), not name.endswith("-nodiversity"), warm_up
+            return self.strategy, self.diversity, self.warm_up if warm_up is None else warm_up
+        return name.removesuffix("-nodiversity"), not name.endswith("-nodiversity"), bool(warm_up)
 
     def describe(self) -> str:
-        start = f"{self.seed_size} random seed labels" if self.seed_size else "cold start (k-means representatives)"
+        start = f"{self.seed_size} random seed labels, then " if self.seed_size else ""
+        start += ("the warm-up (a representative of each cluster no label covers, until a label per class)"
+                  if self.warm_up else "cold start (k-means representatives)")
         return (f"product defaults: strategy {self.strategy}, diversity {'on' if self.diversity else 'off'}, "
                 f"refresh every {self.refresh_every} labels, diverse batch {self.batch}, {start}")
 
@@ -271,15 +279,19 @@ def run_product(name, seed, args, settings, pool, splits, classes, owner):
     from labeller.services import annotation_submit, project_create, queue_claim_next
 
     strategy, diversity, warm_up = settings.of(name)
-    if warm_up:
-        raise SystemExit(f"{name}: the warm-up is a candidate the product does not run; use --path fast")
     project = project_create(
         user=owner, labels=[{"key": c, "name": c} for c in classes], name=f"{name} seed {seed}",
-        strategy=strategy, diversity=diversity, refresh_every=settings.refresh_every, eval_share=0.0,
+        strategy=strategy, diversity=diversity, warm_up=warm_up, refresh_every=settings.refresh_every, eval_share=0.0,
         suggestion_mode="off",
     )
     order = import_order(len(pool.texts), seed)
-    body = "external_id,text\n" + "".join(f'{row},"{pool.texts[row].replace(chr(34), chr(39))}"\n' for row in order)
+    # Quotes escaped as CSV does, so the services import (and encode) the very texts the fast path
+    # has vectors of: a text with `"` once went in with `'`, and its vector moved the warm-up's k-means.
+    body = io.StringIO()
+    writer = csv.writer(body, lineterminator="\n")
+    writer.writerow(["external_id", "text"])
+    writer.writerows([row, pool.texts[row]] for row in order)
+    body = body.getvalue()
     # Encodes (eager task), then the encoder requests the first refresh: a cold start.
     items_import(project=project, stream=io.BytesIO(body.encode()), filename="train.csv")
     row_of_item = {item_id: int(ext) for item_id, ext in Item.objects.filter(project=project).values_list("id", "external_id")}
@@ -329,9 +341,10 @@ def run_fast(name, seed, args, settings, pool, splits, classes):
     resolved labels in the order they were given (annotation ids), and the open pool in item-id
     order; it fits `fit_head` on the labels (seed 0), scores the pool with `uncertainty` and a
     generator seeded with its head version, and orders it with `rank_pool` (`cold_start` with no
-    head). The expert then takes the queue from its head until the next refresh. A `-warmup`
-    strategy (a candidate, not the product's) serves `cover_start` while there are fewer labels
-    than classes.
+    head). The expert then takes the queue from its head until the next refresh. With the warm-up
+    (the product's default; `Project.warm_up`) it serves `cover_start` while there are fewer labels
+    than classes, over every vector in memory, as the refresh's streamed form does
+    (`active_learning.refresh.warm_up_scan`; `--check` compares them).
     """
     from ml import strategies
     from ml.heads import fit_head
@@ -351,8 +364,10 @@ def run_fast(name, seed, args, settings, pool, splits, classes):
         rng = np.random.default_rng(0 + head_version)
         head_version += 1
         if warm_up and strategy != strategies.RANDOM and len(labelled) < strategies.warm_up_labels(len(classes)):
-            scores = strategies.cover_start(vectors, np.array(labelled, dtype=np.int64), pool_rows,
-                                            clusters=max(strategies.warm_up_labels(len(classes)), settings.batch), seed=0)
+            clusters = strategies.warm_up_clusters(n_classes=len(classes), batch_size=settings.batch,
+                                                   n_vectors=len(vectors))
+            scores = strategies.cover_start(vectors, np.array(labelled, dtype=np.int64), pool_rows, clusters=clusters,
+                                            seed=0)
             ranked = np.argsort(-scores, kind="stable")
         elif len(labelled) >= 2 and len(set(truth[labelled])) >= 2:
             if strategy == strategies.RANDOM:  # the head's answer does not move a random score: skip the fit

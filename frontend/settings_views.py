@@ -30,10 +30,10 @@ from .errors import refusals_shown, serializer_problems
 PROJECT_SECTIONS = {
     "general": ["name", "description", "guidelines"],
     "queue": ["labels_per_item", "hold_seconds"],
-    "active-learning": ["strategy", "diversity", "refresh_every", "eval_share", "suggestion_mode",
+    "active-learning": ["strategy", "diversity", "warm_up", "refresh_every", "eval_share", "suggestion_mode",
                         "suggestion_holdout"],
 }
-CHECKBOXES = {"diversity"}
+CHECKBOXES = {"diversity", "warm_up"}
 
 
 def back_to(project, section: str):

@@ -61,6 +61,9 @@ class Project(models.Model):
     # Active learning: how the queue is ordered and what the expert is shown.
     strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.MARGIN)
     diversity = models.BooleanField(default=True, help_text="Cluster each batch so it holds no near-copies.")
+    warm_up = models.BooleanField(default=True, help_text=(
+        "Single-label projects: until there are as many labels as classes, serve the most typical item "
+        "of each cluster no label covers yet, then the strategy."))
     refresh_every = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)],
                                                 help_text="Refit the head and re-rank the pool every this many new labels.")
     eval_share = models.FloatField(default=0.1, help_text="Share of served items drawn at random as the evaluation set.")

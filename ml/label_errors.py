@@ -90,9 +90,15 @@ def out_of_sample_parts(vectors: np.ndarray, label_sets: Sequence[Sequence[str]]
         y = np.array([index[labels[0]] for labels in label_sets])
         import warnings
 
-        with warnings.catch_warnings():  # a class with fewer items than folds: still spread over them
-            warnings.filterwarnings("ignore", message="The least populated class")
-            splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(vectors, y))
+        largest = int(np.bincount(y).max())
+        if largest < 2:  # every class once (as a warm-up serves them): nothing to stratify
+            splits = list(KFold(n_splits=folds, shuffle=True, random_state=seed).split(vectors))
+        else:
+            with warnings.catch_warnings():  # a class with fewer items than folds: still spread over them
+                warnings.filterwarnings("ignore", message="The least populated class")
+                # StratifiedKFold refuses more folds than the largest class has items.
+                stratified = StratifiedKFold(n_splits=min(folds, largest), shuffle=True, random_state=seed)
+                splits = list(stratified.split(vectors, y))
     linear = np.zeros((n, len(classes)), dtype=np.float64)
     vote = np.zeros_like(linear) if with_vote and not multi_label else None
     for train, held in splits:

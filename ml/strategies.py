@@ -121,8 +121,14 @@ def warm_up_labels(n_classes: int) -> int:
     return max(1, min(n_classes, MAX_CLUSTERS))
 
 
+# Vectors the warm-up's k-means is fitted on: every stored vector of the project up to this many,
+# else a seeded uniform draw of this many (`warm_up_sample`). The figures measured for the warm-up
+# (docs/benchmarks.md) are with this sample and one k-means init.
+WARM_UP_SAMPLE = 10_000
+
+
 def cover_start(vectors: np.ndarray, labelled: np.ndarray, pool: np.ndarray, *, clusters: int, seed: int = 0,
-                sample: int = 10000) -> np.ndarray:
+                sample: int = WARM_UP_SAMPLE) -> np.ndarray:
     """Scores for `pool` (row indices into `vectors`) while a project has few labels: k-means of
     every vector (the pool and the labelled rows, `labelled`) into `clusters`, and the most typical
     item of each cluster that holds no label yet first, most typical cluster first; then every
@@ -146,6 +152,56 @@ def cover_start(vectors: np.ndarray, labelled: np.ndarray, pool: np.ndarray, *, 
             best = members[np.argmax(similarity[members, centre])]
             scores[best] = 2.0 + similarity[best, centre]
     return scores
+
+
+def warm_up_clusters(*, n_classes: int, batch_size: int, n_vectors: int) -> int:
+    """The warm-up's k: a cluster per class (or a batch, if more), at most MAX_CLUSTERS and the vectors."""
+    return max(1, min(max(warm_up_labels(n_classes), batch_size), n_vectors, MAX_CLUSTERS))
+
+
+def warm_up_sample(n: int, *, sample: int = WARM_UP_SAMPLE, seed: int = 0) -> np.ndarray:
+    """Positions (in the vectors' order) of the rows the warm-up's k-means is fitted on, in the
+    order it is fitted on them: the draw `cover_start` makes, so that a caller streaming the
+    vectors fits the same centres (`warm_up_centres`)."""
+    return np.arange(n) if n <= sample else np.random.default_rng(seed).choice(n, sample, replace=False)
+
+
+def warm_up_centres(fit_on: np.ndarray, *, k: int, seed: int = 0) -> np.ndarray:
+    """The k-means centres `cover_start` fits (one init: it runs at every refresh of the warm-up)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    return MiniBatchKMeans(n_clusters=k, n_init=1, random_state=seed, batch_size=2048).fit(fit_on).cluster_centers_
+
+
+class Representatives:
+    """`cover_start` over a stream: feed each chunk of the pool, in order, its (typicality, nearest
+    centre) (`typicality`); only the most typical member of each cluster so far is kept (the first
+    on ties, as argmax), so the state is O(k) whatever the pool. `scores` then lifts those of the
+    clusters no labelled vector falls into."""
+
+    def __init__(self, k: int):
+        self.k, self.seen = k, 0
+        self.best = np.full(k, -np.inf)
+        self.row = np.full(k, -1, dtype=np.int64)  # position in the pool, -1: no member yet
+
+    def add(self, typical: np.ndarray, nearest: np.ndarray) -> None:
+        if len(typical):
+            order = np.lexsort((-typical, nearest))  # by cluster, most typical first, then position
+            first = order[np.r_[True, nearest[order][1:] != nearest[order][:-1]]]
+            clusters = nearest[first]
+            better = typical[first] > self.best[clusters]  # strictly: an earlier chunk keeps a tie
+            self.best[clusters[better]] = typical[first][better]
+            self.row[clusters[better]] = self.seen + first[better]
+        self.seen += len(typical)
+
+    def scores(self, typical: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        """`typical` (the whole pool's, in the order fed) with each uncovered cluster's most typical
+        member lifted to 2 + its typicality; `covered`: the labelled vectors' nearest centres."""
+        scores = np.array(typical)
+        for centre in sorted(set(range(self.k)) - set(np.asarray(covered).tolist())):
+            if self.row[centre] >= 0:
+                scores[self.row[centre]] = 2.0 + typical[self.row[centre]]
+        return scores
 
 
 def rank_pool(scores: np.ndarray, vectors: np.ndarray | None = None, *, batch_size: int = 10,

@@ -75,12 +75,13 @@ def test_the_queue_settings_round_trip_and_a_short_hold_is_refused(admin_client,
     assert (project.labels_per_item, project.hold_seconds) == (3, 120)
 
 
-def test_the_active_learning_settings_round_trip_and_an_unchecked_box_turns_diversity_off(admin_client, project):
+def test_the_active_learning_settings_round_trip_and_unchecked_boxes_turn_diversity_and_the_warm_up_off(admin_client,
+                                                                                                         project):
     admin_client.post(settings_url(project, "/active-learning"), {"strategy": "entropy", "refresh_every": "25", "eval_share": "0.2",
                                                                   "suggestion_mode": "off", "suggestion_holdout": "0.1"})
     project.refresh_from_db()
-    assert (project.strategy, project.diversity, project.refresh_every, project.eval_share, project.suggestion_mode,
-            project.suggestion_holdout) == ("entropy", False, 25, 0.2, "off", 0.1)
+    assert (project.strategy, project.diversity, project.warm_up, project.refresh_every, project.eval_share,
+            project.suggestion_mode, project.suggestion_holdout) == ("entropy", False, False, 25, 0.2, "off", 0.1)
     page = admin_client.get(settings_url(project)).content.decode()
     assert '<option value="entropy" selected>' in page and 'value="0.2"' in page
 

@@ -23,6 +23,8 @@ FIELD_TYPES = ["string", "number", "integer", "boolean"]
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 HOLDOUT_HELP = ("Share of served items shown without the model's suggestion (0–0.5), to measure on the annotator "
                 "page what suggestions do to experts.")
+WARM_UP_HELP = ("Single-label projects: until there are as many labels as classes, serve the most typical item of each "
+                "cluster no label covers yet, then the strategy (docs/active-learning.md, \"Warm-up\").")
 
 
 class LabelSerializer(serializers.ModelSerializer):
@@ -56,8 +58,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "id", "name", "description", "guidelines", "task_type", "text_field", "required_fields",
-            "field_types", "labels_per_item", "hold_seconds", "strategy", "diversity", "refresh_every", "eval_share",
-            "suggestion_mode", "suggestion_holdout", "base_model_path", "spans_overlap", "labels", "role", "item_total", "item_done", "created_at",
+            "field_types", "labels_per_item", "hold_seconds", "strategy", "diversity", "warm_up", "refresh_every",
+            "eval_share", "suggestion_mode", "suggestion_holdout", "base_model_path", "spans_overlap", "labels", "role",
+            "item_total", "item_done", "created_at",
         ]
 
     def get_role(self, project) -> str | None:
@@ -81,6 +84,7 @@ class ProjectCreateSerializer(serializers.Serializer):
     hold_seconds = serializers.IntegerField(min_value=10, max_value=86400, default=settings.LABELLOOP_DEFAULT_HOLD_SECONDS)
     strategy = serializers.ChoiceField(choices=Strategy.choices, default=Strategy.MARGIN)
     diversity = serializers.BooleanField(default=True)
+    warm_up = serializers.BooleanField(default=True, help_text=WARM_UP_HELP)
     refresh_every = serializers.IntegerField(min_value=1, max_value=10000, default=10)
     eval_share = serializers.FloatField(min_value=0, max_value=0.5, default=0.1)
     suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, default=SuggestionMode.HIGHLIGHT)
@@ -122,6 +126,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     hold_seconds = serializers.IntegerField(min_value=10, max_value=86400, required=False)
     strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
     diversity = serializers.BooleanField(required=False)
+    warm_up = serializers.BooleanField(required=False, help_text=WARM_UP_HELP)
     refresh_every = serializers.IntegerField(min_value=1, max_value=10000, required=False)
     eval_share = serializers.FloatField(min_value=0, max_value=0.5, required=False)
     suggestion_mode = serializers.ChoiceField(choices=SuggestionMode.choices, required=False)

@@ -69,10 +69,29 @@ def test_the_streamed_cold_start_picks_the_representatives_the_in_memory_one_did
     items = add_items(project, [f"item {i}" for i in range(40)])
     store_vectors(project, items, vectors)
     project.eval_share = 0
+    project.warm_up = False  # with it on (the default) a project with no labels gets the warm-up, below
     project.save()
     assert refresh.refresh_run(project=project, chunk_rows=6).cold_start
     scores = strategies.cold_start(vectors.astype(np.float16).astype(np.float32), batch_size=refresh.refresh_batch(project))
     assert queue(project) == [items[i].id for i in np.argsort(-scores, kind="stable")]
+
+
+@pytest.mark.parametrize("chunk_rows, sample", [(7, strategies.WARM_UP_SAMPLE), (1000, strategies.WARM_UP_SAMPLE), (9, 50)])
+def test_the_streamed_warm_up_serves_what_cover_start_over_every_vector_in_memory_does(labelled_pool, monkeypatch,
+                                                                                       chunk_rows, sample):
+    project, items = labelled_pool
+    for i in range(len(KEYS), 20):  # 12 labels of 20 classes: the warm-up, fitted on all 60 vectors (or a draw of 50)
+        project.labels.create(key=f"class_{i}", name=f"Class {i}", order=i)
+    monkeypatch.setattr(strategies, "WARM_UP_SAMPLE", sample)
+    report = refresh.refresh_run(project=project, chunk_rows=chunk_rows)
+    assert report.cold_start and report.labelled == 12
+    version = ActiveLearningState.objects.get(project=project).encoder_version
+    ids, vectors = refresh.project_vectors(project, version)
+    labelled = np.array([i * 5 for i in range(12)])  # item positions in id order
+    pool_rows = np.setdiff1d(np.arange(60), labelled)
+    k_asked = max(strategies.warm_up_labels(20), refresh.refresh_batch(project))
+    scores = strategies.cover_start(vectors, labelled, pool_rows, clusters=k_asked, sample=sample)
+    assert queue(project) == ids[pool_rows[np.argsort(-scores, kind="stable")]].tolist()
 
 
 def test_the_vector_stream_yields_chunks_of_at_most_the_asked_rows_in_item_order(labelled_pool):

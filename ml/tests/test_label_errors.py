@@ -122,3 +122,14 @@ def test_bad_input_is_refused_with_the_problem_named(label_sets, probs, message)
 def test_too_few_items_per_class_to_estimate_noise_flag_nothing():
     errors = find_label_errors([["a"], ["b"]], ["a", "b", "c"], np.array([[0.1, 0.8, 0.1], [0.8, 0.1, 0.1]]))
     assert len(errors) == 2 and all(e.suggested for e in errors)
+
+
+@pytest.mark.parametrize("labels", [["a", "b", "c", "d", "e", "f"], ["a", "a", "b", "c", "d", "e", "f"]])
+def test_classes_with_fewer_items_than_folds_get_probabilities_instead_of_an_error(labels):
+    # During the warm-up every label can be a new class; StratifiedKFold alone refused that.
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(labels), 8))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    classes = sorted(set(labels))
+    probs = out_of_sample_probabilities(vectors, [[label] for label in labels], classes, folds=5)
+    assert probs.shape == (len(labels), len(classes)) and np.allclose(probs.sum(axis=1), 1.0)

@@ -138,3 +138,24 @@ def test_the_warm_up_serves_a_representative_of_each_cluster_no_label_covers_yet
 def test_the_warm_up_lasts_one_label_per_class_within_the_cluster_cap():
     assert st.warm_up_labels(3) == 3 and st.warm_up_labels(150) == 150
     assert st.warm_up_labels(10_000) == st.MAX_CLUSTERS and st.warm_up_labels(0) == 1
+
+
+@pytest.mark.parametrize("n, chunk", [(200, 7), (200, 1000), (260, 33)])
+def test_the_streamed_warm_up_scores_the_pool_as_cover_start_does(n, chunk):
+    rng = np.random.default_rng(n)
+    vectors = np.eye(16)[rng.integers(0, 12, size=n)] * 2 + rng.normal(scale=0.4, size=(n, 16))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    labelled = rng.choice(n, 5, replace=False)
+    pool = np.setdiff1d(np.arange(n), labelled)
+    # A sample of 250: the 260-vector case fits its centres on a draw, as a large project does.
+    expected = st.cover_start(vectors, labelled, pool, clusters=12, sample=250)
+    k = st.warm_up_clusters(n_classes=12, batch_size=10, n_vectors=n)
+    centres = st.warm_up_centres(vectors[st.warm_up_sample(n, sample=250)], k=k)
+    best, typical = st.Representatives(k), []
+    for start in range(0, len(pool), chunk):
+        part, nearest = st.typicality(vectors[pool[start:start + chunk]], centres)
+        best.add(part, nearest)
+        typical.append(part)
+    scores = best.scores(np.concatenate(typical), st.typicality(vectors[labelled], centres)[1])
+    assert np.array_equal(scores, expected)
+    assert 1 <= (scores >= 2.0).sum() <= k
