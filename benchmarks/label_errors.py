@@ -16,10 +16,17 @@ over the other classes. Consensus accuracy of plain majority vote, Dawid–Skene
 out-of-sample model probabilities (`ml.reliability`), and the mean absolute error of each estimate
 of the annotators' accuracies.
 
+With --finetune, instead of both parts: for each chosen dataset, noise, rate and seed, a fine-tuned
+version is trained as the registry trains one (ml.finetune's recipe with FineTuneConfig's defaults:
+linear probe, then the whole transformer; 10 % of the training rows, by a stable hash, held out for
+early stopping, with the labels of the condition; trained on too when under 500) on the noisy, the
+re-reviewed and the clean labels, and its test accuracy printed, with the gap clean − re-reviewed.
+
 Sentence vectors come from the base model (all-MiniLM-L6-v2, offline) and are cached under --cache.
 
     .venv/bin/python benchmarks/label_errors.py                    # full run
     .venv/bin/python benchmarks/label_errors.py --limit-train 1500 --limit-test 300 --seeds 1 --annotator-items 300  # smoke
+    .venv/bin/python benchmarks/label_errors.py --finetune --datasets banking77 --noise uniform --rates 0.1 --seeds 1
 """
 from __future__ import annotations
 
@@ -39,6 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATASETS = {"banking77": ROOT / "datasets" / "banking77", "clinc150": ROOT / "datasets" / "clinc150"}
+CONDITIONS = ("noisy", "reviewed", "clean")  # --finetune's label sets
+VALIDATION_SHARE = 0.1  # TrainingPolicy.validation_share's default
 
 
 def read_csv(path: Path, drop=("oos",)) -> tuple[list[str], list[str]]:
@@ -75,12 +84,25 @@ def parse_args():
     p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke runs)")
     p.add_argument("--cache", default=str(ROOT / "benchmarks" / "out"), help="folder for the cached vectors")
     p.add_argument("--threads", type=int, default=2, help="torch threads for encoding (the machine is shared)")
-    return p.parse_args()
+    p.add_argument("--finetune", action="store_true",
+                   help="fine-tune a version on the noisy, re-reviewed and clean labels of each chosen setting (no parts 1, 2)")
+    p.add_argument("--finetune-conditions", default=",".join(CONDITIONS), help="which of noisy,reviewed,clean to fine-tune on")
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="epochs (also those of a validation split too small to stop on); 0: FineTuneConfig's defaults")
+    p.add_argument("--finetune-threads", type=int, default=2, help="torch threads for fine-tuning")
+    p.add_argument("--finetune-time-limit", type=float, default=0,
+                   help="FineTuneConfig.time_limit_s; 0: none (the registry's 1800 s would cut a loaded CPU run short)")
+    args = p.parse_args()
+    unknown = set(args.finetune_conditions.split(",")) - set(CONDITIONS)
+    if unknown:
+        p.error(f"--finetune-conditions: unknown {', '.join(sorted(unknown))}; known: {', '.join(CONDITIONS)}")
+    return args
 
 
-def load(name: str, args, encoder, validation: bool):
-    """(train vectors, train labels, scored vectors, scored labels, classes): the scored split is
-    test.csv, or under --validation the held-out part of train (Banking77) or val.csv (CLINC150)."""
+def load(name: str, args, encoder, validation: bool, texts: bool = False):
+    """(train vectors, train labels, scored vectors, scored labels, classes), and with `texts` the
+    training and scored texts in the same order: the scored split is test.csv, or under
+    --validation the held-out part of train (Banking77) or val.csv (CLINC150)."""
     folder, cache = DATASETS[name], Path(args.cache)
     train_texts, train_labels = read_csv(folder / "train.csv")
     limit_train, limit_test = args.limit_train or None, args.limit_test or None
@@ -90,7 +112,9 @@ def load(name: str, args, encoder, validation: bool):
         order = np.random.default_rng(12345).permutation(len(train_texts))
         cut = int(0.8 * len(order))
         test_labels, x_test = [train_labels[i] for i in order[cut:]][:limit_test], x_train[order[cut:]][:limit_test]
+        test_texts = [train_texts[i] for i in order[cut:]][:limit_test]
         train_labels, x_train = [train_labels[i] for i in order[:cut]], x_train[order[:cut]]
+        train_texts = [train_texts[i] for i in order[:cut]]
     else:
         split = "val" if validation else "test"
         test_texts, test_labels = read_csv(folder / f"{split}.csv")
@@ -99,8 +123,9 @@ def load(name: str, args, encoder, validation: bool):
     classes = sorted(set(train_labels))
     index = {c: i for i, c in enumerate(classes)}
     keep = [i for i, label in enumerate(test_labels) if label in index]
-    return (x_train, np.array([index[c] for c in train_labels]), x_test[keep],
-            np.array([index[test_labels[i]] for i in keep]), classes)
+    loaded = (x_train, np.array([index[c] for c in train_labels]), x_test[keep],
+              np.array([index[test_labels[i]] for i in keep]), classes)
+    return loaded + (train_texts, [test_texts[i] for i in keep]) if texts else loaded
 
 
 def most_confusable(x, y, classes, seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +159,21 @@ def corrupt(y, n_classes, rate, mode, confusable, rng) -> tuple[np.ndarray, np.n
     else:
         noisy[rows] = confusable[y[rows]]
     return noisy, rows
+
+
+def corrupt_and_review(x, y, classes, rate, mode, confusable, seed):
+    """(noisy labels, corrupted rows, out-of-sample probabilities, flags, re-reviewed labels) of one
+    setting: ml.label_errors' defaults flag items, and the simulated expert gives every flagged
+    item its true label."""
+    from ml.label_errors import find_label_errors, out_of_sample_probabilities
+
+    noisy, corrupted = corrupt(y, len(classes), rate, mode, confusable, np.random.default_rng(seed))
+    label_sets = [[classes[i]] for i in noisy]
+    probs = out_of_sample_probabilities(x, label_sets, classes, seed=seed)
+    flagged = np.array([e.flagged for e in find_label_errors(label_sets, classes, probs)])
+    reviewed = noisy.copy()
+    reviewed[flagged] = y[flagged]  # the simulated expert answers from ground truth
+    return noisy, corrupted, probs, flagged, reviewed
 
 
 def head_accuracy(x, y, x_test, y_test, classes, seed=0) -> float:
@@ -226,8 +266,6 @@ def summary_row(name, mode, rate, runs) -> str:
 
 def label_errors(args, encoder):
     """Part 1 on the test splits, with the settings ml.label_errors defaults to."""
-    from ml.label_errors import find_label_errors, out_of_sample_probabilities
-
     table = []
     for name in args.datasets.split(","):
         x, y, x_test, y_test, classes = load(name, args, encoder, validation=False)
@@ -241,12 +279,7 @@ def label_errors(args, encoder):
             for rate in [float(r) for r in args.rates.split(",")]:
                 runs = []
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
-                    noisy, corrupted = corrupt(y, len(classes), rate, mode, confusable, np.random.default_rng(seed))
-                    label_sets = [[classes[i]] for i in noisy]
-                    probs = out_of_sample_probabilities(x, label_sets, classes, seed=seed)
-                    flagged = np.array([e.flagged for e in find_label_errors(label_sets, classes, probs)])
-                    fixed = noisy.copy()
-                    fixed[flagged] = y[flagged]  # the simulated expert answers from ground truth
+                    noisy, corrupted, probs, flagged, fixed = corrupt_and_review(x, y, classes, rate, mode, confusable, seed)
                     p, r = precision_recall(flagged, corrupted)
                     bp, br = precision_recall(probs.argmax(axis=1) != noisy, corrupted)
                     runs.append((p, r, bp, br, head_accuracy(x, noisy, x_test, y_test, classes, seed),
@@ -261,7 +294,90 @@ def label_errors(args, encoder):
     for row in table:
         print(summary_row(*row))
     print("(confusable noise: each corrupted label becomes the other class its true class is most often predicted as, "
-          "out of sample, by 5-fold heads on the clean labels; the fine-tuned model on noisy labels is not measured)")
+          "out of sample, by 5-fold heads on the clean labels; the fine-tuned version: --finetune)")
+
+
+def finetune_accuracy(train_texts, y, test_texts, y_test, classes, args) -> tuple[float, float, str]:
+    """(test accuracy, seconds, how it trained) of a version fine-tuned on these labels as the
+    registry fine-tunes one (models_registry.training._train_finetuned, started from the base
+    model): FineTuneConfig's defaults, the rows a stable hash puts in the validation split held out
+    for early stopping (folded into training when too few), probe-initialised head, whole transformer."""
+    from dataclasses import replace
+
+    import torch
+
+    from ml import finetune
+    from ml.draws import stable_fraction
+    from ml.encoder import default_model_path
+
+    config = finetune.FineTuneConfig()
+    if args.finetune_epochs:
+        config = replace(config, epochs=args.finetune_epochs, small_data_epochs=args.finetune_epochs)
+    config = replace(config, time_limit_s=args.finetune_time_limit or float("inf"))
+    val = np.array([stable_fraction("val", 0, row) < VALIDATION_SHARE for row in range(len(y))])
+    train_ids, val_ids = [int(i) for i in y[~val]], [int(i) for i in y[val]]
+    tr_texts, tr_ids, val_texts, val_ids, config = finetune.fold_small_validation(
+        [t for t, v in zip(train_texts, val) if not v], train_ids, [t for t, v in zip(train_texts, val) if v], val_ids, config)
+    torch.set_num_threads(args.finetune_threads)
+    started = time.perf_counter()
+    model = finetune.load_base(default_model_path(), len(classes), max_length=config.max_length)
+    finetune.set_seed(config.seed)
+    finetune.probe_init(model, tr_texts, np.array(tr_ids), len(classes), c=config.probe_c, seed=config.seed)
+    tuning = last = time.perf_counter()
+    printed = -1
+
+    def on_progress(p: finetune.Progress) -> None:  # a line a minute and one per epoch: the log shows the pace
+        nonlocal last, printed
+        now = time.perf_counter()
+        if (now - last >= 60 or p.step % (p.steps // p.epochs or 1) == 0) and (p.step, p.val_accuracy) != (printed, None):
+            last, printed = now, p.step
+            print(f"    epoch {p.epoch}/{p.epochs} step {p.step}/{p.steps} loss {p.loss:.3f} "
+                  f"{(now - tuning) / max(p.step, 1):.2f} s/step, {p.eta_s / 60:.0f} min to go"
+                  + (f", val accuracy {p.val_accuracy:.4f}" if p.val_accuracy is not None else ""), flush=True)
+
+    result = finetune.fine_tune(model, tr_texts, tr_ids, val_texts, val_ids, config=config, on_progress=on_progress)
+    accuracy = float((model.predict(list(test_texts))[0].argmax(axis=1) == y_test).mean())
+    seconds = time.perf_counter() - started
+    how = (f"{len(tr_ids)} trained on, {len(val_ids)} for early stopping, {config.epochs} epochs, "
+           f"best epoch {result.best_epoch}, {result.stopped}, {result.examples_per_second:.1f} ex/s")
+    return accuracy, seconds, how
+
+
+def finetune_comparison(args, encoder):
+    """--finetune: for each chosen setting, the flags as part 1 computes them, then a version
+    fine-tuned on each condition's labels, scored on test."""
+    conditions = [c for c in CONDITIONS if c in args.finetune_conditions.split(",")]
+    rows = []
+    for name in args.datasets.split(","):
+        x, y, x_test, y_test, classes, train_texts, test_texts = load(name, args, encoder, validation=False, texts=True)
+        confusable = most_confusable(x, y, classes)[0] if "confusable" in args.noise else None
+        print(f"\n{name}: {len(y)} training labels, {len(y_test)} test items, {len(classes)} classes; fine-tuning on "
+              f"{', '.join(conditions)} labels, {args.finetune_threads} threads", flush=True)
+        for mode in args.noise.split(","):
+            for rate in [float(r) for r in args.rates.split(",")]:
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
+                    noisy, corrupted, _, flagged, reviewed = corrupt_and_review(x, y, classes, rate, mode, confusable, seed)
+                    p, r = precision_recall(flagged, corrupted)
+                    print(f"  {mode} {rate:.0%} seed {seed}: {len(corrupted)} corrupted, {int(flagged.sum())} flagged "
+                          f"(precision {p:.3f}, recall {r:.3f}); {int((reviewed != y).sum())} labels still wrong "
+                          f"after re-review", flush=True)
+                    labels = {"noisy": noisy, "reviewed": reviewed, "clean": y}
+                    accuracy = {}
+                    for condition in conditions:
+                        head = head_accuracy(x, labels[condition], x_test, y_test, classes, seed)
+                        acc, seconds, how = finetune_accuracy(train_texts, labels[condition], test_texts, y_test, classes, args)
+                        accuracy[condition] = acc
+                        print(f"  fine-tuned on {condition:8s} labels: test accuracy {acc:.4f}  (head {head:.4f})  "
+                              f"{seconds:.0f} s  [{how}]", flush=True)
+                    rows.append((name, mode, rate, seed, accuracy))
+    print("\nfine-tuned versions (ml.finetune, FineTuneConfig defaults"
+          + (f", {args.finetune_epochs} epochs" if args.finetune_epochs else "") + "), test accuracy")
+    print("dataset    noise       rate  seed  " + "  ".join(f"acc {c:8s}" for c in conditions) + "  gap clean − re-reviewed (points)")
+    for name, mode, rate, seed, accuracy in rows:
+        gap = (f"{100 * (accuracy['clean'] - accuracy['reviewed']):+.2f}" if {"clean", "reviewed"} <= accuracy.keys()
+               else "n/a")
+        print(f"{name:10s} {mode:11s} {rate:.0%}   {seed:<4}  " + "  ".join(f"{accuracy[c]:.4f}      " for c in conditions)
+              + f"  {gap}")
 
 
 ANNOTATOR_ACCURACIES = (0.95, 0.9, 0.8, 0.7, 0.5)
@@ -327,6 +443,9 @@ def main():
     print(f"cores {os.cpu_count()}  encoder {encoder.version}")
     if args.validation:
         validation(args, encoder)
+        return
+    if args.finetune:
+        finetune_comparison(args, encoder)
         return
     if args.datasets:
         label_errors(args, encoder)

@@ -122,6 +122,22 @@ def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_
 
 
 @pytest.mark.benchmark
+def test_the_label_errors_benchmark_fine_tunes_versions_on_re_reviewed_and_clean_labels(tmp_path):
+    out = run("label_errors.py", "--finetune", "--datasets", "banking77", "--noise", "uniform", "--rates", "0.1",
+              "--seeds", "1", "--limit-train", "300", "--limit-test", "80", "--finetune-epochs", "1",
+              "--finetune-conditions", "reviewed,clean", "--cache", str(tmp_path))
+    assert "banking77: 300 training labels" in out and "uniform 10% seed 0: 30 corrupted" in out
+    assert "fine-tuned on reviewed labels: test accuracy" in out and "fine-tuned on clean    labels" in out
+    assert "fine-tuned on noisy" not in out and "s/step" in out and "gap clean − re-reviewed (points)" in out
+
+
+def test_the_label_errors_benchmark_names_an_unknown_fine_tune_condition():
+    result = subprocess.run([sys.executable, "benchmarks/label_errors.py", "--finetune", "--finetune-conditions", "noisy,dirty"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--finetune-conditions: unknown dirty" in result.stderr
+
+
+@pytest.mark.benchmark
 def test_the_span_fine_tune_dev_search_stores_checkpoints_chooses_on_dev_and_scores_test(tmp_path):
     common = ("--out", str(tmp_path), "--limit-eval", "20")
     run("span_finetune_dev.py", "run", "--name", "tiny", "--limit-random", "16", "--epochs", "2", *common, timeout=900)
