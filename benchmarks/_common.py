@@ -218,3 +218,62 @@ def vacuum_analyze(*tables: str) -> None:
                 cursor.execute(f"VACUUM ANALYZE {table}")  # autocommit mode: allowed outside a transaction
             else:
                 cursor.execute(f"ANALYZE {table}")
+
+
+REGISTRY_VALIDATION_SHARE = 0.1  # models_registry.models.TrainingPolicy.validation_share's default
+
+
+def registry_fine_tune(texts: list[str], targets, n_classes: int, *, epochs: int = 0, threads: int = 2,
+                       time_limit_s: float = 0.0, min_validation: int = 0, on_progress=None):
+    """A version fine-tuned from the base model as the registry fine-tunes one
+    (models_registry.training._train_finetuned): FineTuneConfig's defaults (`epochs` > 0 overrides
+    the epochs, small-data ones too), the rows a stable hash puts in the validation split held out
+    for early stopping (folded into training when too few), a probe-initialised head, then the
+    whole transformer. `time_limit_s` 0: none (the registry's limit would measure this machine's
+    load, not the recipe); `min_validation` > 0 overrides the config's (smoke runs). Returns (model,
+    FineTuneResult, trained on, held out)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+
+    from ml import finetune
+    from ml.draws import stable_fraction
+    from ml.encoder import default_model_path
+
+    config = finetune.FineTuneConfig()
+    if epochs:
+        config = replace(config, epochs=epochs, small_data_epochs=epochs)
+    config = replace(config, time_limit_s=time_limit_s or float("inf"), min_validation=min_validation or config.min_validation)
+    targets = np.asarray(targets)
+    val = np.array([stable_fraction("val", 0, row) < REGISTRY_VALIDATION_SHARE for row in range(len(targets))])
+    tr_texts, tr_ids, val_texts, val_ids, config = finetune.fold_small_validation(
+        [t for t, v in zip(texts, val) if not v], [int(i) for i in targets[~val]],
+        [t for t, v in zip(texts, val) if v], [int(i) for i in targets[val]], config)
+    torch.set_num_threads(threads)
+    model = finetune.load_base(default_model_path(), n_classes, max_length=config.max_length)
+    finetune.set_seed(config.seed)
+    finetune.probe_init(model, tr_texts, np.array(tr_ids), n_classes, c=config.probe_c, seed=config.seed)
+    result = finetune.fine_tune(model, tr_texts, tr_ids, val_texts, val_ids, config=config,
+                                on_progress=on_progress or (lambda p: None))
+    return model, result, len(tr_ids), len(val_ids)
+
+
+def fine_tune_progress():
+    """An on_progress for ml.finetune that prints a line a minute and one per epoch (the log
+    shows the pace)."""
+    import time
+
+    started = last = time.perf_counter()
+    printed = [-1]
+
+    def on_progress(p) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if (now - last >= 60 or p.step % (p.steps // p.epochs or 1) == 0) and (p.step, p.val_accuracy) != (printed[0], None):
+            last, printed[0] = now, p.step
+            print(f"    epoch {p.epoch}/{p.epochs} step {p.step}/{p.steps} loss {p.loss:.3f} "
+                  f"{(now - started) / max(p.step, 1):.2f} s/step, {p.eta_s / 60:.0f} min to go"
+                  + (f", val accuracy {p.val_accuracy:.4f}" if p.val_accuracy is not None else ""), flush=True)
+
+    return on_progress

@@ -47,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATASETS = {"banking77": ROOT / "datasets" / "banking77", "clinc150": ROOT / "datasets" / "clinc150"}
 CONDITIONS = ("noisy", "reviewed", "clean")  # --finetune's label sets
-VALIDATION_SHARE = 0.1  # TrainingPolicy.validation_share's default
 
 
 def read_csv(path: Path, drop=("oos",)) -> tuple[list[str], list[str]]:
@@ -299,46 +298,16 @@ def label_errors(args, encoder):
 
 def finetune_accuracy(train_texts, y, test_texts, y_test, classes, args) -> tuple[float, float, str]:
     """(test accuracy, seconds, how it trained) of a version fine-tuned on these labels as the
-    registry fine-tunes one (models_registry.training._train_finetuned, started from the base
-    model): FineTuneConfig's defaults, the rows a stable hash puts in the validation split held out
-    for early stopping (folded into training when too few), probe-initialised head, whole transformer."""
-    from dataclasses import replace
+    registry fine-tunes one (benchmarks._common.registry_fine_tune)."""
+    from benchmarks._common import fine_tune_progress, registry_fine_tune
 
-    import torch
-
-    from ml import finetune
-    from ml.draws import stable_fraction
-    from ml.encoder import default_model_path
-
-    config = finetune.FineTuneConfig()
-    if args.finetune_epochs:
-        config = replace(config, epochs=args.finetune_epochs, small_data_epochs=args.finetune_epochs)
-    config = replace(config, time_limit_s=args.finetune_time_limit or float("inf"))
-    val = np.array([stable_fraction("val", 0, row) < VALIDATION_SHARE for row in range(len(y))])
-    train_ids, val_ids = [int(i) for i in y[~val]], [int(i) for i in y[val]]
-    tr_texts, tr_ids, val_texts, val_ids, config = finetune.fold_small_validation(
-        [t for t, v in zip(train_texts, val) if not v], train_ids, [t for t, v in zip(train_texts, val) if v], val_ids, config)
-    torch.set_num_threads(args.finetune_threads)
     started = time.perf_counter()
-    model = finetune.load_base(default_model_path(), len(classes), max_length=config.max_length)
-    finetune.set_seed(config.seed)
-    finetune.probe_init(model, tr_texts, np.array(tr_ids), len(classes), c=config.probe_c, seed=config.seed)
-    tuning = last = time.perf_counter()
-    printed = -1
-
-    def on_progress(p: finetune.Progress) -> None:  # a line a minute and one per epoch: the log shows the pace
-        nonlocal last, printed
-        now = time.perf_counter()
-        if (now - last >= 60 or p.step % (p.steps // p.epochs or 1) == 0) and (p.step, p.val_accuracy) != (printed, None):
-            last, printed = now, p.step
-            print(f"    epoch {p.epoch}/{p.epochs} step {p.step}/{p.steps} loss {p.loss:.3f} "
-                  f"{(now - tuning) / max(p.step, 1):.2f} s/step, {p.eta_s / 60:.0f} min to go"
-                  + (f", val accuracy {p.val_accuracy:.4f}" if p.val_accuracy is not None else ""), flush=True)
-
-    result = finetune.fine_tune(model, tr_texts, tr_ids, val_texts, val_ids, config=config, on_progress=on_progress)
+    model, result, trained_on, held_out = registry_fine_tune(
+        list(train_texts), y, len(classes), epochs=args.finetune_epochs, threads=args.finetune_threads,
+        time_limit_s=args.finetune_time_limit, on_progress=fine_tune_progress())
     accuracy = float((model.predict(list(test_texts))[0].argmax(axis=1) == y_test).mean())
     seconds = time.perf_counter() - started
-    how = (f"{len(tr_ids)} trained on, {len(val_ids)} for early stopping, {config.epochs} epochs, "
+    how = (f"{trained_on} trained on, {held_out} for early stopping, {len(result.history)} epochs run, "
            f"best epoch {result.best_epoch}, {result.stopped}, {result.examples_per_second:.1f} ex/s")
     return accuracy, seconds, how
 

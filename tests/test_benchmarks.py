@@ -111,6 +111,14 @@ def test_the_out_of_scope_benchmark_compares_every_signal_on_both_datasets(tmp_p
 
 
 @pytest.mark.benchmark
+def test_the_out_of_scope_benchmark_scores_a_fine_tuned_versions_rule(tmp_path):
+    out = run("out_of_scope.py", "--finetuned", "--limit", "1200", "--finetune-epochs", "1",
+              "--finetune-min-validation", "50", "--cache", str(tmp_path))
+    assert "held out for early stopping and the rule" in out
+    assert "| CLINC150 | " in out and "| fine-tuned, maxprob+knn | its validation split |" in out
+
+
+@pytest.mark.benchmark
 def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_slices(tmp_path):
     small = ["--limit-train", "500", "--limit-test", "150", "--seeds", "1", "--rates", "0.1", "--cache", str(tmp_path)]
     out = run("label_errors.py", *small, "--annotator-items", "150")
