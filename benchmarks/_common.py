@@ -223,33 +223,50 @@ def vacuum_analyze(*tables: str) -> None:
 REGISTRY_VALIDATION_SHARE = 0.1  # models_registry.models.TrainingPolicy.validation_share's default
 
 
-def registry_fine_tune(texts: list[str], targets, n_classes: int, *, epochs: int = 0, threads: int = 2,
-                       time_limit_s: float = 0.0, min_validation: int = 0, on_progress=None):
-    """A version fine-tuned from the base model as the registry fine-tunes one
-    (models_registry.training._train_finetuned): FineTuneConfig's defaults (`epochs` > 0 overrides
-    the epochs, small-data ones too), the rows a stable hash puts in the validation split held out
-    for early stopping (folded into training when too few), a probe-initialised head, then the
-    whole transformer. `time_limit_s` 0: none (the registry's limit would measure this machine's
-    load, not the recipe); `min_validation` > 0 overrides the config's (smoke runs). Returns (model,
-    FineTuneResult, trained on, held out)."""
+def registry_config(*, epochs: int = 0, time_limit_s: float = 0.0, min_validation: int = 0):
+    """FineTuneConfig as registry_fine_tune uses it: its defaults, `epochs` > 0 overriding the
+    epochs (small-data ones too), no time limit unless given (the registry's limit would measure
+    this machine's load, not the recipe), `min_validation` > 0 overriding the config's (smoke runs)."""
     from dataclasses import replace
 
-    import numpy as np
-    import torch
-
     from ml import finetune
-    from ml.draws import stable_fraction
-    from ml.encoder import default_model_path
 
     config = finetune.FineTuneConfig()
     if epochs:
         config = replace(config, epochs=epochs, small_data_epochs=epochs)
-    config = replace(config, time_limit_s=time_limit_s or float("inf"), min_validation=min_validation or config.min_validation)
+    return replace(config, time_limit_s=time_limit_s or float("inf"), min_validation=min_validation or config.min_validation)
+
+
+def registry_split(texts: list[str], targets, config):
+    """(train texts, train ids, validation texts, validation ids, config) as the registry splits a
+    snapshot: the rows a stable hash puts in the validation split are held out for early stopping
+    (folded into training, and the config adjusted, when too few)."""
+    import numpy as np
+
+    from ml import finetune
+    from ml.draws import stable_fraction
+
     targets = np.asarray(targets)
     val = np.array([stable_fraction("val", 0, row) < REGISTRY_VALIDATION_SHARE for row in range(len(targets))])
-    tr_texts, tr_ids, val_texts, val_ids, config = finetune.fold_small_validation(
+    return finetune.fold_small_validation(
         [t for t, v in zip(texts, val) if not v], [int(i) for i in targets[~val]],
         [t for t, v in zip(texts, val) if v], [int(i) for i in targets[val]], config)
+
+
+def registry_fine_tune(texts: list[str], targets, n_classes: int, *, epochs: int = 0, threads: int = 2,
+                       time_limit_s: float = 0.0, min_validation: int = 0, on_progress=None):
+    """A version fine-tuned from the base model as the registry fine-tunes one
+    (models_registry.training._train_finetuned): registry_config's settings on registry_split's
+    split, a probe-initialised head, then the whole transformer. Returns (model, FineTuneResult,
+    trained on, held out)."""
+    import numpy as np
+    import torch
+
+    from ml import finetune
+    from ml.encoder import default_model_path
+
+    config = registry_config(epochs=epochs, time_limit_s=time_limit_s, min_validation=min_validation)
+    tr_texts, tr_ids, val_texts, val_ids, config = registry_split(texts, targets, config)
     torch.set_num_threads(threads)
     model = finetune.load_base(default_model_path(), n_classes, max_length=config.max_length)
     finetune.set_seed(config.seed)
