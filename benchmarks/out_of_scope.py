@@ -230,15 +230,15 @@ class FineTunedCase:
 def finetuned(args) -> None:
     """--finetuned: the rule of a fine-tuned version (ml.finetune._scope_rule: read off the
     validation split its fine-tune holds out, no out-of-scope example seen, at ml.out_of_scope's
-    MAX_DROP). That split also chose the epoch, so the budget it allows may not hold on new
-    queries: rules with each of --max-drops are read off the same split and scored on validation
+    FINETUNED_MAX_DROP). That split also chose the epoch, so the budget it allows may not hold on
+    new queries: rules with each of --max-drops are read off the same split and scored on validation
     data with out-of-scope queries, never test (CLINC150's val.csv; with banking77 in
     --finetuned-datasets, a fifth of Banking77's training split with 15 of its intents unknown,
     the version fine-tuned on the rest's known intents); the largest budget whose validation drop
     stays within --max-drop on every dataset is scored on test beside the product's."""
-    from ml.out_of_scope import MAX_DROP
+    from ml.out_of_scope import FINETUNED_MAX_DROP as PRODUCT
 
-    budgets = sorted({float(x) for x in args.max_drops.split(",")} | {MAX_DROP})
+    budgets = sorted({float(x) for x in args.max_drops.split(",")} | {PRODUCT})
     cases, validation, test = [], {}, {}
     for dataset in args.finetuned_datasets.split(","):
         if dataset == "clinc150":
@@ -262,7 +262,7 @@ def finetuned(args) -> None:
         if case.result.scope is None:
             print(f"{case.name}: no out-of-scope rule (the validation split was too small to hold out)")
             continue
-        product = case.rule(MAX_DROP)
+        product = case.rule(PRODUCT)
         print(f"{case.name}: the product's rule reproduced from the split: "
               f"{'yes' if np.isclose(product.threshold, case.result.scope.threshold) else 'NO'} "
               f"(threshold {product.threshold:.4f} / {case.result.scope.threshold:.4f})")
@@ -287,8 +287,9 @@ def finetuned(args) -> None:
           f"{', '.join(validation) or 'no dataset'}{'' if within else '; none was: the smallest'})")
     print("\n" + header)
     for case in cases:
-        for d in sorted({MAX_DROP, chosen}):
-            print(row(case, d, "test" + (" (product)" if d == MAX_DROP else " (chosen)"), case.score(case.rule(d), *test[case.name])))
+        for d in sorted({PRODUCT, chosen}):
+            where = ", ".join(w for w, budget in (("product", PRODUCT), ("chosen", chosen)) if d == budget)
+            print(row(case, d, f"test ({where})", case.score(case.rule(d), *test[case.name])))
 
 
 def main():

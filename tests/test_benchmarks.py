@@ -113,12 +113,12 @@ def test_the_out_of_scope_benchmark_compares_every_signal_on_both_datasets(tmp_p
 @pytest.mark.benchmark
 def test_the_out_of_scope_benchmark_scores_a_fine_tuned_versions_rule(tmp_path):
     out = run("out_of_scope.py", "--finetuned", "--finetuned-datasets", "clinc150,banking77", "--limit", "1200",
-              "--held-out", "5", "--finetune-epochs", "1", "--finetune-min-validation", "50", "--max-drops", "0.01",
+              "--held-out", "5", "--finetune-epochs", "1", "--finetune-min-validation", "50", "--max-drops", "0.02",
               "--cache", str(tmp_path))
     assert "held out for early stopping and the rule" in out and "the product's rule reproduced from the split: yes" in out
     assert "| CLINC150 | " in out and "| 0.0100 | validation |" in out and "| 0.0200 | validation |" in out
     assert "| Banking77, 5 intents unknown |" in out and "chosen on validation: budget" in out
-    assert "| test (product) |" in out
+    assert "| test (product" in out
 
 
 @pytest.mark.benchmark

@@ -157,5 +157,8 @@ def test_the_streamed_warm_up_scores_the_pool_as_cover_start_does(n, chunk):
         best.add(part, nearest)
         typical.append(part)
     scores = best.scores(np.concatenate(typical), st.typicality(vectors[labelled], centres)[1])
-    assert np.array_equal(scores, expected)
+    # Equal up to float32 rounding: BLAS may sum a chunk's matrix product in another order than the
+    # whole pool's (it does on some CPUs), so the last bit can differ; the representatives cannot.
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-6)
+    assert np.array_equal(np.flatnonzero(scores >= 2.0), np.flatnonzero(expected >= 2.0))
     assert 1 <= (scores >= 2.0).sum() <= k
