@@ -5,7 +5,10 @@ every epoch the dev split's per-word tag probabilities are stored, for that epoc
 for the mean of its weights and the previous epoch's (checkpoint averaging), together with the
 weights themselves. `choose`: over every stored run, epoch, averaging and decoding O scale, the
 dev entity F1 (strict); prints the table and the best. `test`: the test split's P / R / F1 of
-one stored checkpoint with one O scale, once the recipe is chosen.
+one stored checkpoint with one O scale, once the recipe is chosen. `knn`: for one stored
+checkpoint, a vote of the nearest training sub-tokens (their tags; kNN-NER, Wang et al. 2022, the
+token form of the classification versions' neighbour vote) mixed into its tag probabilities, dev
+entity F1 over a grid of neighbours, temperature and weight (with --split test: one setting, once).
 
     .venv/bin/python benchmarks/span_finetune_dev.py run --name lr3e5_o05 --lr 3e-5 --epochs 3 --o-weight 0.5
     .venv/bin/python benchmarks/span_finetune_dev.py choose
@@ -32,7 +35,7 @@ O_SCALES = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["run", "choose", "test"])
+    p.add_argument("action", choices=["run", "choose", "test", "knn"])
     p.add_argument("--name", default="")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "span_finetune"))
     p.add_argument("--epochs", type=int, default=3)
@@ -48,6 +51,10 @@ def parse_args():
     p.add_argument("--average", action="store_true")
     p.add_argument("--o-scale", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--split", default="dev", choices=["dev", "test"], help="knn: dev (the grid) or test (one setting)")
+    p.add_argument("--knn-k", type=int, default=16)
+    p.add_argument("--knn-temperature", type=float, default=0.05)
+    p.add_argument("--knn-weight", type=float, default=0.4)
     return p.parse_args()
 
 
@@ -133,23 +140,120 @@ def choose(args):
     print(f"\nbest on dev: {best[1]}")
 
 
-def test(args):
+def checkpoint(args):
+    """The tagger with one stored checkpoint (--name, --epoch, --average) loaded."""
     import torch
 
     from ml import token_finetune as tf
     from ml import token_model as tm
     from ml.encoder import default_model_path
 
-    torch.set_num_threads(args.threads)
-    _, _, test_split = data(args)
-    tag_names = tm.tag_set(LABELS)
     folder = Path(args.out) / args.name
     config = json.loads((folder / "config.json").read_text())
-    tagger = tf.load_base(default_model_path(), tag_names, mode=config["mode"])
+    tagger = tf.load_base(default_model_path(), tm.tag_set(LABELS), mode=config["mode"])
     state = torch.load(folder / f"epoch{args.epoch}.pt")
     if args.average:
         state = tf.average_states([torch.load(folder / f"epoch{args.epoch - 1}.pt"), state])
     tagger.model.load_state_dict(state)
+    return tagger
+
+
+def hidden_and_probs(tagger, aligned, batch_size: int = 64):
+    """Per text, the encoder's unit-normalised sub-token vectors and the tag probabilities."""
+    import torch
+
+    encoder, classifier = tagger.model.base_model, tagger.model.classifier
+    tagger.model.eval()
+    vectors, probs = [None] * len(aligned), [None] * len(aligned)
+    order = np.argsort([len(a.input_ids) for a in aligned], kind="stable")
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            ids, mask, _ = tagger._batch([aligned[i] for i in idx])
+            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            p = torch.softmax(classifier(hidden), dim=-1).numpy()
+            h = torch.nn.functional.normalize(hidden, dim=-1).numpy()
+            for row, i in enumerate(idx):
+                n = len(aligned[i].input_ids)
+                vectors[i], probs[i] = h[row, :n], p[row, :n]
+    return vectors, probs
+
+
+def knn(args):
+    import torch
+
+    from ml import token_model as tm
+    from ml.spans import entity_scores
+
+    torch.set_num_threads(args.threads)
+    train, dev, test_split = data(args)
+    evaluated = test_split if args.split == "test" else dev
+    tag_names = tm.tag_set(LABELS)
+    index = {t: i for i, t in enumerate(tag_names)}
+    tagger = checkpoint(args)
+    started = time.perf_counter()
+    aligned = tm.align(tagger.tokenizer, [t for t, _ in train], max_length=tagger.max_length)
+    targets = [np.array(tm.token_targets(a, tm.word_tags(a.words, spans), index, mode=tagger.mode))
+               for a, (_, spans) in zip(aligned, train)]
+    vectors, _ = hidden_and_probs(tagger, aligned)
+    memory = np.concatenate([v[t != tm.IGNORE] for v, t in zip(vectors, targets)]).astype(np.float32)
+    memory_tags = np.concatenate([t[t != tm.IGNORE] for t in targets])
+    texts = [t for t, _ in evaluated]
+    eval_aligned = tm.align(tagger.tokenizer, texts, max_length=tagger.max_length)
+    eval_vectors, eval_probs = hidden_and_probs(tagger, eval_aligned)
+    queries = np.concatenate(eval_vectors)
+    top = 32
+    sims, tags = np.empty((len(queries), top), np.float32), np.empty((len(queries), top), np.int64)
+    for s in range(0, len(queries), 256):
+        sim = queries[s:s + 256] @ memory.T
+        part = np.argpartition(-sim, top - 1, axis=1)[:, :top]
+        part_sim = np.take_along_axis(sim, part, axis=1)
+        order = np.argsort(-part_sim, axis=1)
+        sims[s:s + 256], tags[s:s + 256] = np.take_along_axis(part_sim, order, axis=1), memory_tags[np.take_along_axis(part, order, axis=1)]
+    print(f"{args.name} epoch {args.epoch}{' averaged' if args.average else ''}: memory of {len(memory):,} training "
+          f"sub-tokens, {len(queries):,} {args.split} sub-tokens, neighbours in {time.perf_counter() - started:.0f} s", flush=True)
+    bounds = np.cumsum([0] + [len(v) for v in eval_vectors])
+    gold = [s for _, s in evaluated]
+
+    def f1(k: int, temperature: float, weight: float) -> dict:
+        w = np.exp((sims[:, :k] - sims[:, :1]) / temperature)
+        vote = np.zeros((len(queries), len(tag_names)))
+        np.add.at(vote, (np.repeat(np.arange(len(queries)), k), tags[:, :k].ravel()), w.ravel())
+        vote /= vote.sum(axis=1, keepdims=True)
+        probs = [(1 - weight) * p + weight * vote[bounds[i]:bounds[i + 1]] for i, p in enumerate(eval_probs)]
+        words = [tm.word_probs(a, p, mode=tagger.mode) for a, p in zip(eval_aligned, probs)]
+        pred = [tm.decode(p, tm.words_of(t), tag_names, text=t, o_scale=args.o_scale) for p, t in zip(words, tm.clip_texts(texts))]
+        return entity_scores(gold, pred)
+
+    if args.split == "test":
+        scores = f1(args.knn_k, args.knn_temperature, args.knn_weight)
+        m = scores["micro"]
+        print(f"test, k {args.knn_k} temperature {args.knn_temperature} weight {args.knn_weight}: entity F1 {m['f1']:.3f} "
+              f"P {m['precision']:.3f} R {m['recall']:.3f}")
+        for label, s in scores["per_label"].items():
+            print(f"  {label:<4} F1 {s['f1']:.3f}  P {s['precision']:.3f}  R {s['recall']:.3f}  support {s['support']}")
+        return
+    print(f"weight 0 (the model alone): dev F1 {f1(1, 1.0, 0.0)['micro']['f1']:.3f}")
+    best = (-1.0, None)
+    for k in (8, 16, 32):
+        for temperature in (0.02, 0.05, 0.1):
+            row = []
+            for weight in (0.2, 0.3, 0.4, 0.5, 0.6):
+                value = f1(k, temperature, weight)["micro"]["f1"]
+                row.append(f"{value:.3f}")
+                best = max(best, (value, (k, temperature, weight)))
+            print(f"k {k:>2} temperature {temperature:<5} weights 0.2-0.6: " + "  ".join(row), flush=True)
+    print(f"best on dev: F1 {best[0]:.3f} at k, temperature, weight = {best[1]}")
+
+
+def test(args):
+    import torch
+
+    from ml import token_finetune as tf
+
+    torch.set_num_threads(args.threads)
+    _, _, test_split = data(args)
+    tagger = checkpoint(args)
     tagger.o_scale = args.o_scale
     scores = tf.evaluate(tagger, [t for t, _ in test_split], [s for _, s in test_split])
     m = scores["micro"]
@@ -161,4 +265,4 @@ def test(args):
 
 if __name__ == "__main__":
     arguments = parse_args()
-    {"run": run, "choose": choose, "test": test}[arguments.action](arguments)
+    {"run": run, "choose": choose, "test": test, "knn": knn}[arguments.action](arguments)
