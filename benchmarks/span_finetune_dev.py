@@ -221,7 +221,7 @@ def knn(args):
         np.add.at(vote, (np.repeat(np.arange(len(queries)), k), tags[:, :k].ravel()), w.ravel())
         vote /= vote.sum(axis=1, keepdims=True)
         probs = [(1 - weight) * p + weight * vote[bounds[i]:bounds[i + 1]] for i, p in enumerate(eval_probs)]
-        words = [tm.word_probs(a, p, mode=tagger.mode) for a, p in zip(eval_aligned, probs)]
+        words = [tm.word_probs(a, p) for a, p in zip(eval_aligned, probs)]
         pred = [tm.decode(p, tm.words_of(t), tag_names, text=t, o_scale=args.o_scale) for p, t in zip(words, tm.clip_texts(texts))]
         return entity_scores(gold, pred)
 

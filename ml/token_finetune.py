@@ -121,7 +121,7 @@ class TokenTagger:
         """Per text, (n_words, n_tags) tag probabilities, rows in the order of
         ml.token_model.words_of(the text clipped as ml.encoder.clip_texts clips it)."""
         aligned = tm.align(self.tokenizer, texts, max_length=self.max_length)
-        return [tm.word_probs(a, p, mode=self.mode) for a, p in zip(aligned, self.token_probs(aligned, batch_size=batch_size))]
+        return [tm.word_probs(a, p) for a, p in zip(aligned, self.token_probs(aligned, batch_size=batch_size))]
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[list[dict]]:
         """Spans per text ({"start", "end", "label", "confidence", "text"}), code-point offsets."""

@@ -97,22 +97,13 @@ def token_targets(aligned: Aligned, tags: Sequence[str], tag_index: dict[str, in
     return targets
 
 
-def word_probs(aligned: Aligned, token_probs: np.ndarray, *, mode: str = FIRST) -> np.ndarray:
-    """(n_words, n_tags) from (n_tokens, n_tags): the first sub-token's ("first"), or the mean over
-    the word's sub-tokens ("all"); a word without sub-tokens is O with probability 1."""
-    n_tags = token_probs.shape[1]
-    out = np.zeros((len(aligned.words), n_tags), dtype=np.float32)
+def word_probs(aligned: Aligned, token_probs: np.ndarray) -> np.ndarray:
+    """(n_words, n_tags) from (n_tokens, n_tags): each word's first sub-token's row, whichever
+    sub-tokens were trained (token_targets' `mode`): in "all" the later ones learn I- of the word's
+    type, so a mean over them would read a name that starts a span as one that continues the span
+    before it. A word without sub-tokens (cut by the max length) is O with probability 1."""
+    out = np.zeros((len(aligned.words), token_probs.shape[1]), dtype=np.float32)
     out[:, 0] = 1.0
-    if mode == ALL:
-        sums = np.zeros_like(out)
-        counts = np.zeros(len(aligned.words))
-        for t, w in enumerate(aligned.token_word[:len(token_probs)]):
-            if w >= 0:
-                sums[w] += token_probs[t]
-                counts[w] += 1
-        has = counts > 0
-        out[has] = sums[has] / counts[has, None]
-        return out
     for w, t in enumerate(aligned.first_token):
         if 0 <= t < len(token_probs):
             out[w] = token_probs[t]
