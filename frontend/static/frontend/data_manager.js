@@ -171,11 +171,15 @@
       : Object.entries(problems).map(([field, messages]) => `${field}: ${[].concat(messages).join(" ")}`).join("; ");
   }
 
+  let latest = 0; // the last load asked for: an answer to an earlier one arriving after it is dropped
+
   async function load() {
+    const ticket = ++latest;
     const params = new URLSearchParams(applied);
     if (cursors[page]) params.set("cursor", cursors[page]);
     const response = await fetch(`${api}/table?${params}`, { credentials: "same-origin", headers: { Accept: "application/json" } });
     const answer = await response.json().catch(() => ({ detail: `The server answered ${response.status}.` }));
+    if (ticket !== latest) return;
     if (!response.ok) {
       showError(answer);
       return;
