@@ -443,10 +443,12 @@ def _scope_rule(seen: NeighbourMemory | None, val_probs, val_vectors: np.ndarray
     split: texts it did not learn from, answered as an unseen query would be (the head, and the vote
     of a memory of the training texts only; the served memory holds the validation texts too, and
     each would be its own nearest neighbour). None without such a memory or with too few texts."""
-    if seen is None or len(val_ids) < MIN_LABELLED:
+    # Below 1 / FINETUNED_MAX_DROP texts the budget allows no abstention at all.
+    if seen is None or len(val_ids) < max(MIN_LABELLED, math.ceil(1 / FINETUNED_MAX_DROP)):
         return None
     probs = seen.mix(val_probs, val_vectors)
-    return ScopeRule.fit(probs, val_vectors, seen.vectors, probs.argmax(axis=1) == val_ids, max_drop=FINETUNED_MAX_DROP)
+    rule = ScopeRule.fit(probs, val_vectors, seen.vectors, probs.argmax(axis=1) == val_ids, max_drop=FINETUNED_MAX_DROP)
+    return rule if math.isfinite(rule.threshold) else None  # stored as JSON, which has no infinity
 
 
 def _accuracy(model: SentenceClassifier, texts, targets) -> float:

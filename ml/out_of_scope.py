@@ -143,4 +143,5 @@ def rule_out_of_fold(vectors: np.ndarray, targets: np.ndarray, fit: Callable, *,
         doubts[held] = doubt(probs)
         distances[held] = neighbour_distance(vectors[held], model.memory.vectors)
         correct[held] = probs.argmax(axis=1) == targets[held]
-    return ScopeRule.from_signals(doubts, distances, correct, max_drop=max_drop)
+    rule = ScopeRule.from_signals(doubts, distances, correct, max_drop=max_drop)
+    return rule if np.isfinite(rule.threshold) else None  # stored as JSON, which has no infinity

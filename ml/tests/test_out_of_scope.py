@@ -31,3 +31,28 @@ def test_a_query_far_from_every_label_scores_out_of_scope_and_one_near_a_label_d
     outside = np.eye(16)[10] + rng.normal(scale=0.05, size=16)  # an axis no label lives on
     queries = np.stack([inside, outside]) / np.linalg.norm(np.stack([inside, outside]), axis=1, keepdims=True)
     assert out_of_scope.ScopeRule(**rule.as_dict()).out_of_scope(head.predict_proba(queries), queries, vectors).tolist() == [False, True]
+
+
+def test_a_fine_tuned_rule_needs_validation_texts_enough_for_its_budget_and_a_finite_threshold():
+    # Under 1 / FINETUNED_MAX_DROP texts not one abstention is allowed: the threshold would be
+    # infinite, which the version's JSON metrics cannot hold (PostgreSQL refused it), so no rule.
+    from ml.finetune import _scope_rule
+    from ml.heads import NeighbourMemory
+    from ml.out_of_scope import FINETUNED_MAX_DROP
+
+    rng = np.random.default_rng(0)
+
+    def unit(n):
+        x = rng.normal(size=(n, 8)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    seen = NeighbourMemory.of(unit(40), rng.integers(0, 3, 40), {})
+    enough = int(np.ceil(1 / FINETUNED_MAX_DROP))
+    for n, has_rule in ((enough - 1, False), (enough + 20, True)):
+        ids = rng.integers(0, 3, n)
+        probs = np.full((n, 3), 0.05, dtype=np.float32)
+        probs[np.arange(n), ids] = 0.9  # right on every text: no abstention is free
+        rule = _scope_rule(seen, probs, unit(n), ids)
+        assert (rule is not None) == has_rule
+        if rule is not None:
+            assert np.isfinite(rule.threshold)
