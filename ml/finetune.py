@@ -20,7 +20,7 @@ import numpy as np
 
 from .encoder import clip_texts
 from .heads import KNN_DEFAULTS, NeighbourMemory
-from .out_of_scope import FINETUNED_MAX_DROP, MIN_LABELLED, ScopeRule
+from .out_of_scope import FINETUNED_MAX_DROP, MIN_LABELLED, ScopeRule, servable
 
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
@@ -447,8 +447,8 @@ def _scope_rule(seen: NeighbourMemory | None, val_probs, val_vectors: np.ndarray
     if seen is None or len(val_ids) < max(MIN_LABELLED, math.ceil(1 / FINETUNED_MAX_DROP)):
         return None
     probs = seen.mix(val_probs, val_vectors)
-    rule = ScopeRule.fit(probs, val_vectors, seen.vectors, probs.argmax(axis=1) == val_ids, max_drop=FINETUNED_MAX_DROP)
-    return rule if math.isfinite(rule.threshold) else None  # stored as JSON, which has no infinity
+    return servable(ScopeRule.fit(probs, val_vectors, seen.vectors, probs.argmax(axis=1) == val_ids,
+                                  max_drop=FINETUNED_MAX_DROP))
 
 
 def _accuracy(model: SentenceClassifier, texts, targets) -> float:

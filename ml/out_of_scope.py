@@ -143,5 +143,10 @@ def rule_out_of_fold(vectors: np.ndarray, targets: np.ndarray, fit: Callable, *,
         doubts[held] = doubt(probs)
         distances[held] = neighbour_distance(vectors[held], model.memory.vectors)
         correct[held] = probs.argmax(axis=1) == targets[held]
-    rule = ScopeRule.from_signals(doubts, distances, correct, max_drop=max_drop)
-    return rule if np.isfinite(rule.threshold) else None  # stored as JSON, which has no infinity
+    return servable(ScopeRule.from_signals(doubts, distances, correct, max_drop=max_drop))
+
+
+def servable(rule: ScopeRule) -> ScopeRule | None:
+    """The rule a version may store and serve, or None when its threshold is not finite (the
+    budget allows no abstention, or any): a version keeps its rule as JSON, which has no infinity."""
+    return rule if np.isfinite(rule.threshold) else None
