@@ -10,7 +10,7 @@ says how the flags are computed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.db import transaction
@@ -144,9 +144,17 @@ def labels_audit(*, project: Project, seed: int = 0) -> LabelErrorsRefreshed:
     row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
     probs = np.array([probs[row_of[i]] if i in row_of else np.full(len(inputs.classes), 1.0 / len(inputs.classes))
                       for i in resolved.item_ids])
-    errors = _verdicts(resolved, probs)
+    errors = _unsettled(project, _verdicts(resolved, probs))
     _store_flags(project, resolved, errors)
     return LabelErrorsRefreshed(flagged=sum(e.flagged for e in errors), checked=len(errors))
+
+
+def _unsettled(project: Project, errors: list[ItemLabelError]) -> list[ItemLabelError]:
+    """The verdicts with no flag on an item a second expert already re-reviewed: that opinion
+    settled it (issue 17: "the second label settles it"), and a flag would serve it to a third
+    expert and overwrite the record of the first re-review. The audit still reads its labels."""
+    settled = set(Item.objects.filter(project=project, label_error__has_key="re_reviewed").values_list("id", flat=True))
+    return [replace(e, flagged=False) if e.flagged and e.item_id in settled else e for e in errors]
 
 
 def _store_flags(project: Project, inputs: _Inputs, errors: list[ItemLabelError]) -> None:

@@ -77,7 +77,10 @@ def parse_args():
     p.add_argument("--noise", default="uniform,confusable")
     p.add_argument("--validation", action="store_true",
                    help="compare the candidate methods on validation data instead (Banking77: 80%% of train "
-                        "flagged, the other 20%% scored; CLINC150: train flagged, val.csv scored); no test split is read")
+                        "flagged, the other 20%% scored; CLINC150: train flagged, val.csv scored); no test split is read; "
+                        "with --rounds > 1, part 1's rows per round instead of the comparison of filters")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="audits, each followed by the re-review of its new flags (part 1 and --finetune's re-reviewed labels)")
     p.add_argument("--annotator-items", type=int, default=2000, help="items of part 2 (0: skip it)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke runs)")
     p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke runs)")
@@ -160,19 +163,27 @@ def corrupt(y, n_classes, rate, mode, confusable, rng) -> tuple[np.ndarray, np.n
     return noisy, rows
 
 
-def corrupt_and_review(x, y, classes, rate, mode, confusable, seed):
-    """(noisy labels, corrupted rows, out-of-sample probabilities, flags, re-reviewed labels) of one
-    setting: ml.label_errors' defaults flag items, and the simulated expert gives every flagged
-    item its true label."""
+def corrupt_and_review(x, y, classes, rate, mode, confusable, seed, rounds=1):
+    """(noisy labels, corrupted rows, the first audit's out-of-sample probabilities, rounds) of one
+    setting, `rounds` holding (every item flagged so far, the labels after its re-review) per round:
+    ml.label_errors' defaults flag items, and the simulated expert gives every flagged item its true
+    label. Each round after the first audits the re-reviewed labels again, as the product's audit
+    does once more labels arrived, and flags only items not re-reviewed before (a second opinion
+    settles an item: active_learning.label_errors never flags it again)."""
     from ml.label_errors import find_label_errors, out_of_sample_probabilities
 
     noisy, corrupted = corrupt(y, len(classes), rate, mode, confusable, np.random.default_rng(seed))
-    label_sets = [[classes[i]] for i in noisy]
-    probs = out_of_sample_probabilities(x, label_sets, classes, seed=seed)
-    flagged = np.array([e.flagged for e in find_label_errors(label_sets, classes, probs)])
-    reviewed = noisy.copy()
-    reviewed[flagged] = y[flagged]  # the simulated expert answers from ground truth
-    return noisy, corrupted, probs, flagged, reviewed
+    reviewed, settled, history, first = noisy.copy(), np.zeros(len(y), dtype=bool), [], None
+    for _ in range(rounds):
+        label_sets = [[classes[i]] for i in reviewed]
+        probs = out_of_sample_probabilities(x, label_sets, classes, seed=seed)
+        first = probs if first is None else first
+        flagged = np.array([e.flagged for e in find_label_errors(label_sets, classes, probs)]) & ~settled
+        reviewed = reviewed.copy()
+        reviewed[flagged] = y[flagged]  # the simulated expert answers from ground truth
+        settled |= flagged
+        history.append((settled.copy(), reviewed))
+    return noisy, corrupted, first, history
 
 
 def head_accuracy(x, y, x_test, y_test, classes, seed=0) -> float:
@@ -251,44 +262,50 @@ def validation(args, encoder):
                             print(line, flush=True)
 
 
-HEADER = ("dataset    noise       rate  flags: precision  recall       pred≠given: precision  recall       "
+HEADER = ("dataset    noise       rate round  flags: precision  recall       pred≠given: precision  recall       "
           "acc noisy     acc re-reviewed  acc clean  gap (points)  re-reviewed/corrupted")
 
 
-def summary_row(name, mode, rate, runs) -> str:
+def summary_row(name, mode, rate, round_, runs) -> str:
     cols = list(zip(*runs))
     gap = 100 * (np.array(cols[6]) - np.array(cols[5]))
-    return (f"{name:10s} {mode:11s} {rate:.0%}   {mean_sd(cols[0])}  {mean_sd(cols[1])}  "
+    return (f"{name:10s} {mode:11s} {rate:.0%}   {round_:<5} {mean_sd(cols[0])}  {mean_sd(cols[1])}  "
             f"{mean_sd(cols[2])}           {mean_sd(cols[3])}  {mean_sd(cols[4])}  {mean_sd(cols[5])}     "
             f"{np.mean(cols[6]):.4f}     {gap.mean():+.2f}±{gap.std():.2f}    {mean_sd(cols[7])}")
 
 
-def label_errors(args, encoder):
-    """Part 1 on the test splits, with the settings ml.label_errors defaults to."""
+def label_errors(args, encoder, validation=False):
+    """Part 1 on the test splits (`validation`: on the validation data instead), with the settings
+    ml.label_errors defaults to; a row per round of audit and re-review (--rounds)."""
     table = []
     for name in args.datasets.split(","):
-        x, y, x_test, y_test, classes = load(name, args, encoder, validation=False)
+        x, y, x_test, y_test, classes = load(name, args, encoder, validation=validation)
         started = time.perf_counter()
         # Only confusable noise needs the confusion (5 more fits).
         confusable = most_confusable(x, y, classes)[0] if "confusable" in args.noise else None
         clean = head_accuracy(x, y, x_test, y_test, classes)
-        print(f"\n{name}: {len(y)} training labels, {len(y_test)} test items, {len(classes)} classes; "
-              f"head on clean labels: test accuracy {clean:.4f}", flush=True)
+        scored = "validation" if validation else "test"
+        print(f"\n{name}: {len(y)} training labels, {len(y_test)} {scored} items, {len(classes)} classes; "
+              f"head on clean labels: {scored} accuracy {clean:.4f}", flush=True)
         for mode in args.noise.split(","):
             for rate in [float(r) for r in args.rates.split(",")]:
-                runs = []
+                runs = [[] for _ in range(args.rounds)]
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
-                    noisy, corrupted, probs, flagged, fixed = corrupt_and_review(x, y, classes, rate, mode, confusable, seed)
-                    p, r = precision_recall(flagged, corrupted)
+                    noisy, corrupted, probs, rounds = corrupt_and_review(x, y, classes, rate, mode, confusable, seed,
+                                                                         args.rounds)
                     bp, br = precision_recall(probs.argmax(axis=1) != noisy, corrupted)
-                    runs.append((p, r, bp, br, head_accuracy(x, noisy, x_test, y_test, classes, seed),
-                                 head_accuracy(x, fixed, x_test, y_test, classes, seed), clean,
-                                 flagged.sum() / len(corrupted)))
-                    print(f"  seed {seed} ({time.perf_counter() - started:.0f} s): "
-                          + summary_row(name, mode, rate, runs[-1:]), flush=True)
-                table.append((name, mode, rate, runs))
-                print("  " + HEADER + "\n  " + summary_row(name, mode, rate, runs), flush=True)
-    print("\nlikely label errors (mean ± sd over seeds; accuracy: the head fitted on the training labels, on test)")
+                    noisy_accuracy = head_accuracy(x, noisy, x_test, y_test, classes, seed)
+                    for k, (flagged, fixed) in enumerate(rounds):
+                        p, r = precision_recall(flagged, corrupted)
+                        runs[k].append((p, r, bp, br, noisy_accuracy, head_accuracy(x, fixed, x_test, y_test, classes, seed),
+                                        clean, flagged.sum() / len(corrupted)))
+                        print(f"  seed {seed} ({time.perf_counter() - started:.0f} s): "
+                              + summary_row(name, mode, rate, k + 1, runs[k][-1:]), flush=True)
+                for k, round_runs in enumerate(runs):
+                    table.append((name, mode, rate, k + 1, round_runs))
+                    print("  " + HEADER + "\n  " + summary_row(*table[-1]), flush=True)
+    print("\nlikely label errors (mean ± sd over seeds; accuracy: the head fitted on the training labels, on test; "
+          "round k: k audits, each followed by the re-review of its new flags)")
     print(HEADER)
     for row in table:
         print(summary_row(*row))
@@ -325,7 +342,8 @@ def finetune_comparison(args, encoder):
         for mode in args.noise.split(","):
             for rate in [float(r) for r in args.rates.split(",")]:
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
-                    noisy, corrupted, _, flagged, reviewed = corrupt_and_review(x, y, classes, rate, mode, confusable, seed)
+                    noisy, corrupted, _, rounds = corrupt_and_review(x, y, classes, rate, mode, confusable, seed, args.rounds)
+                    flagged, reviewed = rounds[-1]
                     p, r = precision_recall(flagged, corrupted)
                     print(f"  {mode} {rate:.0%} seed {seed}: {len(corrupted)} corrupted, {int(flagged.sum())} flagged "
                           f"(precision {p:.3f}, recall {r:.3f}); {int((reviewed != y).sum())} labels still wrong "
@@ -411,7 +429,8 @@ def main():
     encoder = Encoder(threads=args.threads)
     print(f"cores {os.cpu_count()}  encoder {encoder.version}")
     if args.validation:
-        validation(args, encoder)
+        # More than one round: how many audits to run is the question, with the defaults' flags.
+        validation(args, encoder) if args.rounds == 1 else label_errors(args, encoder, validation=True)
         return
     if args.finetune:
         finetune_comparison(args, encoder)

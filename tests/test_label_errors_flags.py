@@ -87,3 +87,26 @@ def test_the_endpoint_finds_them_and_refuses_too_few_labels_or_a_span_project(
     spans = make_project(name="Spans", task_type="spans")
     refused = client_for(expert).post(f"/api/projects/{spans.id}/label-errors")
     assert refused.status_code == 409 and "classification projects" in str(refused.json())
+
+
+def test_a_second_opinion_settles_an_item_for_good_the_next_audit_neither_flags_it_again_nor_drops_the_record(
+        make_project, expert, expert2, rows_and_vectors):  # noqa: F811
+    rows, vectors = rows_and_vectors
+    project, items = intents_project(make_project, rows, vectors)
+    label_with_slips(project, items, rows, expert)
+    label_errors_refresh(project=project)
+    wrong = {items[i].id for i in WRONG}
+    slip = next(i for i in Item.objects.filter(project=project, likely_mislabelled=True).values_list("id", flat=True)
+                if i in wrong)
+    given = Item.objects.get(id=slip).label_error["given"]
+    # The second expert confirms the given label: the model still doubts it, the people do not.
+    items_mark_for_review(items=Item.objects.filter(id=slip))
+    annotation_submit(item=Item.objects.get(id=slip), user=expert2, labels=given)
+    assert Item.objects.get(id=slip).label_error["re_reviewed"]["outcome"] == "kept"
+
+    again = label_errors_refresh(project=project)
+
+    settled = Item.objects.get(id=slip)
+    assert again.checked == len(rows) and not settled.likely_mislabelled
+    assert settled.label_error["re_reviewed"]["by"] == "expert2" and settled.label_error["given"] == given
+    assert Item.objects.filter(project=project, likely_mislabelled=True).count() == again.flagged > 0
