@@ -112,6 +112,13 @@ def test_the_out_of_scope_benchmark_compares_every_signal_on_both_datasets(tmp_p
 
 
 @pytest.mark.benchmark
+def test_the_out_of_scope_variants_are_compared_on_validation_data_of_both_datasets(tmp_path):
+    out = run("out_of_scope_variants.py", "--limit", "600", "--seeds", "1", "--cache", str(tmp_path))
+    assert "| vote | distance k=10 | 1.0 | " in out and "| plain | centred distance k=50 | 3.0 | " in out
+    assert "CLINC150 val.csv: drop, recall" in out and "Banking77 seed 100: drop, recall" in out
+
+
+@pytest.mark.benchmark
 def test_the_out_of_scope_benchmark_scores_a_fine_tuned_versions_rule(tmp_path):
     # 1,800 rows: Banking77's fit split must hold out >= 100 validation texts, or ml.finetune
     # reads no rule at a 1-point budget and the Banking77 rows never print
