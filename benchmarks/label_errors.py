@@ -428,9 +428,11 @@ def main():
 
     encoder = Encoder(threads=args.threads)
     print(f"cores {os.cpu_count()}  encoder {encoder.version}")
+    if args.validation and args.rounds > 1:  # how many audits: part 1's rows on validation data
+        label_errors(args, encoder, validation=True)
+        return
     if args.validation:
-        # More than one round: how many audits to run is the question, with the defaults' flags.
-        validation(args, encoder) if args.rounds == 1 else label_errors(args, encoder, validation=True)
+        validation(args, encoder)
         return
     if args.finetune:
         finetune_comparison(args, encoder)

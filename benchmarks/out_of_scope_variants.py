@@ -10,7 +10,7 @@ val.csv (100 oos queries), and a fifth of Banking77's training split (a stable h
 unknown (seeds 100-102), the version fitted on the rest's known intents. No test split is read.
 Printed per variant: in-scope accuracy drop (points) and out-of-scope recall on each.
 
-    .venv/bin/python benchmarks/out_of_scope_variants.py            # ~5 min on 2 idle cores (vectors cached)
+    .venv/bin/python benchmarks/out_of_scope_variants.py            # ~6 min on 2 cores, vectors cached
     .venv/bin/python benchmarks/out_of_scope_variants.py --limit 1500 --seeds 1   # smoke
 """
 from __future__ import annotations
