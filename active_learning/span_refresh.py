@@ -37,11 +37,11 @@ def word_rows(project: Project, encoder_version: str, item_ids) -> dict[int, tup
 
 
 def training_words(project: Project, encoder_version: str, labelled: dict[int, list[dict]],
-                   labels: set[str]) -> tuple[np.ndarray, list[str], SpanBank]:
-    """The labelled items' word vectors (float32, stacked), each word's BIO tag from the item's
-    resolved spans (spans of a label the project no longer has are left out), and those spans as
-    the evidence bank (span_evidence) from the same rows."""
-    matrices, tags, bank = [], [], SpanBank()
+                   labels: set[str]) -> tuple[np.ndarray, np.ndarray, list[str], SpanBank]:
+    """The labelled items' word vectors (float32, stacked) and each word's casing row, each word's
+    BIO tag from the item's resolved spans (spans of a label the project no longer has are left
+    out), and those spans as the evidence bank (span_evidence) from the same rows."""
+    matrices, casings, tags, bank = [], [], [], SpanBank()
     ids = sorted(labelled)
     texts = dict(Item.objects.filter(id__in=ids).values_list("id", f"data__{project.text_field}"))
     stored = word_rows(project, encoder_version, ids)
@@ -49,17 +49,19 @@ def training_words(project: Project, encoder_version: str, labelled: dict[int, l
         if item_id not in stored:
             continue
         n_words, blob = stored[item_id]
-        words = token_model.words_of(clip_texts([str(texts.get(item_id) or "")])[0])[:n_words]
+        clipped = clip_texts([str(texts.get(item_id) or "")])[0]
+        words = token_model.words_of(clipped)[:n_words]
         if len(words) != n_words:  # the text changed since it was encoded: its words no longer line up
             continue
         spans = [span for span in labelled[item_id] if span.get("label") in labels]
         matrix = word_matrix(blob, n_words)
         matrices.append(matrix)
+        casings.append(token_model.word_casings(clipped, words))
         tags += token_model.word_tags(words, spans)
         bank.add(item_id=item_id, text=str(texts.get(item_id) or ""), words=words, matrix=matrix, spans=spans)
     if not matrices:
-        return np.zeros((0, 0), np.float32), [], bank
-    return np.concatenate(matrices).astype(np.float32), tags, bank
+        return np.zeros((0, 0), np.float32), np.zeros((0, token_model.CASINGS), np.float32), [], bank
+    return np.concatenate(matrices).astype(np.float32), np.concatenate(casings), tags, bank
 
 
 def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: list[int]) -> np.ndarray:
@@ -68,22 +70,23 @@ def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: lis
     index = {item_id: i for i, item_id in enumerate(pool_ids)}
     scores = np.zeros(len(pool_ids))
     rows = (ItemWordVectors.objects.filter(project=project, encoder_version=encoder_version, item__is_done=False)
-            .order_by("item_id").values_list("item_id", "n_words", "vectors"))
-    chunk: list[tuple[int, int, bytes]] = []
+            .order_by("item_id").values_list("item_id", "n_words", "vectors", f"item__data__{project.text_field}"))
+    chunk: list[tuple[int, int, bytes, str]] = []
 
     def score(chunk):
-        counts = np.array([n for _, n, _ in chunk], dtype=np.int64)
+        counts = np.array([n for _, n, _, _ in chunk], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)])
-        matrix = np.frombuffer(b"".join(blob for _, _, blob in chunk), dtype=np.float16).reshape(int(starts[-1]), -1) \
-            if starts[-1] else np.zeros((0, head.coef.shape[1]), np.float16)
-        probs = token_model.head_probs(head, matrix)
-        for (item_id, _, _), value in zip(chunk, token_model.sequence_uncertainty(
+        if not starts[-1]:
+            return
+        matrix = np.frombuffer(b"".join(blob for _, _, blob, _ in chunk), dtype=np.float16).reshape(int(starts[-1]), -1)
+        probs = token_model.head_probs(head, matrix, np.concatenate([token_model.text_casings(text, n) for _, n, _, text in chunk]))
+        for (item_id, _, _, _), value in zip(chunk, token_model.sequence_uncertainty(
                 probs, starts, reduce=token_model.QUEUE_REDUCE, word=token_model.QUEUE_WORD)):
             scores[index[item_id]] = value
 
-    for item_id, n_words, blob in rows.iterator(chunk_size=STREAM_ITEMS):
+    for item_id, n_words, blob, text in rows.iterator(chunk_size=STREAM_ITEMS):
         if item_id in index:
-            chunk.append((item_id, n_words, bytes(blob)))
+            chunk.append((item_id, n_words, bytes(blob), text))
         if len(chunk) >= STREAM_ITEMS:
             score(chunk)
             chunk = []
@@ -138,9 +141,9 @@ def span_refresh_run(*, project: Project, seed: int = 0) -> RefreshReport:
     t = time.perf_counter()
     head, bank = None, None
     if len(labelled) >= 2:
-        x, tags, bank = training_words(project, state.encoder_version, labelled, set(label_keys))
+        x, casings, tags, bank = training_words(project, state.encoder_version, labelled, set(label_keys))
         if any(tag != "O" for tag in tags):  # with no entity yet, every word's answer would be O
-            head = token_model.fit_word_head(x, tags, token_model.tag_set(label_keys), seed=seed)
+            head = token_model.fit_word_head(x, tags, token_model.tag_set(label_keys), casings=casings, seed=seed)
     report.seconds_fit = time.perf_counter() - t
     refresh_beat(project_id=project.id)
 

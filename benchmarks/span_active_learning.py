@@ -47,6 +47,9 @@ def parse_args():
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--head-c", type=float, default=0.3, help="inverse regularisation of the word head")
     p.add_argument("--o-weight", type=float, default=0.5, help="weight of O words in the word head's fit")
+    p.add_argument("--casing-weight", type=float, default=None,
+                   help="weight of the word head's casing columns (default: the product's "
+                        "ml.token_model.CASING_WEIGHT; 0: no casing columns, the head before them)")
     p.add_argument("--eval-split", default="test", choices=["dev", "test"],
                    help="where the curves are measured: choose settings on dev, report test")
     p.add_argument("--skip-full-head", action="store_true", help="no word head on all training texts after the curves")
@@ -84,7 +87,12 @@ def word_vectors(encoder, texts, cache_dir: Path, name: str):
     return vectors, seconds
 
 
-def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, tag_names):
+def rows_of(casings, rows):
+    """The casing rows of the given word rows (None: the head reads no casing)."""
+    return None if casings is None else casings[rows]
+
+
+def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, tag_names, train_cas, test_cas):
     """One run: [(texts, tokens, f1)] at every eval point."""
     from ml import strategies as st
     from ml import token_model as tm
@@ -105,10 +113,11 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
             labelled += [int(i) for i in rng.choice(np.setdiff1d(np.arange(n), labelled), take, replace=False)]
             continue
         rows = train_wv.rows(labelled)
-        head = tm.fit_word_head(train_wv.vectors[rows], [train_tags[r] for r in rows], tag_names, c=args.head_c,
+        head = tm.fit_word_head(train_wv.vectors[rows], [train_tags[r] for r in rows], tag_names,
+                                casings=rows_of(train_cas, rows), c=args.head_c,
                                 o_weight=args.o_weight, seed=seed)
         if evaluate:
-            pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, test_texts, tag_names)
+            pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors, test_cas), test_wv.starts, test_texts, tag_names)
             curve.append((len(labelled), int(words[labelled].sum()), entity_f1(gold_test, pred)))
             print(f"    {strategy} seed {seed}: {curve[-1][0]} texts, {curve[-1][1]:,} tokens, F1 {curve[-1][2]:.3f}", flush=True)
             next_eval += args.eval_every
@@ -122,7 +131,8 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
             word, reduce = strategy.split("_", 1)
             pool_rows = train_wv.rows(pool)
             starts = np.concatenate([[0], np.cumsum(words[pool])])
-            scores = tm.sequence_uncertainty(tm.head_probs(head, train_wv.vectors[pool_rows]), starts, reduce=reduce,
+            scores = tm.sequence_uncertainty(tm.head_probs(head, train_wv.vectors[pool_rows], rows_of(train_cas, pool_rows)),
+                                             starts, reduce=reduce,
                                              word=word)
             if args.nodiversity:
                 chosen = pool[np.argsort(-scores, kind="stable")[:take]]
@@ -131,7 +141,7 @@ def simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, t
         labelled += [int(i) for i in chosen]
 
 
-def active_learning(args, train, train_wv, test, test_wv, tag_names):
+def active_learning(args, train, train_wv, test, test_wv, tag_names, train_cas, test_cas):
     from ml import token_model as tm
 
     train_tags = tm.gold_word_tags([t for t, _ in train], [s for _, s in train])
@@ -141,7 +151,8 @@ def active_learning(args, train, train_wv, test, test_wv, tag_names):
         runs = []
         for seed in range(args.seeds):
             started = time.perf_counter()
-            runs.append(simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, tag_names))
+            runs.append(simulate(strategy, seed, args, train, train_wv, train_tags, test, test_wv, tag_names,
+                                 train_cas, test_cas))
             print(f"  {strategy:<12} seed {seed}: F1 {runs[-1][-1][2]:.3f} at {runs[-1][-1][0]} texts "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
         points = min(len(r) for r in runs)
@@ -199,7 +210,7 @@ def finetune(args, train, dev, test, tag_names):
     return scores
 
 
-def timed_refresh(args, train, train_wv, tag_names):
+def timed_refresh(args, train, train_wv, tag_names, train_cas):
     """A refresh as the product would run it over a pool of `--refresh-pool` texts whose word
     vectors are stored: refit the head on the labelled texts, score every pool word, reduce to a
     score per text, pick a diverse batch."""
@@ -212,6 +223,7 @@ def timed_refresh(args, train, train_wv, tag_names):
     words = np.diff(train_wv.starts)[index]
     pool = tm.WordVectors(train_wv.vectors[train_wv.rows(index)], np.concatenate([[0], np.cumsum(words)]),
                           train_wv.sentences[index].astype(np.float16))
+    pool_cas = rows_of(train_cas, train_wv.rows(index))
     tags = tm.gold_word_tags([train[i][0] for i in index[:args.refresh_labelled]],
                              [train[i][1] for i in index[:args.refresh_labelled]])
     print(f"\nstored form of a {args.refresh_pool:,}-text pool ({int(pool.starts[-1]):,} words): float16 word vectors "
@@ -221,9 +233,10 @@ def timed_refresh(args, train, train_wv, tag_names):
     for _ in range(2):
         started = time.perf_counter()
         rows = pool.rows(range(args.refresh_labelled))
-        head = tm.fit_word_head(pool.vectors[rows], tags, tag_names, c=args.head_c, o_weight=args.o_weight)
+        head = tm.fit_word_head(pool.vectors[rows], tags, tag_names, casings=rows_of(pool_cas, rows), c=args.head_c,
+                                o_weight=args.o_weight)
         fitted = time.perf_counter()
-        scores = tm.sequence_uncertainty(tm.head_probs(head, pool.vectors), pool.starts, reduce=tm.MEAN)
+        scores = tm.sequence_uncertainty(tm.head_probs(head, pool.vectors, pool_cas), pool.starts, reduce=tm.QUEUE_REDUCE)
         scored = time.perf_counter()
         batch = st.diverse_batch(scores, pool.sentences.astype(np.float32), batch_size=args.batch)
         done = time.perf_counter()
@@ -250,6 +263,7 @@ def main():
     tag_names = tm.tag_set(LABELS)
     print(f"BTC: {len(train):,} train, {len(dev):,} dev, {len(test):,} test texts; torch threads {args.threads}")
     needs_vectors = args.seeds > 0 or args.refresh_pool > 0
+    train_cas = test_cas = None  # each word's casing row, for the word head (ml.token_model.word_casings)
     if needs_vectors:
         encoder = Encoder(threads=args.threads)
         cache = Path(args.cache)
@@ -257,6 +271,10 @@ def main():
         if args.eval_split == "dev":
             test = dev
         test_wv, s2 = word_vectors(encoder, [t for t, _ in test], cache, args.eval_split)
+        if args.casing_weight is not None:
+            tm.CASING_WEIGHT = args.casing_weight
+        if tm.CASING_WEIGHT:
+            train_cas, test_cas = tm.casing_features([t for t, _ in train]), tm.casing_features([t for t, _ in test])
         if s1:
             print(f"encoded {len(train):,} training texts' words in {s1:.0f} s ({len(train) / s1:.0f} texts/s)")
         print(f"stored per-word vectors: {int(train_wv.starts[-1]):,} training words, float16, "
@@ -264,19 +282,19 @@ def main():
     if args.seeds > 0:
         print(f"\nactive learning: seed {args.seed_size} random texts, refit every {args.batch}, budget {args.budget}, "
               f"{'no diversity' if args.nodiversity else 'diverse batches'}", flush=True)
-        active_learning(args, train, train_wv, test, test_wv, tag_names)
+        active_learning(args, train, train_wv, test, test_wv, tag_names, train_cas, test_cas)
     if args.seeds > 0 and not args.skip_full_head:
         rows = train_wv.rows(range(len(train)))
         head = tm.fit_word_head(train_wv.vectors[rows], tm.gold_word_tags([t for t, _ in train], [s for _, s in train]),
-                                tag_names, c=args.head_c, o_weight=args.o_weight)
+                                tag_names, casings=rows_of(train_cas, rows), c=args.head_c, o_weight=args.o_weight)
         from ml.spans import entity_scores
 
-        pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors), test_wv.starts, [t for t, _ in test], tag_names)
+        pred = tm.predict_spans(tm.head_probs(head, test_wv.vectors, test_cas), test_wv.starts, [t for t, _ in test], tag_names)
         micro = entity_scores([s for _, s in test], pred)["micro"]
         print(f"word head on all {len(train):,} training texts: {args.eval_split} F1 {micro['f1']:.3f} "
               f"P {micro['precision']:.3f} R {micro['recall']:.3f}")
     if args.refresh_pool > 0:
-        timed_refresh(args, train, train_wv, tag_names)
+        timed_refresh(args, train, train_wv, tag_names, train_cas)
     if args.finetune_epochs > 0:
         finetune(args, train, dev, test, tag_names)
 

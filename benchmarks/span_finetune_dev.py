@@ -45,6 +45,7 @@ def parse_args():
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--warmup", type=float, default=0.1)
     p.add_argument("--no-probe-start", action="store_true")
+    p.add_argument("--casing", action="store_true", help="token types carry each word's casing")
     p.add_argument("--limit-random", type=int, default=0, help="train on N random training texts (seed 0)")
     p.add_argument("--limit-eval", type=int, default=0, help="only the first N dev and test texts (smoke runs)")
     p.add_argument("--epoch", type=int, default=0)
@@ -90,7 +91,8 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     config = tf.TokenFineTuneConfig(epochs=args.epochs, encoder_lr=args.lr, mode=args.mode, o_weight=args.o_weight,
                                     label_smoothing=args.label_smoothing, warmup_ratio=args.warmup,
-                                    probe_start=not args.no_probe_start, threads=args.threads, time_limit_s=1e9)
+                                    probe_start=not args.no_probe_start, casing=args.casing, threads=args.threads,
+                                    time_limit_s=1e9)
     (out / "config.json").write_text(json.dumps({**config.as_dict(), "train_texts": len(train)}))
     tagger = tf.load_base(default_model_path(), tag_names, mode=config.mode)
     dev_texts = [t for t, _ in dev]
@@ -151,6 +153,8 @@ def checkpoint(args):
     folder = Path(args.out) / args.name
     config = json.loads((folder / "config.json").read_text())
     tagger = tf.load_base(default_model_path(), tm.tag_set(LABELS), mode=config["mode"])
+    if config.get("casing"):
+        tf.enable_casing(tagger)
     state = torch.load(folder / f"epoch{args.epoch}.pt")
     if args.average:
         state = tf.average_states([torch.load(folder / f"epoch{args.epoch - 1}.pt"), state])
@@ -169,8 +173,8 @@ def hidden_and_probs(tagger, aligned, batch_size: int = 64):
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            ids, mask, _ = tagger._batch([aligned[i] for i in idx])
-            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            ids, mask, _, types = tagger._batch([aligned[i] for i in idx])
+            hidden = encoder(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
             p = torch.softmax(classifier(hidden), dim=-1).numpy()
             h = torch.nn.functional.normalize(hidden, dim=-1).numpy()
             for row, i in enumerate(idx):

@@ -3,8 +3,10 @@ each with its confidence, from the stored head and the item's stored word vector
 
 A suggestion is {"spans": [{start, end, label, text, confidence}], "confidence", "head_version"}:
 offsets in code points (the item's words, ml.token_model.words_of), BIO repaired by Viterbi
-(ml.token_model.decode). "confidence" is the text's: 1 - its mean word margin uncertainty, the
-score the refresh ranks the pool by, so the item the queue serves first is the least sure.
+(ml.token_model.decode). "confidence" is the text's: 1 - its mean word margin uncertainty. The
+refresh ranks the pool by the same margins' sum over the root of the words (QUEUE_REDUCE), so
+of two texts equally unsure per word the longer is served first, but not in proportion to length.
+The head reads each word's casing beside its stored vector (ml.token_model.head_probs).
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ def text_confidence(probs: np.ndarray) -> float:
 def span_suggestion(head: LinearHead, matrix: np.ndarray, text: str, head_version: int) -> dict:
     """The head's spans in `text` from its stored word matrix (its first len(matrix) words: the
     words past what the model read are O)."""
-    words = token_model.words_of(clip_texts([text])[0])[:len(matrix)]
-    probs = token_model.head_probs(head, matrix) if len(matrix) else np.zeros((0, len(head.classes)), np.float32)
+    clipped = clip_texts([text])[0]
+    words = token_model.words_of(clipped)[:len(matrix)]
+    probs = token_model.head_probs(head, matrix, token_model.text_casings(clipped, len(matrix)))
     spans = token_model.decode(probs, words, head.classes, text=text)
     for span in spans:
         span["confidence"] = round(span["confidence"], 4)

@@ -126,7 +126,10 @@ class OnnxEncoder:
             out[idx] = self.session.run(None, feed)[0]
         return out
 
-    def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The last hidden state (batch, length, dim) of padded token ids (a `hidden` export)."""
+    def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+                      token_type_ids: np.ndarray | None = None) -> np.ndarray:
+        """The last hidden state (batch, length, dim) of padded token ids (a `hidden` export);
+        token types zero unless given (a fine-tuned tagger's casing, ml.token_finetune)."""
+        types = np.zeros_like(input_ids) if token_type_ids is None else token_type_ids
         return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask,
-                                       "token_type_ids": np.zeros_like(input_ids)})[0]
+                                       "token_type_ids": types})[0]

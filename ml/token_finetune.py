@@ -7,6 +7,13 @@ sub-token vectors (probe start, as ml/finetune.py does for sentence classificati
 schedule with warm-up over more epochs, the best epoch kept by entity F1 on a validation split,
 and decoding by the most probable valid BIO path (ml.token_model.viterbi). Which sub-tokens carry
 a target ("first" or "all") is a setting; docs/benchmarks.md has what each measured.
+
+Casing (`casing`): the base encoder is uncased, so a tweet's "Apple" and "apple" look the same to
+it, though capitals are the strongest cue for a name. With the setting on, each sub-token's token
+type is its word's casing (ml.token_model.casing): the encoder's token-type embedding grows from
+its two rows to one per casing, each starting as the row every input uses (so training starts
+from the base model exactly) and learning at the head's rate, as new parameters do. The model
+stays a plain transformers model; serving passes the same types to the ONNX export.
 """
 from __future__ import annotations
 
@@ -38,6 +45,9 @@ class TokenFineTuneConfig:
     probe_c: float = 1.0
     probe_sample: int = 60_000  # sub-token vectors the probe is fitted on, at most
     repair: bool = True  # Viterbi decoding over valid BIO paths
+    # Each sub-token's token type is its word's casing (the module's docstring). Chosen on btc.dev:
+    # entity F1 0.769 against 0.760 without (3 epochs, docs/benchmarks.md "Casing").
+    casing: bool = True
     o_weight: float = 1.0  # weight of O targets in the loss (<1: more recall)
     label_smoothing: float = 0.0
     # >1: the kept weights are the mean of the best epoch's and those before it. 2, chosen on btc.dev
@@ -67,15 +77,17 @@ class TokenTagger:
     """A token-classification model with its tag set: `predict` gives spans per text."""
 
     def __init__(self, model, tokenizer, tag_names: Sequence[str], *, max_length: int = 128, mode: str = tm.FIRST,
-                 repair: bool = True, o_scale: float = 1.0):
+                 repair: bool = True, o_scale: float = 1.0, casing: bool = False):
         self.model, self.tokenizer, self.tag_names = model, tokenizer, list(tag_names)
         self.max_length, self.mode, self.repair, self.o_scale = max_length, mode, repair, o_scale
+        self.casing = casing  # token types carry each word's casing (enable_casing)
         self._hidden_states = None  # serve_with: the encoder run elsewhere (ONNX Runtime)
 
-    def serve_with(self, hidden_states: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-        """Answer from now on with `hidden_states(ids, mask)` (the model's encoder, e.g. in ONNX
-        Runtime: ml.onnx_serving's `hidden` export of `self.model.base_model`) and the model's own
-        classifier applied here, in numpy (in eval its dropout is the identity). Inference only."""
+    def serve_with(self, hidden_states: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> None:
+        """Answer from now on with `hidden_states(ids, mask, token_types)` (the model's encoder,
+        e.g. in ONNX Runtime: ml.onnx_serving's `hidden` export of `self.model.base_model`) and the
+        model's own classifier applied here, in numpy (in eval its dropout is the identity).
+        Inference only."""
         self._hidden_states = hidden_states
         self._classifier = (self.model.classifier.weight.detach().numpy().T.astype(np.float32),
                             self.model.classifier.bias.detach().numpy().astype(np.float32))
@@ -88,12 +100,15 @@ class TokenTagger:
         ids = torch.full((len(aligned), longest), pad, dtype=torch.long)
         mask = torch.zeros((len(aligned), longest), dtype=torch.long)
         labels = torch.full((len(aligned), longest), tm.IGNORE, dtype=torch.long)
+        types = torch.zeros((len(aligned), longest), dtype=torch.long)  # zeros: what the base model reads
         for row, a in enumerate(aligned):
             ids[row, :len(a.input_ids)] = torch.tensor(a.input_ids)
             mask[row, :len(a.input_ids)] = 1
             if targets is not None:
                 labels[row, :len(a.input_ids)] = torch.tensor(targets[row])
-        return ids, mask, labels
+            if self.casing:
+                types[row, :len(a.input_ids)] = torch.tensor(a.token_casing)
+        return ids, mask, labels, types
 
     def token_probs(self, aligned: Sequence[tm.Aligned], *, batch_size: int = 64) -> list[np.ndarray]:
         import torch
@@ -104,15 +119,16 @@ class TokenTagger:
         with torch.inference_mode():
             for s in range(0, len(order), batch_size):
                 idx = order[s:s + batch_size]
-                ids, mask, _ = self._batch([aligned[i] for i in idx])
+                ids, mask, _, types = self._batch([aligned[i] for i in idx])
                 if self._hidden_states is not None:
                     weight, bias = self._classifier
-                    logits = self._hidden_states(ids.numpy(), mask.numpy()) @ weight + bias
+                    logits = self._hidden_states(ids.numpy(), mask.numpy(), types.numpy()) @ weight + bias
                     logits -= logits.max(axis=-1, keepdims=True)
                     probs = np.exp(logits)
                     probs /= probs.sum(axis=-1, keepdims=True)
                 else:
-                    probs = torch.softmax(self.model(input_ids=ids, attention_mask=mask).logits, dim=-1).numpy()
+                    logits = self.model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+                    probs = torch.softmax(logits, dim=-1).numpy()
                 for row, i in enumerate(idx):
                     out[i] = probs[row, :len(aligned[i].input_ids)]
         return out
@@ -140,6 +156,30 @@ def load_base(model_path: str, tag_names: Sequence[str], *, max_length: int = 12
     return TokenTagger(model, tokenizer, tag_names, max_length=max_length, mode=mode)
 
 
+def casing_embeddings(model):
+    """The encoder's token-type embedding, or None for an architecture without one."""
+    return getattr(getattr(model.base_model, "embeddings", None), "token_type_embeddings", None)
+
+
+def enable_casing(tagger: TokenTagger) -> bool:
+    """Give the tagger's encoder one token type per casing, each a copy of type 0 (the one every
+    input has used), so the model answers as before until training moves them apart; False (and
+    casing stays off) for an encoder without token types."""
+    import torch
+
+    embeddings = casing_embeddings(tagger.model)
+    if embeddings is None:
+        return False
+    if embeddings.num_embeddings < tm.CASINGS:
+        grown = torch.nn.Embedding(tm.CASINGS, embeddings.embedding_dim)
+        with torch.no_grad():
+            grown.weight.copy_(embeddings.weight[:1].expand(tm.CASINGS, -1))
+        tagger.model.base_model.embeddings.token_type_embeddings = grown
+        tagger.model.config.type_vocab_size = tm.CASINGS
+    tagger.casing = True
+    return True
+
+
 def save(tagger: TokenTagger, folder: Path, extra: dict | None = None) -> str:
     """Write the model (safetensors), its tokenizer and its tag names and settings; return the
     checksum over every file (ml.finetune's manifest)."""
@@ -150,7 +190,7 @@ def save(tagger: TokenTagger, folder: Path, extra: dict | None = None) -> str:
     tagger.tokenizer.save_pretrained(folder)
     (folder / LABELS_FILE).write_text(json.dumps({"tag_names": tagger.tag_names, "max_length": tagger.max_length,
                                                   "mode": tagger.mode, "repair": tagger.repair, "o_scale": tagger.o_scale,
-                                                  **(extra or {})}))
+                                                  "casing": tagger.casing, **(extra or {})}))
     return write_manifest(folder)
 
 
@@ -166,7 +206,7 @@ def load(folder: Path, checksum: str) -> TokenTagger:
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model.eval()
     return TokenTagger(model, tokenizer, meta["tag_names"], max_length=meta["max_length"], mode=meta["mode"],
-                       repair=meta["repair"], o_scale=meta.get("o_scale", 1.0))
+                       repair=meta["repair"], o_scale=meta.get("o_scale", 1.0), casing=meta.get("casing", False))
 
 
 def _probe_init(tagger: TokenTagger, aligned, targets, config: TokenFineTuneConfig) -> None:
@@ -183,8 +223,8 @@ def _probe_init(tagger: TokenTagger, aligned, targets, config: TokenFineTuneConf
     with torch.inference_mode():
         for s in range(0, len(order), 64):
             idx = order[s:s + 64]
-            ids, mask, labels = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
-            hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            ids, mask, labels, types = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
+            hidden = encoder(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
             keep = labels != tm.IGNORE
             vectors.append(hidden[keep].numpy())
             ys.append(labels[keep].numpy())
@@ -225,11 +265,15 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
     aligned = tm.align(tagger.tokenizer, texts, max_length=config.max_length)
     targets = [tm.token_targets(a, tm.word_tags(a.words, spans), index, mode=config.mode)
                for a, (_, spans) in zip(aligned, train)]
+    if config.casing:
+        enable_casing(tagger)
     if config.probe_start:
         _probe_init(tagger, aligned, targets, config)
     result = TokenFineTuneResult()
     model = tagger.model
     head_params = list(model.classifier.parameters())
+    if tagger.casing:  # new parameters, as the classifier is: they learn at the head's rate
+        head_params.append(casing_embeddings(model).weight)
     head_ids = {id(p) for p in head_params}
     optimizer = torch.optim.AdamW(
         [{"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": config.encoder_lr},
@@ -259,8 +303,8 @@ def fine_tune(tagger: TokenTagger, train: Sequence[tuple[str, list[dict]]], val:
         for n, idx in enumerate(batches, start=1):
             if should_stop():
                 raise Cancelled()
-            ids, mask, labels = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            ids, mask, labels, types = tagger._batch([aligned[i] for i in idx], [targets[i] for i in idx])
+            logits = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
             loss = loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
             optimizer.zero_grad()
             loss.backward()

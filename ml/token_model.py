@@ -51,14 +51,34 @@ def word_tags(words: Sequence[tuple[int, int]], spans: Sequence[dict]) -> list[s
     return tags
 
 
+# A word's casing, the cue an uncased encoder never sees (all-MiniLM-L6-v2 lower-cases its input,
+# so "Apple" and "apple" reach it as the same ids). A fine-tuned tagger with `casing` on feeds it
+# in as each sub-token's token type (ml.token_finetune). LOWER also covers words without letters.
+LOWER, TITLE, UPPER, MIXED = range(4)
+CASINGS = 4
+
+
+def casing(word: str) -> int:
+    """LOWER ("apple", "2024", "😀"), TITLE ("Apple", "#Apple", "I"), UPPER ("NASA", "#NFL") or
+    MIXED ("iPhone", "@BarackObama"), from the word's cased letters."""
+    cased = [c for c in word if c.isupper() or c.islower()]
+    if not any(c.isupper() for c in cased):
+        return LOWER
+    if len(cased) > 1 and all(c.isupper() for c in cased):
+        return UPPER
+    return TITLE if cased[0].isupper() and not any(c.isupper() for c in cased[1:]) else MIXED
+
+
 @dataclass
 class Aligned:
     """One text as the model sees it: sub-token ids, each sub-token's word (-1: special token or
-    whitespace), and each word's offsets and first sub-token (-1: none)."""
+    whitespace), each word's offsets and first sub-token (-1: none), and each sub-token's word's
+    casing (LOWER for special tokens)."""
     input_ids: list[int]
     token_word: list[int]
     words: list[tuple[int, int]]
     first_token: list[int]
+    token_casing: list[int]
 
 
 def align(tokenizer, texts: Sequence[str], *, max_length: int = 128) -> list[Aligned]:
@@ -76,7 +96,8 @@ def align(tokenizer, texts: Sequence[str], *, max_length: int = 128) -> list[Ali
             token_word.append(w)
             if w >= 0 and first_token[w] < 0:
                 first_token[w] = t
-        out.append(Aligned(list(ids), token_word, words, first_token))
+        casings = [casing(text[start:end]) for start, end in words]
+        out.append(Aligned(list(ids), token_word, words, first_token, [casings[w] if w >= 0 else LOWER for w in token_word]))
     return out
 
 
@@ -188,10 +209,11 @@ def word_margins(probs: np.ndarray) -> np.ndarray:
     return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
-# The expert queue's sequence score (active_learning.span_refresh). The dev comparison of
-# 2026-11-30 (docs/benchmarks.md, "Span labelling") found ROOT ahead on texts but not on tokens,
-# and unmeasured on test; MEAN stays until test says otherwise.
-QUEUE_WORD, QUEUE_REDUCE = MARGIN, MEAN
+# The expert queue's sequence score (active_learning.span_refresh): the word margins' sum over the
+# square root of the words, between the mean (which favours short texts) and the sum (long ones).
+# Chosen on btc.dev with the casing head (docs/benchmarks.md, "Casing"): 500 texts ranked so
+# reached random order's F1 at 1,000 with 62 % of its tokens; the mean did not.
+QUEUE_WORD, QUEUE_REDUCE = MARGIN, ROOT
 
 
 def word_uncertainty(probs: np.ndarray, *, word: str = MARGIN) -> np.ndarray:
@@ -302,18 +324,34 @@ def _torch_hidden_states(encoder) -> Callable[[np.ndarray, np.ndarray], np.ndarr
 # 1,000 texts, 0.473 -> 0.506 at 500 (docs/benchmarks.md, "Span labelling").
 HEAD_C = 0.3
 O_WEIGHT = 0.5
+# The head also reads each word's casing (word_casings), the capitals the uncased encoder's word
+# vectors lack: one-hot columns times this weight, appended to the word vector (a larger weight is
+# a weaker prior on them under the head's C). Chosen on btc.dev among 1, 3 and 10
+# (docs/benchmarks.md, "Casing"): it lifted the queue's strategy more than random order.
+CASING_WEIGHT = 3.0
 
 
-def fit_word_head(vectors: np.ndarray, tags: Sequence[str], tag_names: Sequence[str], *, c: float = HEAD_C,
-                  o_weight: float = O_WEIGHT, seed: int = 0):
-    """A logistic-regression head over word vectors (ml.heads.LinearHead): fit in about a second
-    on a thousand labelled texts' words; tags never seen yet get probability ~0."""
+def head_inputs(vectors: np.ndarray, casings: np.ndarray | None) -> np.ndarray:
+    """What the word head reads: float32 word vectors, with the casing columns when given."""
+    x = np.asarray(vectors, dtype=np.float32)
+    if casings is None:
+        return x
+    if len(casings) != len(x):
+        raise ValueError(f"{len(casings)} casing rows for {len(x)} word vectors")
+    return np.hstack([x, CASING_WEIGHT * np.asarray(casings, dtype=np.float32)])
+
+
+def fit_word_head(vectors: np.ndarray, tags: Sequence[str], tag_names: Sequence[str], *,
+                  casings: np.ndarray | None = None, c: float = HEAD_C, o_weight: float = O_WEIGHT, seed: int = 0):
+    """A logistic-regression head over word vectors (ml.heads.LinearHead), and over each word's
+    casing when `casings` (word_casings rows, one per vector) are given: fit in about a second on
+    a thousand labelled texts' words; tags never seen yet get probability ~0."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
     from .heads import _as_head, fit_head
 
-    x = np.asarray(vectors, dtype=np.float32)
+    x = head_inputs(vectors, casings)
     y = np.asarray(tags)
     if len(set(tags)) < 2:  # nothing to weigh: fit_head's one-class head
         return fit_head(x, [[t] for t in tags], classes=list(tag_names), c=c, seed=seed)
@@ -323,13 +361,41 @@ def fit_word_head(vectors: np.ndarray, tags: Sequence[str], tag_names: Sequence[
     return _as_head(model, list(tag_names))
 
 
-def head_probs(head, vectors: np.ndarray, *, chunk: int = 65536) -> np.ndarray:
-    """Softmax probabilities of `head` over word vectors, in chunks (float16 rows are widened a
-    chunk at a time, never the whole pool)."""
+def head_probs(head, vectors: np.ndarray, casings: np.ndarray | None = None, *, chunk: int = 65536) -> np.ndarray:
+    """Softmax probabilities of `head` over word vectors (with their casing rows for a head that
+    reads them), in chunks (float16 rows are widened a chunk at a time, never the whole pool)."""
     out = np.empty((len(vectors), len(head.classes)), dtype=np.float32)
+    if len(vectors) == 0:
+        return out
+    with_casing = head.coef.shape[1] == np.shape(vectors)[1] + CASINGS
+    if with_casing and casings is None:
+        raise ValueError("this word head reads casing: pass each word's casing row")
     for s in range(0, len(vectors), chunk):
-        out[s:s + chunk] = head.predict_proba(np.asarray(vectors[s:s + chunk], dtype=np.float32))
+        out[s:s + chunk] = head.predict_proba(head_inputs(vectors[s:s + chunk], casings[s:s + chunk] if with_casing else None))
     return out
+
+
+def word_casings(text: str, words: Sequence[tuple[int, int]]) -> np.ndarray:
+    """(len(words), CASINGS) one-hot casing of each word of `text` (offsets from words_of)."""
+    return np.eye(CASINGS, dtype=np.float32)[np.asarray([casing(text[a:b]) for a, b in words], dtype=np.int64)]
+
+
+def casing_features(texts: Sequence[str]) -> np.ndarray:
+    """word_casings of every word of every (clipped) text, stacked in the row order of
+    WordVectors: the capitals the frozen, uncased word vectors cannot carry."""
+    parts = [word_casings(text, words_of(text)) for text in clip_texts(texts)]
+    return np.concatenate(parts) if parts else np.zeros((0, CASINGS), np.float32)
+
+
+def text_casings(text: str | None, n_words: int) -> np.ndarray:
+    """The casing rows of an item's stored words: its (clipped) text's first n_words words, padded
+    with lower case should the text have changed since it was encoded (its rows no longer line up
+    either; the next encoding replaces them)."""
+    clipped = clip_texts([str(text or "")])[0]
+    rows = word_casings(clipped, words_of(clipped)[:n_words])
+    if len(rows) < n_words:
+        rows = np.vstack([rows, np.eye(CASINGS, dtype=np.float32)[[LOWER] * (n_words - len(rows))]])
+    return rows
 
 
 def gold_word_tags(texts: Sequence[str], spans: Sequence[Sequence[dict]]) -> list[str]:

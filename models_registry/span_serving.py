@@ -59,7 +59,7 @@ class SpanPredictor:
         if self.tagger is not None:
             return self.tagger.word_probabilities(texts, batch_size=SPAN_SERVE_BATCH)
         words = token_model.encode_words(self.encoder, texts, batch_size=SPAN_SERVE_BATCH, hidden_states=self.hidden_states)
-        probs = token_model.head_probs(self.head, words.vectors)
+        probs = token_model.head_probs(self.head, words.vectors, token_model.casing_features(texts))
         return [probs[words.starts[i]:words.starts[i + 1]] for i in range(len(texts))]
 
     def decisions(self, texts: list[str], top_k: int = 3) -> list[Decision]:

@@ -71,11 +71,12 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict, task_typ
     words = word_vectors(encoder, texts, beat=beat)
     hyper = version.hyperparameters
     head = token_model.fit_word_head(words.vectors, token_model.gold_word_tags(texts, spans), tag_names,
-                                     c=hyper.get("c", token_model.HEAD_C), o_weight=hyper.get("o_weight", token_model.O_WEIGHT))
+                                     casings=token_model.casing_features(texts), c=hyper.get("c", token_model.HEAD_C),
+                                     o_weight=hyper.get("o_weight", token_model.O_WEIGHT))
     beat()
     eval_texts = clip_texts(eval_texts)
     eval_words = word_vectors(encoder, eval_texts, beat=beat)
-    probs = token_model.head_probs(head, eval_words.vectors)
+    probs = token_model.head_probs(head, eval_words.vectors, token_model.casing_features(eval_texts))
     predicted = token_model.predict_spans(probs, eval_words.starts, eval_texts, tag_names)
     folder = artefacts.version_folder(version)
     checksum = artefacts.save_head(head, folder, {"version": version.number, "task_type": task_type.key})

@@ -117,9 +117,10 @@ def test_the_refresh_fits_the_word_tagger_ranks_the_pool_and_suggests_spans_at_c
         for span in suggestion["spans"]:
             assert span["text"] == text[span["start"]:span["end"]] and span["start"] in starts and span["end"] in ends
             assert span["label"] in {"PER", "ORG", "LOC"} and 0 < span["confidence"] <= 1
-    # Without diversity the least sure text comes first: the text confidence is 1 - its score.
-    confidences = [item.suggestion["confidence"] for item in served]
-    assert confidences == sorted(confidences)
+    # Without diversity the least sure text comes first: the queue's score is the sum of the word
+    # margins over the root of the words, and the text's confidence 1 - their mean.
+    scores = [(1 - item.suggestion["confidence"]) * len(token_model.words_of(item.text())) ** 0.5 for item in served]
+    assert all(a >= b - 1e-3 for a, b in zip(scores, scores[1:])), scores
 
     # The patterned emoji texts: the name and the city are found, past the emoji's code points.
     found = {(item.text()[s["start"]:s["end"]], s["label"]) for item in served if item.text()[0] in "".join(EMOJI)
@@ -129,13 +130,14 @@ def test_the_refresh_fits_the_word_tagger_ranks_the_pool_and_suggests_spans_at_c
     assert len(found & expected) >= len(expected) // 2, (found, expected)
 
 
-def test_the_pool_is_scored_the_same_when_streamed_in_small_chunks(tweets, monkeypatch):
+def test_the_pool_is_scored_with_each_words_casing_the_same_when_streamed_in_small_chunks(tweets, monkeypatch):
     project, _, pool = tweets
     refresh.refresh_run(project=project)
     from ml.heads import LinearHead
 
     state = ActiveLearningState.objects.get(project=project)
     head = LinearHead.from_bytes(bytes(state.head))
+    assert head.coef.shape[1] == 384 + token_model.CASINGS  # the word vector and the word's casing
     pool_ids = [item.id for item in pool]
     whole = span_refresh.pool_uncertainty(project, state.encoder_version, head, pool_ids)
     monkeypatch.setattr(span_refresh, "STREAM_ITEMS", 3)

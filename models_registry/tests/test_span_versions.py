@@ -95,7 +95,7 @@ def test_a_fine_tuned_span_version_trains_serves_like_a_head_and_rolls_back(btc_
     tuned = train(btc_labelled_project, "finetuned", finetune=TINY_FINETUNE)
     assert tuned.status == VersionStatus.READY, tuned.error
     assert tuned.hyperparameters["epochs"] == 1 and tuned.hyperparameters["max_length"] == 64
-    assert tuned.hyperparameters["probe_start"] is True  # the recipe's defaults, recorded
+    assert tuned.hyperparameters["probe_start"] is tuned.hyperparameters["casing"] is True  # the recipe's defaults, recorded
     m = tuned.metrics
     assert m["n"] == 40 and 0 <= m["entity_f1"] <= 1 and len(m["training"]["history"]) == 1
     assert tuned.progress["epochs"] == 1 and tuned.examples_per_second > 0
@@ -103,7 +103,8 @@ def test_a_fine_tuned_span_version_trains_serves_like_a_head_and_rolls_back(btc_
     promotion.version_promote(version=tuned, user=owner, reason="fine-tuned", override=not tuned.gate["passed"])
     serving.forget_aliases()
     predictor = serving.predictor_for(serving.serving_versions(btc_labelled_project)["champion"])
-    assert predictor.tagger is not None and predictor.tag_names == ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    assert predictor.tagger is not None and predictor.tagger.casing  # it reads each word's casing, in ONNX Runtime too
+    assert predictor.tag_names == ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
     assert predictor.runtime == settings.LABELLOOP_SERVE_RUNTIME  # its encoder in ONNX Runtime by default, as classification's
     (decision,) = serving.answers(predictor, [TEXT], 3)
     assert 0 <= decision.confidence <= 1
