@@ -79,7 +79,7 @@ def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: lis
         if not starts[-1]:
             return
         matrix = np.frombuffer(b"".join(blob for _, _, blob, _ in chunk), dtype=np.float16).reshape(int(starts[-1]), -1)
-        probs = token_model.head_probs(head, matrix, np.concatenate([token_model.text_casings(text, n) for _, n, _, text in chunk]))
+        probs = token_model.head_probs(head, matrix, token_model.stored_casings([(text, n) for _, n, _, text in chunk]))
         for (item_id, _, _, _), value in zip(chunk, token_model.sequence_uncertainty(
                 probs, starts, reduce=token_model.QUEUE_REDUCE, word=token_model.QUEUE_WORD)):
             scores[index[item_id]] = value

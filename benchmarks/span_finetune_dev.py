@@ -35,7 +35,7 @@ O_SCALES = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["run", "choose", "test", "knn"])
+    p.add_argument("action", choices=["run", "choose", "test", "knn", "soup"])
     p.add_argument("--name", default="")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "span_finetune"))
     p.add_argument("--epochs", type=int, default=3)
@@ -46,6 +46,8 @@ def parse_args():
     p.add_argument("--warmup", type=float, default=0.1)
     p.add_argument("--no-probe-start", action="store_true")
     p.add_argument("--casing", action="store_true", help="token types carry each word's casing")
+    p.add_argument("--seed", type=int, default=0, help="run: the fine-tune's seed (data order, dropout)")
+    p.add_argument("--names", default="", help="soup: the runs whose checkpoints are averaged, comma-separated")
     p.add_argument("--limit-random", type=int, default=0, help="train on N random training texts (seed 0)")
     p.add_argument("--limit-eval", type=int, default=0, help="only the first N dev and test texts (smoke runs)")
     p.add_argument("--epoch", type=int, default=0)
@@ -92,6 +94,7 @@ def run(args):
     config = tf.TokenFineTuneConfig(epochs=args.epochs, encoder_lr=args.lr, mode=args.mode, o_weight=args.o_weight,
                                     label_smoothing=args.label_smoothing, warmup_ratio=args.warmup,
                                     probe_start=not args.no_probe_start, casing=args.casing, threads=args.threads,
+                                    seed=args.seed,
                                     time_limit_s=1e9)
     (out / "config.json").write_text(json.dumps({**config.as_dict(), "train_texts": len(train)}))
     tagger = tf.load_base(default_model_path(), tag_names, mode=config.mode)
@@ -250,6 +253,32 @@ def knn(args):
     print(f"best on dev: F1 {best[0]:.3f} at k, temperature, weight = {best[1]}")
 
 
+def soup(args):
+    """A uniform soup (Wortsman et al. 2022): the same checkpoint (--epoch, --average) of runs
+    that differ only in their seed, weights averaged into one model (no cost when serving).
+    Written as run "soup_<names>" epoch 1 (its dev probabilities for `choose`; `test --epoch 1`)."""
+    import torch
+
+    from ml import token_finetune as tf
+
+    torch.set_num_threads(args.threads)
+    _, dev, _ = data(args)
+    names = args.names.split(",")
+    states = []
+    for name in names:
+        args.name = name
+        states.append(checkpoint(args).model.state_dict())
+    args.name = names[0]
+    tagger = checkpoint(args)
+    tagger.model.load_state_dict(tf.average_states(states))
+    out = Path(args.out) / ("soup_" + "+".join(names))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text((Path(args.out) / names[0] / "config.json").read_text())
+    torch.save(tagger.model.state_dict(), out / "epoch1.pt")
+    np.savez(out / "dev_epoch1.npz", *tagger.word_probabilities([t for t, _ in dev]))
+    print(f"{out.name}: epoch {args.epoch}{' averaged' if args.average else ''} of {len(names)} runs, stored")
+
+
 def test(args):
     import torch
 
@@ -269,4 +298,4 @@ def test(args):
 
 if __name__ == "__main__":
     arguments = parse_args()
-    {"run": run, "choose": choose, "test": test, "knn": knn}[arguments.action](arguments)
+    {"run": run, "choose": choose, "test": test, "knn": knn, "soup": soup}[arguments.action](arguments)

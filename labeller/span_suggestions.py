@@ -35,7 +35,7 @@ def span_suggestion(head: LinearHead, matrix: np.ndarray, text: str, head_versio
     words past what the model read are O)."""
     clipped = clip_texts([text])[0]
     words = token_model.words_of(clipped)[:len(matrix)]
-    probs = token_model.head_probs(head, matrix, token_model.text_casings(clipped, len(matrix)))
+    probs = token_model.head_probs(head, matrix, token_model.stored_casings([(clipped, len(matrix))]))
     spans = token_model.decode(probs, words, head.classes, text=text)
     for span in spans:
         span["confidence"] = round(span["confidence"], 4)

@@ -60,13 +60,22 @@ CASINGS = 4
 
 def casing(word: str) -> int:
     """LOWER ("apple", "2024", "😀"), TITLE ("Apple", "#Apple", "I"), UPPER ("NASA", "#NFL") or
-    MIXED ("iPhone", "@BarackObama"), from the word's cased letters."""
-    cased = [c for c in word if c.isupper() or c.islower()]
-    if not any(c.isupper() for c in cased):
+    MIXED ("iPhone", "@BarackObama"), from the word's cased letters. The str methods run in C: a
+    refresh reads the casing of every word of its pool."""
+    if word.islower():  # every cased letter small (most words)
         return LOWER
-    if len(cased) > 1 and all(c.isupper() for c in cased):
-        return UPPER
-    return TITLE if cased[0].isupper() and not any(c.isupper() for c in cased[1:]) else MIXED
+    capitals = sum(map(str.isupper, word))
+    if capitals == 0:  # no cased letter at all
+        return LOWER
+    if word.isupper():
+        return UPPER if capitals > 1 else TITLE
+    if capitals == 1:
+        for c in word:  # the first cased letter decides: "Apple" against "iPhone"
+            if c.isupper():
+                return TITLE
+            if c.islower():
+                return MIXED
+    return MIXED
 
 
 @dataclass
@@ -387,15 +396,16 @@ def casing_features(texts: Sequence[str]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, CASINGS), np.float32)
 
 
-def text_casings(text: str | None, n_words: int) -> np.ndarray:
-    """The casing rows of an item's stored words: its (clipped) text's first n_words words, padded
-    with lower case should the text have changed since it was encoded (its rows no longer line up
-    either; the next encoding replaces them)."""
-    clipped = clip_texts([str(text or "")])[0]
-    rows = word_casings(clipped, words_of(clipped)[:n_words])
-    if len(rows) < n_words:
-        rows = np.vstack([rows, np.eye(CASINGS, dtype=np.float32)[[LOWER] * (n_words - len(rows))]])
-    return rows
+def stored_casings(items: Sequence[tuple[str | None, int]]) -> np.ndarray:
+    """The casing rows of items' stored words, stacked: for each (text, n_words), its (clipped)
+    text's first n_words words, padded with lower case should the text have changed since it was
+    encoded (its rows no longer line up either; the next encoding replaces them)."""
+    codes: list[int] = []
+    for text, n_words in items:
+        clipped = clip_texts([str(text or "")])[0]
+        mine = [casing(clipped[a:b]) for a, b in words_of(clipped)[:n_words]]
+        codes += mine + [LOWER] * (n_words - len(mine))
+    return np.eye(CASINGS, dtype=np.float32)[np.asarray(codes, dtype=np.int64)]
 
 
 def gold_word_tags(texts: Sequence[str], spans: Sequence[Sequence[dict]]) -> list[str]:

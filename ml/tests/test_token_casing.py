@@ -98,7 +98,6 @@ def test_the_word_head_reads_casing_so_identical_uncased_vectors_get_the_tag_the
 
 
 def test_an_items_stored_words_get_one_casing_row_each_even_after_its_text_changed():
-    assert tm.text_casings("Apple and NASA", 3).argmax(axis=1).tolist() == [tm.TITLE, tm.LOWER, tm.UPPER]
-    assert tm.text_casings("Apple", 3).argmax(axis=1).tolist() == [tm.TITLE, tm.LOWER, tm.LOWER]
-    assert tm.text_casings("Apple and NASA", 2).shape == (2, tm.CASINGS)
-    assert tm.text_casings(None, 0).shape == (0, tm.CASINGS)
+    rows = tm.stored_casings([("Apple and NASA", 3), ("Apple", 3), ("Apple and NASA", 2), (None, 0)])
+    assert rows.argmax(axis=1).tolist() == [tm.TITLE, tm.LOWER, tm.UPPER] + [tm.TITLE, tm.LOWER, tm.LOWER] + [tm.TITLE, tm.LOWER]
+    assert tm.stored_casings([]).shape == (0, tm.CASINGS)
