@@ -66,7 +66,7 @@ def test_the_data_manager_benchmark_times_every_filter_sort_and_search_and_print
 def test_the_span_active_learning_benchmark_runs_a_small_budget_and_a_few_fine_tune_steps(tmp_path):
     out = run("span_active_learning.py", "--limit-train", "200", "--limit-test", "60", "--budget", "80",
               "--seed-size", "20", "--batch", "20", "--eval-every", "40", "--seeds", "1",
-              "--strategies", "random,margin_mean", "--refresh-pool", "500", "--refresh-labelled", "100",
+              "--strategies", "random,margin_root", "--refresh-pool", "500", "--refresh-labelled", "100",
               "--finetune-epochs", "1", "--finetune-max-steps", "2", "--cache", str(tmp_path), timeout=300)
     assert "entity F1 (strict) on test against texts labelled" in out and "labels to reach random@budget" in out
     assert "fast refresh over 500 texts" in out and "float16 word vectors" in out
@@ -165,11 +165,14 @@ def test_the_label_errors_benchmark_names_an_unknown_fine_tune_condition():
 @pytest.mark.benchmark
 def test_the_span_fine_tune_dev_search_stores_checkpoints_chooses_on_dev_and_scores_test(tmp_path):
     common = ("--out", str(tmp_path), "--limit-eval", "20")
-    run("span_finetune_dev.py", "run", "--name", "tiny", "--limit-random", "16", "--epochs", "2", *common, timeout=900)
+    run("span_finetune_dev.py", "run", "--name", "tiny", "--limit-random", "16", "--epochs", "2", "--casing", *common,
+        timeout=900)
     assert {p.name for p in (tmp_path / "tiny").iterdir()} >= {"epoch1.pt", "epoch2.pt", "dev_epoch2_avg.npz", "result.json"}
     assert "best on dev: ('tiny'" in run("span_finetune_dev.py", "choose", *common)
     out = run("span_finetune_dev.py", "test", "--name", "tiny", "--epoch", "2", "--average", "--o-scale", "0.5", *common)
     assert "test entity F1" in out and "averaged with the one before" in out
+    out = run("span_finetune_dev.py", "soup", "--names", "tiny,tiny", "--epoch", "2", *common)
+    assert "epoch 2 of 2 runs, stored" in out and (tmp_path / "soup_tiny+tiny" / "dev_epoch1.npz").exists()
 
 
 @pytest.mark.benchmark
