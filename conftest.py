@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from labeller.models import Item, Label, Role
 from labeller.services import annotation_submit, membership_set, project_create
-from tests.workers import start_celery_worker, stop_celery_worker
+from tests.workers import start_celery_worker, stop_celery_worker, wait_for_idle_workers
 
 LABELS = [
     {"key": "card_arrival", "name": "Card arrival", "shortcut": "a", "color": "#4f46e5"},
@@ -105,6 +105,15 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     worker = start_celery_worker(settings.LABELLOOP_WORKER_QUEUES, purge=True)
     yield worker
     stop_celery_worker(worker)
+
+
+@pytest.fixture(autouse=True)
+def workers_idle_before_the_flush():
+    """After a test with a real worker process alive, wait until the workers finish what it set
+    off before its database is flushed (tests.workers.wait_for_idle_workers). pytest-django's
+    database fixture (the plugin's, autouse) is set up before this one, so it is torn down after."""
+    yield
+    wait_for_idle_workers()
 
 
 @pytest.fixture(autouse=True)

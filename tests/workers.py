@@ -1,12 +1,49 @@
 """Real Celery worker processes for the integration tests."""
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+
+
+_STARTED: list[subprocess.Popen] = []  # every worker process the session started
+_TASK_LINE = re.compile(r"Task \S+\[([^\]]+)\] (received)?")
+
+
+def _in_flight(worker: subprocess.Popen) -> set[str]:
+    """Ids of the tasks the worker logged as received and not since as succeeded, raised,
+    retried or rejected (Celery's INFO lines)."""
+    running: dict[str, bool] = {}
+    for line in list(worker.log):
+        match = _TASK_LINE.search(line)
+        if match:
+            running[match.group(1)] = bool(match.group(2))
+    return {task for task, is_running in running.items() if is_running}
+
+
+def wait_for_idle_workers(timeout: float = 120.0) -> None:
+    """Return once no live worker process of the session runs a task. A test's database flush
+    (a TRUNCATE on PostgreSQL) must not race a worker still finishing what the test set off: they
+    deadlock, and the next test finds the last one's rows. A worker that logged anything since it
+    was last seen idle must be seen idle twice, 0.3 s apart (a task may send the next just before
+    it ends); one that logged nothing is idle at once."""
+    deadline = time.monotonic() + timeout
+    for worker in _STARTED:
+        quiet = 0
+        while worker.poll() is None and len(worker.log) != getattr(worker, "idle_at_line", -1):
+            lines, busy = len(worker.log), _in_flight(worker)
+            quiet = 0 if busy else quiet + 1
+            if quiet >= 2:
+                worker.idle_at_line = lines
+                break
+            if busy and time.monotonic() > deadline:
+                pytest.fail(f"worker {worker.hostname} still runs {sorted(busy)} after {timeout:.0f} s")
+            time.sleep(0.3)
 
 
 def _database_url(settings_dict) -> str:
@@ -54,6 +91,7 @@ def start_celery_worker(queues: str, *, purge: bool = False, name: str = "", env
         pytest.fail("Celery worker did not start:\n" + "".join(lines[-40:]))
     worker.log = lines
     worker.hostname = hostname
+    _STARTED.append(worker)
     return worker
 
 
