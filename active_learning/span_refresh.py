@@ -41,7 +41,7 @@ def training_words(project: Project, encoder_version: str, labelled: dict[int, l
     """The labelled items' word vectors (float32, stacked) and each word's casing row, each word's
     BIO tag from the item's resolved spans (spans of a label the project no longer has are left
     out), and those spans as the evidence bank (span_evidence) from the same rows."""
-    matrices, casings, tags, bank = [], [], [], SpanBank()
+    matrices, kept, tags, bank = [], [], [], SpanBank()
     ids = sorted(labelled)
     texts = dict(Item.objects.filter(id__in=ids).values_list("id", f"data__{project.text_field}"))
     stored = word_rows(project, encoder_version, ids)
@@ -56,12 +56,12 @@ def training_words(project: Project, encoder_version: str, labelled: dict[int, l
         spans = [span for span in labelled[item_id] if span.get("label") in labels]
         matrix = word_matrix(blob, n_words)
         matrices.append(matrix)
-        casings.append(token_model.word_casings(clipped, words))
+        kept.append((clipped, n_words))
         tags += token_model.word_tags(words, spans)
         bank.add(item_id=item_id, text=str(texts.get(item_id) or ""), words=words, matrix=matrix, spans=spans)
     if not matrices:
         return np.zeros((0, 0), np.float32), np.zeros((0, token_model.CASINGS), np.float32), [], bank
-    return np.concatenate(matrices).astype(np.float32), np.concatenate(casings), tags, bank
+    return np.concatenate(matrices).astype(np.float32), token_model.stored_casings(kept), tags, bank
 
 
 def pool_uncertainty(project: Project, encoder_version: str, head, pool_ids: list[int]) -> np.ndarray:

@@ -263,7 +263,7 @@ def main():
     tag_names = tm.tag_set(LABELS)
     print(f"BTC: {len(train):,} train, {len(dev):,} dev, {len(test):,} test texts; torch threads {args.threads}")
     needs_vectors = args.seeds > 0 or args.refresh_pool > 0
-    train_cas = test_cas = None  # each word's casing row, for the word head (ml.token_model.word_casings)
+    train_cas = test_cas = None  # each word's casing row, for the word head (ml.token_model.casing_features)
     if needs_vectors:
         encoder = Encoder(threads=args.threads)
         cache = Path(args.cache)

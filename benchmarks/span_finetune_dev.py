@@ -267,10 +267,9 @@ def soup(args):
     states = []
     for name in names:
         args.name = name
-        states.append(checkpoint(args).model.state_dict())
-    args.name = names[0]
-    tagger = checkpoint(args)
-    tagger.model.load_state_dict(tf.average_states(states))
+        tagger = checkpoint(args)
+        states.append({k: v.clone() for k, v in tagger.model.state_dict().items()})
+    tagger.model.load_state_dict(tf.average_states(states))  # the last run's tagger, the soup's weights
     out = Path(args.out) / ("soup_" + "+".join(names))
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text((Path(args.out) / names[0] / "config.json").read_text())

@@ -333,7 +333,7 @@ def _torch_hidden_states(encoder) -> Callable[[np.ndarray, np.ndarray], np.ndarr
 # 1,000 texts, 0.473 -> 0.506 at 500 (docs/benchmarks.md, "Span labelling").
 HEAD_C = 0.3
 O_WEIGHT = 0.5
-# The head also reads each word's casing (word_casings), the capitals the uncased encoder's word
+# The head also reads each word's casing (casing_features), the capitals the uncased encoder's word
 # vectors lack: one-hot columns times this weight, appended to the word vector (a larger weight is
 # a weaker prior on them under the head's C). Chosen on btc.dev among 1, 3 and 10
 # (docs/benchmarks.md, "Casing"): it lifted the queue's strategy more than random order.
@@ -353,7 +353,7 @@ def head_inputs(vectors: np.ndarray, casings: np.ndarray | None) -> np.ndarray:
 def fit_word_head(vectors: np.ndarray, tags: Sequence[str], tag_names: Sequence[str], *,
                   casings: np.ndarray | None = None, c: float = HEAD_C, o_weight: float = O_WEIGHT, seed: int = 0):
     """A logistic-regression head over word vectors (ml.heads.LinearHead), and over each word's
-    casing when `casings` (word_casings rows, one per vector) are given: fit in about a second on
+    casing when `casings` (casing_features rows, one per vector) are given: fit in about a second on
     a thousand labelled texts' words; tags never seen yet get probability ~0."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
@@ -384,16 +384,14 @@ def head_probs(head, vectors: np.ndarray, casings: np.ndarray | None = None, *, 
     return out
 
 
-def word_casings(text: str, words: Sequence[tuple[int, int]]) -> np.ndarray:
-    """(len(words), CASINGS) one-hot casing of each word of `text` (offsets from words_of)."""
-    return np.eye(CASINGS, dtype=np.float32)[np.asarray([casing(text[a:b]) for a, b in words], dtype=np.int64)]
+def _one_hot_casings(codes: list[int]) -> np.ndarray:
+    return np.eye(CASINGS, dtype=np.float32)[np.asarray(codes, dtype=np.int64)]
 
 
 def casing_features(texts: Sequence[str]) -> np.ndarray:
-    """word_casings of every word of every (clipped) text, stacked in the row order of
-    WordVectors: the capitals the frozen, uncased word vectors cannot carry."""
-    parts = [word_casings(text, words_of(text)) for text in clip_texts(texts)]
-    return np.concatenate(parts) if parts else np.zeros((0, CASINGS), np.float32)
+    """(n_words, CASINGS) one-hot casing of every word of every (clipped) text, stacked in the
+    row order of WordVectors: the capitals the frozen, uncased word vectors cannot carry."""
+    return _one_hot_casings([casing(text[a:b]) for text in clip_texts(texts) for a, b in words_of(text)])
 
 
 def stored_casings(items: Sequence[tuple[str | None, int]]) -> np.ndarray:
@@ -405,7 +403,7 @@ def stored_casings(items: Sequence[tuple[str | None, int]]) -> np.ndarray:
         clipped = clip_texts([str(text or "")])[0]
         mine = [casing(clipped[a:b]) for a, b in words_of(clipped)[:n_words]]
         codes += mine + [LOWER] * (n_words - len(mine))
-    return np.eye(CASINGS, dtype=np.float32)[np.asarray(codes, dtype=np.int64)]
+    return _one_hot_casings(codes)
 
 
 def gold_word_tags(texts: Sequence[str], spans: Sequence[Sequence[dict]]) -> list[str]:
