@@ -10,6 +10,13 @@ val.csv (100 oos queries), and a fifth of Banking77's training split (a stable h
 unknown (seeds 100-102), the version fitted on the rest's known intents. No test split is read.
 Printed per variant: in-scope accuracy drop (points) and out-of-scope recall on each.
 
+Then, for a project with an out-of-scope label (Project.out_of_scope_label), the same validation
+data with labelled out-of-scope examples — CLINC150's 100 training oos queries; Banking77: 100
+examples of 5 of its 15 unknown intents (recall also on the 10 never labelled) — comparing the rule
+alone (the label's examples left out), the class alone (abstain when it is the answer), and the
+class or z(doubt) + z(distance) + w · z(log P(class)) over the in-scope classes and examples (w = 0:
+the rule unchanged; w = 1: ml.out_of_scope with a class).
+
     .venv/bin/python benchmarks/out_of_scope_variants.py            # ~6 min on 2 cores, vectors cached
     .venv/bin/python benchmarks/out_of_scope_variants.py --limit 1500 --seeds 1   # smoke
 """
@@ -126,6 +133,79 @@ def main():
         cells = " | ".join(f"{r[key][0]:.2f}, {r[key][1]:.3f}" for r in results.values())
         print(f"| {key[0]} | {key[1]} | {key[2]} | {cells} | {np.mean([results[n][key][1] for n in banks]):.3f} |")
     print("(the product's rule: doubt vote, distance k=10, weight 1.0)")
+    with_label(cv, clinc, bv, by, held, intents, args.seeds)
+
+
+def label_signals(tv, ty, qv, classes, oos_class):
+    """A head (with its neighbour vote) over every class, the class of the out-of-scope label among
+    them: for the queries, the doubt over the in-scope classes, the distance to the in-scope
+    examples, log P(out-of-scope class), and the answers."""
+    from ml.heads import NeighbourMemory, fit_head
+    from ml.out_of_scope import in_scope_memory, neighbour_distance
+
+    targets = np.searchsorted(classes, ty)
+    head = fit_head(tv, [[y] for y in ty], classes=classes, c=10.0, seed=0)
+    head.memory = NeighbourMemory.of(tv, targets, {})
+    probs = head.predict_proba(qv)
+    return (1 - np.delete(probs, oos_class, axis=1).max(1), neighbour_distance(qv, in_scope_memory(tv, targets, oos_class)),
+            np.log(np.clip(probs[:, oos_class], 1e-6, 1.0)), probs.argmax(1))
+
+
+def label_variants(tv, ty, qv, qy) -> dict:
+    """Variant: (in-scope drop in points, out-of-scope recall); the threshold read out of fold on the
+    in-scope labels, the share the class takes of them spent first (as ml.out_of_scope does)."""
+    from ml.out_of_scope import threshold_for
+
+    classes = sorted(set(ty.tolist()))
+    oos_class = classes.index(OOS)
+    targets = np.searchsorted(classes, ty)
+    fold = np.random.default_rng(0).permutation(len(ty)) % 5
+    folds = [np.zeros(len(ty)) for _ in range(3)] + [np.zeros(len(ty), dtype=int)]
+    for f in range(5):
+        for part, values in zip(folds, label_signals(tv[fold != f], ty[fold != f], tv[fold == f], classes, oos_class)):
+            part[fold == f] = values
+    query = label_signals(tv, ty, qv, classes, oos_class)
+    _, plain_answers = signals(tv[ty != OOS], ty[ty != OOS], qv, sorted(set(ty[ty != OOS].tolist())))
+    inscope, oos = qy != OOS, qy == OOS
+    baseline = (plain_answers["vote"] == qy)[inscope].mean()
+    labelled = targets != oos_class
+    answers = np.array(classes)[query[3]]
+
+    def z(values, ref):
+        return (values - ref.mean()) / ref.std()
+
+    out = {"class alone": query[3] == oos_class}
+    for w in (0.0, 0.5, 1.0):
+        d, n, lg, a = (part[labelled] for part in folds)
+        taken, rest = a == oos_class, a != oos_class
+        left = max(0.0, 0.02 - taken.mean()) * len(a) / max(rest.sum(), 1)
+        score = z(d, d) + z(n, n) + w * z(lg, lg)
+        threshold = threshold_for(score[rest], (a == targets[labelled])[rest], max_drop=left)
+        out[f"class or rule, w = {w}"] = (query[3] == oos_class) | (z(query[0], d) + z(query[1], n) + w * z(query[2], lg) > threshold)
+    return {name: (100 * (baseline - ((answers == qy) & ~abstain)[inscope].mean()), abstain[oos].mean())
+            for name, abstain in out.items()}
+
+
+def with_label(cv, clinc, bv, by, held, intents, seeds) -> None:
+    rows = {}
+    train_y = clinc["train"][1]
+    rows["CLINC150 val.csv"] = label_variants(cv["train"], train_y, cv["val"], clinc["val"][1])
+    for seed in range(100, 100 + seeds):
+        rng = np.random.default_rng(seed)
+        unknown = rng.choice(intents, size=min(15, len(intents) // 5), replace=False).tolist()
+        seen = unknown[:max(1, len(unknown) // 3)]
+        fit = ~held & ~np.isin(by, unknown)
+        pool = np.flatnonzero(~held & np.isin(by, seen))
+        examples = rng.choice(pool, size=min(100, len(pool)), replace=False)
+        tv, ty = np.r_[bv[fit], bv[examples]], np.r_[by[fit], np.full(len(examples), OOS)]
+        qv, qy = bv[held], np.where(np.isin(by[held], unknown), OOS, by[held])
+        rows[f"Banking77 seed {seed}"] = label_variants(tv, ty, qv, qy)
+        never = ~np.isin(by[held], seen)
+        rows[f"Banking77 seed {seed}, unlabelled intents"] = label_variants(tv, ty, qv[never], qy[never])
+    print("\nWith an out-of-scope label (drop in points, out-of-scope recall):\n| variant | " + " | ".join(rows) + " |\n|---|"
+          + "---|" * len(rows))
+    for name in rows["CLINC150 val.csv"]:
+        print(f"| {name} | " + " | ".join(f"{r[name][0]:.2f}, {r[name][1]:.3f}" for r in rows.values()) + " |")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 from feedback import monitoring, predicting
 from labeller import services
 from labeller.api.serializers import ProjectUpdateSerializer
-from labeller.models import Strategy, SuggestionMode
+from labeller.models import Strategy, SuggestionMode, TaskType
 from labeller.task_types import task_type_for
 from ml.gates import DEFAULT_GUARDRAILS, default_guardrails, guardrail_text
 from models_registry import training_policy
@@ -31,7 +31,7 @@ PROJECT_SECTIONS = {
     "general": ["name", "description", "guidelines"],
     "queue": ["labels_per_item", "hold_seconds"],
     "active-learning": ["strategy", "diversity", "warm_up", "refresh_every", "eval_share", "suggestion_mode",
-                        "suggestion_holdout"],
+                        "suggestion_holdout", "out_of_scope_label"],
 }
 CHECKBOXES = {"diversity", "warm_up"}
 
@@ -55,6 +55,8 @@ def settings_page(request, project_id):
         "project": project,
         "strategies": Strategy.choices,
         "suggestion_modes": SuggestionMode.choices,
+        "single_label": project.task_type == TaskType.SINGLE_LABEL,
+        "label_keys": list(project.labels.filter(archived=False).values_list("key", flat=True)),
         "training": policy,
         "guardrails_json": json.dumps(policy["guardrails"], indent=2),
         "guardrails_text": [guardrail_text(g) for g in policy["guardrails"]],

@@ -71,6 +71,11 @@ class Project(models.Model):
     # The share of served items whose suggestion is withheld at random, so the annotator page can
     # compare the labels given with and without one (what suggestions do to experts).
     suggestion_holdout = models.FloatField(default=0.0, help_text="Share of served items shown without the suggestion (0–0.5).")
+    # Single-label projects: the key of a label that means "none of the other labels". Versions
+    # answer it as out of scope and learn from its examples what the project does not serve
+    # (ml.out_of_scope); blank: no such label.
+    out_of_scope_label = models.CharField(max_length=100, blank=True, help_text=(
+        "Single-label projects: the key of the label meaning 'none of the others'; predictions of it are out of scope."))
     # Span labelling: whether two spans of an annotation may share characters (nested entities).
     spans_overlap = models.BooleanField(default=False, help_text="Span projects: allow overlapping spans.")
     base_model_path = models.CharField(max_length=500, blank=True,

@@ -37,6 +37,8 @@ class InvalidLabels(DomainError):
 
 @transaction.atomic
 def project_create(*, user: AbstractBaseUser, labels: list[dict], **fields) -> Project:
+    _refuse_out_of_scope_label(fields.get("out_of_scope_label", ""), fields.get("task_type", TaskType.SINGLE_LABEL),
+                               [label["key"] for label in labels])
     project = Project.objects.create(created_by=user, **fields)
     Label.objects.bulk_create(Label(project=project, order=i, **label) for i, label in enumerate(labels))
     Membership.objects.create(project=project, user=user, role=Role.ADMIN)
@@ -46,10 +48,24 @@ def project_create(*, user: AbstractBaseUser, labels: list[dict], **fields) -> P
 
 def project_update(*, project: Project, **fields) -> Project:
     """Change the project's settings named in `fields` (already validated)."""
+    if fields.get("out_of_scope_label"):
+        _refuse_out_of_scope_label(fields["out_of_scope_label"], project.task_type,
+                                   list(project.labels.filter(archived=False).values_list("key", flat=True)))
     for name, value in fields.items():
         setattr(project, name, value)
     project.save(update_fields=list(fields) or None)
     return project
+
+
+def _refuse_out_of_scope_label(key: str, task_type: str, label_keys: list[str]) -> None:
+    """The out-of-scope label is one of the project's labels, in a single-label project (a
+    multi-label or span answer has no one class meaning "none of the others")."""
+    if not key:
+        return
+    if task_type != TaskType.SINGLE_LABEL:
+        raise DomainError("only single-label projects have an out-of-scope label", field="out_of_scope_label")
+    if key not in label_keys:
+        raise DomainError(f"'{key[:100]}' is not a label of this project", field="out_of_scope_label")
 
 
 def label_create(*, project: Project, key: str, name: str, **fields) -> Label:

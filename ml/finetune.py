@@ -20,7 +20,7 @@ import numpy as np
 
 from .encoder import clip_texts
 from .heads import KNN_DEFAULTS, NeighbourMemory
-from .out_of_scope import FINETUNED_MAX_DROP, MIN_LABELLED, ScopeRule, servable
+from .out_of_scope import FINETUNED_MAX_DROP, MIN_LABELLED, ScopeRule, in_scope_memory, servable
 
 HEAD_FILE = "head.safetensors"
 LABELS_FILE = "labels.json"
@@ -322,10 +322,12 @@ def fine_tune(
     config: FineTuneConfig,
     on_progress: Callable[[Progress], None] = lambda p: None,
     should_stop: Callable[[], bool] = lambda: False,
+    oos_class: int | None = None,
 ) -> FineTuneResult:
     """Train in place, keeping the weights of the best validation epoch. Targets are class ids,
     or multi-hot rows (`multi_hot`) for a multi-label model; validation accuracy is then the
-    share of texts whose whole label set is predicted (each label at probability >= 0.5)."""
+    share of texts whose whole label set is predicted (each label at probability >= 0.5).
+    `oos_class`: the class of the project's out-of-scope label, if it has one (ml.out_of_scope)."""
     import copy
     from dataclasses import replace
 
@@ -427,7 +429,8 @@ def fine_tune(
         train_vectors = model.predict(train_texts)[1]
         val_probs, val_vectors = model.predict(val_texts) if len(val_texts) else (None, train_vectors[:0])
         val_ids = np.asarray(val_ids, dtype=np.int64)
-        result.scope = _scope_rule(NeighbourMemory.of(train_vectors, train_ids, config.as_dict()), val_probs, val_vectors, val_ids)
+        result.scope = _scope_rule(NeighbourMemory.of(train_vectors, train_ids, config.as_dict()), val_probs, val_vectors, val_ids,
+                                   oos_class)
         model.memory = NeighbourMemory.of(np.concatenate([train_vectors, val_vectors]), np.concatenate([train_ids, val_ids]),
                                           config.as_dict())
     result.seconds = time.perf_counter() - started
@@ -438,7 +441,8 @@ def fine_tune(
     return result
 
 
-def _scope_rule(seen: NeighbourMemory | None, val_probs, val_vectors: np.ndarray, val_ids: np.ndarray) -> ScopeRule | None:
+def _scope_rule(seen: NeighbourMemory | None, val_probs, val_vectors: np.ndarray, val_ids: np.ndarray,
+                oos_class: int | None = None) -> ScopeRule | None:
     """The out-of-scope rule of a fine-tuned version (ml.out_of_scope), read off its validation
     split: texts it did not learn from, answered as an unseen query would be (the head, and the vote
     of a memory of the training texts only; the served memory holds the validation texts too, and
@@ -447,8 +451,8 @@ def _scope_rule(seen: NeighbourMemory | None, val_probs, val_vectors: np.ndarray
     if seen is None or len(val_ids) < max(MIN_LABELLED, math.ceil(1 / FINETUNED_MAX_DROP)):
         return None
     probs = seen.mix(val_probs, val_vectors)
-    return servable(ScopeRule.fit(probs, val_vectors, seen.vectors, probs.argmax(axis=1) == val_ids,
-                                  max_drop=FINETUNED_MAX_DROP))
+    return servable(ScopeRule.fit(probs, val_vectors, in_scope_memory(seen.vectors, seen.labels, oos_class), val_ids,
+                                  max_drop=FINETUNED_MAX_DROP, oos_class=oos_class))
 
 
 def _accuracy(model: SentenceClassifier, texts, targets) -> float:

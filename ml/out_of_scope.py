@@ -20,6 +20,15 @@ figures; docs/out-of-scope.md the reasoning.
 The threshold is chosen on labelled in-scope items alone (a project rarely has out-of-scope
 examples): the most out-of-scope-looking share of them that can be abstained on while the
 in-scope accuracy, abstentions counted wrong, falls by at most `max_drop`.
+
+A project that does label out-of-scope examples (Project.out_of_scope_label: one class meaning
+"none of the others") gets a third signal and a shortcut: the doubt reads the in-scope classes
+only, the distance the in-scope examples only, the score adds log P(out-of-scope class) (how much
+a query resembles the examples of what the project does not serve), and a query the model answers
+with that class is out of scope whatever its score. The share of in-scope items the class takes is
+spent from the budget first. Chosen on validation data (docs/out-of-scope.md, "An out-of-scope
+label"): CLINC150's val.csv recall 0.890 → 0.960; Banking77 with examples of 5 of 15 unknown
+intents 0.379 → 0.579.
 """
 from __future__ import annotations
 
@@ -62,10 +71,25 @@ def neighbour_distance(vectors: np.ndarray, memory: np.ndarray, *, k: int = NEIG
     return out
 
 
+def in_scope_memory(vectors: np.ndarray, labels: np.ndarray, oos_class: int | None) -> np.ndarray:
+    """The memory rows the distance reads: every labelled example but those of the out-of-scope
+    class (a query near them is out of scope, not close to what the model serves)."""
+    return vectors if oos_class is None else vectors[np.asarray(labels) != oos_class]
+
+
+def _log_class(probs: np.ndarray, cls: int) -> np.ndarray:
+    return np.log(np.clip(probs[:, cls], 1e-6, 1.0))
+
+
+def _z(values: np.ndarray, mean: float, sd: float) -> np.ndarray:
+    return (values - mean) / sd
+
+
 @dataclass
 class ScopeRule:
-    """How to read the two signals for one model: their mean and spread over its labelled in-scope
-    items, and the threshold on their standardised sum above which it abstains."""
+    """How to read the signals for one model: their mean and spread over its labelled in-scope
+    items, and the threshold on their standardised sum above which it abstains; with an
+    out-of-scope class, that class and the mean and spread of its log probability."""
 
     doubt_mean: float
     doubt_sd: float
@@ -73,33 +97,76 @@ class ScopeRule:
     distance_sd: float
     threshold: float
     k: int = NEIGHBOURS
+    oos_class: int | None = None
+    oos_mean: float = 0.0
+    oos_sd: float = 1.0
+
+    def in_scope_memory(self, vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return in_scope_memory(vectors, labels, self.oos_class)
 
     def scores(self, probs: np.ndarray, vectors: np.ndarray, memory: np.ndarray) -> np.ndarray:
-        return ((doubt(probs) - self.doubt_mean) / self.doubt_sd
-                + (neighbour_distance(vectors, memory, k=self.k) - self.distance_mean) / self.distance_sd)
+        """`memory`: the in-scope memory rows (`in_scope_memory`)."""
+        distances = neighbour_distance(vectors, memory, k=self.k)
+        if self.oos_class is None:
+            return self.scores_of(doubt(probs), distances)
+        return self.scores_of(doubt(np.delete(probs, self.oos_class, axis=1)), distances, _log_class(probs, self.oos_class))
 
     def out_of_scope(self, probs: np.ndarray, vectors: np.ndarray, memory: np.ndarray) -> np.ndarray:
-        return self.scores(probs, vectors, memory) > self.threshold
+        outside = self.scores(probs, vectors, memory) > self.threshold
+        if self.oos_class is not None:
+            outside |= probs.argmax(axis=1) == self.oos_class
+        return outside
 
     @classmethod
-    def fit(cls, probs: np.ndarray, vectors: np.ndarray, memory: np.ndarray, correct: np.ndarray, *,
-            max_drop: float = MAX_DROP, k: int = NEIGHBOURS) -> "ScopeRule":
-        """From labelled in-scope items the model did not learn from (a validation split, or
-        out-of-fold): its probabilities for them, their vectors, and whether its answer was right."""
-        return cls.from_signals(doubt(probs), neighbour_distance(vectors, memory, k=k), correct, max_drop=max_drop, k=k)
+    def fit(cls, probs: np.ndarray, vectors: np.ndarray, memory: np.ndarray, targets: np.ndarray, *,
+            max_drop: float = MAX_DROP, k: int = NEIGHBOURS, oos_class: int | None = None) -> "ScopeRule":
+        """From labelled items the model did not learn from (a validation split, or out-of-fold):
+        its probabilities for them, their vectors and class indices, and `memory`, the labelled
+        examples' vectors of the other items (the in-scope ones, with an `oos_class`)."""
+        return cls.from_probs(probs, neighbour_distance(vectors, memory, k=k), targets, max_drop=max_drop, k=k,
+                              oos_class=oos_class)
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray, distances: np.ndarray, targets: np.ndarray, *,
+                   max_drop: float = MAX_DROP, k: int = NEIGHBOURS, oos_class: int | None = None) -> "ScopeRule":
+        """As `fit`, with the distances already computed (out-of-fold, each fold its own model)."""
+        answers, targets = probs.argmax(axis=1), np.asarray(targets)
+        if oos_class is None:
+            return cls.from_signals(doubt(probs), distances, answers == targets, max_drop=max_drop, k=k)
+        inscope = targets != oos_class
+        probs, distances, targets, answers = probs[inscope], distances[inscope], targets[inscope], answers[inscope]
+        doubts, logs = doubt(np.delete(probs, oos_class, axis=1)), _log_class(probs, oos_class)
+        rule = cls(float(doubts.mean()), float(doubts.std() or 1.0), float(distances.mean()), float(distances.std() or 1.0),
+                   0.0, k, oos_class, float(logs.mean()), float(logs.std() or 1.0))
+        # What the class already took from in-scope items (each counted as a right answer lost)
+        # comes out of the budget; the threshold spends the rest on the others.
+        taken = answers == oos_class
+        rest = ~taken
+        left = max(0.0, max_drop - taken.mean()) * len(targets) / max(int(rest.sum()), 1)
+        rule.threshold = threshold_for(rule.scores_of(doubts[rest], distances[rest], logs[rest]),
+                                       (answers == targets)[rest], max_drop=left)
+        return rule
 
     @classmethod
     def from_signals(cls, doubts: np.ndarray, distances: np.ndarray, correct: np.ndarray, *,
                      max_drop: float = MAX_DROP, k: int = NEIGHBOURS) -> "ScopeRule":
-        """As `fit`, from the two signals already computed (out-of-fold, each fold its own model)."""
+        """A rule without an out-of-scope class from the two signals and whether each answer was right."""
         rule = cls(float(doubts.mean()), float(doubts.std() or 1.0), float(distances.mean()), float(distances.std() or 1.0),
                    0.0, k)
-        summed = (doubts - rule.doubt_mean) / rule.doubt_sd + (distances - rule.distance_mean) / rule.distance_sd
-        rule.threshold = threshold_for(summed, correct, max_drop=max_drop)
+        rule.threshold = threshold_for(rule.scores_of(doubts, distances), correct, max_drop=max_drop)
         return rule
 
+    def scores_of(self, doubts: np.ndarray, distances: np.ndarray, logs: np.ndarray | None = None) -> np.ndarray:
+        summed = _z(doubts, self.doubt_mean, self.doubt_sd) + _z(distances, self.distance_mean, self.distance_sd)
+        return summed if logs is None else summed + _z(logs, self.oos_mean, self.oos_sd)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        """As the version's metrics keep it; without an out-of-scope class, as rules were before one."""
+        rule = asdict(self)
+        if self.oos_class is None:
+            for key in ("oos_class", "oos_mean", "oos_sd"):
+                del rule[key]
+        return rule
 
 
 def threshold_for(scores: np.ndarray, correct: np.ndarray, *, max_drop: float = MAX_DROP) -> float:
@@ -124,26 +191,26 @@ FOLDS = 5
 
 
 def rule_out_of_fold(vectors: np.ndarray, targets: np.ndarray, fit: Callable, *, folds: int = FOLDS, seed: int = 0,
-                     max_drop: float = MAX_DROP) -> ScopeRule | None:
+                     max_drop: float = MAX_DROP, oos_class: int | None = None) -> ScopeRule | None:
     """A ScopeRule for a model trained on all of (vectors, targets) (class indices), read off
     `folds` models each trained without a fold: every labelled item is scored by a model that did
     not see it, so its doubt and distance are what an unseen in-scope query gets. `fit(vectors,
-    targets)` trains one (a LinearHead with its neighbour memory). None with too few labels or
-    fewer than two classes."""
+    targets)` trains one (a LinearHead with its neighbour memory). `oos_class`: the class of the
+    project's out-of-scope label, if it has one. None with too few labels or fewer than two classes."""
     targets = np.asarray(targets)
     if len(targets) < MIN_LABELLED or len(set(targets.tolist())) < 2:
         return None
     fold = np.random.default_rng(seed).permutation(len(targets)) % folds
-    doubts, distances = np.zeros(len(targets)), np.zeros(len(targets))
-    correct = np.zeros(len(targets), dtype=bool)
+    probs, distances = None, np.zeros(len(targets))
     for k in range(folds):
         held = fold == k
         model = fit(vectors[~held], targets[~held])
-        probs = model.predict_proba(vectors[held])
-        doubts[held] = doubt(probs)
-        distances[held] = neighbour_distance(vectors[held], model.memory.vectors)
-        correct[held] = probs.argmax(axis=1) == targets[held]
-    return servable(ScopeRule.from_signals(doubts, distances, correct, max_drop=max_drop))
+        fold_probs = model.predict_proba(vectors[held])
+        if probs is None:
+            probs = np.zeros((len(targets), fold_probs.shape[1]))
+        probs[held] = fold_probs
+        distances[held] = neighbour_distance(vectors[held], in_scope_memory(model.memory.vectors, model.memory.labels, oos_class))
+    return servable(ScopeRule.from_probs(probs, distances, targets, max_drop=max_drop, oos_class=oos_class))
 
 
 def servable(rule: ScopeRule) -> ScopeRule | None:

@@ -91,7 +91,7 @@ class Predictor:
         else:
             vectors = (self._onnx or self.encoder).encode(texts, batch_size=SERVE_BATCH)
             probs, memory = self.head.predict_proba(vectors), self.head.memory
-        outside = self.scope.out_of_scope(probs, vectors, memory.vectors)
+        outside = self.scope.out_of_scope(probs, vectors, self.scope.in_scope_memory(memory.vectors, memory.labels))
         return [self.task_type.decide(self.classes, p, top_k=top_k) for p in probs], outside.tolist()
 
     def probabilities(self, texts: list[str], batch_size: int = SERVE_BATCH) -> np.ndarray:

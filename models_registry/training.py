@@ -21,6 +21,7 @@ from core.enqueue import enqueue_on_commit
 from core.errors import Conflict, DomainError
 from labeller.models import ItemVector, Project
 from labeller.task_types import TaskType, task_type_for
+from labeller.task_types.classification import SINGLE_LABEL
 from labeller.task_types.spans import SPANS
 from ml import finetune, gates, out_of_scope
 from ml.encoder import ENCODE_CHUNK, from_float16_bytes
@@ -245,7 +246,8 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict, task_typ
     beat()
     # Out-of-scope queries: a version with a neighbour memory abstains on those far from what it
     # was taught (ml.out_of_scope), by a rule read off models trained without each fold.
-    scope = out_of_scope.rule_out_of_fold(vectors, np.array(targets), fit) if head.memory is not None else None
+    scope = (out_of_scope.rule_out_of_fold(vectors, np.array(targets), fit, oos_class=_out_of_scope_class(project, classes))
+             if head.memory is not None else None)
     beat()
     probs = head.predict_proba(base_vectors(project, eval_items, eval_texts, on_chunk=beat)) if eval_items else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
@@ -254,6 +256,12 @@ def _train_head(version: ModelVersion, classes: list[str], parts: dict, task_typ
     if scope is not None:
         metrics["out_of_scope"] = scope.as_dict()
     return metrics, {"artefact_path": artefacts.relative_path(folder), "checksum": checksum, "examples_per_second": None}
+
+
+def _out_of_scope_class(project, classes: list[str]) -> int | None:
+    """The class of the project's out-of-scope label (ml.out_of_scope), if it has one among `classes`."""
+    key = project.out_of_scope_label
+    return classes.index(key) if key and key in classes and task_type_for(project).key == SINGLE_LABEL.key else None
 
 
 def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict, task_type: TaskType) -> tuple[dict, dict]:
@@ -286,7 +294,8 @@ def _train_finetuned(version: ModelVersion, classes: list[str], parts: dict, tas
         return ModelVersion.objects.filter(id=version.id, cancel_requested=True).exists()
 
     result = finetune.fine_tune(model, train_texts, train_targets, val_texts, val_targets, config=config,
-                                on_progress=on_progress, should_stop=should_stop)
+                                on_progress=on_progress, should_stop=should_stop,
+                                oos_class=_out_of_scope_class(version.project, classes))
     probs = model.predict(eval_texts)[0] if eval_texts else np.zeros((0, len(classes)))
     folder = artefacts.version_folder(version)
     checksum = finetune.save(model, folder, classes, extra={"version": version.number})

@@ -109,6 +109,8 @@ def test_the_out_of_scope_benchmark_compares_every_signal_on_both_datasets(tmp_p
     for signal in ("maxprob", "energy", "knn", "mahalanobis", "maxprob+knn", "energy+knn", "oos_class"):
         assert f"| {signal} |" in out
     assert "| CLINC150 | 300 | maxprob+knn | 5-fold out-of-fold |" in out and "| Banking77, 5 intents unknown |" in out
+    assert "oos | oos_label | val.csv in-scope |" in out and "| CLINC150 | 300 + 9 oos | oos_label | 5-fold out-of-fold |" in out
+    assert "| Banking77, the 4 unknown intents never labelled |" in out
 
 
 @pytest.mark.benchmark
@@ -116,6 +118,8 @@ def test_the_out_of_scope_variants_are_compared_on_validation_data_of_both_datas
     out = run("out_of_scope_variants.py", "--limit", "600", "--seeds", "1", "--cache", str(tmp_path))
     assert "| vote | distance k=10 | 1.0 | " in out and "| plain | centred distance k=50 | 3.0 | " in out
     assert "CLINC150 val.csv: drop, recall" in out and "Banking77 seed 100: drop, recall" in out
+    assert "With an out-of-scope label" in out and "| class or rule, w = 1.0 | " in out
+    assert "| Banking77 seed 100, unlabelled intents |" in out
 
 
 @pytest.mark.benchmark

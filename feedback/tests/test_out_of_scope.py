@@ -117,3 +117,57 @@ def test_a_fine_tuned_version_reads_its_rule_off_its_validation_split_and_serves
     assert flags[len(in_scope):] == [True] * len(outside), answers
     assert sum(flags[:len(in_scope)]) <= 1
     assert all(a["abstain"] for a in answers[len(in_scope):])
+
+
+def clinc150_out_of_scope(n: int, split: str) -> list[str]:
+    """The first `n` out-of-scope queries of CLINC150's `split` (datasets/clinc150, CC BY 3.0)."""
+    import csv
+
+    from tests.banking77 import FOLDER
+
+    with open(FOLDER.parent / "clinc150" / f"{split}.csv", encoding="utf-8") as f:
+        return [row["text"] for row in csv.DictReader(f) if row["category"] == "oos"][:n]
+
+
+def test_a_project_with_an_out_of_scope_label_learns_from_its_examples_what_it_does_not_serve(
+        make_project, expert, owner, token_client):
+    """The same labels trained twice, without and with `out_of_scope_label` naming the label of 40
+    out-of-scope examples: with it, the rule knows the class (its doubt and distance read the
+    in-scope classes only), catches at least as many unseen out-of-scope queries, and a query the
+    version answers with that label is out of scope and abstains."""
+    project = labelled_intents(make_project(eval_share=0.25), expert, per_intent=30, eval_every=4)
+    Label.objects.create(project=project, key="none_of_these", name="None of these", order=9)
+    examples = Item.objects.bulk_create(Item(project=project, data={"text": t}, external_id=f"oos{i}")
+                                        for i, t in enumerate(clinc150_out_of_scope(40, "train")))
+    for item in examples:
+        annotation_submit(item=item, user=expert, labels=["none_of_these"])
+    queries = clinc150_out_of_scope(30, "test")
+    in_scope = [row["text"] for row in banking77(10, split="test")]
+    client = token_client(project, ["predict"])
+
+    def caught(version) -> tuple[list[dict], list[dict]]:
+        promotion.version_promote(version=version, user=owner, reason="compare", override=True)
+        serving.forget_aliases()
+        response = client.post(f"/api/projects/{project.id}/predict",
+                               {"items": [{"data": {"text": t}} for t in queries + in_scope]}, format="json")
+        assert response.status_code == 200, response.content
+        answers = response.json()["predictions"]
+        assert all(a["model_version"] == version.number for a in answers)
+        return answers[:len(queries)], answers[len(queries):]
+
+    plain = train_head(project)
+    assert "oos_class" not in plain.metrics["out_of_scope"]  # a label like any other
+    outside_plain, _ = caught(plain)
+
+    project.out_of_scope_label = "none_of_these"
+    project.save(update_fields=["out_of_scope_label"])
+    version = train_head(project)
+    classes = list(project.labels.values_list("key", flat=True))
+    assert version.metrics["out_of_scope"]["oos_class"] == classes.index("none_of_these")
+    outside, inside = caught(version)
+    flagged = sum(a["out_of_scope"] for a in outside)
+    assert flagged >= sum(a["out_of_scope"] for a in outside_plain)
+    assert flagged >= 0.8 * len(queries), outside
+    assert sum(a["out_of_scope"] for a in inside) <= 1, inside
+    answered = [a for a in outside if a["labels"] == ["none_of_these"]]
+    assert answered and all(a["out_of_scope"] and a["abstain"] for a in answered)

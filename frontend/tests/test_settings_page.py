@@ -190,3 +190,18 @@ def test_outsiders_get_404_on_every_settings_route(client, outsider, project, me
     client.force_login(outsider)
     assert getattr(client, method)(settings_url(project, suffix), {"name": "taken over"}).status_code == 404
     assert Project.objects.get(id=project.id).name == "Intents"
+
+
+def test_the_out_of_scope_label_is_chosen_among_the_labels_and_an_unknown_one_is_refused_saving_nothing(admin_client, project):
+    form = {"strategy": "margin", "refresh_every": "10", "eval_share": "0.1", "suggestion_mode": "highlight",
+            "suggestion_holdout": "0"}
+    page = admin_client.get(settings_url(project)).content.decode()
+    assert '<select id="out_of_scope_label"' in page and '<option value="lost_card">' in page
+    response = admin_client.post(settings_url(project, "/active-learning"), {**form, "out_of_scope_label": "lost_card"}, follow=True)
+    assert shown_messages(response) == ["Settings saved."]
+    project.refresh_from_db()
+    assert project.out_of_scope_label == "lost_card"
+    response = admin_client.post(settings_url(project, "/active-learning"), {**form, "out_of_scope_label": "weather"}, follow=True)
+    assert shown_messages(response) == ["'weather' is not a label of this project"]
+    project.refresh_from_db()
+    assert project.out_of_scope_label == "lost_card"

@@ -23,6 +23,9 @@ FIELD_TYPES = ["string", "number", "integer", "boolean"]
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 HOLDOUT_HELP = ("Share of served items shown without the model's suggestion (0–0.5), to measure on the annotator "
                 "page what suggestions do to experts.")
+OUT_OF_SCOPE_HELP = ("Single-label projects: the key of the label meaning 'none of the other labels' (blank: none). A "
+                     "version learns from its examples what the project does not serve and answers it as out of scope "
+                     "(docs/out-of-scope.md).")
 WARM_UP_HELP = ("Single-label projects: until there are as many labels as classes, serve the most typical item of each "
                 "cluster no label covers yet, then the strategy (docs/active-learning.md, \"Warm-up\").")
 
@@ -59,7 +62,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "guidelines", "task_type", "text_field", "required_fields",
             "field_types", "labels_per_item", "hold_seconds", "strategy", "diversity", "warm_up", "refresh_every",
-            "eval_share", "suggestion_mode", "suggestion_holdout", "base_model_path", "spans_overlap", "labels", "role",
+            "eval_share", "suggestion_mode", "suggestion_holdout", "base_model_path", "spans_overlap", "out_of_scope_label",
+            "labels", "role",
             "item_total", "item_done", "created_at",
         ]
 
@@ -91,6 +95,8 @@ class ProjectCreateSerializer(serializers.Serializer):
     suggestion_holdout = serializers.FloatField(min_value=0, max_value=0.5, default=0.0, help_text=HOLDOUT_HELP)
     base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     spans_overlap = serializers.BooleanField(default=False, help_text="Span projects: allow overlapping spans.")
+    out_of_scope_label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="",
+                                               help_text=OUT_OF_SCOPE_HELP)
     labels = LabelCreateSerializer(many=True, allow_empty=False)
 
     def validate_base_model_path(self, value):
@@ -133,6 +139,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     suggestion_holdout = serializers.FloatField(min_value=0, max_value=0.5, required=False, help_text=HOLDOUT_HELP)
     base_model_path = serializers.CharField(max_length=500, required=False, allow_blank=True)
     spans_overlap = serializers.BooleanField(required=False)
+    out_of_scope_label = serializers.CharField(max_length=100, required=False, allow_blank=True, help_text=OUT_OF_SCOPE_HELP)
 
     def validate_base_model_path(self, value):
         return validate_model_path(value)
