@@ -316,7 +316,10 @@ def label_rows(head, classes: list[str], rule, test_v: np.ndarray, test_y: np.nd
     """Scores of a version with an out-of-scope class; `baseline`: the in-scope accuracy of the same
     labels' version without it, with no abstention (what the 2-point budget is measured from)."""
     probs = head.predict_proba(test_v)
-    abstain = rule.out_of_scope(probs, test_v, rule.in_scope_memory(head.memory.vectors, head.memory.labels))
+    if rule is None:  # too few labels for a rule: the version judges nothing out of scope
+        abstain = np.zeros(len(test_v), dtype=bool)
+    else:
+        abstain = rule.out_of_scope(probs, test_v, rule.in_scope_memory(head.memory.vectors, head.memory.labels))
     right = np.array(classes)[probs.argmax(axis=1)] == test_y
     inscope, oos = test_y != OOS, test_y == OOS
     return {"signal": "oos_label", "acc_all": baseline, "acc": (right & ~abstain)[inscope].mean(),

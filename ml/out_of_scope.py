@@ -32,7 +32,7 @@ intents 0.379 → 0.579.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -213,7 +213,15 @@ def rule_out_of_fold(vectors: np.ndarray, targets: np.ndarray, fit: Callable, *,
     return servable(ScopeRule.from_probs(probs, distances, targets, max_drop=max_drop, oos_class=oos_class))
 
 
+# A threshold no score passes (a sum of three standardised signals stays within tens), in the JSON a
+# version keeps its rule in, which has no infinity.
+NO_SCORE = 1e12
+
+
 def servable(rule: ScopeRule) -> ScopeRule | None:
     """The rule a version may store and serve, or None when its threshold is not finite (the
-    budget allows no abstention, or any): a version keeps its rule as JSON, which has no infinity."""
+    budget allows no abstention, or any): a version keeps its rule as JSON, which has no infinity.
+    With an out-of-scope class whose answers spent the whole budget, the class alone still judges."""
+    if rule.oos_class is not None and rule.threshold == float("inf"):
+        return replace(rule, threshold=NO_SCORE)
     return rule if np.isfinite(rule.threshold) else None

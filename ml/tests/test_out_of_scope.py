@@ -1,4 +1,6 @@
 """The out-of-scope score and its threshold (ml.out_of_scope), on vectors made by hand."""
+import json
+
 import numpy as np
 
 from ml import out_of_scope
@@ -93,6 +95,10 @@ def test_in_scope_items_the_class_takes_are_paid_from_the_budget_first():
     targets = np.zeros(100, dtype=int)
     rule = out_of_scope.ScopeRule.from_probs(probs, distances, targets, max_drop=0.02, oos_class=2)
     assert rule.threshold == float("inf")
+    # Served all the same (as JSON, no infinity): the class alone judges, no score passes.
+    served = out_of_scope.servable(rule)
+    assert served is not None and json.loads(json.dumps(served.as_dict()))["threshold"] == out_of_scope.NO_SCORE
+    assert served.out_of_scope(probs, np.eye(4)[:1].repeat(100, 0), np.eye(4)[1:2]).tolist() == [True] * 2 + [False] * 98
     larger = out_of_scope.ScopeRule.from_probs(probs, distances, targets, max_drop=0.04, oos_class=2)
     abstained = larger.scores_of(out_of_scope.doubt(np.delete(probs, 2, axis=1)), distances,
                                  np.log(np.clip(probs[:, 2], 1e-6, 1)))[2:] > larger.threshold
