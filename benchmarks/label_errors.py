@@ -81,6 +81,9 @@ def parse_args():
                         "with --rounds > 1, part 1's rows per round instead of the comparison of filters")
     p.add_argument("--rounds", type=int, default=1,
                    help="audits, each followed by the re-review of its new flags (part 1 and --finetune's re-reviewed labels)")
+    p.add_argument("--second-opinion", type=float, default=0.0,
+                   help="each audit after the first also flags what a head on the settled items disagrees with at "
+                        "this confidence (0: off; ml.label_errors.second_opinion)")
     p.add_argument("--annotator-items", type=int, default=2000, help="items of part 2 (0: skip it)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke runs)")
     p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke runs)")
@@ -163,14 +166,17 @@ def corrupt(y, n_classes, rate, mode, confusable, rng) -> tuple[np.ndarray, np.n
     return noisy, rows
 
 
-def corrupt_and_review(x, y, classes, rate, mode, confusable, seed, rounds=1):
+def corrupt_and_review(x, y, classes, rate, mode, confusable, seed, rounds=1, second_opinion=0.0):
     """(noisy labels, corrupted rows, the first audit's out-of-sample probabilities, rounds) of one
     setting, `rounds` holding (every item flagged so far, the labels after its re-review) per round:
     ml.label_errors' defaults flag items, and the simulated expert gives every flagged item its true
     label. Each round after the first audits the re-reviewed labels again, as the product's audit
     does once more labels arrived, and flags only items not re-reviewed before (a second opinion
-    settles an item: active_learning.label_errors never flags it again)."""
+    settles an item: active_learning.label_errors never flags it again). With `second_opinion` (a
+    confidence), each audit after the first also flags the unsettled items a head fitted on the
+    settled ones confidently disagrees with (ml.label_errors.second_opinion)."""
     from ml.label_errors import find_label_errors, out_of_sample_probabilities
+    from ml.label_errors import second_opinion as settled_opinion
 
     noisy, corrupted = corrupt(y, len(classes), rate, mode, confusable, np.random.default_rng(seed))
     reviewed, settled, history, first = noisy.copy(), np.zeros(len(y), dtype=bool), [], None
@@ -179,6 +185,8 @@ def corrupt_and_review(x, y, classes, rate, mode, confusable, seed, rounds=1):
         probs = out_of_sample_probabilities(x, label_sets, classes, seed=seed)
         first = probs if first is None else first
         flagged = np.array([e.flagged for e in find_label_errors(label_sets, classes, probs)]) & ~settled
+        if second_opinion and settled.any():
+            flagged |= settled_opinion(x, reviewed, settled, classes, confidence=second_opinion, seed=seed)[0]
         reviewed = reviewed.copy()
         reviewed[flagged] = y[flagged]  # the simulated expert answers from ground truth
         settled |= flagged
@@ -292,7 +300,7 @@ def label_errors(args, encoder, validation=False):
                 runs = [[] for _ in range(args.rounds)]
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
                     noisy, corrupted, probs, rounds = corrupt_and_review(x, y, classes, rate, mode, confusable, seed,
-                                                                         args.rounds)
+                                                                         args.rounds, args.second_opinion)
                     bp, br = precision_recall(probs.argmax(axis=1) != noisy, corrupted)
                     noisy_accuracy = head_accuracy(x, noisy, x_test, y_test, classes, seed)
                     for k, (flagged, fixed) in enumerate(rounds):
@@ -342,7 +350,8 @@ def finetune_comparison(args, encoder):
         for mode in args.noise.split(","):
             for rate in [float(r) for r in args.rates.split(",")]:
                 for seed in range(args.first_seed, args.first_seed + args.seeds):
-                    noisy, corrupted, _, rounds = corrupt_and_review(x, y, classes, rate, mode, confusable, seed, args.rounds)
+                    noisy, corrupted, _, rounds = corrupt_and_review(x, y, classes, rate, mode, confusable, seed, args.rounds,
+                                                                     args.second_opinion)
                     flagged, reviewed = rounds[-1]
                     p, r = precision_recall(flagged, corrupted)
                     print(f"  {mode} {rate:.0%} seed {seed}: {len(corrupted)} corrupted, {int(flagged.sum())} flagged "

@@ -148,6 +148,10 @@ def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_
     assert "banking77: 400 training labels, 100 validation items" in out
     loads = [float(m.group(1)) for m in re.finditer(r"^banking77\s+confusable\s+10%\s+[12]\s.*\s(\d\.\d+)±", out, re.M)]
     assert len(loads) == 2 and loads[1] >= loads[0]  # round 2 re-reviews what round 1 did, and maybe more
+    out = run("label_errors.py", *small, "--validation", "--rounds", "2", "--datasets", "banking77", "--noise", "confusable",
+              "--second-opinion", "0.5")
+    opinion = [float(m.group(1)) for m in re.finditer(r"^banking77\s+confusable\s+10%\s+[12]\s.*\s(\d\.\d+)±", out, re.M)]
+    assert opinion[0] == loads[0] and opinion[1] >= loads[1]  # the same first audit; the second flags more, or as many
 
 
 @pytest.mark.benchmark

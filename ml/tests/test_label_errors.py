@@ -133,3 +133,27 @@ def test_classes_with_fewer_items_than_folds_get_probabilities_instead_of_an_err
     classes = sorted(set(labels))
     probs = out_of_sample_probabilities(vectors, [[label] for label in labels], classes, folds=5)
     assert probs.shape == (len(labels), len(classes)) and np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_a_head_on_the_settled_items_flags_the_unsettled_labels_it_confidently_disagrees_with():
+    from ml.label_errors import second_opinion
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:2] * 3
+    vectors = np.concatenate([c + rng.normal(scale=0.3, size=(40, 8)) for c in centres])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    truth = np.repeat([0, 1], 40)
+    labels = truth.copy()
+    labels[30:40] = 1  # a quarter of class 0 given the other class, the same mistake each time
+    settled = np.zeros(80, dtype=bool)
+    settled[[0, 1, 2, 3, 30, 31, 40, 41, 42, 43]] = True
+    labels[[30, 31]] = 0  # a second expert settled two of them, rightly
+    flagged, answers = second_opinion(vectors, labels, settled, ["a", "b"], confidence=0.6)
+    assert flagged.tolist() == [i in range(32, 40) for i in range(80)]  # the eight still wrong, nothing else
+    assert (answers[~settled] == truth[~settled]).all() and (answers[settled] == -1).all()
+    assert not second_opinion(vectors, labels, settled, ["a", "b"], confidence=1.0)[0].any()
+    only_one_class = settled & (truth == 0)
+    assert not second_opinion(vectors, labels, only_one_class, ["a", "b"], confidence=0.5)[0].any()
+    # A class seen once among the settled items is not one the head can judge by.
+    once = settled & ~np.isin(np.arange(80), [41, 42, 43])
+    assert not second_opinion(vectors, labels, once, ["a", "b"], confidence=0.5)[0].any()
