@@ -176,11 +176,8 @@ def evaluate(model: Model, chosen: dict, test_v: np.ndarray, test_y: np.ndarray)
 
 
 def show(dataset: str, labels: str, where: str, runs: list[list[dict]]) -> None:
-    for i, name in enumerate(SIGNALS):
-        m = {k: np.mean([rows[i][k] for rows in runs]) for k in ("acc_all", "acc", "oos_recall", "oos_precision", "abstain")}
-        sd = f" ±{np.std([rows[i]['oos_recall'] for rows in runs]):.3f}" if len(runs) > 1 else ""
-        print(f"| {dataset} | {labels} | {name} | {where} | {m['acc_all']:.3f} | {m['acc']:.3f} | {m['oos_recall']:.3f}{sd} | "
-              f"{m['oos_precision']:.3f} | {m['abstain']:.3f} |")
+    for i in range(len(SIGNALS)):
+        show_rows(dataset, labels, where, [rows[i] for rows in runs])
 
 
 class FineTunedCase:
@@ -386,9 +383,10 @@ def with_label(args, vectors: dict, clinc: dict, bank: dict) -> None:
 
 
 def show_rows(dataset: str, labels: str, where: str, runs: list[dict]) -> None:
+    """One table row: one signal's figures, the mean over runs (± the spread of recall)."""
     m = {k: np.mean([r[k] for r in runs]) for k in ("acc_all", "acc", "oos_recall", "oos_precision", "abstain")}
     sd = f" ±{np.std([r['oos_recall'] for r in runs]):.3f}" if len(runs) > 1 else ""
-    print(f"| {dataset} | {labels} | oos_label | {where} | {m['acc_all']:.3f} | {m['acc']:.3f} | {m['oos_recall']:.3f}{sd} | "
+    print(f"| {dataset} | {labels} | {runs[0]['signal']} | {where} | {m['acc_all']:.3f} | {m['acc']:.3f} | {m['oos_recall']:.3f}{sd} | "
           f"{m['oos_precision']:.3f} | {m['abstain']:.3f} |", flush=True)
 
 
