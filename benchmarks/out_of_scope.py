@@ -309,19 +309,24 @@ def labelled_model(vectors: np.ndarray, labels: np.ndarray, seed: int = 0):
     return classes, fit
 
 
-def label_rows(head, classes: list[str], rule, test_v: np.ndarray, test_y: np.ndarray, baseline: float) -> dict:
-    """Scores of a version with an out-of-scope class; `baseline`: the in-scope accuracy of the same
-    labels' version without it, with no abstention (what the 2-point budget is measured from)."""
+def label_rows(head, classes: list[str], rule, test_v: np.ndarray, test_y: np.ndarray, baseline_right: np.ndarray,
+               subsets: list[np.ndarray]) -> list[dict]:
+    """Scores of a version with an out-of-scope class on each subset (a mask) of the test queries;
+    `baseline_right`: whether the same labels' version without the class answers each query right
+    (its in-scope accuracy with no abstention is what the 2-point budget is measured from)."""
     probs = head.predict_proba(test_v)
     if rule is None:  # too few labels for a rule: the version judges nothing out of scope
         abstain = np.zeros(len(test_v), dtype=bool)
     else:
         abstain = rule.out_of_scope(probs, test_v, rule.in_scope_memory(head.memory.vectors, head.memory.labels))
     right = np.array(classes)[probs.argmax(axis=1)] == test_y
-    inscope, oos = test_y != OOS, test_y == OOS
-    return {"signal": "oos_label", "acc_all": baseline, "acc": (right & ~abstain)[inscope].mean(),
-            "oos_recall": abstain[oos].mean(), "oos_precision": (abstain & oos).sum() / max(abstain.sum(), 1),
-            "abstain": abstain.mean()}
+    rows = []
+    for mask in subsets:
+        inscope, oos = mask & (test_y != OOS), mask & (test_y == OOS)
+        rows.append({"signal": "oos_label", "acc_all": baseline_right[inscope].mean(), "acc": (right & ~abstain)[inscope].mean(),
+                     "oos_recall": abstain[oos].mean(), "oos_precision": (abstain & oos).sum() / max((abstain & mask).sum(), 1),
+                     "abstain": abstain[mask].mean()})
+    return rows
 
 
 def with_label(args, vectors: dict, clinc: dict, bank: dict) -> None:
@@ -330,7 +335,8 @@ def with_label(args, vectors: dict, clinc: dict, bank: dict) -> None:
     Banking77 with 100 labelled examples of a third of its unknown intents."""
     from ml.out_of_scope import ScopeRule, in_scope_memory, rule_out_of_fold
 
-    def one(seed, tv, ty, test_v, test_y, pick=None):
+    def one(seed, tv, ty, test_v, test_y, pick=None, subsets=None) -> list[dict]:
+        """The rows of one fitted version, for each subset of the test queries (default: all)."""
         classes, fit = labelled_model(tv, ty, seed)
         targets = np.searchsorted(classes, ty)
         head, oos_class = fit(tv, targets), classes.index(OOS)
@@ -342,8 +348,9 @@ def with_label(args, vectors: dict, clinc: dict, bank: dict) -> None:
             rule = ScopeRule.fit(head.predict_proba(pv), pv, memory, np.searchsorted(classes, py), max_drop=args.max_drop,
                                  oos_class=oos_class)
         inscope = ty != OOS
-        baseline = (Model(tv[inscope], ty[inscope], seed).predict(test_v)[0] == test_y)[test_y != OOS].mean()
-        return label_rows(head, classes, rule, test_v, test_y, baseline)
+        baseline_right = Model(tv[inscope], ty[inscope], seed).predict(test_v)[0] == test_y
+        return label_rows(head, classes, rule, test_v, test_y, baseline_right,
+                          [np.ones(len(test_y), dtype=bool)] if subsets is None else subsets)
 
     train_y, val_y, test_y = clinc["train"][1], clinc["val"][1], clinc["test"][1]
     tv, test_v = vectors["clinc", "train"], vectors["clinc", "test"]
@@ -351,13 +358,13 @@ def with_label(args, vectors: dict, clinc: dict, bank: dict) -> None:
     oos_rows = np.flatnonzero(train_y == OOS)
     ins_rows = np.flatnonzero(train_y != OOS)
     show_rows("CLINC150", f"{len(ins_rows):,} + {len(oos_rows)} oos", "val.csv in-scope",
-             [one(0, tv, train_y, test_v, test_y, pick=(vectors["clinc", "val"][vin], val_y[vin]))])
-    show_rows("CLINC150", f"{len(ins_rows):,} + {len(oos_rows)} oos", "5-fold out-of-fold", [one(0, tv, train_y, test_v, test_y)])
+             one(0, tv, train_y, test_v, test_y, pick=(vectors["clinc", "val"][vin], val_y[vin])))
+    show_rows("CLINC150", f"{len(ins_rows):,} + {len(oos_rows)} oos", "5-fold out-of-fold", one(0, tv, train_y, test_v, test_y))
     for n in [int(x) for x in args.few.split(",") if x]:
         runs = []
         for seed in range(args.seeds):
             pick = np.r_[np.random.default_rng(seed).choice(ins_rows, size=min(n, len(ins_rows)), replace=False), oos_rows]
-            runs.append(one(seed, tv[pick], train_y[pick], test_v, test_y))
+            runs += one(seed, tv[pick], train_y[pick], test_v, test_y)
         show_rows("CLINC150", f"{n:,} + {len(oos_rows)} oos", "5-fold out-of-fold", runs)
 
     (_, bank_train_y), (_, bank_test_y) = bank["train"], bank["test"]
@@ -373,9 +380,10 @@ def with_label(args, vectors: dict, clinc: dict, bank: dict) -> None:
         bv = np.concatenate([vectors["bank", "train"][known], vectors["bank", "train"][examples]])
         by = np.concatenate([bank_train_y[known], np.full(len(examples), OOS)])
         test_labels = np.where(np.isin(bank_test_y, unknown), OOS, bank_test_y)
-        runs.append(one(seed, bv, by, vectors["bank", "test"], test_labels))
-        never = ~np.isin(bank_test_y, seen)
-        unseen_runs.append(one(seed, bv, by, vectors["bank", "test"][never], test_labels[never]))
+        every, never = one(seed, bv, by, vectors["bank", "test"], test_labels,
+                           subsets=[np.ones(len(test_labels), dtype=bool), ~np.isin(bank_test_y, seen)])
+        runs.append(every)
+        unseen_runs.append(never)
     show_rows(f"Banking77, {args.held_out} intents unknown", f"{int(known.sum()):,} + {len(examples)} oos of {len(seen)} intents",
              "5-fold out-of-fold", runs)
     show_rows(f"Banking77, the {args.held_out - len(seen)} unknown intents never labelled", f"{int(known.sum()):,} + {len(examples)} oos",

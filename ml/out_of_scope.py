@@ -136,8 +136,7 @@ class ScopeRule:
         inscope = targets != oos_class
         probs, distances, targets, answers = probs[inscope], distances[inscope], targets[inscope], answers[inscope]
         doubts, logs = doubt(np.delete(probs, oos_class, axis=1)), _log_class(probs, oos_class)
-        rule = cls(float(doubts.mean()), float(doubts.std() or 1.0), float(distances.mean()), float(distances.std() or 1.0),
-                   0.0, k, oos_class, float(logs.mean()), float(logs.std() or 1.0))
+        rule = cls._standardised(doubts, distances, k, oos_class, logs)
         # What the class already took from in-scope items (each counted as a right answer lost)
         # comes out of the budget; the threshold spends the rest on the others.
         taken = answers == oos_class
@@ -151,10 +150,19 @@ class ScopeRule:
     def from_signals(cls, doubts: np.ndarray, distances: np.ndarray, correct: np.ndarray, *,
                      max_drop: float = MAX_DROP, k: int = NEIGHBOURS) -> "ScopeRule":
         """A rule without an out-of-scope class from the two signals and whether each answer was right."""
-        rule = cls(float(doubts.mean()), float(doubts.std() or 1.0), float(distances.mean()), float(distances.std() or 1.0),
-                   0.0, k)
+        rule = cls._standardised(doubts, distances, k)
         rule.threshold = threshold_for(rule.scores_of(doubts, distances), correct, max_drop=max_drop)
         return rule
+
+    @classmethod
+    def _standardised(cls, doubts: np.ndarray, distances: np.ndarray, k: int, oos_class: int | None = None,
+                      logs: np.ndarray | None = None) -> "ScopeRule":
+        """A rule holding the signals' means and spreads over these in-scope items; no threshold yet."""
+        def spread(values: np.ndarray) -> tuple[float, float]:
+            return float(values.mean()), float(values.std() or 1.0)
+
+        oos = spread(logs) if logs is not None else (0.0, 1.0)
+        return cls(*spread(doubts), *spread(distances), 0.0, k, oos_class, *oos)
 
     def scores_of(self, doubts: np.ndarray, distances: np.ndarray, logs: np.ndarray | None = None) -> np.ndarray:
         summed = _z(doubts, self.doubt_mean, self.doubt_sd) + _z(distances, self.distance_mean, self.distance_sd)
