@@ -5,8 +5,9 @@ included: a wrong label in the evaluation set misleads every gate that reads it.
 the stored ones of the project's current encoder (a fine-tuned champion's embeddings when one is
 promoted), so the flags agree with the heads the project fits on them. label_errors_refresh
 stores the verdict on the items (Item.likely_mislabelled, the data manager's filter); an expert's
-new label on a flagged item settles it (labeller.services.annotation_submit). docs/label-errors.md
-says how the flags are computed.
+new label on a flagged item settles it (labeller.services.annotation_submit). Single-label
+projects also get a second opinion: what a head fitted on the settled items alone confidently
+disagrees with. docs/label-errors.md says how the flags are computed.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from labeller.consensus import consensus_refresh, consensus_refresh_claim
 from labeller.models import Item, Project
 from labeller.task_types import task_type_for
 from labeller.task_types.classification import Classification
-from ml.label_errors import find_label_errors, out_of_sample_probabilities
+from ml.label_errors import find_label_errors, out_of_sample_probabilities, second_opinion
 
 from .refresh import project_vectors, training_labels
 from .selectors import state_for
@@ -39,6 +40,11 @@ class ItemLabelError:
     suggested: tuple[str, ...]
     self_confidence: float
     score: float  # lower: more likely mislabelled (the re-review order)
+    by: str = "confident_learning"  # or SECOND_OPINION
+    second_opinion: float | None = None  # that head's probability for its suggestion
+
+
+SECOND_OPINION = "second_opinion"
 
 
 @dataclass(frozen=True)
@@ -144,17 +150,41 @@ def labels_audit(*, project: Project, seed: int = 0) -> LabelErrorsRefreshed:
     row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
     probs = np.array([probs[row_of[i]] if i in row_of else np.full(len(inputs.classes), 1.0 / len(inputs.classes))
                       for i in resolved.item_ids])
-    errors = _unsettled(project, _verdicts(resolved, probs))
+    settled = set(Item.objects.filter(project=project, label_error__has_key="re_reviewed").values_list("id", flat=True))
+    errors = _with_second_opinion(resolved, _unsettled(_verdicts(resolved, probs), settled), settled, seed)
     _store_flags(project, resolved, errors)
     return LabelErrorsRefreshed(flagged=sum(e.flagged for e in errors), checked=len(errors))
 
 
-def _unsettled(project: Project, errors: list[ItemLabelError]) -> list[ItemLabelError]:
+def _unsettled(errors: list[ItemLabelError], settled: set[int]) -> list[ItemLabelError]:
     """The verdicts with no flag on an item a second expert already re-reviewed: that opinion
     settled it (issue 17: "the second label settles it"), and a flag would serve it to a third
     expert and overwrite the record of the first re-review. The audit still reads its labels."""
-    settled = set(Item.objects.filter(project=project, label_error__has_key="re_reviewed").values_list("id", flat=True))
     return [replace(e, flagged=False) if e.flagged and e.item_id in settled else e for e in errors]
+
+
+def _with_second_opinion(inputs: _Inputs, errors: list[ItemLabelError], settled: set[int],
+                         seed: int) -> list[ItemLabelError]:
+    """Single-label: also flag the unsettled items whose label a head fitted on the settled items
+    alone confidently disagrees with (ml.label_errors.second_opinion), suggesting its answer.
+    Confident learning's heads learn a mistake made often enough (a class given its most
+    confusable neighbour); the settled items were decided by a second expert where those heads
+    were unsure. Measured: docs/benchmarks.md, "A second opinion from the settled items"."""
+    if inputs.multi_label or not settled:
+        return errors
+    index = {key: i for i, key in enumerate(inputs.classes)}
+    labels = np.array([index[labels[0]] for labels in inputs.label_sets])
+    is_settled = np.array([item_id in settled for item_id in inputs.item_ids])
+    flags, answers, sure = second_opinion(inputs.vectors, labels, is_settled, inputs.classes, seed=seed)
+    row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
+    out = []
+    for e in errors:
+        row = row_of[e.item_id]
+        if flags[row] and not e.flagged:
+            e = replace(e, flagged=True, suggested=(inputs.classes[answers[row]],), by=SECOND_OPINION,
+                        second_opinion=float(sure[row]))
+        out.append(e)
+    return out
 
 
 def _store_flags(project: Project, inputs: _Inputs, errors: list[ItemLabelError]) -> None:
@@ -167,7 +197,8 @@ def _store_flags(project: Project, inputs: _Inputs, errors: list[ItemLabelError]
     items = [Item(id=e.item_id, likely_mislabelled=True,
                   label_error={"given": list(e.given), "suggested": list(e.suggested),
                                "self_confidence": round(e.self_confidence, 4), "score": round(e.score, 4),
-                               "similar": near, "computed_at": now})
+                               "by": e.by, "similar": near, "computed_at": now,
+                               **({"second_opinion": round(e.second_opinion, 4)} if e.second_opinion is not None else {})})
              for e, near in zip(flagged, similar)]
     with transaction.atomic():
         Item.objects.filter(project=project, likely_mislabelled=True).update(likely_mislabelled=False, label_error=None)

@@ -81,9 +81,10 @@ def parse_args():
                         "with --rounds > 1, part 1's rows per round instead of the comparison of filters")
     p.add_argument("--rounds", type=int, default=1,
                    help="audits, each followed by the re-review of its new flags (part 1 and --finetune's re-reviewed labels)")
-    p.add_argument("--second-opinion", type=float, default=0.0,
+    p.add_argument("--second-opinion", type=float, default=None,
                    help="each audit after the first also flags what a head on the settled items disagrees with at "
-                        "this confidence (0: off; ml.label_errors.second_opinion)")
+                        "this confidence (ml.label_errors.second_opinion; default: the product's, "
+                        "SECOND_OPINION_CONFIDENCE; 0: off, the audit before it was in the product)")
     p.add_argument("--annotator-items", type=int, default=2000, help="items of part 2 (0: skip it)")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training rows (smoke runs)")
     p.add_argument("--limit-test", type=int, default=0, help="use only the first N test rows (smoke runs)")
@@ -98,6 +99,10 @@ def parse_args():
     p.add_argument("--finetune-time-limit", type=float, default=0,
                    help="FineTuneConfig.time_limit_s; 0: none (the registry's 1800 s would cut a loaded CPU run short)")
     args = p.parse_args()
+    if args.second_opinion is None:
+        from ml.label_errors import SECOND_OPINION_CONFIDENCE
+
+        args.second_opinion = SECOND_OPINION_CONFIDENCE
     unknown = set(args.finetune_conditions.split(",")) - set(CONDITIONS)
     if unknown:
         p.error(f"--finetune-conditions: unknown {', '.join(sorted(unknown))}; known: {', '.join(CONDITIONS)}")

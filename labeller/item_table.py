@@ -294,13 +294,15 @@ def majority_span_counts(project: Project, annotations: list[Annotation]) -> dic
 
 def _likely_mislabelled(item: Item) -> dict | None:
     """A flagged item's verdict as the column shows it, with its evidence: the given label, the
-    label confident learning suggests, how sure the model was of the given one, and the most
-    similar labelled items with their labels (active_learning.label_errors)."""
+    suggested one, how sure the model was of the given one, the most similar labelled items with
+    their labels, and what flagged it: confident learning, or the second opinion of a head fitted
+    on the settled items with its probability (active_learning.label_errors)."""
     if not item.likely_mislabelled or not item.label_error:
         return None
     verdict = item.label_error
     return {"given": verdict.get("given", []), "suggested": verdict.get("suggested", []),
-            "self_confidence": verdict.get("self_confidence"), "similar": verdict.get("similar", [])}
+            "self_confidence": verdict.get("self_confidence"), "similar": verdict.get("similar", []),
+            "by": verdict.get("by", "confident_learning"), "second_opinion": verdict.get("second_opinion")}
 
 
 def item_row(item: Item, *, project: Project | None = None) -> dict:

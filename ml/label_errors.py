@@ -171,34 +171,37 @@ def find_label_errors(label_sets: Sequence[Sequence[str]], classes: Sequence[str
 # label and its own answer this many times among them: with a handful of settled items it knows a
 # few classes, and would answer one of them for everything.
 SECOND_OPINION_MIN_PER_CLASS = 2
+# Chosen on validation data (docs/benchmarks.md, "A second opinion from the settled items"): 0.5
+# cost precision on uniform noise; 0.8 cost nothing there and kept most of the gain on confusable noise.
+SECOND_OPINION_CONFIDENCE = 0.8
 
 
 def second_opinion(vectors: np.ndarray, labels: np.ndarray, settled: np.ndarray, classes: Sequence[str], *,
-                   confidence: float, c: float = DEFAULT_C, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(flags, answers): unsettled items whose label a head fitted on the settled items alone (a
-    second expert's label already decided them) confidently disagrees with — its answer differs
-    from the item's label with probability >= `confidence`, both classes seen among the settled
-    items — and that head's answer for every item (-1 for the settled ones). Single-label;
-    `labels` are class indices.
+                   confidence: float = SECOND_OPINION_CONFIDENCE, c: float = DEFAULT_C,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flags, answers, their probabilities): unsettled items whose label a head fitted on the
+    settled items alone (a second expert's label already decided them) confidently disagrees with
+    — its answer differs from the item's label with probability >= `confidence`, both classes seen
+    among the settled items — and that head's answer for every item with its probability (-1 and
+    0 for the settled ones). Single-label; `labels` are class indices.
 
     Why: confident learning reads probabilities of heads fitted on the labels it doubts. Where a
     share of one class was given its most confusable other class, those heads learn the mistake,
     and audit after audit leaves such items unflagged. The settled items are few but clean, and
-    they sit where the heads were unsure: that border. (A benchmark option for now,
-    `benchmarks/label_errors.py --second-opinion`; docs/label-errors.md, "A second opinion".)"""
+    they sit where the heads were unsure: that border. (docs/label-errors.md, "A second opinion".)"""
     labels, settled = np.asarray(labels), np.asarray(settled, dtype=bool)
-    flags, answers = np.zeros(len(labels), dtype=bool), np.full(len(labels), -1)
+    flags, answers, sure = np.zeros(len(labels), dtype=bool), np.full(len(labels), -1), np.zeros(len(labels))
     seen = np.bincount(labels[settled], minlength=len(classes)) >= SECOND_OPINION_MIN_PER_CLASS
     if seen.sum() < 2:
-        return flags, answers
+        return flags, answers, sure
     head = fit_head(np.asarray(vectors)[settled], [[classes[i]] for i in labels[settled]], classes=list(classes), c=c,
                     seed=seed)
     rest = np.flatnonzero(~settled)
     probs = head.predict_proba(np.asarray(vectors)[rest])
-    answers[rest] = probs.argmax(axis=1)
-    flags[rest] = ((answers[rest] != labels[rest]) & (probs.max(axis=1) >= confidence)
+    answers[rest], sure[rest] = probs.argmax(axis=1), probs.max(axis=1)
+    flags[rest] = ((answers[rest] != labels[rest]) & (sure[rest] >= confidence)
                    & seen[labels[rest]] & seen[answers[rest]])
-    return flags, answers
+    return flags, answers, sure
 
 
 def _multi_label_errors(label_sets, classes, index, probs, filter_by) -> list[LabelError]:

@@ -144,7 +144,8 @@ def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_
     assert "annotator accuracy MAE" in out and "CROWDLAB" in out and "Dawid-Skene, model prior" in out
     out = run("label_errors.py", *small, "--validation", "--datasets", "clinc150", "--noise", "uniform")
     assert "clinc150 (validation): 500 flagged" in out and "low_self_confidence" in out and "val acc after re-review" in out
-    out = run("label_errors.py", *small, "--validation", "--rounds", "2", "--datasets", "banking77", "--noise", "confusable")
+    out = run("label_errors.py", *small, "--validation", "--rounds", "2", "--datasets", "banking77", "--noise", "confusable",
+              "--second-opinion", "0")
     assert "banking77: 400 training labels, 100 validation items" in out
     loads = [float(m.group(1)) for m in re.finditer(r"^banking77\s+confusable\s+10%\s+[12]\s.*\s(\d\.\d+)±", out, re.M)]
     assert len(loads) == 2 and loads[1] >= loads[0]  # round 2 re-reviews what round 1 did, and maybe more

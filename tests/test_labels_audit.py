@@ -7,7 +7,7 @@ import pytest
 from active_learning.label_errors import label_errors_refresh, labels_audit_if_due
 from labeller.item_table import item_row, items_table_page
 from labeller.models import Item, LabelReliability
-from labeller.services import annotation_submit
+from labeller.services import annotation_submit, items_mark_for_review
 from tests.test_label_errors_flags import WRONG, label_with_slips
 from tests.test_label_errors_service import INTENTS, intents_project, rows_and_vectors  # noqa: F401
 
@@ -78,3 +78,49 @@ def test_after_enough_new_labels_the_audit_runs_by_itself_and_fits_the_consensus
     assert Item.objects.filter(project=project, likely_mislabelled=True).exists()
     with django_capture_on_commit_callbacks(execute=True):
         assert labels_audit_if_due(project=project) is False  # no new labels since
+
+
+def test_a_mistake_made_often_enough_to_teach_the_heads_is_caught_by_a_second_opinion_from_the_settled_items(
+        make_project, expert, expert2, owner, client, rows_and_vectors):  # noqa: F811
+    rows, vectors = rows_and_vectors
+    project, items = intents_project(make_project, rows, vectors)
+    by_intent = {intent: [i for i, row in enumerate(rows) if row["category"] == intent] for intent in INTENTS}
+    settled = {i for rows_of in by_intent.values() for i in rows_of[-4:]}  # four per intent, re-reviewed rightly
+    # Half of pin_blocked given its most confusable neighbour, the same mistake each time: the
+    # heads fitted on these labels learn it, so confident learning alone misses many of them.
+    wrong = {i for i in by_intent["pin_blocked"][:15] if i not in settled}
+    for i, (item, row) in enumerate(zip(items, rows)):
+        item.project = project
+        annotation_submit(item=item, user=expert, labels=["lost_or_stolen_card" if i in wrong else row["category"]])
+    alone = label_errors_refresh(project=project)  # nothing settled yet: confident learning alone
+    caught_alone = set(Item.objects.filter(project=project, likely_mislabelled=True).values_list("id", flat=True))
+    assert alone.flagged == len(caught_alone)
+    assert all(f.get("by") == "confident_learning" for f in Item.objects.filter(
+        project=project, likely_mislabelled=True).values_list("label_error", flat=True))
+
+    for i in settled:  # earlier flags a second expert re-reviewed and confirmed (the real flow)
+        Item.objects.filter(id=items[i].id).update(likely_mislabelled=True, label_error={"given": [rows[i]["category"]]})
+        items_mark_for_review(items=Item.objects.filter(id=items[i].id))
+        annotation_submit(item=Item.objects.get(id=items[i].id), user=expert2, labels=[rows[i]["category"]])
+    Item.objects.filter(project=project).exclude(id__in=[items[i].id for i in settled]).update(
+        likely_mislabelled=False, label_error=None)
+
+    label_errors_refresh(project=project)
+
+    flags = {item.id: item.label_error for item in Item.objects.filter(project=project, likely_mislabelled=True)}
+    wrong_ids = {items[i].id for i in wrong}
+    second = {item_id: flag for item_id, flag in flags.items() if flag["by"] == "second_opinion"}
+    assert second and set(second) <= wrong_ids  # every second-opinion flag is a real mistake
+    assert all(flag["suggested"] == ["pin_blocked"] and flag["given"] == ["lost_or_stolen_card"]
+               and flag["second_opinion"] >= 0.8 and len(flag["similar"]) == 3 for flag in second.values())
+    assert len(set(flags) & wrong_ids) > len(caught_alone & wrong_ids)  # more mistakes found than without it
+    assert not set(flags) & {items[i].id for i in settled}  # the settled items stay settled
+
+    # The data manager's column and the item page say which opinion flagged it.
+    slip = next(iter(second))
+    row = next(item_row(r) for r in items_table_page(project=project, filters={"likely_mislabelled": True},
+                                                      limit=200).rows if r.id == slip)
+    assert row["likely_mislabelled"]["by"] == "second_opinion" and row["likely_mislabelled"]["second_opinion"] >= 0.8
+    client.force_login(owner)
+    page = client.get(f"/projects/{project.id}/items/{slip}").content.decode()
+    assert 'id="label-error-by"' in page and "settled on re-review" in page

@@ -415,7 +415,9 @@ class ItemTableRowSerializer(serializers.Serializer):
     is_eval = serializers.BooleanField()
     needs_review = serializers.BooleanField()
     likely_mislabelled = serializers.DictField(allow_null=True, help_text=(
-        'a likely label error: {"suggested": ["card_arrival"], "self_confidence": 0.08}; null otherwise'))
+        'a likely label error: {"given": ["lost_or_stolen_card"], "suggested": ["card_arrival"], '
+        '"self_confidence": 0.08, "similar": [...], "by": "confident_learning" or "second_opinion", '
+        '"second_opinion": the settled-items head\'s probability or null}; null otherwise'))
     source = serializers.CharField()
     created_at = serializers.DateTimeField()
     labelled_at = serializers.DateTimeField(allow_null=True)

@@ -148,9 +148,10 @@ def test_a_head_on_the_settled_items_flags_the_unsettled_labels_it_confidently_d
     settled = np.zeros(80, dtype=bool)
     settled[[0, 1, 2, 3, 30, 31, 40, 41, 42, 43]] = True
     labels[[30, 31]] = 0  # a second expert settled two of them, rightly
-    flagged, answers = second_opinion(vectors, labels, settled, ["a", "b"], confidence=0.6)
+    flagged, answers, sure = second_opinion(vectors, labels, settled, ["a", "b"], confidence=0.6)
     assert flagged.tolist() == [i in range(32, 40) for i in range(80)]  # the eight still wrong, nothing else
     assert (answers[~settled] == truth[~settled]).all() and (answers[settled] == -1).all()
+    assert (sure[flagged] >= 0.6).all() and (sure[~settled] >= 0.5).all() and (sure[settled] == 0).all()
     assert not second_opinion(vectors, labels, settled, ["a", "b"], confidence=1.0)[0].any()
     only_one_class = settled & (truth == 0)
     assert not second_opinion(vectors, labels, only_one_class, ["a", "b"], confidence=0.5)[0].any()

@@ -1,5 +1,7 @@
 // A button with data-copy copies that text to the clipboard and says so; where the clipboard is
 // refused (an insecure origin, a denied permission), it says to copy by hand, and selects the text.
+// The button is rendered hidden and shown only once it works: a click before this script ran (or
+// without scripts) would otherwise do nothing and say nothing.
 (() => {
   for (const button of document.querySelectorAll("button[data-copy]")) {
     const said = document.getElementById(button.dataset.status);
@@ -14,5 +16,6 @@
         say("Could not reach the clipboard: the token is selected, press Ctrl+C (⌘C) to copy it.");
       }
     });
+    button.hidden = false;
   }
 })();

@@ -106,7 +106,8 @@
       case "likely_mislabelled":
         if (row.likely_mislabelled) {
           const flag = row.likely_mislabelled;
-          td.textContent = `→ ${flag.suggested.join(", ") || "?"} (given label at ${fmt.share(flag.self_confidence)})`;
+          td.textContent = `→ ${flag.suggested.join(", ") || "?"} (given label at ${fmt.share(flag.self_confidence)}`
+            + (flag.by === "second_opinion" ? `; second opinion at ${fmt.share(flag.second_opinion)})` : ")");
           td.classList.add("flag");
           // The evidence: the most similar labelled items and their labels (the item page lists them with their text).
           const near = (flag.similar || []).map((n) => `item ${n.item}: ${n.labels.join(", ")} (${fmt.share(n.similarity)})`);
