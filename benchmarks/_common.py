@@ -254,11 +254,11 @@ def registry_split(texts: list[str], targets, config):
 
 
 def registry_fine_tune(texts: list[str], targets, n_classes: int, *, epochs: int = 0, threads: int = 2,
-                       time_limit_s: float = 0.0, min_validation: int = 0, on_progress=None):
+                       time_limit_s: float = 0.0, min_validation: int = 0, on_progress=None, oos_class=None):
     """A version fine-tuned from the base model as the registry fine-tunes one
     (models_registry.training._train_finetuned): registry_config's settings on registry_split's
-    split, a probe-initialised head, then the whole transformer. Returns (model, FineTuneResult,
-    trained on, held out)."""
+    split, a probe-initialised head, then the whole transformer; `oos_class`: the class of the
+    project's out-of-scope label, if any. Returns (model, FineTuneResult, trained on, held out)."""
     import numpy as np
     import torch
 
@@ -272,7 +272,7 @@ def registry_fine_tune(texts: list[str], targets, n_classes: int, *, epochs: int
     finetune.set_seed(config.seed)
     finetune.probe_init(model, tr_texts, np.array(tr_ids), n_classes, c=config.probe_c, seed=config.seed)
     result = finetune.fine_tune(model, tr_texts, tr_ids, val_texts, val_ids, config=config,
-                                on_progress=on_progress or (lambda p: None))
+                                on_progress=on_progress or (lambda p: None), oos_class=oos_class)
     return model, result, len(tr_ids), len(val_ids)
 
 

@@ -29,6 +29,7 @@ Test split: in-scope accuracy without and with abstention, out-of-scope recall a
     .venv/bin/python benchmarks/out_of_scope.py              # full run (encodes the queries once; cached)
     .venv/bin/python benchmarks/out_of_scope.py --limit 1500 --few 300 --seeds 1 --held-out 5   # smoke
     .venv/bin/python benchmarks/out_of_scope.py --finetuned      # a fine-tuned version's rule instead (~20 min on 2 cores)
+    .venv/bin/python benchmarks/out_of_scope.py --finetuned --oos-label   # ... fine-tuned with CLINC150's out-of-scope label
 """
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ def parse_args():
     p.add_argument("--finetuned", action="store_true",
                    help="instead of the heads: a version fine-tuned on CLINC150's in-scope training queries as the "
                         "registry fine-tunes one, with the rule read off its own validation split, scored on test")
+    p.add_argument("--oos-label", action="store_true",
+                   help="with --finetuned: CLINC150 only, train's 100 oos queries labelled as the project's "
+                        "out-of-scope label (Project.out_of_scope_label), the version's own rule scored")
     p.add_argument("--finetuned-datasets", default="clinc150", help="with --finetuned: clinc150, banking77 or both")
     p.add_argument("--max-drops", default="0.01,0.0125,0.015,0.0175,0.02",
                    help="with --finetuned: budgets for the rule read off the version's split, chosen on validation data")
@@ -294,6 +298,44 @@ def finetuned(args) -> None:
             print(row(case, d, f"test ({where})", case.score(case.rule(d), *test[case.name])))
 
 
+def finetuned_with_label(args) -> None:
+    """--finetuned --oos-label: a version fine-tuned as the registry fine-tunes one for a project
+    with an out-of-scope label: CLINC150's training queries, train's 100 oos ones as a class of
+    their own (ml.finetune with oos_class). Its own rule (read off its validation split at
+    FINETUNED_MAX_DROP, the class's answers out of scope) is scored on val.csv and on test; "no
+    abstention" answers with the best in-scope class, as a version without the label would."""
+    from benchmarks._common import fine_tune_progress, registry_fine_tune
+
+    (train_x, train_y), val, tst = (read(Path(args.clinc) / f"{s}.csv", args.limit) for s in ("train", "val", "test"))
+    classes = sorted(set(train_y.tolist()))
+    oos_class = classes.index(OOS)
+    started = time.perf_counter()
+    model, result, trained_on, held_out = registry_fine_tune(
+        train_x, np.searchsorted(classes, train_y), len(classes), epochs=args.finetune_epochs, threads=args.threads,
+        min_validation=args.finetune_min_validation, on_progress=fine_tune_progress(), oos_class=oos_class)
+    print(f"CLINC150 with the out-of-scope label: fine-tuned on {trained_on:,} queries of {len(classes)} classes "
+          f"({(train_y == OOS).sum()} labelled oos), {held_out:,} held out for early stopping and the rule; "
+          f"{len(result.history)} epochs run, best {result.best_epoch}, {time.perf_counter() - started:.0f} s", flush=True)
+    rule = result.scope
+    if rule is None:
+        print("no out-of-scope rule (the validation split was too small to hold out)")
+        return
+    print(f"its rule: threshold {rule.threshold:.4f}{' (the class alone judges)' if rule.threshold >= 1e11 else ''}")
+    memory = rule.in_scope_memory(model.memory.vectors, model.memory.labels)
+    print("\n| scored on | in-scope acc, no abstention | in-scope acc | drop (pts) | oos recall | oos precision | abstains |"
+          "\n|---|---:|---:|---:|---:|---:|---:|")
+    for where, (texts, labels) in (("validation", val), ("test", tst)):
+        probs, vectors = model.predict(texts)
+        outside = rule.out_of_scope(probs, vectors, memory)
+        in_scope_only = probs.copy()
+        in_scope_only[:, oos_class] = -1.0
+        right = np.array(classes)[in_scope_only.argmax(axis=1)] == labels
+        inscope, oos = labels != OOS, labels == OOS
+        acc_all, acc = right[inscope].mean(), (right & ~outside)[inscope].mean()
+        print(f"| {where} | {acc_all:.3f} | {acc:.3f} | {100 * (acc_all - acc):.2f} | {outside[oos].mean():.3f} | "
+              f"{(outside & oos).sum() / max(outside.sum(), 1):.3f} | {outside.mean():.3f} |", flush=True)
+
+
 def labelled_model(vectors: np.ndarray, labels: np.ndarray, seed: int = 0):
     """A head version with the out-of-scope class OOS among its classes, and the fit the
     out-of-fold rule refits (as models_registry.training._train_head does)."""
@@ -404,7 +446,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     if args.finetuned:
-        return finetuned(args)
+        return finetuned_with_label(args) if args.oos_label else finetuned(args)
     from ml.heads import fit_head
 
     cache = Path(args.cache)

@@ -136,6 +136,14 @@ def test_the_out_of_scope_benchmark_scores_a_fine_tuned_versions_rule(tmp_path):
 
 
 @pytest.mark.benchmark
+def test_the_out_of_scope_benchmark_scores_a_version_fine_tuned_with_an_out_of_scope_label(tmp_path):
+    out = run("out_of_scope.py", "--finetuned", "--oos-label", "--limit", "1800", "--finetune-epochs", "1",
+              "--finetune-min-validation", "50", "--cache", str(tmp_path))
+    assert "CLINC150 with the out-of-scope label: fine-tuned on" in out and "of 151 classes" in out
+    assert "its rule: threshold" in out and "| validation | 0." in out and "| test | 0." in out
+
+
+@pytest.mark.benchmark
 def test_the_label_errors_benchmark_runs_both_parts_and_its_validation_on_small_slices(tmp_path):
     small = ["--limit-train", "500", "--limit-test", "150", "--seeds", "1", "--rates", "0.1", "--cache", str(tmp_path)]
     out = run("label_errors.py", *small, "--annotator-items", "150")
