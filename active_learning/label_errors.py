@@ -40,11 +40,11 @@ class ItemLabelError:
     suggested: tuple[str, ...]
     self_confidence: float
     score: float  # lower: more likely mislabelled (the re-review order)
-    by: str = "confident_learning"  # or SECOND_OPINION
+    by: str = "confident_learning"  # what flagged it: CONFIDENT_LEARNING or SECOND_OPINION
     second_opinion: float | None = None  # that head's probability for its suggestion
 
 
-SECOND_OPINION = "second_opinion"
+CONFIDENT_LEARNING, SECOND_OPINION = "confident_learning", "second_opinion"
 
 
 @dataclass(frozen=True)
