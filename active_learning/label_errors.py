@@ -12,6 +12,7 @@ disagrees with. docs/label-errors.md says how the flags are computed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from django.db import transaction
@@ -67,6 +68,11 @@ class _Inputs:
     vectors: np.ndarray
     classes: list[str]
     multi_label: bool
+
+    @cached_property
+    def row_of(self) -> dict[int, int]:
+        """Each item id's row in item_ids, label_sets and vectors."""
+        return {item_id: row for row, item_id in enumerate(self.item_ids)}
 
 
 def _inputs(project: Project, stored: tuple[dict, np.ndarray] | None = None) -> _Inputs | None:
@@ -147,9 +153,8 @@ def labels_audit(*, project: Project, seed: int = 0) -> LabelErrorsRefreshed:
     resolved = _inputs(project, stored)  # the consensus may have moved some labels; the probabilities stay out-of-sample
     if resolved is None:
         return LabelErrorsRefreshed(flagged=0, checked=0)
-    row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
-    probs = np.array([probs[row_of[i]] if i in row_of else np.full(len(inputs.classes), 1.0 / len(inputs.classes))
-                      for i in resolved.item_ids])
+    uniform = np.full(len(inputs.classes), 1.0 / len(inputs.classes))
+    probs = np.array([probs[inputs.row_of[i]] if i in inputs.row_of else uniform for i in resolved.item_ids])
     settled = set(Item.objects.filter(project=project, label_error__has_key="re_reviewed").values_list("id", flat=True))
     errors = _with_second_opinion(resolved, _unsettled(_verdicts(resolved, probs), settled), settled, seed)
     _store_flags(project, resolved, errors)
@@ -176,10 +181,9 @@ def _with_second_opinion(inputs: _Inputs, errors: list[ItemLabelError], settled:
     labels = np.array([index[labels[0]] for labels in inputs.label_sets])
     is_settled = np.array([item_id in settled for item_id in inputs.item_ids])
     flags, answers, sure = second_opinion(inputs.vectors, labels, is_settled, inputs.classes, seed=seed)
-    row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
     out = []
     for e in errors:
-        row = row_of[e.item_id]
+        row = inputs.row_of[e.item_id]
         if flags[row] and not e.flagged:
             e = replace(e, flagged=True, suggested=(inputs.classes[answers[row]],), by=SECOND_OPINION,
                         second_opinion=float(sure[row]))
@@ -192,8 +196,7 @@ def _store_flags(project: Project, inputs: _Inputs, errors: list[ItemLabelError]
     shows a mix of two runs."""
     now = timezone.now().isoformat()
     flagged = [e for e in errors if e.flagged]
-    row_of = {item_id: row for row, item_id in enumerate(inputs.item_ids)}
-    similar = similar_labelled(inputs, [row_of[e.item_id] for e in flagged])
+    similar = similar_labelled(inputs, [inputs.row_of[e.item_id] for e in flagged])
     items = [Item(id=e.item_id, likely_mislabelled=True,
                   label_error={"given": list(e.given), "suggested": list(e.suggested),
                                "self_confidence": round(e.self_confidence, 4), "score": round(e.score, 4),

@@ -164,19 +164,23 @@ def thresholds(pick_scores: dict, correct: np.ndarray, max_drop: float) -> dict:
     return out
 
 
+def figures(right: np.ndarray, abstain: np.ndarray, labels: np.ndarray, *, mask: np.ndarray | None = None,
+            baseline_right: np.ndarray | None = None) -> dict:
+    """Over the queries in `mask` (default: all): in-scope accuracy without abstention (of
+    `baseline_right`'s answers, default `right`'s) and with it, out-of-scope recall and precision,
+    and the share abstained."""
+    mask = np.ones(len(labels), dtype=bool) if mask is None else mask
+    inscope, oos = mask & (labels != OOS), mask & (labels == OOS)
+    baseline = right if baseline_right is None else baseline_right
+    return {"acc_all": baseline[inscope].mean(), "acc": (right & ~abstain)[inscope].mean(), "oos_recall": abstain[oos].mean(),
+            "oos_precision": (abstain & oos).sum() / max((abstain & mask).sum(), 1), "abstain": abstain[mask].mean()}
+
+
 def evaluate(model: Model, chosen: dict, test_v: np.ndarray, test_y: np.ndarray) -> list[dict]:
     predicted, _, scores = model.predict(test_v)
     for name in SUMS:
         scores[name] = sum((scores[part] - mean) / sd for part, (mean, sd) in chosen[name][0].items())
-    inscope, oos = test_y != OOS, test_y == OOS
-    right = predicted == test_y
-    rows = []
-    for name in SIGNALS:
-        abstain = scores[name] > chosen[name][1]
-        rows.append({"signal": name, "acc_all": right[inscope].mean(), "acc": (right & ~abstain)[inscope].mean(),
-                     "oos_recall": abstain[oos].mean(), "oos_precision": (abstain & oos).sum() / max(abstain.sum(), 1),
-                     "abstain": abstain.mean()})
-    return rows
+    return [{"signal": name, **figures(predicted == test_y, scores[name] > chosen[name][1], test_y)} for name in SIGNALS]
 
 
 def show(dataset: str, labels: str, where: str, runs: list[list[dict]]) -> None:
@@ -227,10 +231,7 @@ class FineTunedCase:
     def score(self, rule, texts: list[str], labels: np.ndarray) -> dict:
         probs, vectors = self.model.predict(texts)
         abstain = rule.out_of_scope(probs, vectors, self.model.memory.vectors)
-        right = np.array(self.classes)[probs.argmax(axis=1)] == labels
-        inscope, oos = labels != OOS, labels == OOS
-        return {"acc_all": right[inscope].mean(), "acc": (right & ~abstain)[inscope].mean(), "oos_recall": abstain[oos].mean(),
-                "oos_precision": (abstain & oos).sum() / max(abstain.sum(), 1), "abstain": abstain.mean()}
+        return figures(np.array(self.classes)[probs.argmax(axis=1)] == labels, abstain, labels)
 
 
 def finetuned(args) -> None:
@@ -329,11 +330,9 @@ def finetuned_with_label(args) -> None:
         outside = rule.out_of_scope(probs, vectors, memory)
         in_scope_only = probs.copy()
         in_scope_only[:, oos_class] = -1.0
-        right = np.array(classes)[in_scope_only.argmax(axis=1)] == labels
-        inscope, oos = labels != OOS, labels == OOS
-        acc_all, acc = right[inscope].mean(), (right & ~outside)[inscope].mean()
-        print(f"| {where} | {acc_all:.3f} | {acc:.3f} | {100 * (acc_all - acc):.2f} | {outside[oos].mean():.3f} | "
-              f"{(outside & oos).sum() / max(outside.sum(), 1):.3f} | {outside.mean():.3f} |", flush=True)
+        m = figures(np.array(classes)[in_scope_only.argmax(axis=1)] == labels, outside, labels)
+        print(f"| {where} | {m['acc_all']:.3f} | {m['acc']:.3f} | {100 * (m['acc_all'] - m['acc']):.2f} | {m['oos_recall']:.3f} | "
+              f"{m['oos_precision']:.3f} | {m['abstain']:.3f} |", flush=True)
 
 
 def labelled_model(vectors: np.ndarray, labels: np.ndarray, seed: int = 0):
@@ -362,13 +361,8 @@ def label_rows(head, classes: list[str], rule, test_v: np.ndarray, test_y: np.nd
     else:
         abstain = rule.out_of_scope(probs, test_v, rule.in_scope_memory(head.memory.vectors, head.memory.labels))
     right = np.array(classes)[probs.argmax(axis=1)] == test_y
-    rows = []
-    for mask in subsets:
-        inscope, oos = mask & (test_y != OOS), mask & (test_y == OOS)
-        rows.append({"signal": "oos_label", "acc_all": baseline_right[inscope].mean(), "acc": (right & ~abstain)[inscope].mean(),
-                     "oos_recall": abstain[oos].mean(), "oos_precision": (abstain & oos).sum() / max((abstain & mask).sum(), 1),
-                     "abstain": abstain[mask].mean()})
-    return rows
+    return [{"signal": "oos_label", **figures(right, abstain, test_y, mask=mask, baseline_right=baseline_right)}
+            for mask in subsets]
 
 
 def with_label(args, vectors: dict, clinc: dict, bank: dict) -> None:

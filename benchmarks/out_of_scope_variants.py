@@ -13,8 +13,8 @@ Printed per variant: in-scope accuracy drop (points) and out-of-scope recall on 
 Then, for a project with an out-of-scope label (Project.out_of_scope_label), the same validation
 data with labelled out-of-scope examples — CLINC150's 100 training oos queries; Banking77: 100
 examples of 5 of its 15 unknown intents (recall also on the 10 never labelled) — comparing the class
-alone (abstain when it is the answer) and the class or z(doubt) + z(distance) + w · z(log P(class)) over the in-scope classes and examples (w = 0:
-the rule unchanged; w = 1: ml.out_of_scope with a class).
+alone (abstain when it is the answer) and the class or z(doubt) + z(distance) + w · z(log P(class))
+over the in-scope classes and examples (w = 0: the rule unchanged; w = 1: ml.out_of_scope with a class).
 
     .venv/bin/python benchmarks/out_of_scope_variants.py            # ~6 min on 2 cores, vectors cached
     .venv/bin/python benchmarks/out_of_scope_variants.py --limit 1500 --seeds 1   # smoke
